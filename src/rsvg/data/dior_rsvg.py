@@ -99,8 +99,10 @@ def read_grounding_annotations(root: Path, class_mapping: Mapping[str, str] | No
             raw_name = child_text(obj, "name") or ""
             category = canonical_category(raw_name, class_mapping)
             if category is None:
-                result.problems.append(Problem(name, "unknown_class", f"unknown class {raw_name!r}", pos))
-                reasons.append("unknown class")
+                # Still usable for grounding (the class only labels the per-category breakdown).
+                result.problems.append(
+                    Problem(name, "unknown_class", f"unknown class {raw_name!r}", pos, severity="warning")
+                )
             try:
                 box: BoxXYXY = parse_bndbox(obj)
             except ValueError as exc:
@@ -112,10 +114,12 @@ def read_grounding_annotations(root: Path, class_mapping: Mapping[str, str] | No
                     result.problems.append(Problem(name, "empty_box", f"xmin >= xmax or ymin >= ymax: {box}", pos))
                     reasons.append("empty box")
                 elif size is not None and (box[0] < 0 or box[1] < 0 or box[2] > width or box[3] > height):
+                    # Metrics stay defined for such boxes; worth a look, not fatal.
                     result.problems.append(
-                        Problem(name, "box_outside_image", f"{box} outside the {width}x{height} image", pos)
+                        Problem(
+                            name, "box_outside_image", f"{box} outside the {width}x{height} image", pos, "warning"
+                        )
                     )
-                    reasons.append("box outside image")
             description = " ".join((child_text(obj, "description") or "").split())
             if not description:
                 result.problems.append(Problem(name, "empty_description", "missing or empty <description>", pos))

@@ -1,0 +1,40 @@
+"""The ``rsvg`` command line."""
+
+from __future__ import annotations
+
+import typer
+
+from rsvg import __version__
+from rsvg.commands.bench import bench_app
+from rsvg.commands.check_data import check_data
+from rsvg.commands.synth import synth
+
+app = typer.Typer(
+    name="rsvg",
+    help="Visual grounding on remote sensing images: build, check and analyse datasets, train and evaluate "
+    "MGVLF (Zhan et al., IEEE TGRS 2023), ground queries on your own images.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"rsvg {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """rsvg: visual grounding on remote sensing images."""
+
+
+app.command("synth")(synth)
+app.command("check-data")(check_data)
+app.add_typer(bench_app, name="bench")
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""Typer command functions; :mod:`rsvg.cli` registers them on the ``rsvg`` app."""

@@ -1,0 +1,147 @@
+"""Dataset checks behind ``rsvg check-data``: what a dataset holds and every problem found in it."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rsvg.data.dior_rsvg import SPLITS, read_grounding_annotations, read_split_file, validate_splits
+from rsvg.data.records import DatasetError, Problem
+from rsvg.data.voc import find_detection_layout, read_detection_root
+
+
+@dataclass
+class CheckReport:
+    """Counts, statistics and problems of one dataset folder."""
+
+    root: Path
+    kind: str  # "grounding" (DIOR-RSVG layout) or "detection" (DIOR / VOC layout)
+    images: int = 0
+    objects: int = 0
+    split_counts: dict[str, int] = field(default_factory=dict)
+    shared_images: dict[str, int] = field(default_factory=dict)
+    categories: dict[str, int] = field(default_factory=dict)
+    expression_words: dict[str, float] = field(default_factory=dict)  # mean / min / max / vocabulary
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_dict(self) -> dict:
+        return {
+            "root": str(self.root),
+            "kind": self.kind,
+            "images": self.images,
+            "objects": self.objects,
+            "split_counts": self.split_counts,
+            "shared_images": self.shared_images,
+            "categories": self.categories,
+            "expression_words": self.expression_words,
+            "problem_counts": dict(Counter(p.kind for p in self.problems)),
+            "problems": [str(p) for p in self.problems],
+            "ok": self.ok,
+        }
+
+
+def detect_kind(root: Path) -> str:
+    """``"grounding"`` when ``root`` has DIOR-RSVG split files, else ``"detection"``."""
+    root = Path(root)
+    if any((root / f"{s}.txt").is_file() for s in SPLITS) and (root / "Annotations").is_dir():
+        return "grounding"
+    return "detection"
+
+
+def check_grounding(root: Path) -> CheckReport:
+    """Check a DIOR-RSVG folder: annotations, images on disk, descriptions and the three split files."""
+    root = Path(root)
+    ann = read_grounding_annotations(root)
+    report = CheckReport(root=root, kind="grounding", problems=list(ann.problems))
+    report.images = ann.num_images
+    report.objects = len(ann.samples)
+    report.categories = dict(sorted(Counter(s.category for s in ann.samples).items()))
+    seen_images: set[Path] = set()
+    for s in ann.samples:
+        if s.image_path not in seen_images:
+            seen_images.add(s.image_path)
+            if not s.image_path.is_file():
+                report.problems.append(Problem(str(s.annotation_path), "missing_image", f"{s.image_path} not found"))
+    lengths = [len(s.description.split()) for s in ann.samples if s.description]
+    if lengths:
+        vocab = {w.strip(".,;:!?").lower() for s in ann.samples for w in s.description.split()}
+        report.expression_words = {
+            "mean": sum(lengths) / len(lengths),
+            "min": float(min(lengths)),
+            "max": float(max(lengths)),
+            "vocabulary": float(len(vocab - {""})),
+        }
+    # The same expression twice in one image cannot single out one object.
+    seen: dict[tuple[str, str], int] = {}
+    for s in ann.samples:
+        key = (s.image_id, s.description.lower().rstrip(". "))
+        if s.description and key in seen:
+            report.problems.append(
+                Problem(
+                    str(s.annotation_path),
+                    "ambiguous_expression",
+                    f"same description as object {seen[key]} of this image: {s.description!r}",
+                    s.object_in_file,
+                    severity="warning",
+                )
+            )
+        seen.setdefault(key, s.object_in_file)
+    splits: dict[str, list[int]] = {}
+    for split in SPLITS:
+        path = root / f"{split}.txt"
+        if not path.is_file():
+            report.problems.append(Problem(str(path), "missing_split_file", "split file not found"))
+            continue
+        try:
+            splits[split] = read_split_file(path)
+        except DatasetError as exc:
+            report.problems.append(Problem(str(path), "bad_split_file", str(exc)))
+    split_report = validate_splits(splits, ann.samples, root)
+    report.problems.extend(split_report.problems)
+    report.split_counts = split_report.counts
+    report.shared_images = {f"{a}/{b}": n for (a, b), n in split_report.shared_images.items()}
+    listed = {i for idx in splits.values() for i in idx}
+    for i, reason in sorted(ann.unusable.items()):
+        if i in listed:
+            s = ann.samples[i]
+            report.problems.append(
+                Problem(str(s.annotation_path), "unusable_sample_in_split", f"index {i}: {reason}", s.object_in_file)
+            )
+    unlisted = len(ann.samples) - len(listed)
+    if splits and unlisted > 0:
+        report.problems.append(
+            Problem(str(root), "unlisted_objects", f"{unlisted} objects are in no split file", severity="warning")
+        )
+    return report
+
+
+def check_detection(root: Path) -> CheckReport:
+    """Check a DIOR / VOC detection folder (non-strict read: every problem reported)."""
+    root = Path(root)
+    find_detection_layout(root)
+    result = read_detection_root(root)
+    report = CheckReport(root=root, kind="detection", problems=list(result.problems))
+    report.images = len(result.images)
+    report.objects = result.num_objects
+    report.categories = dict(sorted(Counter(o.category for im in result.images for o in im.objects).items()))
+    return report
+
+
+def check_dataset(root: Path, kind: str = "auto") -> CheckReport:
+    """Check ``root`` as a grounding or detection dataset (``kind="auto"`` decides by its layout)."""
+    if kind == "auto":
+        kind = detect_kind(root)
+    if kind == "grounding":
+        return check_grounding(root)
+    if kind == "detection":
+        return check_detection(root)
+    raise ValueError(f"kind must be auto, grounding or detection, got {kind!r}")
