@@ -12,7 +12,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-bench_app = typer.Typer(help="Speed measurements (each prints the machine, threads and versions).", no_args_is_help=True)
+bench_app = typer.Typer(
+    help="Speed measurements (each prints the machine, threads and versions).", no_args_is_help=True
+)
 
 
 def machine_info() -> dict[str, str | int]:

@@ -58,8 +58,13 @@ def print_report(report: CheckReport, console: Console, max_problems: int | None
 
 
 def check_data(
-    root: Annotated[Path, typer.Argument(help="Dataset folder: DIOR-RSVG layout (Annotations/, JPEGImages/, "
-                                          "train/val/test.txt) or a DIOR/VOC detection folder.")],
+    root: Annotated[
+        Path,
+        typer.Argument(
+            help="Dataset folder: DIOR-RSVG layout (Annotations/, JPEGImages/, "
+            "train/val/test.txt) or a DIOR/VOC detection folder."
+        ),
+    ],
     kind: Annotated[str, typer.Option(help="auto (decide by layout), grounding or detection.")] = "auto",
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the full report as JSON here.")] = None,
     max_problems: Annotated[

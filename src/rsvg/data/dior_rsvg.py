@@ -116,9 +116,7 @@ def read_grounding_annotations(root: Path, class_mapping: Mapping[str, str] | No
                 elif size is not None and (box[0] < 0 or box[1] < 0 or box[2] > width or box[3] > height):
                     # Metrics stay defined for such boxes; worth a look, not fatal.
                     result.problems.append(
-                        Problem(
-                            name, "box_outside_image", f"{box} outside the {width}x{height} image", pos, "warning"
-                        )
+                        Problem(name, "box_outside_image", f"{box} outside the {width}x{height} image", pos, "warning")
                     )
             description = " ".join((child_text(obj, "description") or "").split())
             if not description:
@@ -184,7 +182,9 @@ def validate_splits(splits: Mapping[str, Sequence[int]], samples: Sequence[Groun
             )
         dup = [i for i, c in Counter(indices).items() if c > 1]
         if dup:
-            problems.append(Problem(fname, "repeated_index", f"{len(dup)} indices listed twice, e.g. {sorted(dup)[:5]}"))
+            problems.append(
+                Problem(fname, "repeated_index", f"{len(dup)} indices listed twice, e.g. {sorted(dup)[:5]}")
+            )
         members[split] = {i for i in indices if 0 <= i < n}
     names = list(splits)
     shared_images: dict[tuple[str, str], int] = {}
@@ -281,6 +281,9 @@ class GroundingDatasetWriter:
         """Add one image: a path (hard-linked or copied) or an RGB array (encoded as JPEG)."""
         if image_id in self._counts:
             raise DatasetError(f"image id {image_id!r} added twice")
+        for obj in objects:
+            if not obj.description.strip():
+                raise DatasetError(f"image {image_id}: empty description for a {obj.category}")
         if isinstance(image, np.ndarray):
             filename = f"{image_id}.jpg"
             ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
@@ -297,8 +300,6 @@ class GroundingDatasetWriter:
                 shutil.copy2(src, dst)
         root = annotation_element(filename, width, height)
         for obj in objects:
-            if not obj.description.strip():
-                raise DatasetError(f"image {image_id}: empty description for a {obj.category}")
             add_object(root, obj.category, obj.box, {"description": obj.description, **obj.extra})
         write_xml(self.tmp / "Annotations" / f"{image_id}.xml", root)
         self._counts[image_id] = len(objects)

@@ -60,8 +60,7 @@ def find_detection_layout(root: Path) -> tuple[Path, list[Path]]:
     image_dirs = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("JPEGImages"))
     if not image_dirs:
         raise DatasetNotFoundError(
-            f"no image folder under {root}: expected JPEGImages/ (or DIOR's JPEGImages-trainval/ and "
-            "JPEGImages-test/)"
+            f"no image folder under {root}: expected JPEGImages/ (or DIOR's JPEGImages-trainval/ and JPEGImages-test/)"
         )
     return ann, image_dirs
 

@@ -72,7 +72,7 @@ def add_object(
     ET.SubElement(obj, "name").text = name
     ET.SubElement(obj, "difficult").text = "0"
     bb = ET.SubElement(obj, "bndbox")
-    for k, v in zip(("xmin", "ymin", "xmax", "ymax"), box):
+    for k, v in zip(("xmin", "ymin", "xmax", "ymax"), box, strict=True):
         ET.SubElement(bb, k).text = format_number(v)
     for k, v in (extra or {}).items():
         ET.SubElement(obj, k).text = v
