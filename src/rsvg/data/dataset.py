@@ -1,0 +1,115 @@
+"""The torch ``Dataset`` over a DIOR-RSVG split: one dict per image / expression / box triplet.
+
+Each sample::
+
+    image           float32 (3, S, S)   letterboxed, normalised with the backbone's mean/std, padding = 0
+    padding_mask    bool    (S, S)      True on letterbox padding
+    box             float32 (4,)        (x1, y1, x2, y2) in network (canvas) pixels
+    orig_box        float64 (4,)        the box in original image pixels (after augmentation, if any)
+    orig_size       int64   (2,)        original (height, width)
+    letterbox       float64 (4,)        (scale_x, scale_y, pad_x, pad_y): network = original * scale + pad
+    query           str                 the expression (spatial words remapped by geometric augmentations)
+    input_ids       int64   (Nt,)       token ids (only with a tokenizer)
+    attention_mask  int64   (Nt,)       1 = real token, 0 = padding (only with a tokenizer)
+    image_id        str
+    index           int                 global object index (the split files' numbering)
+    category        str
+
+Augmentation randomness comes from a generator seeded by ``(seed, epoch, index)``: the same epoch gives the
+same samples whatever the worker count or the order, which makes resumed training repeat exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from rsvg.data.dior_rsvg import load_split
+from rsvg.data.image_io import read_image_rgb
+from rsvg.data.records import GroundingSample
+from rsvg.data.tokenizer import QueryTokenizer
+from rsvg.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Augmentation, letterbox, normalize
+
+
+def box_to_original(box_network: torch.Tensor, letterbox_params: torch.Tensor) -> torch.Tensor:
+    """Map (N, 4) network-frame boxes back to original pixels with (N, 4) ``letterbox`` rows of a batch."""
+    lb = letterbox_params.to(torch.float64)
+    b = box_network.to(torch.float64)
+    sx, sy, px, py = lb[:, 0:1], lb[:, 1:2], lb[:, 2:3], lb[:, 3:4]
+    return torch.cat([(b[:, 0:1] - px) / sx, (b[:, 1:2] - py) / sy, (b[:, 2:3] - px) / sx, (b[:, 3:4] - py) / sy], 1)
+
+
+class RSVGDataset(Dataset):
+    """Samples of one split of a DIOR-RSVG-layout folder (``root``) in split-file order."""
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str,
+        *,
+        image_size: int = 640,
+        tokenizer: QueryTokenizer | None = None,
+        max_tokens: int = 40,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        augment: Augmentation | None = None,
+        seed: int = 0,
+        class_mapping: Mapping[str, str] | None = None,
+        samples: Sequence[GroundingSample] | None = None,
+    ) -> None:
+        self.root = Path(root)
+        self.split = split
+        self.samples: list[GroundingSample] = (
+            list(samples) if samples is not None else load_split(self.root, split, class_mapping)
+        )
+        self.image_size = image_size
+        self.tokenizer = tokenizer
+        self.max_tokens = max_tokens
+        self.mean = tuple(mean)
+        self.std = tuple(std)
+        self.augment = augment
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the augmentation stream (call once per epoch, like ``DistributedSampler.set_epoch``)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> dict:
+        s = self.samples[i]
+        rgb = read_image_rgb(s.image_path)
+        image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).contiguous()
+        box = torch.tensor(s.box, dtype=torch.float64)
+        query = s.description
+        if self.augment is not None:
+            state = np.random.SeedSequence([self.seed, self.epoch, s.index]).generate_state(1, np.uint64)[0]
+            gen = torch.Generator().manual_seed(int(state) & 0x7FFF_FFFF_FFFF_FFFF)
+            image, box, query = self.augment(image, box, query, gen)
+        height, width = int(image.shape[1]), int(image.shape[2])
+        canvas, pad_mask, params = letterbox(image, self.image_size)
+        out = {
+            "image": normalize(canvas, self.mean, self.std, pad_mask),
+            "padding_mask": pad_mask,
+            "box": torch.as_tensor(params.box_to_network(box), dtype=torch.float32),
+            "orig_box": box.to(torch.float64),
+            "orig_size": torch.tensor([height, width], dtype=torch.int64),
+            "letterbox": torch.tensor(
+                [params.scale_x, params.scale_y, params.pad_x, params.pad_y], dtype=torch.float64
+            ),
+            "query": query,
+            "image_id": s.image_id,
+            "index": s.index,
+            "category": s.category,
+        }
+        if self.tokenizer is not None:
+            ids, mask = self.tokenizer.encode(query, self.max_tokens)
+            out["input_ids"] = torch.tensor(ids, dtype=torch.int64)
+            out["attention_mask"] = torch.tensor(mask, dtype=torch.int64)
+        return out
