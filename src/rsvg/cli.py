@@ -7,7 +7,10 @@ import typer
 from rsvg import __version__
 from rsvg.commands.bench import bench_app
 from rsvg.commands.check_data import check_data
+from rsvg.commands.evaluate import evaluate
+from rsvg.commands.ground import ground
 from rsvg.commands.synth import synth
+from rsvg.commands.train import train
 
 app = typer.Typer(
     name="rsvg",
@@ -34,6 +37,9 @@ def main(
 
 app.command("synth")(synth)
 app.command("check-data")(check_data)
+app.command("train")(train)
+app.command("eval")(evaluate)
+app.command("ground")(ground)
 app.add_typer(bench_app, name="bench")
 
 if __name__ == "__main__":

@@ -82,14 +82,17 @@ class RSVGDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, i: int) -> dict:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        """Sample ``i``; a key ``(epoch, i)`` selects the augmentation stream of that epoch explicitly (what the
+        training sampler yields, so persistent loader workers need no epoch update)."""
+        epoch, i = key if isinstance(key, tuple) else (self.epoch, key)
         s = self.samples[i]
         rgb = read_image_rgb(s.image_path)
         image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).contiguous()
         box = torch.tensor(s.box, dtype=torch.float64)
         query = s.description
         if self.augment is not None:
-            state = np.random.SeedSequence([self.seed, self.epoch, s.index]).generate_state(1, np.uint64)[0]
+            state = np.random.SeedSequence([self.seed, epoch, s.index]).generate_state(1, np.uint64)[0]
             gen = torch.Generator().manual_seed(int(state) & 0x7FFF_FFFF_FFFF_FFFF)
             image, box, query = self.augment(image, box, query, gen)
         height, width = int(image.shape[1]), int(image.shape[2])

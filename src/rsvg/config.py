@@ -1,0 +1,121 @@
+"""Run configuration: a YAML file with ``model``, ``data``, ``train`` and ``loss`` sections.
+
+Every option has a default here, so a config file only names what it changes; unknown keys are errors that
+name the section and the key. ``rsvg train --set train.epochs=3`` overrides single values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rsvg.models.config import ModelConfig
+from rsvg.models.loss import LossConfig
+
+
+@dataclass
+class DataConfig:
+    """Where the data is and how it is fed."""
+
+    root: str | None = None  # DIOR-RSVG-layout folder; `--data` overrides
+    train_split: str = "train"
+    val_split: str = "val"
+    workers: int = 2
+    augment: dict[str, Any] | None = None  # see rsvg.data.transforms.build_train_transforms; None = off
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and bookkeeping."""
+
+    epochs: int = 150
+    batch_size: int = 8
+    eval_batch_size: int = 16
+    lr: float = 1e-4  # new parameters
+    lr_pretrained: float = 1e-5  # parameters loaded from pretrained weights
+    weight_decay: float = 1e-4
+    warmup_steps: int = 0
+    schedule: str = "step"  # step | cosine | constant
+    step_epochs: list[int] = field(default_factory=lambda: [60])  # step: lr × gamma at each of these epochs
+    gamma: float = 0.1
+    grad_clip: float = 0.1  # max gradient norm; 0 = off
+    amp: str = "auto"  # auto | off | bf16 | fp16  (auto: bf16 on CUDA where supported, else off)
+    seed: int = 0
+    checkpoint_every_steps: int = 0  # 0 = at the end of each epoch only
+    eval_every: int = 1  # epochs
+    log_every: int = 10  # steps
+    channels_last: bool = True
+    compile: bool = False
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "loss": LossConfig}
+
+
+def _build(section: str, cls: type, values: dict[str, Any] | None, source: str) -> Any:
+    values = values or {}
+    if not isinstance(values, dict):
+        raise ValueError(f"{source}: section {section!r} must be a mapping")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{source}: unknown {section} option(s) {unknown}; known: {sorted(known)}")
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{source}: {exc}") from None
+
+
+def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> RunConfig:
+    """Build a :class:`RunConfig` from nested dicts, checking every key."""
+    unknown = sorted(set(data) - set(_SECTIONS))
+    if unknown:
+        raise ValueError(f"{source}: unknown section(s) {unknown}; known: {sorted(_SECTIONS)}")
+    return RunConfig(**{name: _build(name, cls, data.get(name), source) for name, cls in _SECTIONS.items()})
+
+
+def _parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise ValueError(f"override {item!r} must look like section.key=value")
+    key, value = item.split("=", 1)
+    path = key.strip().split(".")
+    if len(path) != 2:
+        raise ValueError(f"override {item!r}: the key must be section.key, e.g. train.epochs")
+    return path, yaml.safe_load(value)
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML config (or defaults when ``path`` is None) and apply ``section.key=value`` overrides."""
+    data: dict[str, Any] = {}
+    source = "<defaults>"
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        source = str(path)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path}: not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: the top level must be a mapping of sections")
+    for item in overrides or []:
+        (section, key), value = _parse_override(item)
+        data.setdefault(section, {})
+        if data[section] is None:
+            data[section] = {}
+        data[section][key] = value
+    return config_from_dict(data, source)

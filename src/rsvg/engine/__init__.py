@@ -1,0 +1,1 @@
+"""Training and evaluation machinery: distributed set-up, checkpoints, the training loop, evaluation."""

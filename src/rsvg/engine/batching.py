@@ -1,0 +1,40 @@
+"""Batch assembly and device transfer shared by training, evaluation and inference."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+TENSOR_KEYS = ("image", "padding_mask", "box", "orig_box", "orig_size", "letterbox", "input_ids", "attention_mask")
+
+
+def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack tensors and keep strings/ints as lists. Text is trimmed to the longest query of the batch:
+    positions that are padding in every sample change nothing (they are masked everywhere)."""
+    batch: dict[str, Any] = {}
+    for key in samples[0]:
+        values = [s[key] for s in samples]
+        batch[key] = torch.stack(values) if isinstance(values[0], Tensor) else values
+    if "attention_mask" in batch:
+        longest = int(batch["attention_mask"].sum(1).max())
+        batch["input_ids"] = batch["input_ids"][:, :longest]
+        batch["attention_mask"] = batch["attention_mask"][:, :longest]
+    return batch
+
+
+def to_device(batch: dict[str, Any], device: torch.device, channels_last: bool = False) -> dict[str, Any]:
+    """Move the tensors of a batch (non-blocking from pinned memory); images optionally channels-last."""
+    out = dict(batch)
+    for key in TENSOR_KEYS:
+        if key in out:
+            out[key] = out[key].to(device, non_blocking=True)
+    if channels_last and "image" in out:
+        out["image"] = out["image"].contiguous(memory_format=torch.channels_last)
+    return out
+
+
+def normalised_target(batch: dict[str, Any], image_size: int) -> Tensor:
+    """Ground-truth boxes in the network frame, normalised to 0..1 (what the head predicts)."""
+    return batch["box"].float() / image_size

@@ -1,0 +1,317 @@
+"""The training loop: ``train(cfg, out)`` trains, validates each epoch, keeps the best checkpoint, resumes.
+
+Layout of ``out``::
+
+    config.yaml        the resolved run config
+    last/              training checkpoint (model + optimiser, scheduler, RNG, epoch, step): --resume reads it
+    best/              model checkpoint with the best validation Pr@0.5 (what eval / ground / serve load)
+    history.json       per-epoch training loss, learning rate, validation metrics, time
+    val_predictions.jsonl  the best epoch's validation predictions
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from rich.console import Console
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from rsvg.config import RunConfig, config_from_dict
+from rsvg.data.dataset import RSVGDataset
+from rsvg.data.records import DatasetError
+from rsvg.data.transforms import build_train_transforms
+from rsvg.data.xmlio import atomic_write_text
+from rsvg.engine import distributed as dist
+from rsvg.engine.batching import collate, normalised_target, to_device
+from rsvg.engine.checkpoint import (
+    STATE_FILE,
+    find_resume,
+    load_weights,
+    read_checkpoint_meta,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    text_assets,
+)
+from rsvg.engine.evaluate import (
+    autocast_context,
+    eval_loader,
+    gather_rows,
+    metrics_from_rows,
+    predict,
+    write_predictions,
+)
+from rsvg.engine.optim import build_optimizer, build_scheduler
+from rsvg.engine.sampler import ResumableShardedSampler
+from rsvg.models.build import build_model
+from rsvg.models.loss import grounding_loss
+from rsvg.models.mgvlf import MGVLF
+
+
+def resolve_amp(amp: str, device: torch.device) -> str:
+    """``auto`` → bf16 on CUDA devices that support it, else off (CPU bf16 is slow without AVX-512)."""
+    if amp not in ("auto", "off", "bf16", "fp16"):
+        raise ValueError(f"train.amp must be auto, off, bf16 or fp16, got {amp!r}")
+    if amp == "auto":
+        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "off"
+    if amp == "fp16" and device.type != "cuda":
+        raise ValueError("train.amp fp16 needs a CUDA device; use bf16 or off on the CPU")
+    return amp
+
+
+def checkpoint_meta(model: MGVLF, cfg: RunConfig, extra: dict[str, Any]) -> dict[str, Any]:
+    """What a model checkpoint's config.json holds: enough to rebuild the model and its input pipeline."""
+    model_cfg = replace(model.cfg, sentence_feature=model.text.sentence_mode, backbone_weights=None)
+    return {
+        "model": model_cfg.to_dict(),
+        "mean": list(model.backbone.mean),
+        "std": list(model.backbone.std),
+        "run": cfg.to_dict(),
+        **extra,
+    }
+
+
+def model_text_files(model: MGVLF) -> dict[str, bytes]:
+    return text_assets(model.text.folder, model.text.model.config.to_json_string())
+
+
+class Trainer:
+    """Holds the model, data, optimiser and bookkeeping of one run (one per process under torchrun)."""
+
+    def __init__(self, cfg: RunConfig, out: Path, *, resume: bool = False, device: str = "auto") -> None:
+        self.cfg = cfg
+        self.out = Path(out)
+        self.device = dist.init_distributed(device)
+        self.console = Console(quiet=not dist.is_main())
+        self.amp = resolve_amp(cfg.train.amp, self.device)
+        if cfg.data.root is None:
+            raise DatasetError("no dataset: give --data ROOT or set data.root in the config")
+        torch.manual_seed(cfg.train.seed)
+
+        self.model = build_model(cfg.model)
+        self.pretrained_names = self.model.pretrained_parameter_names()
+        self.model.to(self.device)
+        if cfg.train.channels_last:
+            self.model.backbone.to(memory_format=torch.channels_last)
+        tokenizer = self.model.text.tokenizer()
+        common = {
+            "image_size": cfg.model.image_size,
+            "tokenizer": tokenizer,
+            "max_tokens": cfg.model.max_tokens,
+            "mean": self.model.backbone.mean,
+            "std": self.model.backbone.std,
+        }
+        augment = build_train_transforms(cfg.data.augment) if cfg.data.augment is not None else None
+        self.train_set = RSVGDataset(
+            cfg.data.root, cfg.data.train_split, augment=augment, seed=cfg.train.seed, **common
+        )
+        self.val_set = RSVGDataset(cfg.data.root, cfg.data.val_split, **common)
+        if len(self.train_set) == 0:
+            raise DatasetError(f"{cfg.data.root}: the {cfg.data.train_split} split is empty")
+
+        self.sampler = ResumableShardedSampler(
+            len(self.train_set),
+            shuffle=True,
+            seed=cfg.train.seed,
+            rank=dist.rank(),
+            world_size=dist.world_size(),
+            with_epoch=True,
+        )
+        per_rank = math.ceil(len(self.train_set) / dist.world_size())
+        self.steps_per_epoch = math.ceil(per_rank / cfg.train.batch_size)
+        self.optimizer = build_optimizer(self.model, cfg.train, self.pretrained_names)
+        self.scheduler = build_scheduler(self.optimizer, cfg.train, self.steps_per_epoch)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == "fp16")
+        self.net: torch.nn.Module = self.model
+        if dist.is_distributed():
+            self.net = DistributedDataParallel(
+                self.model,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=False,
+            )
+        if cfg.train.compile:
+            self.net = torch.compile(self.net)
+
+        self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
+        self.best: float = -1.0
+        self.history: list[dict[str, Any]] = []
+        if resume:
+            self._resume()
+        elif dist.is_main() and find_resume(self.out) is not None:
+            raise FileExistsError(
+                f"{self.out} already holds a run: pass --resume to continue it or choose another --out"
+            )
+
+    # ----------------------------------------------------------------------------------------------------------
+    def _resume(self) -> None:
+        path = find_resume(self.out)
+        if path is None:
+            raise FileNotFoundError(f"--resume: no training checkpoint in {self.out} (expected {self.out}/last)")
+        meta = read_checkpoint_meta(path)
+        saved = config_from_dict(meta["run"], str(path))
+        if replace(saved, train=replace(saved.train, epochs=self.cfg.train.epochs)) != self.cfg:
+            raise ValueError(
+                f"--resume: the config differs from the one {path} was trained with (only train.epochs may change)"
+            )
+        self.model.load_state_dict(load_weights(path))
+        state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=False)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
+        self.global_step, self.best, self.history = state["global_step"], state["best"], state["history"]
+        set_rng_state(state["rng"][min(dist.rank(), len(state["rng"]) - 1)])
+        self.console.print(f"resumed from {path}: epoch {self.epoch + 1}, step {self.step_in_epoch}")
+
+    def _save_last(self) -> None:
+        rngs = dist.all_gather_objects(rng_state())
+        if not dist.is_main():
+            return
+        state = {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "global_step": self.global_step,
+            "best": self.best,
+            "history": self.history,
+            "rng": rngs,
+        }
+        meta = checkpoint_meta(self.model, self.cfg, {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch})
+        save_checkpoint(self.out / "last", self.model, meta, model_text_files(self.model), training_state=state)
+
+    # ----------------------------------------------------------------------------------------------------------
+    def _train_loader(self) -> DataLoader:
+        self.sampler.set_epoch(self.epoch, start=self.step_in_epoch * self.cfg.train.batch_size)
+        return DataLoader(
+            self.train_set,
+            batch_size=self.cfg.train.batch_size,
+            sampler=self.sampler,
+            num_workers=self.cfg.data.workers,
+            collate_fn=collate,
+            pin_memory=self.device.type == "cuda",
+            # worker seeds come from this generator, not from the global RNG that dropout uses
+            generator=torch.Generator().manual_seed(self.cfg.train.seed * 7919 + self.epoch),
+        )
+
+    def train_one_epoch(self) -> dict[str, float]:
+        cfg = self.cfg
+        self.net.train()
+        loader = self._train_loader()
+        sums = {"loss": 0.0, "l1": 0.0, "giou": 0.0}
+        count, t0, seen = 0, time.perf_counter(), 0
+        interactive = self.console.is_terminal
+        for batch in loader:
+            batch = to_device(batch, self.device, cfg.train.channels_last)
+            with autocast_context(self.device, self.amp):
+                out = self.net(batch["image"], batch["padding_mask"], batch["input_ids"], batch["attention_mask"])
+            losses = grounding_loss(out.boxes, normalised_target(batch, cfg.model.image_size), cfg.loss)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(losses["loss"]).backward()
+            if cfg.train.grad_clip > 0:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.train.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.scheduler.step()
+            self.step_in_epoch += 1
+            self.global_step += 1
+            n = len(batch["index"])
+            seen += n
+            count += 1
+            for k in sums:
+                sums[k] += float(losses[k].detach())
+            if self.step_in_epoch % cfg.train.log_every == 0 or self.step_in_epoch == self.steps_per_epoch:
+                rate = seen * dist.world_size() / max(time.perf_counter() - t0, 1e-9)
+                self.console.print(
+                    f"epoch {self.epoch + 1}/{cfg.train.epochs} step {self.step_in_epoch}/{self.steps_per_epoch} "
+                    f"loss {sums['loss'] / count:.4f} (l1 {sums['l1'] / count:.4f} giou {sums['giou'] / count:.4f}) "
+                    f"lr {self.optimizer.param_groups[0]['lr']:.2e} {rate:.1f} samples/s",
+                    highlight=False,
+                    end="\r" if interactive and self.step_in_epoch != self.steps_per_epoch else "\n",
+                )
+            every = cfg.train.checkpoint_every_steps
+            if every and self.step_in_epoch % every == 0 and self.step_in_epoch < self.steps_per_epoch:
+                self._save_last()
+        means = torch.tensor([sums[k] / max(count, 1) for k in ("loss", "l1", "giou")], dtype=torch.float64)
+        means = dist.all_reduce_mean(means.to(self.device)).cpu()
+        return {
+            "loss": float(means[0]),
+            "l1": float(means[1]),
+            "giou": float(means[2]),
+            "samples_per_s": seen * dist.world_size() / max(time.perf_counter() - t0, 1e-9),
+        }
+
+    def validate(self) -> tuple[dict[str, float], list[dict[str, Any]]]:
+        loader = eval_loader(self.val_set, self.cfg.train.eval_batch_size, self.cfg.data.workers, self.device)
+        rows = gather_rows(
+            predict(
+                self.model,
+                loader,
+                self.device,
+                image_size=self.cfg.model.image_size,
+                amp=self.amp,
+                channels_last=self.cfg.train.channels_last,
+            )
+        )
+        return metrics_from_rows(rows).overall.values, rows
+
+    def fit(self) -> dict[str, Any]:
+        """Train to ``train.epochs``; returns the history and the best validation Pr@0.5."""
+        cfg = self.cfg
+        if dist.is_main():
+            self.out.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+            self.console.print(
+                f"training on {self.device} x{dist.world_size()} (amp {self.amp}): {len(self.train_set)} train / "
+                f"{len(self.val_set)} val samples, {self.steps_per_epoch} steps per epoch; "
+                f"{len(self.pretrained_names)} pretrained tensors at lr {cfg.train.lr_pretrained:g}, the rest at "
+                f"{cfg.train.lr:g}",
+                highlight=False,
+            )
+        while self.epoch < cfg.train.epochs:
+            t0 = time.perf_counter()
+            train_stats = self.train_one_epoch()
+            record: dict[str, Any] = {
+                "epoch": self.epoch + 1,
+                **train_stats,
+                "lr": self.optimizer.param_groups[0]["lr"],
+            }
+            if (self.epoch + 1) % cfg.train.eval_every == 0 or self.epoch + 1 == cfg.train.epochs:
+                values, rows = self.validate()
+                record["val"] = values
+                if dist.is_main():
+                    self.console.print("  val " + "  ".join(f"{k} {v:.2f}" for k, v in values.items()), highlight=False)
+                if values["Pr@0.5"] > self.best:
+                    self.best = values["Pr@0.5"]
+                    if dist.is_main():
+                        meta = checkpoint_meta(self.model, cfg, {"epoch": self.epoch + 1, "val": values})
+                        save_checkpoint(self.out / "best", self.model, meta, model_text_files(self.model))
+                        write_predictions(self.out / "val_predictions.jsonl", rows)
+            record["seconds"] = time.perf_counter() - t0
+            self.history.append(record)
+            self.epoch += 1
+            self.step_in_epoch = 0
+            self._save_last()
+            if dist.is_main():
+                atomic_write_text(self.out / "history.json", json.dumps(self.history, indent=2))
+        dist.barrier()
+        return {"best_val_pr50": self.best, "history": self.history, "out": str(self.out)}
+
+
+def train(cfg: RunConfig, out: Path, *, resume: bool = False, device: str = "auto") -> dict[str, Any]:
+    """Train a model as ``cfg`` says into ``out`` (see the module docstring for what is written)."""
+    trainer = Trainer(cfg, out, resume=resume, device=device)
+    try:
+        return trainer.fit()
+    finally:
+        dist.cleanup()

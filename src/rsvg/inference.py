@@ -1,0 +1,113 @@
+"""Grounding on your own images: ``Grounder.from_checkpoint(path).predict(image, query)``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from rsvg.data.image_io import ImageReadError, read_image_rgb
+from rsvg.data.tokenizer import QueryTooLongError
+from rsvg.data.transforms import letterbox, normalize
+from rsvg.engine.checkpoint import TEXT_DIR, CheckpointError, load_weights, read_checkpoint_meta
+from rsvg.models.build import build_model
+from rsvg.models.config import ModelConfig
+from rsvg.models.mgvlf import MGVLF
+
+__all__ = ["Grounder", "GroundingResult", "ImageReadError", "QueryTooLongError"]
+
+
+@dataclass
+class GroundingResult:
+    """A predicted box in original image pixels ``(x1, y1, x2, y2)``, the image size, and optionally the
+    attention map resized to the image (``H × W`` floats in 0..1)."""
+
+    box: tuple[float, float, float, float]
+    width: int
+    height: int
+    attention: np.ndarray | None = None
+
+    def to_dict(self) -> dict:
+        return {"box": [round(v, 2) for v in self.box], "width": self.width, "height": self.height}
+
+
+class Grounder:
+    """A trained model plus its input pipeline, ready to ground queries on any image."""
+
+    def __init__(self, model: MGVLF, mean: tuple[float, ...], std: tuple[float, ...], device: torch.device) -> None:
+        self.model = model.eval().to(device)
+        self.device = device
+        self.mean, self.std = mean, std
+        self.tokenizer = model.text.tokenizer()
+        self.image_size = model.cfg.image_size
+        self.max_tokens = model.cfg.max_tokens
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> Grounder:
+        """Load a checkpoint folder written by ``rsvg train`` (``OUT/best``); no training config is needed."""
+        folder = Path(path)
+        meta = read_checkpoint_meta(folder)
+        if folder.is_file():
+            folder = folder.parent
+        try:
+            cfg = ModelConfig.from_dict(meta["model"])
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"{folder}: the model config cannot be used by this rsvg version ({exc})") from None
+        text_folder = folder / TEXT_DIR
+        if not text_folder.is_dir():
+            raise CheckpointError(f"{folder}: the text encoder folder {TEXT_DIR}/ is missing")
+        model = build_model(cfg, load_pretrained=False, text_folder=text_folder)
+        try:
+            model.load_state_dict(load_weights(folder))
+        except RuntimeError as exc:
+            raise CheckpointError(f"{folder}: weights do not match the model config ({str(exc)[:300]})") from None
+        return cls(model, tuple(meta["mean"]), tuple(meta["std"]), torch.device(device))
+
+    def _prepare(self, image: str | Path | np.ndarray, query: str) -> tuple[torch.Tensor, ...]:
+        if isinstance(image, (str, Path)):
+            rgb = read_image_rgb(image)
+        else:
+            rgb = np.asarray(image)
+            if rgb.ndim == 2:
+                rgb = np.repeat(rgb[..., None], 3, axis=2)
+            if rgb.ndim != 3 or rgb.shape[2] not in (3, 4) or rgb.dtype != np.uint8:
+                raise ImageReadError(f"expected an H×W, H×W×3 or H×W×4 uint8 array, got {rgb.shape} {rgb.dtype}")
+            rgb = rgb[..., :3]
+        if not query or not query.strip():
+            raise ValueError("the query is empty")
+        tensor = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)
+        canvas, pad_mask, params = letterbox(tensor, self.image_size)
+        ids, mask = self.tokenizer.encode(" ".join(query.split()), self.max_tokens, truncate=False)
+        return canvas, pad_mask, params, torch.tensor([ids]), torch.tensor([mask])
+
+    @torch.inference_mode()
+    def predict(self, image: str | Path | np.ndarray, query: str, return_attention: bool = False) -> GroundingResult:
+        """Ground ``query`` on ``image`` (a path or an RGB array). Raises :class:`ImageReadError`,
+        :class:`QueryTooLongError` or ``ValueError`` (empty query) on bad input."""
+        canvas, pad_mask, params, ids, mask = self._prepare(image, query)
+        x = normalize(canvas, self.mean, self.std, pad_mask).unsqueeze(0).to(self.device)
+        n = int(mask.sum())
+        out = self.model(
+            x,
+            pad_mask.unsqueeze(0).to(self.device),
+            ids[:, :n].to(self.device),
+            mask[:, :n].to(self.device),
+            need_attention=return_attention,
+        )
+        box = params.box_to_original(out.boxes[0].double().cpu() * self.image_size)
+        attention = None
+        if out.attention is not None:
+            attention = self._attention_to_image(out.attention[0].float().cpu(), params)
+        return GroundingResult(tuple(float(v) for v in box), params.orig_w, params.orig_h, attention)  # type: ignore[arg-type]
+
+    def _attention_to_image(self, att: torch.Tensor, params) -> np.ndarray:
+        """Token attention (h × w) → canvas → crop of the image area → original size, scaled to 0..1."""
+        s = self.image_size
+        canvas = F.interpolate(att[None, None], size=(s, s), mode="bilinear", align_corners=False)[0, 0]
+        crop = canvas[params.pad_y : params.pad_y + params.resized_h, params.pad_x : params.pad_x + params.resized_w]
+        full = F.interpolate(crop[None, None], size=(params.orig_h, params.orig_w), mode="bilinear")[0, 0]
+        full = full - full.min()
+        return (full / full.max().clamp(min=1e-12)).numpy()

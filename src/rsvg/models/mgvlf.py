@@ -1,0 +1,231 @@
+"""MGVLF: multi-granularity visual-language fusion for remote-sensing visual grounding (Zhan et al., 2023).
+
+Read top to bottom, the forward pass is the paper's Fig. 5:
+
+1. **Multimodal encoder.** A CNN gives the stride-32 map ``F1`` (20×20 at 640 px); three extra conv levels
+   give ``F2..F4`` (9×9, 4×4, 1×1). A BERT-family encoder gives word-level features (mean of the last four
+   hidden layers) and a sentence-level feature.
+2. **MLCM.** ``L`` decoder layers refine the level-1 tokens: self-attention, cross-attention to the memory
+   ``y = [F1..F4 tokens; word tokens; sentence token]`` (what goes into ``y`` is configurable: the paper's
+   ablations), FFN. Then a 6-layer self-attention encoder relates object regions.
+3. **Fusion.** Visual tokens, word tokens and a learnable [REG] token go through 6 transformer layers.
+4. **Localisation.** An MLP reads the [REG] output and predicts ``(cx, cy, w, h)`` through a sigmoid, turned
+   into ``(x1, y1, x2, y2)``: a valid box by construction, normalised to the network input (0..1).
+
+Padding is masked everywhere: letterbox padding in the visual tokens, padded text tokens in the MLCM memory and
+in the fusion. With ``mlcm: false`` the same code is the TransVG-style baseline (ablation (a)).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rsvg.models.config import ModelConfig
+from rsvg.models.text_encoder import TextEncoder
+from rsvg.models.transformer import DecoderLayer, Encoder, sine_position_encoding
+
+BACKBONE_STRIDE = 32
+
+
+class ExtraLevels(nn.Module):
+    """The reference's conv6..conv8: each a 1×1 conv to ``mid`` channels and a 3×3 stride-2 conv to ``out``.
+
+    As in the reference code there is no activation between them. With ``padding=0`` a 20×20 map gives
+    9×9, 4×4 and 1×1.
+    """
+
+    def __init__(self, in_channels: int, mid: int, out: int, levels: int, padding: int) -> None:
+        super().__init__()
+        blocks = []
+        for i in range(levels):
+            blocks.append(
+                nn.Sequential(
+                    nn.Conv2d(in_channels if i == 0 else out, mid, 1),
+                    nn.Conv2d(mid, out, 3, stride=2, padding=padding),
+                )
+            )
+        self.blocks = nn.ModuleList(blocks)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        outs = []
+        for block in self.blocks:
+            x = block(x)
+            outs.append(x)
+        return outs
+
+
+class BoxHead(nn.Module):
+    """MLP(D → D → 4) with a ReLU; sigmoid ``(cx, cy, w, h)`` → ``(x1, y1, x2, y2)`` (never inverted)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, dim)
+        self.fc2 = nn.Linear(dim, 4)
+
+    def forward(self, x: Tensor) -> Tensor:
+        cx, cy, w, h = self.fc2(F.relu(self.fc1(x))).float().sigmoid().unbind(-1)
+        return torch.stack((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), -1)
+
+
+@dataclass
+class GroundingOutput:
+    """Predicted boxes, normalised ``(x1, y1, x2, y2)`` in the network input, and optional attention maps."""
+
+    boxes: Tensor  # (B, 4)
+    attention: Tensor | None = None  # (B, h, w): the [REG] token's attention over the visual tokens
+
+
+def visual_padding_mask(padding_mask: Tensor, height: int, width: int) -> Tensor:
+    """``(B, H, W)`` pixel mask (True = padding) → ``(B, h*w)`` token mask: a token is padding only if every
+    pixel of its cell is."""
+    valid = F.adaptive_max_pool2d((~padding_mask).unsqueeze(1).float(), (height, width))
+    return (valid < 0.5).flatten(1)
+
+
+class MGVLF(nn.Module):
+    """The grounding model; ``cfg`` chooses MGVLF, the baseline or an ablation (see :mod:`rsvg.models.config`)."""
+
+    def __init__(self, cfg: ModelConfig, backbone: nn.Module, text_encoder: TextEncoder) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.hidden_dim
+        self.backbone = backbone
+        self.text = text_encoder
+        c5 = backbone.out_channels[-1]
+        b = text_encoder.hidden_size
+        side = -(-cfg.image_size // BACKBONE_STRIDE)
+        self.num_visual = side * side
+
+        # --- MLCM: multi-level cross-modal refinement of the level-1 visual tokens ---
+        self.input_proj = nn.Conv2d(c5, d, 1)
+        self.extra = (
+            ExtraLevels(c5, cfg.extra_mid_channels, d, cfg.extra_levels, cfg.extra_padding) if cfg.multiscale else None
+        )
+        text_in_memory = cfg.mlcm and any(p in cfg.memory for p in ("words", "sentence"))
+        self.memory_text_proj = nn.Linear(b, d) if text_in_memory else None
+        self.memory_text_pos = nn.Embedding(cfg.max_tokens + 1, d) if text_in_memory else None
+        self.mlcm_decoder = nn.ModuleList(
+            DecoderLayer(d, cfg.heads, cfg.ffn_dim, cfg.dropout)
+            for _ in range(cfg.mlcm_decoder_layers if cfg.mlcm else 0)
+        )
+        self.visual_encoder = Encoder(cfg.visual_encoder_layers, d, cfg.heads, cfg.ffn_dim, cfg.dropout)
+
+        # --- Fusion: [visual tokens; word tokens; REG] ---
+        self.fusion_visual_proj = nn.Linear(d, d)
+        self.fusion_text_proj = nn.Linear(b, d)
+        self.reg_token = nn.Parameter(torch.zeros(1, 1, d))
+        self.fusion_pos = nn.Embedding(self.num_visual + cfg.max_tokens + 1, d)
+        self.fusion = Encoder(cfg.fusion_layers, d, cfg.heads, cfg.ffn_dim, cfg.dropout)
+
+        # --- Localisation ---
+        self.head = BoxHead(d)
+        self._init_new_parameters()
+
+    def _init_new_parameters(self) -> None:
+        """Xavier for every matrix not loaded from pretrained weights (paper Sec. V-B)."""
+        for name, p in self.named_parameters():
+            if name.startswith(("backbone.", "text.")):
+                continue
+            if p.dim() > 1:
+                nn.init.xavier_uniform_(p)
+        nn.init.normal_(self.reg_token, std=0.02)
+
+    # ------------------------------------------------------------------------------------------------------------
+    def _memory(
+        self,
+        feats: Tensor,
+        level1: Tensor,
+        pos1: Tensor,
+        vis_mask: Tensor,
+        words: Tensor,
+        sentence: Tensor,
+        text_pad: Tensor,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """The MLCM memory ``y``, its positions and its padding mask, from the parts the config names."""
+        bsz = level1.shape[0]
+        parts, pos, masks = [], [], []
+        if "visual" in self.cfg.memory:
+            parts.append(level1)
+            pos.append(pos1.expand(bsz, -1, -1))
+            masks.append(vis_mask)
+            if self.extra is not None:
+                for f in self.extra(feats):
+                    h, w = f.shape[-2:]
+                    parts.append(f.flatten(2).transpose(1, 2))
+                    pos.append(sine_position_encoding(h, w, f.shape[1], f.device).to(f.dtype).expand(bsz, -1, -1))
+                    masks.append(torch.zeros(bsz, h * w, dtype=torch.bool, device=f.device))
+        if self.memory_text_proj is not None:
+            nt = words.shape[1]
+            tpos = self.memory_text_pos.weight  # type: ignore[union-attr]
+            if "words" in self.cfg.memory:
+                parts.append(F.relu(self.memory_text_proj(words)))
+                pos.append(tpos[:nt].expand(bsz, -1, -1))
+                masks.append(text_pad)
+            if "sentence" in self.cfg.memory:
+                parts.append(F.relu(self.memory_text_proj(sentence)).unsqueeze(1))
+                pos.append(tpos[-1:].expand(bsz, -1, -1))
+                masks.append(torch.zeros(bsz, 1, dtype=torch.bool, device=words.device))
+        return torch.cat(parts, 1), torch.cat(pos, 1), torch.cat(masks, 1)
+
+    def forward(
+        self,
+        image: Tensor,
+        padding_mask: Tensor,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        need_attention: bool = False,
+    ) -> GroundingOutput:
+        """``image`` (B, 3, S, S) normalised, ``padding_mask`` (B, S, S) True on padding, token ids and mask
+        (B, Nt). Returns normalised boxes (and the [REG] attention map on request)."""
+        # 1. Multimodal encoder
+        feats = self.backbone(image)[-1]  # (B, C5, h, w)
+        bsz, _, h, w = feats.shape
+        if h * w != self.num_visual:
+            raise ValueError(f"input {tuple(image.shape[-2:])} does not match model.image_size {self.cfg.image_size}")
+        level1 = self.input_proj(feats).flatten(2).transpose(1, 2)  # (B, h*w, D)
+        pos1 = sine_position_encoding(h, w, level1.shape[-1], level1.device).to(level1.dtype).unsqueeze(0)
+        vis_mask = visual_padding_mask(padding_mask, h, w)
+        words, sentence = self.text(input_ids, attention_mask)
+        text_pad = attention_mask == 0
+
+        # 2. MLCM: cross-modal decoder layers, then the self-attention encoder
+        x = level1
+        if len(self.mlcm_decoder):
+            memory, memory_pos, memory_mask = self._memory(feats, level1, pos1, vis_mask, words, sentence, text_pad)
+            for layer in self.mlcm_decoder:
+                x, _ = layer(x, pos1, vis_mask, memory, memory_pos, memory_mask)
+        x, _ = self.visual_encoder(x, pos1, vis_mask)
+
+        # 3. Fusion of visual tokens, word tokens and the [REG] token
+        nt = words.shape[1]
+        tokens = torch.cat(
+            [
+                F.relu(self.fusion_visual_proj(x)),
+                F.relu(self.fusion_text_proj(words)),
+                self.reg_token.expand(bsz, -1, -1),
+            ],
+            1,
+        )
+        pos = torch.cat([self.fusion_pos.weight[: h * w + nt], self.fusion_pos.weight[-1:]], 0).unsqueeze(0)
+        mask = torch.cat([vis_mask, text_pad, torch.zeros(bsz, 1, dtype=torch.bool, device=x.device)], 1)
+        out, weights = self.fusion(tokens, pos, mask, need_weights=need_attention)
+
+        # 4. Localisation from the [REG] token
+        boxes = self.head(out[:, -1])
+        attention = None
+        if weights is not None:
+            attention = weights[:, -1, : h * w].reshape(bsz, h, w)
+        return GroundingOutput(boxes=boxes, attention=attention)
+
+    def pretrained_parameter_names(self) -> set[str]:
+        """Names of the parameters initialised from pretrained weights (they get the lower learning rate)."""
+        pretrained, _ = self.backbone.pretrained_and_new_parameters()
+        names = {f"backbone.{n}" for n, _ in pretrained}
+        names |= {f"text.{n}" for n in self.text.pretrained_names}
+        names |= getattr(self, "_detr_loaded", set())
+        own = dict(self.named_parameters())
+        return {n for n in names if n in own}

