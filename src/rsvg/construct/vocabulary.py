@@ -1,0 +1,143 @@
+"""The words of the generated expressions: one table per attribute, shared by generation and parsing.
+
+Every attribute value is stored under a *canonical word* (the word in provenance and statistics); a few
+canonical words have several surface forms in the text ("large" is written "large" or "big").
+
+Attributes (paper Table I): a1 category, a2 ``color``, a3 ``size``, a4 ``geometry``, a5 ``location``
+(absolute), a6 ``relative_location`` and a7 ``relative_size`` (relations to a second object).
+"""
+
+from __future__ import annotations
+
+# a2: the colour palette (see rsvg.construct.color for the HSV boundaries of each word).
+COLORS: tuple[str, ...] = ("red", "orange", "yellow", "green", "blue", "purple", "brown", "white", "gray", "black")
+
+# a3: absolute size words, smallest to largest. "medium" is computed but never written (nobody says it).
+SIZES: tuple[str, ...] = ("tiny", "small", "medium", "large", "huge")
+DESCRIBABLE_SIZES: frozenset[str] = frozenset({"tiny", "small", "large", "huge"})
+
+# a4: geometry words.
+GEOMETRIES: tuple[str, ...] = ("round", "oval", "square", "rectangular", "slender")
+
+# a5: the 3x3 grid of the image, row-major, and how each cell is written after the noun.
+LOCATIONS: tuple[str, ...] = (
+    "top left",
+    "top",
+    "top right",
+    "left",
+    "middle",
+    "right",
+    "bottom left",
+    "bottom",
+    "bottom right",
+)
+LOCATION_PHRASES: dict[str, str] = {
+    "top left": "on the top left",
+    "top": "at the top",
+    "top right": "on the top right",
+    "left": "on the left",
+    "middle": "in the middle",
+    "right": "on the right",
+    "bottom left": "on the bottom left",
+    "bottom": "at the bottom",
+    "bottom right": "on the bottom right",
+}
+
+# a6: relative location of the target with respect to the anchor, as a direction (degrees, y pointing up).
+DIRECTIONS: dict[str, float] = {
+    "right": 0.0,
+    "upper right": 45.0,
+    "above": 90.0,
+    "upper left": 135.0,
+    "left": 180.0,
+    "lower left": 225.0,
+    "below": 270.0,
+    "lower right": 315.0,
+}
+RELATIVE_LOCATION_PHRASES: dict[str, str] = {
+    "right": "on the right of",
+    "upper right": "on the upper right of",
+    "above": "above",
+    "upper left": "on the upper left of",
+    "left": "on the left of",
+    "lower left": "on the lower left of",
+    "below": "below",
+    "lower right": "on the lower right of",
+}
+
+# a7: relative size of the target with respect to the anchor.
+RELATIVE_SIZES: tuple[str, ...] = ("smaller", "larger")
+RELATIVE_SIZE_PHRASES: dict[str, str] = {"smaller": "smaller than", "larger": "larger than"}
+
+# Own attributes (a2-a5) in the order adjectives are written before the noun (English order: size, shape,
+# colour); location is written after the noun.
+OWN_ATTRIBUTES: tuple[str, ...] = ("size", "geometry", "color", "location")
+RELATIONS: tuple[str, ...] = ("relative_location", "relative_size")
+ATTRIBUTE_SYMBOLS: dict[str, str] = {
+    "category": "a1",
+    "color": "a2",
+    "size": "a3",
+    "geometry": "a4",
+    "location": "a5",
+    "relative_location": "a6",
+    "relative_size": "a7",
+}
+
+# Surface forms written for a canonical word (the first is the most frequent); the generator picks one.
+SURFACE_FORMS: dict[str, tuple[str, ...]] = {
+    "large": ("large", "big"),
+}
+
+# Extra spellings accepted when reading expressions written by people (e.g. the official DIOR-RSVG).
+COLOR_SYNONYMS: dict[str, str] = {"grey": "gray", "silver": "gray", "cyan": "blue", "pink": "purple"}
+SIZE_SYNONYMS: dict[str, str] = {"big": "large", "little": "small", "smaller": "small", "larger": "large",
+                                 "bigger": "large", "giant": "huge", "medium": "medium"}
+GEOMETRY_SYNONYMS: dict[str, str] = {"circular": "round", "circle": "round", "long": "slender",
+                                     "narrow": "slender", "elliptical": "oval", "rectangle": "rectangular"}
+LOCATION_SYNONYMS: dict[str, str] = {
+    "upper left": "top left",
+    "upper right": "top right",
+    "lower left": "bottom left",
+    "lower right": "bottom right",
+    "upper": "top",
+    "lower": "bottom",
+    "center": "middle",
+    "centre": "middle",
+    "middle": "middle",
+}
+RELATION_SYNONYMS: dict[str, tuple[str, str]] = {
+    # surface form -> (relation kind, canonical word)
+    "on the left of": ("relative_location", "left"),
+    "to the left of": ("relative_location", "left"),
+    "left of": ("relative_location", "left"),
+    "on the right of": ("relative_location", "right"),
+    "to the right of": ("relative_location", "right"),
+    "right of": ("relative_location", "right"),
+    "on the upper left of": ("relative_location", "upper left"),
+    "on the top left of": ("relative_location", "upper left"),
+    "upper left of": ("relative_location", "upper left"),
+    "on the upper right of": ("relative_location", "upper right"),
+    "on the top right of": ("relative_location", "upper right"),
+    "upper right of": ("relative_location", "upper right"),
+    "on the lower left of": ("relative_location", "lower left"),
+    "on the bottom left of": ("relative_location", "lower left"),
+    "lower left of": ("relative_location", "lower left"),
+    "on the lower right of": ("relative_location", "lower right"),
+    "on the bottom right of": ("relative_location", "lower right"),
+    "lower right of": ("relative_location", "lower right"),
+    "above": ("relative_location", "above"),
+    "on the top of": ("relative_location", "above"),
+    "on top of": ("relative_location", "above"),
+    "below": ("relative_location", "below"),
+    "under": ("relative_location", "below"),
+    "beneath": ("relative_location", "below"),
+    "on the bottom of": ("relative_location", "below"),
+    "smaller than": ("relative_size", "smaller"),
+    "larger than": ("relative_size", "larger"),
+    "bigger than": ("relative_size", "larger"),
+}
+
+
+def surface_forms(word: str) -> tuple[str, ...]:
+    """The ways a canonical attribute word may be written (itself first)."""
+    return SURFACE_FORMS.get(word, (word,))

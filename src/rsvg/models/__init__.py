@@ -1,0 +1,1 @@
+"""Grounding models: visual backbones, text encoders, MGVLF and its ablations."""
