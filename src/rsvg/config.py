@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -44,7 +45,8 @@ class TrainConfig:
     grad_clip: float = 0.1  # max gradient norm; 0 = off
     amp: str = "auto"  # auto | off | bf16 | fp16  (auto: bf16 on CUDA where supported, else off)
     seed: int = 0
-    checkpoint_every_steps: int = 0  # 0 = at the end of each epoch only
+    checkpoint_every_steps: int = 0  # also save OUT/last every N steps within an epoch (0 = off)
+    save_every_epochs: int = 1  # save OUT/last every N epochs (always after the last one)
     eval_every: int = 1  # epochs
     log_every: int = 10  # steps
     channels_last: bool = True
@@ -73,10 +75,38 @@ def _build(section: str, cls: type, values: dict[str, Any] | None, source: str) 
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"{source}: unknown {section} option(s) {unknown}; known: {sorted(known)}")
+    hints = get_type_hints(cls)
+    values = {k: _coerce(v, hints[k], f"{source}: {section}.{k}") for k, v in values.items()}
     try:
         return cls(**values)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{source}: {exc}") from None
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """Check a scalar option against its annotated type; numbers written as text ("2e-3") become numbers."""
+    if value is None:
+        if type(None) in get_args(hint) or hint is Any:
+            return None
+        raise ValueError(f"{where} must not be empty")
+    if hint in (int, float, bool, str):
+        kinds = [hint]
+    elif get_origin(hint) in (Union, UnionType):
+        kinds = [a for a in get_args(hint) if a in (int, float, bool, str)]
+    else:  # lists and mappings are checked by the dataclass that uses them
+        return value
+    if not kinds or type(value) in kinds:
+        return value
+    if float in kinds and isinstance(value, (int, str)) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if int in kinds and isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    if str in kinds and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise ValueError(f"{where} must be {' or '.join(k.__name__ for k in kinds)}, got {value!r}")
 
 
 def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> RunConfig:
@@ -97,21 +127,41 @@ def _parse_override(item: str) -> tuple[list[str], Any]:
     return path, yaml.safe_load(value)
 
 
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A config file as nested dicts, with its ``base:`` file (relative to it) merged underneath."""
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    if path.resolve() in seen:
+        raise ValueError(f"{path}: circular base: chain {[str(p) for p in seen]}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: the top level must be a mapping of sections")
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    merged = _read_yaml(path.parent / str(base), (*seen, path.resolve()))
+    for section, values in data.items():
+        if isinstance(values, dict) and isinstance(merged.get(section), dict):
+            merged[section] = {**merged[section], **values}
+        else:
+            merged[section] = values
+    return merged
+
+
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
-    """Read a YAML config (or defaults when ``path`` is None) and apply ``section.key=value`` overrides."""
+    """Read a YAML config (or defaults when ``path`` is None) and apply ``section.key=value`` overrides.
+
+    A config may start with ``base: other.yaml`` (a path relative to it): its sections are merged over the
+    base file's, key by key.
+    """
     data: dict[str, Any] = {}
     source = "<defaults>"
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"config file not found: {path}")
         source = str(path)
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ValueError(f"{path}: not valid YAML: {exc}") from None
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: the top level must be a mapping of sections")
+        data = _read_yaml(Path(path))
     for item in overrides or []:
         (section, key), value = _parse_override(item)
         data.setdefault(section, {})

@@ -141,7 +141,7 @@ class Trainer:
             self.net = torch.compile(self.net)
 
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
-        self.best: float = -1.0
+        self.best: tuple[float, float] = (-1.0, -1.0)  # (Pr@0.5, meanIoU) of the best validation
         self.history: list[dict[str, Any]] = []
         if resume:
             self._resume()
@@ -167,7 +167,8 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
-        self.global_step, self.best, self.history = state["global_step"], state["best"], state["history"]
+        self.global_step, self.history = state["global_step"], state["history"]
+        self.best = tuple(state["best"])
         set_rng_state(state["rng"][min(dist.rank(), len(state["rng"]) - 1)])
         self.console.print(f"resumed from {path}: epoch {self.epoch + 1}, step {self.step_in_epoch}")
 
@@ -291,8 +292,10 @@ class Trainer:
                 record["val"] = values
                 if dist.is_main():
                     self.console.print("  val " + "  ".join(f"{k} {v:.2f}" for k, v in values.items()), highlight=False)
-                if values["Pr@0.5"] > self.best:
-                    self.best = values["Pr@0.5"]
+                # best on validation Pr@0.5; ties go to the higher meanIoU
+                score = (values["Pr@0.5"], values["meanIoU"])
+                if score > self.best:
+                    self.best = score
                     if dist.is_main():
                         meta = checkpoint_meta(self.model, cfg, {"epoch": self.epoch + 1, "val": values})
                         save_checkpoint(self.out / "best", self.model, meta, model_text_files(self.model))
@@ -301,11 +304,12 @@ class Trainer:
             self.history.append(record)
             self.epoch += 1
             self.step_in_epoch = 0
-            self._save_last()
+            if self.epoch % max(cfg.train.save_every_epochs, 1) == 0 or self.epoch == cfg.train.epochs:
+                self._save_last()
             if dist.is_main():
                 atomic_write_text(self.out / "history.json", json.dumps(self.history, indent=2))
         dist.barrier()
-        return {"best_val_pr50": self.best, "history": self.history, "out": str(self.out)}
+        return {"best_val_pr50": self.best[0], "history": self.history, "out": str(self.out)}
 
 
 def train(cfg: RunConfig, out: Path, *, resume: bool = False, device: str = "auto") -> dict[str, Any]:

@@ -1,0 +1,168 @@
+"""The grounding model: sizes, shapes, masks, gradients, variants, boxes valid by construction."""
+
+import pytest
+import torch
+
+from rsvg.config import load_config
+from rsvg.models.build import build_model
+from rsvg.models.config import ModelConfig
+from rsvg.models.mgvlf import visual_padding_mask
+
+TINY = {
+    "backbone": "efficientnet_lite0",
+    "pretrained_backbone": False,
+    "image_size": 64,
+    "max_tokens": 12,
+    "hidden_dim": 32,
+    "heads": 4,
+    "ffn_dim": 64,
+    "dropout": 0.0,
+    "visual_encoder_layers": 1,
+    "fusion_layers": 1,
+    "extra_padding": 1,
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    torch.manual_seed(0)
+    return build_model(ModelConfig(**TINY)).eval()
+
+
+def inputs(batch=2, size=64, nt=12, valid=(5, 9)):
+    torch.manual_seed(1)
+    image = torch.randn(batch, 3, size, size)
+    pad = torch.zeros(batch, size, size, dtype=torch.bool)
+    pad[0, 32:, :] = True  # a letterboxed image: the bottom half is padding (the second row of 2x2 tokens)
+    ids = torch.randint(1000, 5000, (batch, nt))
+    mask = torch.zeros(batch, nt, dtype=torch.long)
+    for b, n in enumerate(valid):
+        mask[b, :n] = 1
+        ids[b, 0], ids[b, n - 1] = 101, 102
+        ids[b, n:] = 0
+    return image, pad, ids, mask
+
+
+def test_paper_config_matches_the_reference_size():
+    cfg = load_config("configs/mgvlf_dior.yaml").model
+    cfg.text_encoder = "bert-base-random"
+    model = build_model(cfg, load_pretrained=False)
+
+    def count(*mods):
+        return sum(p.numel() for m in mods if m is not None for p in m.parameters())
+
+    mlcm = count(
+        model.input_proj,
+        model.extra,
+        model.memory_text_proj,
+        model.memory_text_pos,
+        model.mlcm_decoder,
+        model.visual_encoder,
+    )
+    fusion = count(model.fusion_visual_proj, model.fusion_text_proj, model.fusion_pos, model.fusion) + 256
+    expected = {  # DESIGN.md §4, millions
+        "total": (count(model), 152.7),
+        "resnet50": (count(model.backbone), 23.45),
+        "bert": (count(model.text), 109.48),
+        "mlcm": (mlcm, 11.42),
+        "fusion": (fusion, 8.27),
+        "head": (count(model.head), 0.07),
+    }
+    for name, (got, want) in expected.items():
+        tol = 0.01 if name != "head" else 0.05  # the head's 0.07M is rounded to two decimals
+        assert abs(got / 1e6 - want) / want < tol, f"{name}: {got / 1e6:.3f}M vs {want}M"
+
+
+def test_shapes_and_valid_boxes(tiny_model):
+    image, pad, ids, mask = inputs()
+    with torch.inference_mode():
+        out = tiny_model(image, pad, ids, mask, need_attention=True)
+    assert out.boxes.shape == (2, 4)
+    assert (out.boxes[:, 2] >= out.boxes[:, 0]).all() and (out.boxes[:, 3] >= out.boxes[:, 1]).all()
+    assert out.attention.shape == (2, 2, 2)
+    mass = out.attention.sum((1, 2))  # visual share of the [REG] token's attention (the rest goes to words)
+    assert ((mass > 0) & (mass <= 1 + 1e-6)).all()
+    assert (out.attention[0, 1, :] == 0).all()  # the padded bottom row gets no attention
+
+
+def test_padded_text_changes_nothing(tiny_model):
+    image, pad, ids, mask = inputs()
+    with torch.inference_mode():
+        ref = tiny_model(image, pad, ids, mask).boxes
+        ids2 = ids.clone()
+        ids2[mask == 0] = 777  # garbage in padded positions
+        other = tiny_model(image, pad, ids2, mask).boxes
+        trimmed = tiny_model(image, pad, ids[:, :9], mask[:, :9]).boxes  # padding trimmed to the longest query
+    torch.testing.assert_close(other, ref, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(trimmed, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_query_changes_the_box(tiny_model):
+    image, pad, ids, mask = inputs()
+    ids2 = ids.clone()
+    ids2[:, 1:4] = torch.tensor([2000, 2001, 2002])
+    with torch.inference_mode():
+        assert not torch.allclose(tiny_model(image, pad, ids, mask).boxes, tiny_model(image, pad, ids2, mask).boxes)
+
+
+def test_visual_padding_mask_marks_only_fully_padded_cells():
+    pad = torch.zeros(1, 64, 64, dtype=torch.bool)
+    pad[0, 40:, :] = True  # rows 40..63: cell row 1 (32..63) is partly image -> valid
+    assert not visual_padding_mask(pad, 2, 2).any()
+    pad[0, 32:, :] = True
+    assert visual_padding_mask(pad, 2, 2).tolist() == [[False, False, True, True]]
+
+
+def test_gradients_reach_every_trainable_part():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(**TINY)).train()
+    image, pad, ids, mask = inputs()
+    out = model(image, pad, ids, mask)
+    out.boxes.sum().backward()
+    missing = [
+        n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or p.grad.abs().sum() == 0)
+    ]
+    assert missing == [], missing
+    frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
+    assert any(n.startswith("backbone.") for n in frozen)  # the stem stays frozen, as in the paper
+
+
+@pytest.mark.parametrize(
+    ("variant", "decoder", "extra"),
+    [
+        ({"mlcm": False}, 0, False),  # (a) baseline
+        ({"memory": ["visual"]}, 1, True),  # (b)
+        ({"memory": ["visual", "sentence"]}, 1, True),  # (c)
+        ({"memory": ["visual", "words"]}, 1, True),  # (d)
+        ({"memory": ["words", "sentence"]}, 1, False),  # (e)
+    ],
+)
+def test_ablation_variants_build_and_run(variant, decoder, extra):
+    model = build_model(ModelConfig(**{**TINY, **variant})).eval()
+    assert len(model.mlcm_decoder) == decoder
+    assert (model.extra is not None) == extra
+    image, pad, ids, mask = inputs()
+    with torch.inference_mode():
+        assert model(image, pad, ids, mask).boxes.shape == (2, 4)
+
+
+def test_variant_configs_load():
+    for name, mlcm, memory in [
+        ("ablation_a_transvg", False, ["visual", "words", "sentence"]),
+        ("ablation_b_visual", True, ["visual"]),
+        ("ablation_c_visual_sentence", True, ["visual", "sentence"]),
+        ("ablation_d_visual_words", True, ["visual", "words"]),
+        ("ablation_e_text", True, ["words", "sentence"]),
+    ]:
+        cfg = load_config(f"configs/{name}.yaml")
+        assert (cfg.model.mlcm, cfg.model.memory) == (mlcm, memory)
+        assert cfg.model.image_size == 640 and cfg.train.batch_size == 8 and cfg.train.epochs == 150
+
+
+def test_bad_model_options_are_named():
+    with pytest.raises(ValueError, match="memory"):
+        ModelConfig(memory=["pixels"])
+    with pytest.raises(ValueError, match="multiple of 32"):
+        ModelConfig(image_size=100)
+    with pytest.raises(ValueError, match="unknown model options"):
+        ModelConfig.from_dict({"hidden": 3})

@@ -1,0 +1,167 @@
+"""Training: it learns (overfits a few samples), resume equals an uninterrupted run, checkpoints load."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from rsvg.config import load_config
+from rsvg.data.image_io import ImageReadError
+from rsvg.data.tokenizer import QueryTooLongError
+from rsvg.engine.checkpoint import CheckpointError
+from rsvg.engine.trainer import train
+from rsvg.inference import Grounder
+
+TINY_MODEL = [
+    "model.pretrained_backbone=false",
+    "model.image_size=64",
+    "model.max_tokens=16",
+    "model.hidden_dim=32",
+    "model.heads=4",
+    "model.ffn_dim=64",
+    "model.dropout=0.1",
+    "model.visual_encoder_layers=1",
+    "model.fusion_layers=1",
+    "model.extra_padding=1",
+    "data.workers=0",
+    "train.log_every=50",
+    "train.channels_last=false",
+]
+
+
+def tiny_config(root: Path, *extra: str):
+    return load_config(None, [*TINY_MODEL, f"data.root={root}", *extra])
+
+
+def test_overfits_a_few_samples(official_dataset, tmp_path):
+    # train on every sample and validate on the same ones: the model must memorise them
+    for split in ("train", "val"):
+        (official_dataset / f"{split}.txt").write_text("0\n1\n2\n3\n")
+    (official_dataset / "test.txt").write_text("4\n5\n")
+    cfg = tiny_config(
+        official_dataset,
+        "train.epochs=120",
+        "train.batch_size=4",
+        "train.lr=2e-3",
+        "train.lr_pretrained=2e-4",
+        "train.schedule=cosine",
+        "train.grad_clip=0",
+        "train.eval_every=40",
+        "train.save_every_epochs=1000",
+        "model.hidden_dim=64",
+        "model.ffn_dim=128",
+        "model.dropout=0.0",
+        "model.freeze_text_encoder=true",
+    )
+    torch.manual_seed(0)
+    result = train(cfg, tmp_path / "run")
+    assert result["best_val_pr50"] == 100.0
+    rows = [json.loads(x) for x in (tmp_path / "run" / "val_predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and min(r["iou"] for r in rows) > 0.9
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert len(history) == 120 and history[-1]["loss"] < history[0]["loss"] / 3
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_resume_equals_uninterrupted(official_dataset, tmp_path):
+    common = ["train.epochs=3", "train.batch_size=2", "train.checkpoint_every_steps=1", "train.seed=5"]
+    straight = train(tiny_config(official_dataset, *common), tmp_path / "a")
+    # an interrupted run: stop after epoch 1 (fewer epochs), then continue to 3 with --resume
+    train(tiny_config(official_dataset, *common[1:], "train.epochs=1"), tmp_path / "b")
+    # and one killed mid-epoch: keep the step-1 checkpoint of epoch 2 by copying it when it is written
+    resumed = train(tiny_config(official_dataset, *common), tmp_path / "b", resume=True)
+    a, b = _weights(tmp_path / "a" / "last"), _weights(tmp_path / "b" / "last")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert straight["best_val_pr50"] == resumed["best_val_pr50"]
+    ha = json.loads((tmp_path / "a" / "history.json").read_text())
+    hb = json.loads((tmp_path / "b" / "history.json").read_text())
+    assert [h["loss"] for h in ha] == [h["loss"] for h in hb]
+
+
+def test_resume_mid_epoch(official_dataset, tmp_path, monkeypatch):
+    from rsvg.engine import trainer as trainer_mod
+
+    common = ["train.epochs=2", "train.batch_size=1", "train.checkpoint_every_steps=1", "train.seed=2"]
+    train(tiny_config(official_dataset, *common), tmp_path / "a")
+
+    calls = {"n": 0}
+    original = trainer_mod.Trainer._save_last
+
+    def save_then_die(self):
+        original(self)
+        calls["n"] += 1
+        if calls["n"] == 4:  # epoch 2, after its first step (epoch 1 has 3 steps)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer_mod.Trainer, "_save_last", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(official_dataset, *common), tmp_path / "b")
+    monkeypatch.setattr(trainer_mod.Trainer, "_save_last", original)
+    state = torch.load(tmp_path / "b" / "last" / "training_state.pt", weights_only=False)
+    assert (state["epoch"], state["step_in_epoch"]) == (1, 1)
+    train(tiny_config(official_dataset, *common), tmp_path / "b", resume=True)
+    a, b = _weights(tmp_path / "a" / "last"), _weights(tmp_path / "b" / "last")
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_run_folder_guards(official_dataset, tmp_path):
+    cfg = tiny_config(official_dataset, "train.epochs=1", "train.batch_size=3")
+    train(cfg, tmp_path / "run")
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(cfg, tmp_path / "run")
+    with pytest.raises(FileNotFoundError, match="no training checkpoint"):
+        train(cfg, tmp_path / "other", resume=True)
+    changed = tiny_config(official_dataset, "train.epochs=1", "train.batch_size=2")
+    with pytest.raises(ValueError, match="config differs"):
+        train(changed, tmp_path / "run", resume=True)
+
+
+def test_grounder_from_checkpoint_and_bad_input(official_dataset, tmp_path):
+    cfg = tiny_config(official_dataset, "train.epochs=1", "train.batch_size=3")
+    train(cfg, tmp_path / "run")
+    best = tmp_path / "run" / "best"
+    meta = json.loads((best / "config.json").read_text())
+    assert meta["rsvg_version"] and meta["model"]["image_size"] == 64 and (best / "text" / "vocab.txt").is_file()
+    g = Grounder.from_checkpoint(best)
+    image = official_dataset / "JPEGImages" / "00002.jpg"
+    res = g.predict(image, "the ship on the left", return_attention=True)
+    assert (res.width, res.height) == (200, 160)
+    x1, y1, x2, y2 = res.box
+    assert x2 >= x1 and y2 >= y1
+    assert res.attention.shape == (160, 200) and res.attention.min() >= 0 and res.attention.max() <= 1
+    # arrays: grayscale and RGBA work too, and give the same box as the RGB image
+    from rsvg.data.image_io import read_image_rgb
+
+    rgb = read_image_rgb(image)
+    rgba = np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 255, np.uint8)], 2)
+    np.testing.assert_allclose(g.predict(rgba, "the ship on the left").box, res.box, rtol=1e-5)
+    assert g.predict(rgb[..., 0], "a ship").width == 200
+    with pytest.raises(ValueError, match="empty"):
+        g.predict(image, "   ")
+    with pytest.raises(QueryTooLongError, match="tokens"):
+        g.predict(image, "the ship " * 20)
+    with pytest.raises(ImageReadError, match="not found"):
+        g.predict(tmp_path / "missing.png", "a ship")
+    (tmp_path / "bad.jpg").write_text("no")
+    with pytest.raises(ImageReadError, match="bad.jpg"):
+        g.predict(tmp_path / "bad.jpg", "a ship")
+    with pytest.raises(CheckpointError, match="not found"):
+        Grounder.from_checkpoint(tmp_path / "nope")
+    broken = tmp_path / "broken"
+    shutil.copytree(best, broken)
+    (broken / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        Grounder.from_checkpoint(broken)
+    (broken / "config.json").write_text("{}")
+    with pytest.raises(CheckpointError, match="not an rsvg checkpoint"):
+        Grounder.from_checkpoint(broken)
