@@ -143,7 +143,7 @@ def test_grounder_from_checkpoint_and_bad_input(official_dataset, tmp_path):
     from rsvg.data.image_io import read_image_rgb
 
     rgb = read_image_rgb(image)
-    rgba = np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 255, np.uint8)], 2)
+    rgba = np.concatenate([rgb, np.full((*rgb.shape[:2], 1), 255, np.uint8)], 2)
     np.testing.assert_allclose(g.predict(rgba, "the ship on the left").box, res.box, rtol=1e-5)
     assert g.predict(rgb[..., 0], "a ship").width == 200
     with pytest.raises(ValueError, match="empty"):
@@ -153,7 +153,7 @@ def test_grounder_from_checkpoint_and_bad_input(official_dataset, tmp_path):
     with pytest.raises(ImageReadError, match="not found"):
         g.predict(tmp_path / "missing.png", "a ship")
     (tmp_path / "bad.jpg").write_text("no")
-    with pytest.raises(ImageReadError, match="bad.jpg"):
+    with pytest.raises(ImageReadError, match=r"bad\.jpg"):
         g.predict(tmp_path / "bad.jpg", "a ship")
     with pytest.raises(CheckpointError, match="not found"):
         Grounder.from_checkpoint(tmp_path / "nope")
