@@ -6,9 +6,11 @@ import typer
 
 from rsvg import __version__
 from rsvg.commands.bench import bench_app
+from rsvg.commands.build import build
 from rsvg.commands.check_data import check_data
 from rsvg.commands.evaluate import evaluate
 from rsvg.commands.ground import ground
+from rsvg.commands.stats import stats
 from rsvg.commands.synth import synth
 from rsvg.commands.train import train
 
@@ -37,6 +39,8 @@ def main(
 
 app.command("synth")(synth)
 app.command("check-data")(check_data)
+app.command("build")(build)
+app.command("stats")(stats)
 app.command("train")(train)
 app.command("eval")(evaluate)
 app.command("ground")(ground)

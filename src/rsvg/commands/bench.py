@@ -61,3 +61,23 @@ def bench_synth(
     from rsvg.synth import benchmark_synth
 
     print_bench("rsvg bench synth", benchmark_synth(images=images, size=size), Console(), json_out)
+
+
+@bench_app.command("build")
+def bench_build(
+    images: Annotated[int, typer.Option(min=1, help="Synthetic scenes to build from (made first, not timed).")] = 100,
+    size: Annotated[int, typer.Option(min=64, help="Scene side in pixels.")] = 800,
+    workers: Annotated[int, typer.Option(min=1, help="Processes.")] = 2,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results here.")] = None,
+) -> None:
+    """Dataset construction speed (rsvg build) in images/s on synthetic scenes."""
+    from rsvg.construct.build import benchmark_build_summary
+
+    summary = benchmark_build_summary(images=images, size=size, workers=workers)
+    results = {
+        "images": summary.images_written,
+        "expressions": summary.expressions,
+        "workers": workers,
+        "images_per_s": summary.images_per_second,
+    }
+    print_bench("rsvg bench build", results, Console(), json_out)
