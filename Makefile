@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.rsvg-installed
 DEMO := demo_out
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install browser clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,13 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
 
-test: $(STAMP) lint
+# Headless Chromium and its driver for the web end-to-end test (Debian packages; skipped where apt is unavailable).
+browser:
+	@command -v chromedriver >/dev/null 2>&1 || { if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else echo "note: no chromedriver and no root apt-get: the browser test will be skipped"; fi; }
+
+test: $(STAMP) lint browser
 	$(BIN)/python -m pytest
 
 clean:

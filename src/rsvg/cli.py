@@ -10,6 +10,7 @@ from rsvg.commands.build import build
 from rsvg.commands.check_data import check_data
 from rsvg.commands.evaluate import evaluate
 from rsvg.commands.ground import ground
+from rsvg.commands.serve import review_export, serve
 from rsvg.commands.stats import stats
 from rsvg.commands.synth import synth
 from rsvg.commands.train import train
@@ -44,6 +45,8 @@ app.command("stats")(stats)
 app.command("train")(train)
 app.command("eval")(evaluate)
 app.command("ground")(ground)
+app.command("serve")(serve)
+app.command("review-export")(review_export)
 app.add_typer(bench_app, name="bench")
 
 if __name__ == "__main__":

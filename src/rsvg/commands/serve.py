@@ -1,0 +1,109 @@
+"""``rsvg serve`` (grounding page, JSON API, review tool) and ``rsvg review-export``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def serve(
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="Checkpoint folder written by rsvg train (e.g. runs/x/best) for grounding.")
+    ] = None,
+    dataset: Annotated[
+        Path | None, typer.Option(help="DIOR-RSVG folder to review (and whose images the grounding page offers).")
+    ] = None,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on. The default serves this machine only; 0.0.0.0 opens it "
+                               "to the network (there is no login).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port.")] = 8000,
+    db: Annotated[
+        Path | None, typer.Option(help="Review database (SQLite). Default: DATASET/review.sqlite3.")
+    ] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda, for the model.")] = "cpu",
+    max_upload_mb: Annotated[float, typer.Option(min=0.01, help="Largest upload accepted, in MB.")] = 20.0,
+    max_image_pixels: Annotated[
+        int, typer.Option(min=1, help="Largest image accepted, in pixels (width × height).")
+    ] = 64_000_000,
+) -> None:
+    """Serve the grounding page (/), the JSON API (POST /api/ground, documented at /docs) and the review tool
+    (/review), where annotators accept, reject or correct a dataset's expressions and boxes."""
+    err = Console(stderr=True, soft_wrap=True)
+    try:
+        import uvicorn
+
+        from rsvg.web.app import LOOPBACK_HOSTS, create_app
+        from rsvg.web.guards import Limits
+    except ImportError as exc:
+        typer.echo(f"error: the web server needs the web extra: pip install 'rsvg[web]' ({exc})", err=True)
+        raise typer.Exit(2) from None
+    from rsvg.data.records import DatasetError
+    from rsvg.engine.checkpoint import CheckpointError
+    from rsvg.web.review_db import ReviewDBError
+
+    if checkpoint is None and dataset is None:
+        err.print("note: no --checkpoint and no --dataset: the pages will say what is missing", markup=False)
+    limits = Limits(max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_image_pixels=max_image_pixels)
+    try:
+        app = create_app(
+            checkpoint,
+            dataset,
+            db_path=db,
+            device=device,
+            limits=limits,
+            allowed_hosts=[*LOOPBACK_HOSTS] if host in LOOPBACK else None,
+        )
+    except (CheckpointError, DatasetError, ReviewDBError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if host not in LOOPBACK:
+        err.print(f"warning: listening on {host}: anyone who can reach it can use the model and post review "
+                  "decisions", style="yellow", markup=False)
+    shown = "127.0.0.1" if host in LOOPBACK else host
+    err.print(f"grounding page http://{shown}:{port}/  review http://{shown}:{port}/review  "
+              f"API docs http://{shown}:{port}/docs", markup=False)
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+def review_export(
+    root: Annotated[Path, typer.Argument(help="The reviewed DIOR-RSVG folder.")],
+    out: Annotated[Path, typer.Argument(help="Folder for the corrected dataset (must not exist).")],
+    db: Annotated[Path | None, typer.Option(help="Review database. Default: ROOT/review.sqlite3.")] = None,
+    drop_unreviewed: Annotated[
+        bool, typer.Option(help="Also leave out the objects nobody has accepted, edited or rejected yet.")
+    ] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the summary as JSON here.")] = None,
+) -> None:
+    """Write the dataset as the annotators corrected it: rejected expressions removed, edited texts and boxes
+    applied, split files renumbered (every kept expression stays in its split). Check it with rsvg check-data."""
+    from rsvg.data.records import DatasetError
+    from rsvg.data.xmlio import atomic_write_text
+    from rsvg.web.export import export_reviewed
+    from rsvg.web.review_db import ReviewDBError
+
+    console = Console()
+    try:
+        summary = export_reviewed(root, out, db, drop_unreviewed=drop_unreviewed, overwrite=overwrite)
+    except (DatasetError, ReviewDBError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    table = Table(title=f"reviewed dataset: {summary.out}", show_header=False)
+    table.add_row("objects in / out", f"{summary.objects_in} / {summary.objects_out}")
+    table.add_row("images out", str(summary.images_out))
+    for status, n in summary.statuses.items():
+        table.add_row(status, str(n))
+    table.add_row("splits", ", ".join(f"{k} {v}" for k, v in summary.splits.items()))
+    console.print(table)
+    if json_out is not None:
+        atomic_write_text(json_out, json.dumps(summary.to_dict(), indent=2))
+    sys.stdout.flush()

@@ -1,0 +1,46 @@
+"""What one server holds: the model (loaded once), the dataset, the review store and the limits."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fastapi import HTTPException, Request
+
+from rsvg.web.guards import Limits
+
+if TYPE_CHECKING:
+    from rsvg.inference import Grounder
+    from rsvg.web.dataset_view import ReviewDataset
+    from rsvg.web.review_db import ReviewStore
+
+
+@dataclass
+class WebContext:
+    """Shared by every request of one app; the model lock keeps one forward pass at a time."""
+
+    grounder: Grounder | None = None
+    checkpoint: Path | None = None
+    dataset: ReviewDataset | None = None
+    store: ReviewStore | None = None
+    limits: Limits = field(default_factory=Limits)
+    model_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def require_dataset(self) -> tuple[ReviewDataset, ReviewStore]:
+        """The dataset and its review store, or a 404 that says how to load one."""
+        if self.dataset is None or self.store is None:
+            raise HTTPException(404, "no dataset loaded: start the server with `rsvg serve --dataset ROOT`")
+        return self.dataset, self.store
+
+    def require_grounder(self) -> Grounder:
+        """The model, or a 503 that says how to load one."""
+        if self.grounder is None:
+            raise HTTPException(503, "no model loaded: start the server with `rsvg serve --checkpoint RUN/best`")
+        return self.grounder
+
+
+def get_context(request: Request) -> WebContext:
+    """FastAPI dependency: the app's :class:`WebContext`."""
+    return request.app.state.web

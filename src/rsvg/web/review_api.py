@@ -1,0 +1,167 @@
+"""The review tool's JSON API: items, filters, progress, decisions and undo.
+
+The endpoints are plain ``def`` functions, so FastAPI runs them in its thread pool: a SQLite write (committed
+and synced before the answer goes out) never blocks the event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+
+from rsvg.web.context import WebContext, get_context
+from rsvg.web.dataset_view import ReviewDataset
+from rsvg.web.review_db import Decision, ReviewDBError, ReviewStore
+from rsvg.web.schemas import (
+    DecisionIn,
+    DecisionOut,
+    DecisionResult,
+    ErrorResponse,
+    NextResult,
+    Progress,
+    ReviewItem,
+    UndoIn,
+    UndoResult,
+)
+
+router = APIRouter(prefix="/api/review", tags=["review"], responses={404: {"model": ErrorResponse}})
+StatusFilter = Literal["all", "unreviewed", "reviewed", "accepted", "rejected", "edited"]
+
+
+def _decision_out(d: Decision) -> DecisionOut:
+    return DecisionOut(**d.to_dict())
+
+
+def build_item(dataset: ReviewDataset, store: ReviewStore, index: int) -> ReviewItem:
+    """An object with its current (corrected) text and box and its whole decision history."""
+    if not 0 <= index < len(dataset):
+        raise HTTPException(404, f"no object {index}: the dataset has objects 0..{len(dataset) - 1}")
+    s = dataset.samples[index]
+    state = store.state(index)
+    return ReviewItem(
+        index=index,
+        total=len(dataset),
+        image_id=s.image_id,
+        image_url=f"/dataset/images/{s.image_id}",
+        width=s.width,
+        height=s.height,
+        category=s.category,
+        split=dataset.split_of.get(index),
+        original_description=s.description,
+        original_box=list(s.box),
+        description=state.description if state.description is not None else s.description,
+        box=list(state.box) if state.box is not None else list(s.box),
+        status=state.status,  # type: ignore[arg-type]
+        history=[_decision_out(d) for d in store.history(index)],
+    )
+
+
+def _matcher(dataset: ReviewDataset, statuses: dict[int, str], status: str, category: str | None) -> Callable:
+    def match(i: int) -> bool:
+        if category and dataset.samples[i].category != category:
+            return False
+        st = statuses.get(i, "unreviewed")
+        if status == "all":
+            return True
+        if status == "reviewed":
+            return st != "unreviewed"
+        return st == status
+
+    return match
+
+
+@router.get("/item/{index}", response_model=ReviewItem)
+def get_item(index: int, ctx: WebContext = Depends(get_context)) -> ReviewItem:
+    """One object: image, category, split, original and current expression and box, status and history."""
+    dataset, store = ctx.require_dataset()
+    return build_item(dataset, store, index)
+
+
+@router.get("/next", response_model=NextResult)
+def next_item(
+    after: Annotated[int, Query(ge=-1, description="Search from the object after this index (-1: from the start).")]
+    = -1,
+    direction: Annotated[Literal["next", "prev"], Query()] = "next",
+    status: Annotated[StatusFilter, Query(description="Which objects to visit.")] = "all",
+    category: Annotated[str | None, Query(max_length=100, description="Only objects of this class.")] = None,
+    wrap: Annotated[bool, Query(description="Continue from the other end when the end is reached.")] = True,
+    ctx: WebContext = Depends(get_context),
+) -> NextResult:
+    """The next (or previous) object after ``after`` that the filters select."""
+    dataset, store = ctx.require_dataset()
+    n = len(dataset)
+    match = _matcher(dataset, store.statuses(), status, category or None)
+    start = min(after, n - 1)
+    if direction == "next":
+        order = [*range(start + 1, n), *(range(0, start + 1) if wrap else ())]
+    else:
+        first = start if after >= 0 else n
+        order = [*range(first - 1, -1, -1), *(range(n - 1, first - 1, -1) if wrap else ())]
+    return NextResult(index=next((i for i in order if match(i)), None))
+
+
+@router.get("/progress", response_model=Progress)
+def progress(
+    category: Annotated[str | None, Query(max_length=100, description="Count only this class.")] = None,
+    ctx: WebContext = Depends(get_context),
+) -> Progress:
+    """Objects reviewed so far (done / total, accepted, rejected, edited), the classes and the annotators."""
+    dataset, store = ctx.require_dataset()
+    statuses = store.statuses()
+    counts = dict.fromkeys(("accepted", "rejected", "edited", "unreviewed"), 0)
+    total = 0
+    for s in dataset.samples:
+        if category and s.category != category:
+            continue
+        total += 1
+        counts[statuses.get(s.index, "unreviewed")] += 1
+    return Progress(
+        total=total,
+        done=total - counts["unreviewed"],
+        categories=dataset.categories,
+        annotators=store.annotator_counts(),
+        **counts,
+    )
+
+
+@router.post("/decision", response_model=DecisionResult, responses={422: {"model": ErrorResponse}})
+def decide(body: DecisionIn, ctx: WebContext = Depends(get_context)) -> DecisionResult:
+    """Record a decision (committed before the answer). ``edit`` takes the corrected ``description`` and/or
+    ``box`` (the other keeps its current value); the box must lie inside the image."""
+    dataset, store = ctx.require_dataset()
+    if body.index >= len(dataset):
+        raise HTTPException(404, f"no object {body.index}: the dataset has objects 0..{len(dataset) - 1}")
+    description, box = None, None
+    if body.action == "edit":
+        current = build_item(dataset, store, body.index)
+        description = " ".join((body.description if body.description is not None else current.description).split())
+        if not description:
+            raise HTTPException(422, "the corrected expression is empty")
+        box = body.box if body.box is not None else current.box
+        w, h = current.width, current.height
+        if w > 0 and h > 0 and not (box[0] >= 0 and box[1] >= 0 and box[2] <= w and box[3] <= h):
+            raise HTTPException(422, f"the box {box} is not inside the {w}x{h} image")
+    try:
+        decision, created = store.record(
+            body.index, body.annotator, body.action, description, tuple(box) if box else None, body.request_id
+        )
+    except ReviewDBError as exc:
+        raise HTTPException(422, str(exc)) from None
+    if not created and (decision.index, decision.action, decision.annotator) != (body.index, body.action,
+                                                                                  body.annotator):
+        raise HTTPException(409, f"request id {body.request_id!r} was already used for another decision")
+    return DecisionResult(
+        decision=_decision_out(decision), created=created, item=build_item(dataset, store, body.index)
+    )
+
+
+@router.post("/undo", response_model=UndoResult)
+def undo(body: UndoIn, ctx: WebContext = Depends(get_context)) -> UndoResult:
+    """Undo a decision (by id) or the annotator's latest one still in force; the history keeps it, marked."""
+    dataset, store = ctx.require_dataset()
+    undone = store.undo(" ".join(body.annotator.split()), body.decision_id)
+    if undone is None:
+        return UndoResult(undone=None, item=None)
+    return UndoResult(undone=_decision_out(undone), item=build_item(dataset, store, undone.index))

@@ -1,0 +1,168 @@
+"""Request and response bodies of the JSON API (they also make the generated OpenAPI page)."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+Box = list[float]
+
+
+class Timing(BaseModel):
+    """Milliseconds spent on each step of one request."""
+
+    decode_ms: float = Field(description="Reading and decoding the image.")
+    inference_ms: float = Field(description="The model's forward pass (letterbox, text, network, box).")
+    total_ms: float = Field(description="The whole request, queueing for the model included.")
+
+
+class GroundResponse(BaseModel):
+    """The predicted box of a query on an image."""
+
+    query: str
+    box: Box = Field(description="(x1, y1, x2, y2) in original image pixels.", examples=[[112.5, 80.0, 260.25, 171.0]])
+    width: int = Field(description="Image width in pixels.")
+    height: int = Field(description="Image height in pixels.")
+    timing: Timing
+    attention_png: str | None = Field(
+        None, description="The MLCM attention map as a colour PNG data URL, present when attention was asked for."
+    )
+
+
+class ErrorResponse(BaseModel):
+    """Every error answer: a sentence saying what was wrong."""
+
+    detail: str
+
+
+class Status(BaseModel):
+    """What this server has loaded, and its limits."""
+
+    model_loaded: bool
+    checkpoint: str | None
+    dataset: str | None
+    objects: int
+    images: int
+    max_upload_bytes: int
+    max_image_pixels: int
+    max_image_side: int
+
+
+class DatasetImage(BaseModel):
+    """One image of the loaded dataset, for the grounding page's picker."""
+
+    id: str
+    width: int
+    height: int
+    url: str
+    expressions: list[str]
+
+
+class DecisionIn(BaseModel):
+    """A review decision about one object (by its global index)."""
+
+    index: int = Field(ge=0, description="Global object index (as the split files count).")
+    annotator: str = Field(min_length=1, max_length=64, description="Who decides.")
+    action: Literal["accept", "reject", "edit", "skip"]
+    description: str | None = Field(
+        None, max_length=1000, description="edit: the corrected expression (default: the current one)."
+    )
+    box: Box | None = Field(None, description="edit: the corrected (x1, y1, x2, y2) in pixels (default: current).")
+    request_id: str | None = Field(
+        None, min_length=1, max_length=100, description="Client-chosen id: a retried request is recorded once."
+    )
+
+    @field_validator("annotator")
+    @classmethod
+    def _clean_annotator(cls, v: str) -> str:
+        v = " ".join(v.split())
+        if not v or not v.isprintable():
+            raise ValueError("the annotator name must be printable text")
+        return v
+
+    @field_validator("box")
+    @classmethod
+    def _check_box(cls, v: Box | None) -> Box | None:
+        if v is None:
+            return v
+        if len(v) != 4 or not all(math.isfinite(x) for x in v):
+            raise ValueError("a box is 4 finite numbers x1, y1, x2, y2")
+        if not (v[0] < v[2] and v[1] < v[3]):
+            raise ValueError("a box needs x1 < x2 and y1 < y2")
+        return v
+
+
+class UndoIn(BaseModel):
+    """Undo a decision: a given one, or the annotator's latest one still in force."""
+
+    annotator: str = Field(min_length=1, max_length=64)
+    decision_id: int | None = Field(None, ge=1)
+
+
+class DecisionOut(BaseModel):
+    """A recorded decision."""
+
+    id: int
+    index: int
+    annotator: str
+    action: str
+    description: str | None
+    box: Box | None
+    created_at: str
+    undone_at: str | None
+    undone_by: str | None
+
+
+class ReviewItem(BaseModel):
+    """One object under review: the original, the current (corrected) version and its history."""
+
+    index: int
+    total: int
+    image_id: str
+    image_url: str
+    width: int
+    height: int
+    category: str
+    split: str | None
+    original_description: str
+    original_box: Box
+    description: str
+    box: Box
+    status: Literal["unreviewed", "accepted", "rejected", "edited"]
+    history: list[DecisionOut]
+
+
+class DecisionResult(BaseModel):
+    """The decision as stored, whether it was new, and the object's state after it."""
+
+    decision: DecisionOut
+    created: bool
+    item: ReviewItem
+
+
+class UndoResult(BaseModel):
+    """The undone decision (``null`` when there was nothing to undo) and its object's state."""
+
+    undone: DecisionOut | None
+    item: ReviewItem | None
+
+
+class NextResult(BaseModel):
+    """The next (or previous) object matching the filters, or ``null`` when none does."""
+
+    index: int | None
+
+
+class Progress(BaseModel):
+    """How far the review is, over the objects the filters' category selects."""
+
+    total: int
+    done: int
+    accepted: int
+    rejected: int
+    edited: int
+    unreviewed: int
+    categories: list[str]
+    annotators: dict[str, int]

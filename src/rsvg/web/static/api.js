@@ -1,0 +1,70 @@
+// Small helpers shared by the pages: JSON requests with readable errors, and element shortcuts.
+
+export const $ = (sel, root = document) => root.querySelector(sel);
+
+export class ApiError extends Error {
+  constructor(status, detail) {
+    super(detail);
+    this.status = status;
+  }
+}
+
+function detailText(detail) {
+  if (typeof detail === "string") return detail;
+  if (Array.isArray(detail)) {
+    // FastAPI's validation errors: [{loc: [...], msg: "..."}]
+    return detail.map((d) => `${(d.loc || []).slice(1).join(".")}: ${d.msg}`).join("; ");
+  }
+  return JSON.stringify(detail);
+}
+
+async function handle(response) {
+  let payload = null;
+  try {
+    payload = await response.json();
+  } catch {
+    payload = null;
+  }
+  if (!response.ok) {
+    const detail = payload && payload.detail !== undefined ? detailText(payload.detail) : response.statusText;
+    throw new ApiError(response.status, `${response.status}: ${detail}`);
+  }
+  return payload;
+}
+
+export async function getJSON(url) {
+  return handle(await fetch(url, { headers: { Accept: "application/json" } }));
+}
+
+export async function postJSON(url, body) {
+  return handle(
+    await fetch(url, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify(body),
+    }),
+  );
+}
+
+export async function postForm(url, formData) {
+  return handle(await fetch(url, { method: "POST", body: formData }));
+}
+
+export function requestId() {
+  if (window.crypto && typeof window.crypto.randomUUID === "function") return window.crypto.randomUUID();
+  return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}-${Math.random().toString(36).slice(2)}`;
+}
+
+export function fmt(v) {
+  return Number.isInteger(v) ? String(v) : v.toFixed(1);
+}
+
+let toastTimer = null;
+export function toast(message, kind = "info") {
+  const el = $("#toast");
+  if (!el) return;
+  el.textContent = message;
+  el.className = `toast show ${kind}`;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => (el.className = "toast"), kind === "error" ? 6000 : 2500);
+}

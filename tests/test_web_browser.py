@@ -1,0 +1,165 @@
+"""End to end in a real headless Chromium (Debian's chromium + chromium-driver, driven by Selenium).
+
+Review with the keyboard (accept, reject, edit the text), drag a box corner, reload and find every decision,
+undo, export, and check the exported dataset; then ground a query on an uploaded image.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rsvg.data.check import check_dataset
+from rsvg.data.dior_rsvg import read_grounding_annotations, read_split_file
+from rsvg.inference import Grounder
+from rsvg.web.app import create_app
+from rsvg.web.export import export_reviewed
+from rsvg.web.server import BackgroundServer
+from test_web_api import tiny_checkpoint
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+INSTALL = "install Debian's chromium and chromium-driver (apt-get install chromium chromium-driver) to run it"
+webdriver = pytest.importorskip("selenium.webdriver", reason=f"selenium is not installed; {INSTALL}")
+if CHROMIUM is None or CHROMEDRIVER is None:
+    pytest.skip(f"no Chromium/ChromeDriver found for the browser test: {INSTALL}", allow_module_level=True)
+
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-quic", "--window-size=1300,900", f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
+        options.add_argument(arg)
+    service = webdriver.ChromeService(executable_path=CHROMEDRIVER)  # no Selenium Manager, no downloads
+    driver = webdriver.Chrome(service=service, options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BackgroundServer, Path]]:
+    from conftest import make_official_dataset
+
+    root = make_official_dataset(tmp_path_factory.mktemp("browser") / "dior_rsvg")
+    grounder = Grounder.from_checkpoint(tiny_checkpoint(tmp_path_factory))
+    with BackgroundServer(create_app(dataset=root, grounder=grounder)) as srv:
+        yield srv, root
+
+
+def _wait(driver, script: str, timeout: float = 10.0):
+    return WebDriverWait(driver, timeout).until(lambda d: d.execute_script(script))
+
+
+def _wait_index(driver, index: int) -> None:
+    _wait(driver, f"return document.body.dataset.index === '{index}'")
+
+
+def _progress(driver) -> list[str]:
+    return [driver.find_element(By.ID, i).text for i in
+            ("progress-done", "progress-accepted", "progress-rejected", "progress-edited")]
+
+
+def _open_review(driver, url: str) -> None:
+    driver.get(url)
+    _wait(driver, "return document.body.dataset.ready === '1'")
+
+
+def test_review_with_keyboard_reload_undo_export(browser, server, tmp_path):
+    srv, root = server
+    _open_review(browser, f"{srv.url}/review")
+    _wait_index(browser, 0)
+    body = browser.find_element(By.TAG_NAME, "body")
+    body.send_keys("a")  # no annotator yet: nothing is recorded, the name field asks for one
+    _wait(browser, "return document.activeElement.id === 'annotator'")
+    browser.find_element(By.ID, "annotator").send_keys("alice", Keys.ENTER)
+
+    body.send_keys("a")  # accept 0
+    _wait_index(browser, 1)
+    body.send_keys("r")  # reject 1
+    _wait_index(browser, 2)
+    body.send_keys("e")  # edit the text of 2
+    text = browser.find_element(By.ID, "expression")
+    _wait(browser, "return document.activeElement.id === 'expression'")
+    text.send_keys(Keys.CONTROL, "a")
+    text.send_keys("The small ship below the service area", Keys.ENTER)
+    _wait_index(browser, 3)
+    # item 3: drag the bottom-right corner, then accept = save the correction
+    handle = browser.find_element(By.CSS_SELECTOR, "circle.handle-br")
+    ActionChains(browser).click_and_hold(handle).move_by_offset(25, 20).release().perform()
+    _wait(browser, "return !document.getElementById('dirty').hidden")
+    body.send_keys("a")
+    _wait_index(browser, 4)
+    assert _progress(browser) == ["4 / 6 done", "1 accepted", "1 rejected", "2 edited"]
+
+    browser.refresh()  # every decision was committed before the next item appeared
+    _wait(browser, "return document.body.dataset.ready === '1'")
+    _wait_index(browser, 4)
+    body, text = browser.find_element(By.TAG_NAME, "body"), browser.find_element(By.ID, "expression")
+    assert browser.find_element(By.ID, "annotator").get_attribute("value") == "alice"
+    assert _progress(browser) == ["4 / 6 done", "1 accepted", "1 rejected", "2 edited"]
+    expected = {3: "edited", 2: "edited", 1: "rejected", 0: "accepted"}
+    for index, status in expected.items():  # Back walks through them
+        body.send_keys("b")
+        _wait_index(browser, index)
+        assert browser.execute_script("return document.body.dataset.status") == status
+        if index == 2:
+            assert text.get_attribute("value") == "The small ship below the service area"
+            assert "Original: A ship below" in browser.find_element(By.ID, "original").text
+        if index == 3:
+            box_text = browser.find_element(By.ID, "item-box").text
+            assert not box_text.startswith("120, 130 → 160, 150")
+        assert "alice" in browser.find_element(By.ID, "history").text
+
+    body.send_keys("u")  # undo alice's latest: the box correction of 3
+    _wait_index(browser, 3)
+    _wait(browser, "return document.body.dataset.status === 'unreviewed'")
+    assert "undone by alice" in browser.find_element(By.ID, "history").text
+    assert _progress(browser)[0] == "3 / 6 done"
+    body.send_keys("2")  # select the top-right corner and nudge it left with the keyboard, then save
+    body.send_keys(Keys.SHIFT, Keys.ARROW_LEFT)
+    _wait(browser, "return !document.getElementById('dirty').hidden")
+    body.send_keys(Keys.ENTER)
+    _wait_index(browser, 4)
+    assert _progress(browser) == ["4 / 6 done", "1 accepted", "1 rejected", "2 edited"]
+
+    out = tmp_path / "reviewed"
+    summary = export_reviewed(root, out)
+    report = check_dataset(out)
+    assert report.ok, [str(p) for p in report.errors]
+    samples = read_grounding_annotations(out).samples
+    assert summary.objects_out == len(samples) == 5
+    assert samples[1].description == "The small ship below the service area"
+    assert samples[2].box[2] == 150.0 and samples[2].box[:2] == (120.0, 130.0)  # x2 moved 10 px left
+    # splits train [5, 0, 3] val [1] test [4, 2]; index 1 rejected: 2..5 -> 1..4
+    assert read_split_file(out / "train.txt") == [4, 0, 2]
+    assert read_split_file(out / "val.txt") == []
+    assert read_split_file(out / "test.txt") == [3, 1]
+
+
+def test_grounding_page_upload(browser, server):
+    srv, root = server
+    browser.get(f"{srv.url}/")
+    _wait(browser, "return document.body.dataset.ready === '1'")
+    options = browser.find_elements(By.CSS_SELECTOR, "#pick option")
+    assert [o.get_attribute("value") for o in options] == ["", "00001", "00002", "00003"]
+    browser.find_element(By.ID, "file").send_keys(str(root / "JPEGImages" / "00002.jpg"))
+    browser.find_element(By.ID, "query").send_keys("the large ship on the lower right", Keys.ENTER)
+    _wait(browser, "return document.body.dataset.result !== undefined", timeout=20)
+    box = browser.execute_script("return JSON.parse(document.body.dataset.result)")
+    assert len(box) == 4 and 0 <= box[0] <= box[2] <= 200 and 0 <= box[1] <= box[3] <= 160
+    assert browser.find_element(By.ID, "box-px").text.startswith("x1 ")
+    assert browser.find_element(By.ID, "image-size").text == "200 × 160 px"
+    assert browser.find_element(By.ID, "heatmap").is_displayed()
+    assert browser.find_element(By.ID, "error").get_attribute("hidden") is not None
