@@ -49,6 +49,8 @@ class TrainConfig:
     save_every_epochs: int = 1  # save OUT/last every N epochs (always after the last one)
     eval_every: int = 1  # epochs
     log_every: int = 10  # steps
+    cache_backbone_features: bool = True  # frozen backbone and no augmentation: compute each image's map once
+    feature_cache_max_gb: float = 8.0  # above this estimate the cache is skipped
     channels_last: bool = True
     compile: bool = False
 

@@ -26,8 +26,9 @@ def print_summary(summary: BuildSummary, console: Console) -> None:
     shares = summary.step_shares
     for step in shares:
         table.add_row(f"{step} (paper on DIOR)", f"{shares[step]:.2f} % ({PAPER_STEP_SHARES[step]:.2f} %)")
-    table.add_row("time", f"{summary.seconds:.1f} s ({summary.images_per_second:.1f} images/s, "
-                          f"{summary.workers} worker(s))")
+    table.add_row(
+        "time", f"{summary.seconds:.1f} s ({summary.images_per_second:.1f} images/s, {summary.workers} worker(s))"
+    )
     console.print(table)
     for title, counts in (("objects dropped", summary.objects_dropped), ("images skipped", summary.images_skipped)):
         if counts:
@@ -42,14 +43,18 @@ def print_summary(summary: BuildSummary, console: Console) -> None:
 def build(
     detection_root: Annotated[
         Path,
-        typer.Argument(help="Detection dataset folder: DIOR (Annotations/Horizontal Bounding Boxes/, "
-                            "JPEGImages-trainval/, JPEGImages-test/) or VOC (Annotations/, JPEGImages/)."),
+        typer.Argument(
+            help="Detection dataset folder: DIOR (Annotations/Horizontal Bounding Boxes/, "
+            "JPEGImages-trainval/, JPEGImages-test/) or VOC (Annotations/, JPEGImages/)."
+        ),
     ],
     out: Annotated[Path, typer.Argument(help="Output folder for the grounding dataset (must not exist).")],
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same dataset.")] = 0,
     split: Annotated[
-        str, typer.Option(help="train,val,test fractions of the expressions (or percentages); the paper's "
-                               "text says 0.4,0.1,0.5.")
+        str,
+        typer.Option(
+            help="train,val,test fractions of the expressions (or percentages); the paper's text says 0.4,0.1,0.5."
+        ),
     ] = "0.7,0.1,0.2",
     workers: Annotated[int, typer.Option(min=1, help="Processes (the output does not depend on it).")] = 1,
     class_map: Annotated[
@@ -74,15 +79,20 @@ def build(
     if not detection_root.is_dir():
         raise typer.BadParameter(f"folder not found: {detection_root}", param_hint="DETECTION_ROOT")
     if out.exists() and not overwrite:
-        raise typer.BadParameter(f"{out} already exists (choose another folder or pass --overwrite)",
-                                 param_hint="OUT")
+        raise typer.BadParameter(f"{out} already exists (choose another folder or pass --overwrite)", param_hint="OUT")
     columns = (TextColumn("building"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     try:
         with Progress(*columns, console=console, transient=True) as bar:
             task = bar.add_task("build", total=None)
             summary = build_dataset(
-                detection_root, out, seed=seed, split=ratios, workers=workers, class_mapping=mapping,
-                overwrite=overwrite, progress=lambda done, total: bar.update(task, completed=done, total=total),
+                detection_root,
+                out,
+                seed=seed,
+                split=ratios,
+                workers=workers,
+                class_mapping=mapping,
+                overwrite=overwrite,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
     except DatasetError as exc:
         console.print(f"error: {exc}", style="red", markup=False, highlight=False)

@@ -41,8 +41,9 @@ def stats(
     table.add_row("images", str(result["images"]), str(paper["images"]))
     table.add_row("expressions", str(result["expressions"]), str(paper["expressions"]))
     table.add_row("mean length (words)", f"{length['mean']:.2f}", str(paper["length_mean"]))
-    table.add_row("min / max length", f"{length['min']} / {length['max']}",
-                  f"{paper['length_min']} / {paper['length_max']}")
+    table.add_row(
+        "min / max length", f"{length['min']} / {length['max']}", f"{paper['length_min']} / {paper['length_max']}"
+    )
     table.add_row("vocabulary", str(result["vocabulary"]), str(paper["vocabulary"]))
     for step in ("cat+", "att+", "rel+"):
         table.add_row(f"{step} (%)", f"{content[step]:.2f}", str(paper[step]))

@@ -42,8 +42,9 @@ def load_class_mapping(path: Path) -> dict[str, str]:
     try:
         data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ValueError(f"{path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: "
-                         f"{str(exc).splitlines()[0]}") from None
+        raise ValueError(
+            f"{path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {str(exc).splitlines()[0]}"
+        ) from None
     try:
         return check_class_mapping(data)
     except ValueError as exc:

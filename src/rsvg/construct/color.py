@@ -90,8 +90,12 @@ def _median_hsv(pixels: np.ndarray) -> np.ndarray:
 
 def _neighbour_colors(median: np.ndarray) -> set[str]:
     grid = np.array(
-        [[(median[0] + dh) % 180, median[1] + ds, median[2] + dv] for dh in _JITTER[0] for ds in _JITTER[1]
-         for dv in _JITTER[2]]
+        [
+            [(median[0] + dh) % 180, median[1] + ds, median[2] + dv]
+            for dh in _JITTER[0]
+            for ds in _JITTER[1]
+            for dv in _JITTER[2]
+        ]
     )
     grid[:, 1:] = np.clip(grid[:, 1:], 0, 255)
     return {COLORS[i] for i in np.unique(palette_labels(grid.astype(np.int16)))}

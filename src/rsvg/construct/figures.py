@@ -17,8 +17,14 @@ from rsvg.data.categories import natural_name
 
 FIG3_FILE = "fig3_expressions.png"
 FIG4_FILE = "fig4_boxes_words.png"
-_LABELS = {"color": "colour (a2)", "size": "size (a3)", "geometry": "geometry (a4)", "location": "location (a5)",
-           "relative_location": "relative location (a6)", "relative_size": "relative size (a7)"}
+_LABELS = {
+    "color": "colour (a2)",
+    "size": "size (a3)",
+    "geometry": "geometry (a4)",
+    "location": "location (a5)",
+    "relative_location": "relative location (a6)",
+    "relative_size": "relative size (a7)",
+}
 
 
 def _label(category: str) -> str:
@@ -68,10 +74,18 @@ def plot_fig3(stats: dict[str, Any], arrays: dict[str, Any], out: Path) -> Path:
     ax.set_xlabel("attributes in the expression")
     ax.set_ylabel("% of expressions")
     ax.set_title("(b) Frequency of attributes number")
-    _stacked(axes[0, 2], stats["own_attributes_by_category_percent"], OWN_ATTRIBUTES,
-             "(c) Object attribute breakdown by categories")
-    _stacked(axes[1, 0], stats["relations_by_category_percent"], RELATIONS,
-             "(d) Relationship attribute breakdown by categories")
+    _stacked(
+        axes[0, 2],
+        stats["own_attributes_by_category_percent"],
+        OWN_ATTRIBUTES,
+        "(c) Object attribute breakdown by categories",
+    )
+    _stacked(
+        axes[1, 0],
+        stats["relations_by_category_percent"],
+        RELATIONS,
+        "(d) Relationship attribute breakdown by categories",
+    )
     ax = axes[1, 1]
     content = stats["content_percent"]
     groups = [("cat", "cat+"), ("att", "att+"), ("rel", "rel+")]
@@ -112,8 +126,11 @@ def plot_fig4(stats: dict[str, Any], arrays: dict[str, Any], out: Path) -> Path:
     fig = Figure(figsize=(18, 9))
     grid = fig.add_gridspec(2, 12)
     for k, (key, title, unit) in enumerate(
-        [("widths", "(a) bounding box width", "pixels"), ("heights", "(b) bounding box height", "pixels"),
-         ("areas", "(c) bounding box area", "% of the image")]
+        [
+            ("widths", "(a) bounding box width", "pixels"),
+            ("heights", "(b) bounding box height", "pixels"),
+            ("areas", "(c) bounding box area", "% of the image"),
+        ]
     ):
         ax = fig.add_subplot(grid[0, 4 * k : 4 * k + 4])
         values = arrays[key] * (100.0 if key == "areas" else 1.0)
@@ -123,8 +140,12 @@ def plot_fig4(stats: dict[str, Any], arrays: dict[str, Any], out: Path) -> Path:
         ax.set_title(title)
     words = arrays["words"]
     for k, (group, title) in enumerate(
-        [("categories", "(d) object categories"), ("attributes", "(e) object attributes"),
-         ("relations", "(f) relationship attributes"), ("all", "(g) all expressions")]
+        [
+            ("categories", "(d) object categories"),
+            ("attributes", "(e) object attributes"),
+            ("relations", "(f) relationship attributes"),
+            ("all", "(g) all expressions"),
+        ]
     ):
         _top_bars(fig.add_subplot(grid[1, 3 * k : 3 * k + 3]), words[group], f"{title}: top words")
     return _save(fig, Path(out) / FIG4_FILE)

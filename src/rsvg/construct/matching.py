@@ -57,7 +57,7 @@ class ExpressionSpec:
 
     @property
     def template(self) -> str:
-        """"phrase" or "sentence"."""
+        """ "phrase" or "sentence"."""
         return "phrase" if self.relation is None else "sentence"
 
     @property

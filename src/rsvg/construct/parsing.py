@@ -61,8 +61,10 @@ def _alternation(words: list[str]) -> str:
 
 _RELATION_RE = re.compile(rf"\b({_alternation(list(RELATION_SYNONYMS))})\b")
 _CATEGORY_RE = re.compile(rf"\b({_alternation(list(CATEGORY_SYNONYMS))})s?\b")
-_LOCATION_RE = re.compile(rf"\b(?:on|in|at) the ({_alternation(list(_LOCATION_WORDS))})(?: (?:side|part|corner))?"
-                          rf"(?: of the (?:image|picture|scene))?\b(?! of\b)")
+_LOCATION_RE = re.compile(
+    rf"\b(?:on|in|at) the ({_alternation(list(_LOCATION_WORDS))})(?: (?:side|part|corner))?"
+    rf"(?: of the (?:image|picture|scene))?\b(?! of\b)"
+)
 _IMAGE_RE = re.compile(r"\b(?:of|in) the (?:image|picture|scene)\b")
 _WORD_RE = re.compile(r"[a-z]+(?:-[a-z]+)*")
 

@@ -75,9 +75,7 @@ def describe_image(image: DetectionImage, rgb: np.ndarray, seed: int) -> ImageRe
         provenance = json.dumps(expression.provenance(scene), separators=(",", ":"), sort_keys=True)
         out.append(GroundingObject(det.category, det.box, expression.text, {PROVENANCE_TAG: provenance}))
         steps.append(expression.step)
-    return ImageResult(
-        image.image_id, image.image_path, image.width, image.height, tuple(out), tuple(steps), dropped
-    )
+    return ImageResult(image.image_id, image.image_path, image.width, image.height, tuple(out), tuple(steps), dropped)
 
 
 def process_image(task: tuple[DetectionImage, int]) -> ImageResult:
@@ -102,6 +100,11 @@ def process_image(task: tuple[DetectionImage, int]) -> ImageResult:
 
 def _skip(result: ImageResult, reason: str, message: str) -> ImageResult:
     return ImageResult(
-        result.image_id, result.image_path, result.width, result.height, skipped=reason, message=message,
+        result.image_id,
+        result.image_path,
+        result.width,
+        result.height,
+        skipped=reason,
+        message=message,
         dropped=Counter(),
     )

@@ -42,14 +42,14 @@ def noun_phrase(phrase: PhraseSpec, rng: np.random.Generator) -> str:
 
 
 def article(next_word: str, rng: np.random.Generator) -> str:
-    """"The" (70 %) or "A"/"An"."""
+    """ "The" (70 %) or "A"/"An"."""
     if rng.random() < DEFINITE_ARTICLE_P:
         return "The"
     return "An" if next_word[:1].lower() in "aeiou" else "A"
 
 
 def relation_phrase(kind: str, word: str) -> str:
-    """"on the left of", "smaller than", ..."""
+    """ "on the left of", "smaller than", ..."""
     table = RELATIVE_LOCATION_PHRASES if kind == "relative_location" else RELATIVE_SIZE_PHRASES
     return table[word]
 

@@ -131,8 +131,12 @@ def _category_words() -> frozenset[str]:
 
 def word_groups(records: list[ExpressionRecord]) -> dict[str, Counter]:
     """Word frequencies of category names, own-attribute words, relation words and all content words."""
-    groups: dict[str, Counter] = {"categories": Counter(), "attributes": Counter(), "relations": Counter(),
-                                  "all": Counter()}
+    groups: dict[str, Counter] = {
+        "categories": Counter(),
+        "attributes": Counter(),
+        "relations": Counter(),
+        "all": Counter(),
+    }
     category_words = _category_words()
     for r in records:
         for phrase in (r.spec.target, r.spec.anchor):

@@ -90,10 +90,23 @@ SURFACE_FORMS: dict[str, tuple[str, ...]] = {
 
 # Extra spellings accepted when reading expressions written by people (e.g. the official DIOR-RSVG).
 COLOR_SYNONYMS: dict[str, str] = {"grey": "gray", "silver": "gray", "cyan": "blue", "pink": "purple"}
-SIZE_SYNONYMS: dict[str, str] = {"big": "large", "little": "small", "smaller": "small", "larger": "large",
-                                 "bigger": "large", "giant": "huge", "medium": "medium"}
-GEOMETRY_SYNONYMS: dict[str, str] = {"circular": "round", "circle": "round", "long": "slender",
-                                     "narrow": "slender", "elliptical": "oval", "rectangle": "rectangular"}
+SIZE_SYNONYMS: dict[str, str] = {
+    "big": "large",
+    "little": "small",
+    "smaller": "small",
+    "larger": "large",
+    "bigger": "large",
+    "giant": "huge",
+    "medium": "medium",
+}
+GEOMETRY_SYNONYMS: dict[str, str] = {
+    "circular": "round",
+    "circle": "round",
+    "long": "slender",
+    "narrow": "slender",
+    "elliptical": "oval",
+    "rectangle": "rectangular",
+}
 LOCATION_SYNONYMS: dict[str, str] = {
     "upper left": "top left",
     "upper right": "top right",

@@ -32,7 +32,15 @@ from rsvg.data.dior_rsvg import load_split
 from rsvg.data.image_io import read_image_rgb
 from rsvg.data.records import GroundingSample
 from rsvg.data.tokenizer import QueryTokenizer
-from rsvg.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Augmentation, letterbox, normalize
+from rsvg.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Augmentation,
+    letterbox,
+    letterbox_geometry,
+    normalize,
+    padding_mask,
+)
 
 
 def box_to_original(box_network: torch.Tensor, letterbox_params: torch.Tensor) -> torch.Tensor:
@@ -60,6 +68,8 @@ class RSVGDataset(Dataset):
         seed: int = 0,
         class_mapping: Mapping[str, str] | None = None,
         samples: Sequence[GroundingSample] | None = None,
+        load_images: bool = True,
+        image_features: Mapping[str, torch.Tensor] | None = None,
     ) -> None:
         self.root = Path(root)
         self.split = split
@@ -74,6 +84,10 @@ class RSVGDataset(Dataset):
         self.augment = augment
         self.seed = seed
         self.epoch = 0
+        self.load_images = load_images
+        self.image_features = image_features
+        if augment is not None and not load_images:
+            raise ValueError("augmentation needs the images: load_images=False only works without augment")
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the augmentation stream (call once per epoch, like ``DistributedSampler.set_epoch``)."""
@@ -87,6 +101,8 @@ class RSVGDataset(Dataset):
         training sampler yields, so persistent loader workers need no epoch update)."""
         epoch, i = key if isinstance(key, tuple) else (self.epoch, key)
         s = self.samples[i]
+        if not self.load_images:
+            return self._without_image(s)
         rgb = read_image_rgb(s.image_path)
         image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).contiguous()
         box = torch.tensor(s.box, dtype=torch.float64)
@@ -111,8 +127,34 @@ class RSVGDataset(Dataset):
             "index": s.index,
             "category": s.category,
         }
+        self._add_tokens(out)
+        return out
+
+    def _without_image(self, s: GroundingSample) -> dict:
+        """Everything but the pixels, with the geometry taken from the annotation's image size (for training
+        on cached backbone features)."""
+        params = letterbox_geometry(s.width, s.height, self.image_size)
+        box = torch.tensor(s.box, dtype=torch.float64)
+        out = {
+            "padding_mask": padding_mask(params),
+            "box": torch.as_tensor(params.box_to_network(box), dtype=torch.float32),
+            "orig_box": box,
+            "orig_size": torch.tensor([s.height, s.width], dtype=torch.int64),
+            "letterbox": torch.tensor(
+                [params.scale_x, params.scale_y, params.pad_x, params.pad_y], dtype=torch.float64
+            ),
+            "query": s.description,
+            "image_id": s.image_id,
+            "index": s.index,
+            "category": s.category,
+        }
+        if self.image_features is not None:
+            out["image_features"] = self.image_features[s.image_id].float()
+        self._add_tokens(out)
+        return out
+
+    def _add_tokens(self, out: dict) -> None:
         if self.tokenizer is not None:
-            ids, mask = self.tokenizer.encode(query, self.max_tokens)
+            ids, mask = self.tokenizer.encode(out["query"], self.max_tokens)
             out["input_ids"] = torch.tensor(ids, dtype=torch.int64)
             out["attention_mask"] = torch.tensor(mask, dtype=torch.int64)
-        return out

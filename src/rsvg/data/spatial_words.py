@@ -90,17 +90,83 @@ _IMAGE_DETERMINERS = frozenset({"the", "this", "that", "whole", "entire", "full"
 _CLAUSE_WORDS = frozenset({"and", "or", "but", "is", "are", "was", "were", "which", "that", "who", "where"})
 # Words that cannot be the noun a direction word modifies: "the left of", "the left and", "the left is"...
 _FUNCTION_WORDS = _CLAUSE_WORDS | frozenset(
-    {"of", "in", "on", "at", "to", "by", "from", "with", "near", "next", "than", "as", "for", "there",
-     "the", "a", "an", "this", "these", "those", "it", "its", "between", "beside", "besides", "close",
-     "closest", "nearest", "adjacent", "along", "across", "around", "among", "into", "onto", "over",
-     "under", "above", "below", "while", "has", "have", "be", "being"}
+    {
+        "of",
+        "in",
+        "on",
+        "at",
+        "to",
+        "by",
+        "from",
+        "with",
+        "near",
+        "next",
+        "than",
+        "as",
+        "for",
+        "there",
+        "the",
+        "a",
+        "an",
+        "this",
+        "these",
+        "those",
+        "it",
+        "its",
+        "between",
+        "beside",
+        "besides",
+        "close",
+        "closest",
+        "nearest",
+        "adjacent",
+        "along",
+        "across",
+        "around",
+        "among",
+        "into",
+        "onto",
+        "over",
+        "under",
+        "above",
+        "below",
+        "while",
+        "has",
+        "have",
+        "be",
+        "being",
+    }
 )
 # A bare "right" followed by these is an adverb ("right next to", "right above") or not a direction at all.
 _ANGLES = frozenset({"angle", "angled", "angles", "triangle", "triangles"})
 _NOT_AFTER_SIDE = _ANGLES | frozenset(
-    {"next", "beside", "by", "above", "below", "in", "at", "on", "near", "under", "over", "across", "behind",
-     "after", "before", "there", "here", "along", "around", "between", "into", "onto", "against", "outside",
-     "inside"}
+    {
+        "next",
+        "beside",
+        "by",
+        "above",
+        "below",
+        "in",
+        "at",
+        "on",
+        "near",
+        "under",
+        "over",
+        "across",
+        "behind",
+        "after",
+        "before",
+        "there",
+        "here",
+        "along",
+        "around",
+        "between",
+        "into",
+        "onto",
+        "against",
+        "outside",
+        "inside",
+    }
 )
 _TOKEN = re.compile(r"\w+")
 
@@ -232,14 +298,7 @@ class _Rewriter:
     def run(self) -> str:
         i = 0
         while i < len(self.tokens):
-            i = (
-                self.compass(i)
-                or self.superlative(i)
-                or self.side(i)
-                or self.preposition(i)
-                or self.axis(i)
-                or i + 1
-            )
+            i = self.compass(i) or self.superlative(i) or self.side(i) or self.preposition(i) or self.axis(i) or i + 1
         out = self.text
         for start, end, new in sorted(self.edits, reverse=True):
             out = out[:start] + new + out[end:]

@@ -58,7 +58,9 @@ __all__ = [
     "build_train_transforms",
     "denormalize",
     "letterbox",
+    "letterbox_geometry",
     "normalize",
+    "padding_mask",
     "rot90_box",
 ]
 
@@ -73,8 +75,12 @@ Augmentation = Callable[[Tensor, Tensor, str, torch.Generator], tuple[Tensor, Te
 # --------------------------------------------------------------------------------------------------
 # Box maps
 # --------------------------------------------------------------------------------------------------
-def _affine(box: BoxLike | Sequence[float], ratio: tuple[float, float, float, float],
-            offset: tuple[float, float], inverse: bool = False) -> BoxLike:
+def _affine(
+    box: BoxLike | Sequence[float],
+    ratio: tuple[float, float, float, float],
+    offset: tuple[float, float],
+    inverse: bool = False,
+) -> BoxLike:
     """``box * num / den + offset`` per axis (or its inverse) in float64, keeping the container type.
 
     ``ratio`` is ``(num_x, den_x, num_y, den_y)``; multiplying before dividing keeps whole-pixel
@@ -173,20 +179,32 @@ def letterbox(
     channels, height, width = image.shape
     if height < 1 or width < 1:
         raise ValueError(f"empty image of shape {tuple(image.shape)}")
-    scale = size / max(height, width)
-    new_w = min(size, max(1, round(width * scale)))
-    new_h = min(size, max(1, round(height * scale)))
+    params = letterbox_geometry(width, height, size)
+    new_w, new_h, pad_x, pad_y = params.resized_w, params.resized_h, params.pad_x, params.pad_y
     if (new_h, new_w) != (height, width):
         image = F.resize(image, [new_h, new_w], interpolation=InterpolationMode.BILINEAR, antialias=True)
-    pad_x, pad_y = (size - new_w) // 2, (size - new_h) // 2
 
     fill_values = torch.as_tensor(fill, dtype=image.dtype, device=image.device).reshape(-1, 1, 1)
     canvas = fill_values.expand(channels, size, size).clone()
     canvas[:, pad_y : pad_y + new_h, pad_x : pad_x + new_w] = image
     pad_mask = torch.ones((size, size), dtype=torch.bool, device=image.device)
     pad_mask[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = False
-    params = LetterboxParams(scale, pad_x, pad_y, width, height, size, new_w, new_h)
     return canvas, pad_mask, params
+
+
+def letterbox_geometry(width: int, height: int, size: int = 640) -> LetterboxParams:
+    """Where :func:`letterbox` puts a ``width x height`` image on its ``size x size`` canvas (no pixels needed)."""
+    scale = size / max(height, width)
+    new_w = min(size, max(1, round(width * scale)))
+    new_h = min(size, max(1, round(height * scale)))
+    return LetterboxParams(scale, (size - new_w) // 2, (size - new_h) // 2, width, height, size, new_w, new_h)
+
+
+def padding_mask(params: LetterboxParams) -> Tensor:
+    """The ``(size, size)`` padding mask (True = padding) :func:`letterbox` returns for these parameters."""
+    mask = torch.ones((params.size, params.size), dtype=torch.bool)
+    mask[params.pad_y : params.pad_y + params.resized_h, params.pad_x : params.pad_x + params.resized_w] = False
+    return mask
 
 
 def normalize(
@@ -206,9 +224,7 @@ def normalize(
     return out
 
 
-def denormalize(
-    image: Tensor, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
-) -> Tensor:
+def denormalize(image: Tensor, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> Tensor:
     """Inverse of :func:`normalize` for display: float ``(..., C, H, W)`` back to uint8 (rounded, clipped)."""
     m = torch.as_tensor(mean, dtype=image.dtype, device=image.device).reshape(-1, 1, 1)
     s = torch.as_tensor(std, dtype=image.dtype, device=image.device).reshape(-1, 1, 1)
@@ -342,8 +358,7 @@ class ColorJitter:
     Keep the ranges mild: a strong brightness or saturation change can also make "white" or "gray" wrong.
     """
 
-    def __init__(self, brightness: float = 0.2, contrast: float = 0.2, saturation: float = 0.2,
-                 p: float = 1.0) -> None:
+    def __init__(self, brightness: float = 0.2, contrast: float = 0.2, saturation: float = 0.2, p: float = 1.0) -> None:
         for name, value in (("brightness", brightness), ("contrast", contrast), ("saturation", saturation)):
             if value < 0:
                 raise ValueError(f"{name} must be non-negative, got {value}")
@@ -369,8 +384,10 @@ class ColorJitter:
         return image, box, query
 
     def __repr__(self) -> str:
-        return (f"ColorJitter(brightness={self.brightness}, contrast={self.contrast}, "
-                f"saturation={self.saturation}, p={self.p})")
+        return (
+            f"ColorJitter(brightness={self.brightness}, contrast={self.contrast}, "
+            f"saturation={self.saturation}, p={self.p})"
+        )
 
 
 class RandomScaleCrop:
@@ -389,8 +406,9 @@ class RandomScaleCrop:
     an object in the same part of the image in nearly all cases.
     """
 
-    def __init__(self, scale_range: tuple[float, float] = (1.0, 1.25), p: float = 0.5,
-                 resize_to_input: bool = False) -> None:
+    def __init__(
+        self, scale_range: tuple[float, float] = (1.0, 1.25), p: float = 0.5, resize_to_input: bool = False
+    ) -> None:
         low, high = scale_range
         if not 1.0 <= low <= high:
             raise ValueError(f"scale_range must satisfy 1 <= low <= high, got {scale_range}")
@@ -434,8 +452,7 @@ class RandomScaleCrop:
         return first + min(last - first, math.floor(u * (last - first + 1))), length
 
     def __repr__(self) -> str:
-        return (f"RandomScaleCrop(scale_range={self.scale_range}, p={self.p}, "
-                f"resize_to_input={self.resize_to_input})")
+        return f"RandomScaleCrop(scale_range={self.scale_range}, p={self.p}, resize_to_input={self.resize_to_input})"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -462,8 +479,9 @@ def build_train_transforms(cfg: Mapping[str, Any] | None = None) -> Compose:
     if cfg is not None:
         unknown = set(cfg) - set(DEFAULT_TRAIN_AUGMENTATION)
         if unknown:
-            raise ValueError(f"unknown augmentation keys {sorted(unknown)}; "
-                             f"expected {sorted(DEFAULT_TRAIN_AUGMENTATION)}")
+            raise ValueError(
+                f"unknown augmentation keys {sorted(unknown)}; expected {sorted(DEFAULT_TRAIN_AUGMENTATION)}"
+            )
         merged.update(cfg)
     steps: list[Augmentation] = []
     if merged["scale_crop"]:

@@ -7,7 +7,17 @@ from typing import Any
 import torch
 from torch import Tensor
 
-TENSOR_KEYS = ("image", "padding_mask", "box", "orig_box", "orig_size", "letterbox", "input_ids", "attention_mask")
+TENSOR_KEYS = (
+    "image",
+    "image_features",
+    "padding_mask",
+    "box",
+    "orig_box",
+    "orig_size",
+    "letterbox",
+    "input_ids",
+    "attention_mask",
+)
 
 
 def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -38,3 +48,15 @@ def to_device(batch: dict[str, Any], device: torch.device, channels_last: bool =
 def normalised_target(batch: dict[str, Any], image_size: int) -> Tensor:
     """Ground-truth boxes in the network frame, normalised to 0..1 (what the head predicts)."""
     return batch["box"].float() / image_size
+
+
+def forward_batch(model: torch.nn.Module, batch: dict[str, Any], need_attention: bool = False) -> Any:
+    """Run the model on a batch that carries either images or cached backbone features."""
+    return model(
+        batch.get("image"),
+        batch["padding_mask"],
+        batch["input_ids"],
+        batch["attention_mask"],
+        need_attention,
+        image_features=batch.get("image_features"),
+    )

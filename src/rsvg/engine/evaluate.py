@@ -15,7 +15,7 @@ from rsvg.boxes import paired_iou
 from rsvg.data.dataset import RSVGDataset, box_to_original
 from rsvg.data.xmlio import atomic_write_text
 from rsvg.engine import distributed as dist
-from rsvg.engine.batching import collate, to_device
+from rsvg.engine.batching import collate, forward_batch, to_device
 from rsvg.engine.sampler import ResumableShardedSampler
 from rsvg.metrics import MetricsReport, grounding_metrics
 
@@ -61,7 +61,7 @@ def predict(
     for batch in loader:
         batch = to_device(batch, device, channels_last)
         with autocast_context(device, amp):
-            out = model(batch["image"], batch["padding_mask"], batch["input_ids"], batch["attention_mask"])
+            out = forward_batch(model, batch)
         pred = box_to_original(out.boxes.float() * image_size, batch["letterbox"]).cpu().numpy()
         gt = batch["orig_box"].cpu().numpy()
         iou = paired_iou(pred, gt)

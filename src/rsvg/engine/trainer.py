@@ -30,7 +30,7 @@ from rsvg.data.records import DatasetError
 from rsvg.data.transforms import build_train_transforms
 from rsvg.data.xmlio import atomic_write_text
 from rsvg.engine import distributed as dist
-from rsvg.engine.batching import collate, normalised_target, to_device
+from rsvg.engine.batching import collate, forward_batch, normalised_target, to_device
 from rsvg.engine.checkpoint import (
     STATE_FILE,
     find_resume,
@@ -49,6 +49,7 @@ from rsvg.engine.evaluate import (
     predict,
     write_predictions,
 )
+from rsvg.engine.feature_cache import cache_bytes, compute_image_features
 from rsvg.engine.optim import build_optimizer, build_scheduler
 from rsvg.engine.sampler import ResumableShardedSampler
 from rsvg.models.build import build_model
@@ -116,6 +117,7 @@ class Trainer:
         self.val_set = RSVGDataset(cfg.data.root, cfg.data.val_split, **common)
         if len(self.train_set) == 0:
             raise DatasetError(f"{cfg.data.root}: the {cfg.data.train_split} split is empty")
+        self._maybe_cache_backbone_features()
 
         self.sampler = ResumableShardedSampler(
             len(self.train_set),
@@ -149,6 +151,35 @@ class Trainer:
             raise FileExistsError(
                 f"{self.out} already holds a run: pass --resume to continue it or choose another --out"
             )
+
+    def _maybe_cache_backbone_features(self) -> None:
+        """With a frozen backbone and no augmentation, compute every image's backbone map once."""
+        cfg = self.cfg
+        if not (cfg.model.freeze_backbone and cfg.data.augment is None and cfg.train.cache_backbone_features):
+            return
+        samples = [*self.train_set.samples, *self.val_set.samples]
+        n_images = len({s.image_id for s in samples})
+        size = cache_bytes(n_images, self.model.backbone.out_channels[-1], cfg.model.image_size)
+        if size > cfg.train.feature_cache_max_gb * 2**30:
+            self.console.print(
+                f"backbone feature cache skipped: {size / 2**30:.1f} GiB > train.feature_cache_max_gb", highlight=False
+            )
+            return
+        t0 = time.perf_counter()
+        features = compute_image_features(
+            self.model,
+            samples,
+            self.device,
+            batch_size=cfg.train.eval_batch_size,
+            channels_last=cfg.train.channels_last,
+        )
+        for ds in (self.train_set, self.val_set):
+            ds.load_images, ds.image_features = False, features
+        self.console.print(
+            f"cached the frozen backbone's features of {n_images} images ({size / 2**20:.0f} MiB) in "
+            f"{time.perf_counter() - t0:.1f} s",
+            highlight=False,
+        )
 
     # ----------------------------------------------------------------------------------------------------------
     def _resume(self) -> None:
@@ -214,7 +245,7 @@ class Trainer:
         for batch in loader:
             batch = to_device(batch, self.device, cfg.train.channels_last)
             with autocast_context(self.device, self.amp):
-                out = self.net(batch["image"], batch["padding_mask"], batch["input_ids"], batch["attention_mask"])
+                out = forward_batch(self.net, batch)
             losses = grounding_loss(out.boxes, normalised_target(batch, cfg.model.image_size), cfg.loss)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(losses["loss"]).backward()

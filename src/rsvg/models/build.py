@@ -27,12 +27,15 @@ def build_model(cfg: ModelConfig, *, load_pretrained: bool = True, text_folder: 
         pretrained=load_pretrained and cfg.pretrained_backbone,
         return_levels=(32,),
     )
+    # Without a sentence token in the MLCM memory the pooler would get no gradient (DDP rejects that): drop it.
+    sentence = cfg.sentence_feature if cfg.mlcm and "sentence" in cfg.memory else "mean"
     if text_folder is not None:
-        text = TextEncoder(str(text_folder), cfg.sentence_feature, cfg.freeze_text_encoder, load_weights=False)
+        text = TextEncoder(str(text_folder), sentence, cfg.freeze_text_encoder, load_weights=False)
     else:
-        text = TextEncoder(
-            cfg.text_encoder, cfg.sentence_feature, cfg.freeze_text_encoder, load_weights=load_pretrained
-        )
+        text = TextEncoder(cfg.text_encoder, sentence, cfg.freeze_text_encoder, load_weights=load_pretrained)
+    if cfg.freeze_backbone:
+        backbone.requires_grad_(False)
+        backbone._freeze(list(backbone.children()))
     model = MGVLF(cfg, backbone, text)
     if load_pretrained and weights is not None and cfg.detr_encoder:
         try:

@@ -32,6 +32,8 @@ class ModelConfig:
     text_encoder: str = "minilm"  # minilm | bert-base-random | path to a local Hugging Face folder
     sentence_feature: str = "auto"  # auto | pooler | mean
     freeze_text_encoder: bool = False
+    cache_text_features: bool = True  # with a frozen text encoder: compute each query's features once
+    freeze_backbone: bool = False  # freeze every backbone stage (its features can then be cached in training)
     image_size: int = 640
     max_tokens: int = 40  # Nt, special tokens included
     hidden_dim: int = 256  # D

@@ -178,18 +178,24 @@ class MGVLF(nn.Module):
         input_ids: Tensor,
         attention_mask: Tensor,
         need_attention: bool = False,
+        *,
+        image_features: Tensor | None = None,
+        text_features: tuple[Tensor, Tensor] | None = None,
     ) -> GroundingOutput:
         """``image`` (B, 3, S, S) normalised, ``padding_mask`` (B, S, S) True on padding, token ids and mask
-        (B, Nt). Returns normalised boxes (and the [REG] attention map on request)."""
-        # 1. Multimodal encoder
-        feats = self.backbone(image)[-1]  # (B, C5, h, w)
+        (B, Nt). Returns normalised boxes (and the [REG] attention map on request).
+
+        ``image_features`` (the backbone's map, :meth:`encode_image`) replaces ``image`` when given;
+        ``text_features`` (words, sentence) likewise replaces the text encoder's output."""
+        # 1. Multimodal encoder (either part may come precomputed: frozen encoders' features are cacheable)
+        feats = self.encode_image(image) if image_features is None else image_features  # (B, C5, h, w)
         bsz, _, h, w = feats.shape
         if h * w != self.num_visual:
             raise ValueError(f"input {tuple(image.shape[-2:])} does not match model.image_size {self.cfg.image_size}")
         level1 = self.input_proj(feats).flatten(2).transpose(1, 2)  # (B, h*w, D)
         pos1 = sine_position_encoding(h, w, level1.shape[-1], level1.device).to(level1.dtype).unsqueeze(0)
         vis_mask = visual_padding_mask(padding_mask, h, w)
-        words, sentence = self.text(input_ids, attention_mask)
+        words, sentence = self.text(input_ids, attention_mask) if text_features is None else text_features
         text_pad = attention_mask == 0
 
         # 2. MLCM: cross-modal decoder layers, then the self-attention encoder
@@ -220,6 +226,10 @@ class MGVLF(nn.Module):
         if weights is not None:
             attention = weights[:, -1, : h * w].reshape(bsz, h, w)
         return GroundingOutput(boxes=boxes, attention=attention)
+
+    def encode_image(self, image: Tensor) -> Tensor:
+        """The backbone's stride-32 map ``(B, C5, h, w)``."""
+        return self.backbone(image)[-1]
 
     def pretrained_parameter_names(self) -> set[str]:
         """Names of the parameters initialised from pretrained weights (they get the lower learning rate)."""

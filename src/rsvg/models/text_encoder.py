@@ -102,6 +102,8 @@ class TextEncoder(nn.Module):
         self.sentence_mode = "pooler" if self.use_pooler else "mean"
         self.hidden_size: int = int(self.model.config.hidden_size)
         self.frozen = freeze
+        self.cache_enabled = False  # set by the model builder (frozen encoders only)
+        self._cache: dict[tuple[int, ...], tuple[Tensor, Tensor]] = {}
         if freeze:
             self.model.requires_grad_(False)
 
@@ -117,6 +119,34 @@ class TextEncoder(nn.Module):
         return self
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Word-level ``(B, Nt, b)`` and sentence-level ``(B, b)`` features. A frozen encoder with
+        ``cache_enabled`` computes each distinct query once and serves it from memory afterwards."""
+        if self.frozen and self.cache_enabled:
+            return self._cached(input_ids, attention_mask)
+        return self._encode(input_ids, attention_mask)
+
+    def _cached(self, input_ids: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor]:
+        lengths = attention_mask.sum(1).tolist()
+        keys = [tuple(row[:n]) for row, n in zip(input_ids.tolist(), lengths, strict=True)]
+        missing = [i for i, k in enumerate(keys) if k not in self._cache]
+        if missing:
+            words, sentence = self._encode(input_ids[missing], attention_mask[missing])
+            for j, i in enumerate(missing):
+                n = lengths[i]
+                self._cache[keys[i]] = (
+                    words[j, :n].detach().to("cpu", copy=True),
+                    sentence[j].detach().to("cpu", copy=True),
+                )
+        nt = input_ids.shape[1]
+        dim = self.hidden_size
+        words = torch.zeros(len(keys), nt, dim)
+        for i, k in enumerate(keys):
+            w = self._cache[k][0]
+            words[i, : w.shape[0]] = w
+        sentence = torch.stack([self._cache[k][1] for k in keys])
+        return words.to(input_ids.device), sentence.to(input_ids.device)
+
+    def _encode(self, input_ids: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor]:
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
             out = self.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
         words = torch.stack(out.hidden_states[-4:]).mean(0)

@@ -1,0 +1,135 @@
+"""The train / eval / ground commands end to end, and a 2-process DDP run (gloo) under torchrun."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from rsvg.cli import app
+from test_train import TINY_MODEL
+
+runner = CliRunner()
+
+
+def sets(*items: str) -> list[str]:
+    return [arg for item in items for arg in ("--set", item)]
+
+
+def test_train_eval_ground_commands(official_dataset, tmp_path):
+    out = tmp_path / "run"
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            "--config",
+            "configs/mgvlf_lite.yaml",
+            "--data",
+            str(official_dataset),
+            "--out",
+            str(out),
+            *sets(*TINY_MODEL, "model.freeze_backbone=false", "train.epochs=1", "train.batch_size=3"),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "best validation Pr@0.5" in res.output and (out / "best" / "model.safetensors").is_file()
+
+    res = runner.invoke(
+        app,
+        [
+            "eval",
+            "--checkpoint",
+            str(out / "best"),
+            "--data",
+            str(official_dataset),
+            "--split",
+            "test",
+            "--workers",
+            "0",
+            "--out",
+            str(tmp_path / "ev"),
+        ],
+        terminal_width=200,
+    )
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert metrics["overall"]["count"] == 2 and set(metrics["per_category"]) == {"ship", "vehicle"}
+    rows = [json.loads(x) for x in (tmp_path / "ev" / "predictions.jsonl").read_text().splitlines()]
+    assert [r["index"] for r in rows] == [2, 4]
+    assert {"index", "image_id", "query", "pred_box", "gt_box", "iou"} <= set(rows[0])
+    assert "Pr@0.5" in res.output and "cumIoU" in res.output
+
+    image = official_dataset / "JPEGImages" / "00002.jpg"
+    res = runner.invoke(
+        app,
+        ["ground", "--checkpoint", str(out / "best"), str(image), "the ship on the left", "--out", str(tmp_path / "g")],
+    )
+    assert res.exit_code == 0, res.output
+    answer = json.loads(res.output.strip().splitlines()[-1])
+    assert answer["width"] == 200 and len(answer["box"]) == 4 and Path(answer["picture"]).is_file()
+
+    batch = tmp_path / "pairs.csv"
+    batch.write_text(f"image,query\n{image},a ship\nmissing.jpg,a ship\n")
+    res = runner.invoke(
+        app, ["ground", "--checkpoint", str(out / "best"), "--batch", str(batch), "--out", str(tmp_path / "g2")]
+    )
+    assert res.exit_code == 1  # one of two pairs failed, and said so
+    assert "missing.jpg" in res.output and res.output.count('"box"') == 1
+
+
+def test_bad_command_input_is_named(official_dataset, tmp_path):
+    res = runner.invoke(app, ["train", "--config", str(tmp_path / "nope.yaml")])
+    assert res.exit_code == 2 and "nope.yaml" in res.output
+    res = runner.invoke(app, ["train", "--config", "configs/mgvlf_lite.yaml", "--set", "train.epochs=many"])
+    assert res.exit_code == 2 and "train.epochs" in res.output
+    res = runner.invoke(
+        app,
+        ["train", "--config", "configs/mgvlf_dior.yaml", "--data", str(official_dataset), "--out", str(tmp_path / "r")],
+    )
+    assert res.exit_code == 2 and "detr-r50" in res.output  # no ResNet-50 weights: says which file to give
+    res = runner.invoke(app, ["eval", "--checkpoint", str(tmp_path), "--data", str(official_dataset)])
+    assert res.exit_code == 2 and "model.safetensors" in res.output
+    res = runner.invoke(app, ["ground", "--checkpoint", str(tmp_path)])
+    assert res.exit_code != 0
+
+
+def test_two_process_ddp_training(official_dataset, tmp_path):
+    # 5 training samples over 2 ranks (uneven) and 3 validation samples (each seen exactly once)
+    (official_dataset / "train.txt").write_text("0\n1\n2\n3\n5\n")
+    (official_dataset / "val.txt").write_text("2\n4\n5\n")
+    (official_dataset / "test.txt").write_text("")
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29517",
+        "-m",
+        "rsvg.cli",
+        "train",
+        "--config",
+        "configs/mgvlf_lite.yaml",
+        "--data",
+        str(official_dataset),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        *sets(*TINY_MODEL, "train.epochs=2", "train.batch_size=2", "train.eval_batch_size=1"),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "training on cpu x2" in proc.stdout
+    rows = [json.loads(x) for x in (out / "val_predictions.jsonl").read_text().splitlines()]
+    assert sorted(r["index"] for r in rows) == [2, 4, 5]
+    history = json.loads((out / "history.json").read_text())
+    assert len(history) == 2 and all(h["val"]["Pr@0.5"] >= 0 for h in history)
+    assert (out / "last" / "training_state.pt").is_file()
+    state = __import__("torch").load(out / "last" / "training_state.pt", weights_only=False)
+    assert len(state["rng"]) == 2  # one RNG state per rank
