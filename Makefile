@@ -17,10 +17,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/rsvg synth $(DEMO)/scenes --images 60 --seed 0 --size 800 --workers 2 --overwrite
-	$(BIN)/rsvg build $(DEMO)/scenes $(DEMO)/rsvg --seed 0 --workers 2 --overwrite
-	$(BIN)/rsvg check-data $(DEMO)/rsvg
-	$(BIN)/rsvg stats $(DEMO)/rsvg $(DEMO)/stats
+	$(BIN)/rsvg demo --out $(DEMO)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

@@ -8,6 +8,7 @@ from rsvg import __version__
 from rsvg.commands.bench import bench_app
 from rsvg.commands.build import build
 from rsvg.commands.check_data import check_data
+from rsvg.commands.demo import demo
 from rsvg.commands.evaluate import evaluate
 from rsvg.commands.ground import ground
 from rsvg.commands.serve import review_export, serve
@@ -38,6 +39,7 @@ def main(
     """rsvg: visual grounding on remote sensing images."""
 
 
+app.command("demo")(demo)
 app.command("synth")(synth)
 app.command("check-data")(check_data)
 app.command("build")(build)
