@@ -146,7 +146,9 @@ class Demo:
             raise FileNotFoundError(f"demo config not found: {cfg_path} (run from the repository root)")
         overrides = self._train_overrides()
         run_dir = self.out / "run"
-        key = make_key(up=self.keys["build"], config=cfg_path.read_text(), overrides=overrides, v=1)
+        # the data is identified by the build step's key, not by its path (a moved demo folder is still fresh)
+        options = [x for x in overrides if not x.startswith("data.root=")]
+        key = make_key(up=self.keys["build"], config=cfg_path.read_text(), overrides=options, v=1)
         sets = " ".join(f"--set {x}" for x in overrides if not x.startswith("data.root="))
         cmd = f"rsvg train -c {cfg_path} --data {self.out / 'rsvg'} --out {run_dir} {sets}".strip()
 
