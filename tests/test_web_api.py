@@ -29,22 +29,9 @@ from rsvg.web.app import create_app
 from rsvg.web.dataset_view import default_db_path
 from rsvg.web.guards import Limits
 from rsvg.web.server import BackgroundServer
+from test_train import TINY_MODEL
 
-TINY_MODEL = [
-    "model.pretrained_backbone=false",
-    "model.image_size=64",
-    "model.max_tokens=16",
-    "model.hidden_dim=32",
-    "model.heads=4",
-    "model.ffn_dim=64",
-    "model.visual_encoder_layers=1",
-    "model.fusion_layers=1",
-    "model.extra_padding=1",
-    "data.workers=0",
-    "train.channels_last=false",
-    "train.epochs=1",
-    "train.batch_size=3",
-]
+WEB_TINY = [*TINY_MODEL, "train.epochs=1", "train.batch_size=3"]
 
 
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -54,7 +41,7 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not (best / "config.json").is_file():
         root = make_official_dataset(base / "data")
         torch.manual_seed(0)
-        train(load_config(None, [*TINY_MODEL, f"data.root={root}"]), base / "run")
+        train(load_config(None, [*WEB_TINY, f"data.root={root}"]), base / "run")
     return best
 
 

@@ -26,6 +26,7 @@ import torchvision
 from torch import Tensor, nn
 from torchvision.ops import FrozenBatchNorm2d
 
+from rsvg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from rsvg.models.backbones import Backbone
 from rsvg.models.backbones.weights import (
     LoadReport,
@@ -48,9 +49,6 @@ __all__ = [
     "resnet50_weights_hint",
 ]
 
-#: torchvision's ImageNet normalisation (RGB, [0, 1] units), used by its ResNet-50 and by DETR.
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 _DETR_BACKBONE_PREFIX = "backbone.0.body."
 _DETR_ENCODER_PREFIX = "transformer.encoder.layers."
