@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import platform
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -12,30 +11,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from rsvg.bench.machine import machine_info
+
 bench_app = typer.Typer(
     help="Speed measurements (each prints the machine, threads and versions).", no_args_is_help=True
 )
-
-
-def machine_info() -> dict[str, str | int]:
-    """CPU model, core count, Python and torch versions, threads: printed with every benchmark."""
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count() or 0,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-    }
 
 
 def print_bench(title: str, results: dict, console: Console, json_out: Path | None) -> None:
@@ -81,3 +61,96 @@ def bench_build(
         "images_per_s": summary.images_per_second,
     }
     print_bench("rsvg bench build", results, Console(), json_out)
+
+
+@bench_app.command("model")
+def bench_model(
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", help="Run config (YAML): its model at random init; with --checkpoint: batches, workers."
+        ),
+    ] = None,
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="Override one config value: section.key=value (repeatable).")
+    ] = None,
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="Measure a trained checkpoint folder instead of the config at random init.")
+    ] = None,
+    random_text: Annotated[
+        bool,
+        typer.Option(
+            "--random-text", help="A text encoder folder that is not here becomes bert-base-random (random weights)."
+        ),
+    ] = False,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    threads: Annotated[int | None, typer.Option(min=1, help="torch threads (default: torch's, the cores).")] = None,
+    repeats: Annotated[int, typer.Option(min=1, help="Timed runs per measurement (the median is reported).")] = 3,
+    warmup: Annotated[int, typer.Option(min=0, help="Untimed runs before them (at least the first call).")] = 1,
+    batch: Annotated[
+        int | None, typer.Option(min=1, help="Inference throughput batch (default 8 on cpu, eval_batch_size on cuda).")
+    ] = None,
+    train_batch: Annotated[
+        int | None, typer.Option(min=1, help="Training-step batch (default 2 on cpu, train.batch_size on cuda).")
+    ] = None,
+    amp: Annotated[
+        str | None, typer.Option(help="auto, off, bf16 or fp16 (default: train.amp; auto = bf16 on cuda).")
+    ] = None,
+    compile_model: Annotated[bool, typer.Option("--compile", help="torch.compile the optimised path.")] = False,
+    skip_train: Annotated[bool, typer.Option("--skip-train", help="Leave out the training steps.")] = False,
+    workers: Annotated[int | None, typer.Option(min=0, help="Data loader workers (default: data.workers).")] = None,
+    data_images: Annotated[int, typer.Option(min=1, help="Synthetic 800x800 JPEGs for the data-loading rate.")] = 16,
+    data_samples: Annotated[int, typer.Option(min=1, help="Samples per timed pass of the data loader.")] = 128,
+    matmul_size: Annotated[int, typer.Option(min=16, help="Side of the fp32 matrix product of the floor.")] = 2048,
+    in_process: Annotated[
+        bool,
+        typer.Option("--in-process", help="Run every phase in this process (faster; peak memory is then cumulative)."),
+    ] = False,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results here.")] = None,
+) -> None:
+    """The model's inference latency and throughput, training step, peak memory, data-loading rate and FLOPs,
+    plain eager against optimised (same weights, same boxes), and the machine's floor."""
+    from rsvg.bench.model_bench import BenchError, BenchSettings, benchmark_model
+    from rsvg.bench.report import render_model_bench
+
+    if config is None and checkpoint is None:
+        raise typer.BadParameter("give --config (random init) or --checkpoint", param_hint="--config")
+    console = Console()
+    err = Console(stderr=True)
+    settings = BenchSettings(
+        config=None if config is None else str(config),
+        overrides=list(overrides or []),
+        checkpoint=None if checkpoint is None else str(checkpoint),
+        random_text=random_text,
+        device=device,
+        threads=threads,
+        repeats=repeats,
+        warmup=warmup,
+        batch=batch,
+        train_batch=train_batch,
+        amp=amp,
+        compile=compile_model,
+        skip_train=skip_train,
+        workers=workers,
+        data_images=data_images,
+        data_samples=data_samples,
+        matmul_n=matmul_size,
+        isolate=not in_process,
+    )
+    try:
+        result = benchmark_model(settings, progress=lambda msg: err.print(msg, highlight=False))
+    except (BenchError, FileNotFoundError, ValueError) as exc:
+        err.print(f"[red]rsvg bench model: {exc}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+    result["command"] = " ".join(["rsvg", *sys.argv[1:]]) if sys.argv and "rsvg" in sys.argv[0] else None
+    render_model_bench(result, console)
+    if json_out is not None:
+        from rsvg.data.xmlio import atomic_write_text
+
+        atomic_write_text(json_out, json.dumps(result, indent=2))
+    if not result["check"]["passed"]:
+        err.print(
+            f"[red]plain and optimised boxes differ (max relative difference {result['check']['max_rel_diff']:.2e} "
+            f">= {result['check']['tolerance']:g}, same weights: {result['check']['same_weights']})[/red]"
+        )
+        raise typer.Exit(1)

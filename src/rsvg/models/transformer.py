@@ -6,16 +6,42 @@ never to values, and each sub-layer is ``norm(x + dropout(sublayer(x)))``. Param
 ``linear1``, ``norm1`` ...) so that DETR's encoder weights map onto them by name.
 
 Attention runs through PyTorch's fused ``scaled_dot_product_attention``; the explicit softmax path is used
-only when the caller asks for the attention weights (for attention maps).
+when the caller asks for the attention weights (for attention maps) and inside :func:`plain_attention` (the plain
+eager reference path that ``rsvg bench model`` compares against; same results, slower).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+_PLAIN_ATTENTION = False
+
+
+@contextmanager
+def plain_attention(enabled: bool = True) -> Iterator[None]:
+    """Within this block every :class:`MultiheadAttention` computes ``softmax(QK^T/sqrt(d)) V`` explicitly
+    instead of calling the fused ``scaled_dot_product_attention`` (the same result up to rounding).
+
+    For benchmarks and checks; the flag is process-wide (not thread-local) and restored on exit.
+    """
+    global _PLAIN_ATTENTION
+    previous = _PLAIN_ATTENTION
+    _PLAIN_ATTENTION = enabled
+    try:
+        yield
+    finally:
+        _PLAIN_ATTENTION = previous
+
+
+def plain_attention_enabled() -> bool:
+    """Whether attention currently takes the explicit softmax path (see :func:`plain_attention`)."""
+    return _PLAIN_ATTENTION
 
 
 class MultiheadAttention(nn.Module):
@@ -55,12 +81,12 @@ class MultiheadAttention(nn.Module):
             mask = (~key_padding_mask).view(b, 1, 1, nk)
         drop = self.dropout if self.training else 0.0
         weights = None
-        if need_weights:
+        if need_weights or _PLAIN_ATTENTION:
             scores = (q @ k.transpose(-2, -1)) / math.sqrt(d // h)
             if mask is not None:
                 scores = scores.masked_fill(~mask, float("-inf"))
             attn = scores.softmax(-1)
-            weights = attn.mean(1)
+            weights = attn.mean(1) if need_weights else None
             out = F.dropout(attn, drop, self.training) @ v
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop)

@@ -1,0 +1,132 @@
+"""Rich tables for ``rsvg bench model`` results (the JSON holds the same numbers and more)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _f(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) < 1e-2 and value != 0 else f"{value:.{digits}f}"
+    return str(value)
+
+
+def _x(ratio: float | None) -> str:
+    return "–" if ratio is None else f"{ratio:.2f}×"
+
+
+NOISY_SPREAD = 1.5
+
+
+def _noisy(result: dict[str, Any]) -> list[str]:
+    """The measurements whose repeats disagree by more than :data:`NOISY_SPREAD`."""
+    found = []
+    for key, row in result["inference"].items():
+        for path in ("plain", "optimised"):
+            if row[path].get("spread", 1.0) > NOISY_SPREAD:
+                found.append(f"{key} {path}")
+    if result["training"] is not None:
+        for path in ("plain", "optimised"):
+            if result["training"][path].get("spread", 1.0) > NOISY_SPREAD:
+                found.append(f"training {path}")
+    return found
+
+
+def render_model_bench(result: dict[str, Any], console: Console) -> None:
+    """Print the timing table, the floor table and the machine table of a :func:`benchmark_model` result."""
+    s = result["settings"]
+    m = result["model"]
+    title = (
+        f"rsvg bench model — {m['backbone']} + {m['text_encoder']}, {m['image_size']}², Nt={m['max_tokens']}, "
+        f"{s['device']}, {result['machine']['torch_threads']} threads, amp {s['amp']}"
+        + (", compiled" if s["compile"] else "")
+        + f", median of {s['repeats']}"
+    )
+    t = Table(title=title)
+    t.add_column("measurement")
+    t.add_column("plain", justify="right")
+    t.add_column("optimised", justify="right")
+    t.add_column("plain / optimised", justify="right")
+    for row in result["inference"].values():
+        n = row["batch"]
+        if n == 1:
+            label, field = "inference, batch 1 (s)", "seconds"
+        else:
+            label, field = f"inference, batch {n} (s/image)", "seconds_per_image"
+        t.add_row(label, _f(row["plain"][field]), _f(row["optimised"][field]), _x(row["speedup"]))
+    tr = result["training"]
+    if tr is not None:
+        p, o = tr["plain"], tr["optimised"]
+        t.add_row(f"training step, batch {tr['batch']} (s)", _f(p["seconds"]), _f(o["seconds"]), _x(tr["speedup"]))
+        t.add_row("  forward + backward (s)", _f(p["forward_backward_s"]), _f(o["forward_backward_s"]), "")
+        t.add_row("  optimiser step (s)", _f(p["optimizer_s"]), _f(o["optimizer_s"]), o["optimizer"])
+    mem = result["peak_rss_gib"]
+    for phase_key, label in (("infer", "peak RSS, inference (GiB)"), ("train", "peak RSS, training (GiB)")):
+        if f"{phase_key}_plain" in mem:
+            t.add_row(label, _f(mem[f"{phase_key}_plain"], 2), _f(mem[f"{phase_key}_optimised"], 2), "")
+    gpu = result.get("peak_gpu_gib") or {}
+    for phase_key, label in (("infer", "peak GPU mem., inference (GiB)"), ("train", "peak GPU mem., training (GiB)")):
+        if f"{phase_key}_plain" in gpu:
+            t.add_row(label, _f(gpu[f"{phase_key}_plain"], 2), _f(gpu[f"{phase_key}_optimised"], 2), "")
+    c = result["check"]
+    verdict = "same boxes" if c["passed"] else "[red]DIFFERENT: no ratio[/red]"
+    t.add_row("max rel. box difference (fp32)", "", _f(c["max_rel_diff"]), verdict)
+    fl = result["flops"]
+    t.add_row(
+        "GFLOPs/image (text padded, trimmed)",
+        _f(fl["per_image_gflops"], 2),
+        _f(fl["per_image_trimmed_text_gflops"], 2),
+        "",
+    )
+    parts = f"{fl['backbone_gflops']:.2f}, {fl['text_encoder_gflops']:.2f}"
+    t.add_row("  backbone, text encoder (GFLOPs)", parts, parts, "")
+    rates = result["images_per_s"]
+    t.add_row("images/s: inference, training", "", f"{rates['inference']:.2f}, {_f(rates.get('training'), 2)}", "")
+    d = result["data"]
+    t.add_row(
+        f"data loading, {d['workers']} workers (samples/s)",
+        "",
+        _f(d["samples_per_s"], 1),
+        "keeps up" if d["keeps_up_with_training"] else "[yellow]slower than training[/yellow]",
+    )
+    if tr is not None:
+        t.add_row("DIOR-RSVG epoch, projected (h)", "", _f(tr["projected_dior_rsvg_epoch_s"] / 3600, 2), "")
+    console.print(t)
+    noisy = _noisy(result)
+    if noisy:
+        console.print(
+            f"[yellow]noisy: the slowest of the repeats is over {NOISY_SPREAD}× the fastest in {', '.join(noisy)} "
+            f"(1-min load average {result['machine'].get('load_average_1min', '?')} on "
+            f"{result['machine']['cores']} cores): other jobs share this machine; rerun on a quiet one[/yellow]"
+        )
+
+    f = result["floor"]
+    ft = Table(title="floor on this machine", show_header=False)
+    ft.add_row(f"fp32 matmul {f['matmul_n']}² (GFLOP/s)", _f(f["matmul_gflops"], 1))
+    ft.add_row("backbone alone, batch 1, default layout (s)", _f(f["backbone_default_s"]))
+    ft.add_row("backbone alone, batch 1, channels-last (s)", _f(f["backbone_channels_last_s"]))
+    ft.add_row("floor: all FLOPs at the matmul rate (s/image)", _f(f["matmul_floor_s"]))
+    ft.add_row("floor: best backbone + rest at the matmul rate (s/image)", _f(f["floor_s"]))
+    for key, value in f.items():
+        if key.endswith("_vs_floor"):
+            ft.add_row(f"floor / measured, {key.removesuffix('_vs_floor')} (1 = at the floor)", _f(value, 2))
+        elif key.startswith("achieved_gflops_"):
+            ft.add_row(f"achieved GFLOP/s, {key.removeprefix('achieved_gflops_')}", _f(value, 1))
+    console.print(ft)
+
+    mt = Table(title="machine", show_header=False)
+    for k, v in result["machine"].items():
+        mt.add_row(k, _f(v))
+    mt.add_row(
+        "params (total / trainable, M)", f"{m['params']['total'] / 1e6:.2f} / {m['params']['trainable'] / 1e6:.2f}"
+    )
+    for note in s["notes"]:
+        mt.add_row("note", note)
+    console.print(mt)

@@ -1,0 +1,236 @@
+"""``rsvg bench model`` on a tiny config: JSON structure, plain = optimised boxes, the plain-attention switch, FLOPs,
+phase isolation, clear errors. No assertion on wall time."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from rsvg.bench.model_bench import (
+    PHASES,
+    BenchError,
+    BenchSettings,
+    PhaseJob,
+    benchmark_model,
+    compare_boxes,
+    resolve_run_config,
+    resolve_settings,
+    run_phase,
+)
+from rsvg.cli import app
+from rsvg.models.transformer import MultiheadAttention, plain_attention, plain_attention_enabled
+
+TINY = [
+    "model.image_size=64",
+    "model.max_tokens=12",
+    "model.hidden_dim=32",
+    "model.heads=4",
+    "model.ffn_dim=64",
+    "model.mlcm_decoder_layers=1",
+    "model.visual_encoder_layers=1",
+    "model.fusion_layers=1",
+    "model.extra_padding=1",
+    "model.dropout=0.0",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A two-layer, 32-wide BERT with MiniLM's uncased vocabulary, saved as a local Hugging Face folder."""
+    from transformers import BertConfig, BertModel
+
+    from rsvg.models.text_encoder import minilm_path
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    torch.manual_seed(0)
+    cfg = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    BertModel(cfg).save_pretrained(folder)
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        src = minilm_path() / name
+        if src.is_file():
+            shutil.copy(src, folder / name)
+    return folder
+
+
+def tiny_overrides(text_folder: Path) -> list[str]:
+    return [*TINY, f"model.text_encoder={text_folder}"]
+
+
+@pytest.fixture(scope="module")
+def bench_result(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One whole ``rsvg bench model`` run through the CLI (phases in this process), read back from its JSON."""
+    out = tmp_path_factory.mktemp("bench") / "bench.json"
+    args = ["bench", "model", "--config", "configs/mgvlf_lite.yaml"]
+    for item in tiny_overrides(tiny_bert):
+        args += ["--set", item]
+    args += ["--repeats", "1", "--warmup", "0", "--batch", "3", "--train-batch", "2", "--workers", "0"]
+    args += ["--data-images", "2", "--data-samples", "4", "--matmul-size", "256", "--threads", "1"]
+    args += ["--in-process", "--json", str(out)]
+    threads = torch.get_num_threads()
+    result = CliRunner().invoke(app, args)
+    torch.set_num_threads(threads)
+    assert result.exit_code == 0, result.output
+    assert "rsvg bench model" in result.output and "floor on this machine" in result.output
+    assert "torch_threads" in result.output
+    return json.loads(out.read_text())
+
+
+def test_json_structure(bench_result: dict) -> None:
+    r = bench_result
+    for key in ("machine", "settings", "model", "flops", "check", "inference", "training", "data", "floor"):
+        assert key in r, key
+    assert {"cpu", "cores", "torch", "torch_threads"} <= set(r["machine"])
+    assert set(r["inference"]) == {"batch1", "batch3"}
+    for row in r["inference"].values():
+        for path in ("plain", "optimised"):
+            assert row[path]["seconds"] > 0 and len(row[path]["runs"]) == 1
+        assert row["speedup"] is not None and row["speedup"] > 0
+    assert r["inference"]["batch3"]["optimised"]["seconds_per_image"] == pytest.approx(
+        r["inference"]["batch3"]["optimised"]["seconds"] / 3
+    )
+    tr = r["training"]
+    assert tr["batch"] == 2
+    for path in ("plain", "optimised"):
+        step = tr[path]
+        assert step["seconds"] > 0 and step["forward_backward_s"] > 0 and step["optimizer_s"] >= 0
+        assert step["peak_rss_gib"] > 0
+    assert tr["projected_dior_rsvg_epoch_s"] > 0
+    assert r["data"]["samples"] == 4 and r["data"]["samples_per_s"] > 0 and r["data"]["workers"] == 0
+    assert r["floor"]["matmul_gflops"] > 0 and r["floor"]["backbone_channels_last_s"] > 0
+    assert r["floor"]["floor_s"] > 0 and r["floor"]["matmul_floor_s"] > 0
+    assert set(r["peak_rss_gib"]) >= {"infer_plain", "infer_optimised", "train_plain", "train_optimised", "data"}
+    assert r["settings"]["isolated_phases"] is False and r["settings"]["amp"] == "off"
+    assert r["settings"]["threads"] == 1 and r["floor"]["matmul_n"] == 256
+    assert set(r["phase_seconds"]) == set(PHASES)
+
+
+def test_plain_and_optimised_agree(bench_result: dict) -> None:
+    c = bench_result["check"]
+    assert c["passed"] and c["same_weights"]
+    assert c["max_rel_diff"] < 1e-4
+    assert c["batch1"]["max_rel_diff"] < 1e-4 and c["batch3"]["max_rel_diff"] < 1e-4
+    b1 = bench_result["inference"]["batch1"]
+    # the plain path keeps the padding to Nt, the optimised one trims to the longest query of the batch
+    assert b1["plain"]["text_tokens"] == 12
+    assert b1["optimised"]["text_tokens"] < 12
+    paths = bench_result["paths"]
+    assert paths["plain"]["text_encoder_attention"] == "eager"
+    assert paths["optimised"]["text_encoder_attention"] == "sdpa"
+
+
+def test_flops_are_counted(bench_result: dict) -> None:
+    f = bench_result["flops"]
+    assert f["per_image_gflops"] > 0 and f["backbone_gflops"] > 0 and f["text_encoder_gflops"] > 0
+    assert f["per_image_trimmed_text_gflops"] < f["per_image_gflops"]  # fewer text tokens, fewer FLOPs
+    assert f["backbone_gflops"] + f["text_encoder_gflops"] < f["per_image_gflops"]
+    assert bench_result["model"]["params"]["total"] > bench_result["model"]["params"]["trainable"] > 0
+
+
+def test_plain_attention_switch_changes_the_path_not_the_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    fused = torch.nn.functional.scaled_dot_product_attention
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return fused(*args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", counting)
+    torch.manual_seed(0)
+    attn = MultiheadAttention(32, 4).eval()
+    q, kv = torch.randn(2, 5, 32), torch.randn(2, 7, 32)
+    mask = torch.zeros(2, 7, dtype=torch.bool)
+    mask[0, 4:] = True
+    out_fused, _ = attn(q, kv, kv, mask)
+    assert len(calls) == 1
+    assert not plain_attention_enabled()
+    with plain_attention():
+        assert plain_attention_enabled()
+        out_plain, weights = attn(q, kv, kv, mask)
+    assert len(calls) == 1  # the explicit softmax path does not call the fused kernel
+    assert weights is None
+    assert not plain_attention_enabled()  # restored
+    torch.testing.assert_close(out_plain, out_fused, rtol=1e-5, atol=1e-6)
+
+
+def test_compare_boxes() -> None:
+    d = compare_boxes([[0.1, 0.2, 0.5, 0.8]], [[0.1, 0.2, 0.5, 0.8 + 8e-6]])
+    assert d["max_abs_diff"] == pytest.approx(8e-6, rel=1e-3)
+    assert d["max_rel_diff"] == pytest.approx(1e-5, rel=1e-3)
+
+
+def test_paper_config_needs_random_text_for_a_missing_text_folder() -> None:
+    with pytest.raises(BenchError, match="--random-text"):
+        resolve_run_config(BenchSettings(config="configs/mgvlf_dior.yaml"))
+    cfg, notes = resolve_run_config(BenchSettings(config="configs/mgvlf_dior.yaml", random_text=True))
+    assert cfg.model.text_encoder == "bert-base-random"
+    assert cfg.model.pretrained_backbone is False and cfg.model.backbone_weights is None
+    assert any("bert-base-random" in n for n in notes)
+    batch, train_batch, amp, workers = resolve_settings(BenchSettings(), cfg)
+    assert (batch, train_batch, amp, workers) == (8, 2, "off", cfg.data.workers)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without CUDA")
+def test_cuda_without_a_gpu_is_a_clear_error() -> None:
+    result = CliRunner().invoke(
+        app, ["bench", "model", "-c", "configs/mgvlf_lite.yaml", "--device", "cuda", "--in-process"]
+    )
+    assert result.exit_code == 2
+    assert "CUDA is not available" in result.output and "--device cpu" in result.output
+
+
+def test_a_phase_runs_in_its_own_process(tiny_bert: Path) -> None:
+    settings = BenchSettings(
+        config="configs/mgvlf_lite.yaml",
+        overrides=tiny_overrides(tiny_bert),
+        repeats=1,
+        data_images=1,
+        data_samples=2,
+        workers=0,
+        isolate=True,
+    )
+    cfg, _ = resolve_run_config(settings)
+    job = PhaseJob(settings, cfg.to_dict(), batch=2, train_batch=2, amp="off", workers=0)
+    out = run_phase("data", job)
+    assert out["pid"] != os.getpid()
+    assert out["samples"] == 2 and out["peak_rss_gib"] > 0
+
+
+def test_bench_from_a_checkpoint(tiny_bert: Path, tmp_path: Path) -> None:
+    from rsvg.config import load_config
+    from rsvg.engine.checkpoint import save_checkpoint
+    from rsvg.engine.trainer import checkpoint_meta, model_text_files
+    from rsvg.models.build import build_model
+
+    cfg = load_config("configs/mgvlf_lite.yaml", [*tiny_overrides(tiny_bert), "model.pretrained_backbone=false"])
+    torch.manual_seed(3)
+    model = build_model(cfg.model)
+    folder = save_checkpoint(tmp_path / "best", model, checkpoint_meta(model, cfg, {}), model_text_files(model))
+    settings = BenchSettings(
+        checkpoint=str(folder),
+        threads=1,
+        repeats=1,
+        warmup=0,
+        batch=2,
+        skip_train=True,
+        workers=0,
+        data_images=1,
+        data_samples=2,
+        matmul_n=64,
+        isolate=False,
+    )
+    threads = torch.get_num_threads()
+    try:
+        result = benchmark_model(settings)
+    finally:
+        torch.set_num_threads(threads)
+    assert result["training"] is None and "train_plain" not in result["peak_rss_gib"]
+    assert result["check"]["passed"] and result["check"]["same_weights"]
+    assert result["model"]["image_size"] == 64 and result["model"]["max_tokens"] == 12
+    assert any("checkpoint" in note for note in result["settings"]["notes"])
+    json.dumps(result)  # JSON-ready
