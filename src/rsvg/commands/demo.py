@@ -11,10 +11,10 @@ from rich.console import Console
 
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for everything the demo makes.")] = Path("demo_out"),
-    images: Annotated[int, typer.Option(min=10, help="Synthetic scenes to generate.")] = 300,
+    images: Annotated[int, typer.Option(min=10, help="Synthetic scenes to generate.")] = 200,
     seed: Annotated[int, typer.Option(help="Seed of the scenes, the construction and the split.")] = 0,
     config: Annotated[Path, typer.Option(help="Training config.")] = Path("configs/mgvlf_lite.yaml"),
-    epochs: Annotated[int | None, typer.Option(min=1, help="Training epochs (default: the config's).")] = None,
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 8,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override a training option: section.key=value.")
     ] = None,
