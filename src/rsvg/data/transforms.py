@@ -266,42 +266,40 @@ class Compose:
         return f"Compose({self.transforms!r})"
 
 
-class RandomHorizontalFlip:
+class _RandomFlip:
+    """Mirror with probability ``p`` along one axis: the image, the box and the query's spatial words."""
+
+    kernel: Callable[..., Tensor]
+    op: str
+
+    def __init__(self, p: float = 0.5) -> None:
+        self.p = _check_probability(p)
+
+    def __call__(
+        self, image: Tensor, box: Tensor, query: str, generator: torch.Generator
+    ) -> tuple[Tensor, Tensor, str]:
+        if not _fires(self.p, generator):
+            return image, box, query
+        height, width = image.shape[-2:]
+        box = _v2_boxes(box, height, width, type(self).kernel)
+        return type(self).kernel(image), box, remap_query(query, self.op)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(p={self.p})"
+
+
+class RandomHorizontalFlip(_RandomFlip):
     """Mirror left-right with probability ``p``: x -> W - x, and "left" <-> "right" in the query."""
 
-    def __init__(self, p: float = 0.5) -> None:
-        self.p = _check_probability(p)
-
-    def __call__(
-        self, image: Tensor, box: Tensor, query: str, generator: torch.Generator
-    ) -> tuple[Tensor, Tensor, str]:
-        if not _fires(self.p, generator):
-            return image, box, query
-        height, width = image.shape[-2:]
-        box = _v2_boxes(box, height, width, F.horizontal_flip)
-        return F.horizontal_flip(image), box, remap_query(query, "hflip")
-
-    def __repr__(self) -> str:
-        return f"RandomHorizontalFlip(p={self.p})"
+    kernel = staticmethod(F.horizontal_flip)
+    op = "hflip"
 
 
-class RandomVerticalFlip:
+class RandomVerticalFlip(_RandomFlip):
     """Mirror top-bottom with probability ``p``: y -> H - y, and "above" <-> "below" in the query."""
 
-    def __init__(self, p: float = 0.5) -> None:
-        self.p = _check_probability(p)
-
-    def __call__(
-        self, image: Tensor, box: Tensor, query: str, generator: torch.Generator
-    ) -> tuple[Tensor, Tensor, str]:
-        if not _fires(self.p, generator):
-            return image, box, query
-        height, width = image.shape[-2:]
-        box = _v2_boxes(box, height, width, F.vertical_flip)
-        return F.vertical_flip(image), box, remap_query(query, "vflip")
-
-    def __repr__(self) -> str:
-        return f"RandomVerticalFlip(p={self.p})"
+    kernel = staticmethod(F.vertical_flip)
+    op = "vflip"
 
 
 def rot90_box(box: Tensor, k: int, height: int, width: int) -> Tensor:

@@ -303,11 +303,13 @@ class Trainer:
         if dist.is_main():
             self.out.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+            trainable = {n for n, p in self.model.named_parameters() if p.requires_grad}
+            self.console.print(f"backbone {self.model.backbone.load_report.summary(max_names=4)}", highlight=False)
             self.console.print(
                 f"training on {self.device} x{dist.world_size()} (amp {self.amp}): {len(self.train_set)} train / "
                 f"{len(self.val_set)} val samples, {self.steps_per_epoch} steps per epoch; "
-                f"{len(self.pretrained_names)} pretrained tensors at lr {cfg.train.lr_pretrained:g}, the rest at "
-                f"{cfg.train.lr:g}",
+                f"{len(self.pretrained_names & trainable)} trainable pretrained tensors at lr "
+                f"{cfg.train.lr_pretrained:g}, {len(trainable - self.pretrained_names)} new ones at {cfg.train.lr:g}",
                 highlight=False,
             )
         while self.epoch < cfg.train.epochs:
