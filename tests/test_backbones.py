@@ -504,3 +504,32 @@ def test_channels_last_matches_default_layout(fixture: str, request: pytest.Fixt
     for a, b in zip(reference, outputs, strict=True):
         scale = a.abs().max().item()
         torch.testing.assert_close(b.contiguous(), a, rtol=1e-4, atol=1e-5 * max(scale, 1.0))
+
+
+@pytest.mark.parametrize("name", ["resnet50", "efficientnet_lite0"])
+def test_folding_frozen_batchnorm_keeps_the_features(name: str) -> None:
+    torch.manual_seed(0)
+    backbone = make(name, return_levels=(8, 16, 32)).eval()
+    norms = [m for m in backbone.modules() if isinstance(m, FrozenBatchNorm2d)]
+    for norm in norms:  # non-trivial statistics, so that a wrong fold shows
+        c = norm.weight.numel()
+        norm.weight.copy_(torch.rand(c) + 0.5)
+        norm.bias.copy_(torch.randn(c) * 0.1)
+        norm.running_mean.copy_(torch.randn(c) * 0.1)
+        norm.running_var.copy_(torch.rand(c) + 0.5)
+    images = torch.randn(2, 3, 64, 96)
+    with torch.inference_mode():
+        before = backbone(images)
+    assert backbone.fold_frozen_batchnorm() == len(norms)
+    assert not any(isinstance(m, FrozenBatchNorm2d) for m in backbone.modules())
+    with torch.inference_mode():
+        after = backbone(images)
+    for a, b in zip(before, after, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4 * float(a.abs().max()))
+    assert backbone.fold_frozen_batchnorm() == 0  # nothing left to fold
+
+
+def test_folding_leaves_trainable_batchnorm_alone() -> None:
+    backbone = make("efficientnet_lite0", frozen_bn=False)
+    assert backbone.fold_frozen_batchnorm() == 0
+    assert any(isinstance(m, nn.BatchNorm2d) for m in backbone.modules())

@@ -165,3 +165,32 @@ def test_grounder_from_checkpoint_and_bad_input(official_dataset, tmp_path):
     (broken / "config.json").write_text("{}")
     with pytest.raises(CheckpointError, match="not an rsvg checkpoint"):
         Grounder.from_checkpoint(broken)
+
+
+def test_feature_cache_equals_the_backbone_on_the_dataset_images(official_dataset):
+    from rsvg.data.dataset import RSVGDataset
+    from rsvg.engine.feature_cache import compute_image_features
+    from rsvg.models.build import build_model
+
+    cfg = tiny_config(official_dataset, "model.freeze_backbone=true", "model.pretrained_backbone=true")
+    torch.manual_seed(0)
+    model = build_model(cfg.model).eval()
+    ds = RSVGDataset(
+        official_dataset,
+        "train",
+        image_size=64,
+        tokenizer=model.text.tokenizer(),
+        max_tokens=16,
+        mean=model.backbone.mean,
+        std=model.backbone.std,
+    )
+    cached = compute_image_features(model, ds.samples, torch.device("cpu"), batch_size=3, channels_last=True)
+    assert set(cached) == {s.image_id for s in ds.samples}
+    assert any(isinstance(m, torch.nn.Module) and "FrozenBatchNorm" in type(m).__name__ for m in model.modules())
+    for i in range(len(ds)):
+        sample = ds[i]
+        with torch.inference_mode():
+            direct = model.encode_image(sample["image"][None])[0]
+        got = cached[ds.samples[i].image_id]
+        assert got.dtype == torch.float16 and got.shape == direct.shape
+        torch.testing.assert_close(got.float(), direct, rtol=2e-3, atol=2e-3 * float(direct.abs().max()))

@@ -1,13 +1,14 @@
 """Backbone features computed once per image, for training with a frozen backbone and no augmentation.
 
 A frozen backbone sees the same pixels every epoch, so its stride-32 map can be computed once and stored
-(float16) instead of decoding, resizing and convolving every image every epoch. The result is the same model
+(float16, computed by a copy of the backbone with its frozen BatchNorm folded into the convolutions) instead of decoding, resizing and convolving every image every epoch. The result is the same model
 and the same training up to float16 rounding of the stored maps; the speed-up is large where the backbone
 dominates (the lite config on CPUs).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import numpy as np
@@ -37,8 +38,11 @@ def compute_image_features(
     images: dict[str, GroundingSample] = {}
     for s in samples:
         images.setdefault(s.image_id, s)
-    was_training = model.backbone.training
-    model.backbone.eval()
+    # A folded copy (BatchNorm merged into the convolutions): the same maps, fewer passes over memory.
+    backbone = copy.deepcopy(model.backbone).eval()
+    backbone.fold_frozen_batchnorm()
+    if channels_last:
+        backbone.to(memory_format=torch.channels_last)
     out: dict[str, torch.Tensor] = {}
     ids = list(images)
     for start in range(0, len(ids), batch_size):
@@ -57,8 +61,7 @@ def compute_image_features(
         x = torch.stack(batch).to(device)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        feats = model.encode_image(x).to("cpu", torch.float16)
+        feats = backbone(x)[-1].to("cpu", torch.float16)
         for image_id, f in zip(chunk, feats, strict=True):
             out[image_id] = f.contiguous()
-    model.backbone.train(was_training)
     return out

@@ -23,7 +23,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import torch
 from torch import Tensor, nn
+from torchvision.ops import FrozenBatchNorm2d
 
 from rsvg.models.backbones.weights import LoadReport, WeightsNotFoundError
 
@@ -100,6 +102,36 @@ class Backbone(nn.Module):
             if param.requires_grad:
                 (pretrained if self.load_report.is_loaded(name) else new).append((name, param))
         return pretrained, new
+
+    def conv_bn_pairs(self) -> list[tuple[nn.Module, str, str]]:
+        """``(parent, conv_name, norm_name)`` for every convolution whose output goes straight into a norm layer
+        (what :meth:`fold_frozen_batchnorm` folds). Subclasses list them explicitly."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def fold_frozen_batchnorm(self) -> int:
+        """Fold every ``FrozenBatchNorm2d`` into the convolution before it (in place); returns how many.
+
+        A frozen BatchNorm is a per-channel affine map, so ``bn(conv(x))`` equals one convolution with scaled
+        weights and a bias: the same features up to float rounding, without two element-wise passes over each
+        map. For inference and feature caching only: the parameter names change (convolutions gain a bias, the
+        norms become ``Identity``), so a folded backbone's state dict is not a checkpoint, and a convolution that
+        was trainable stops matching its un-folded training parameters.
+        """
+        folded = 0
+        for parent, conv_name, norm_name in self.conv_bn_pairs():
+            conv, norm = getattr(parent, conv_name), getattr(parent, norm_name)
+            if not isinstance(norm, FrozenBatchNorm2d):
+                continue
+            scale = norm.weight * (norm.running_var + norm.eps).rsqrt()
+            shift = norm.bias - norm.running_mean * scale
+            if conv.bias is not None:
+                shift = shift + conv.bias * scale
+            conv.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
+            conv.bias = nn.Parameter(shift, requires_grad=False)
+            setattr(parent, norm_name, nn.Identity())
+            folded += 1
+        return folded
 
     def extra_repr(self) -> str:
         return f"return_levels={self.return_levels}, out_channels={self.out_channels}"

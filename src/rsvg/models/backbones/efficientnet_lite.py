@@ -324,6 +324,16 @@ class EfficientNetLiteBackbone(Backbone):
         """Feature maps of ``return_levels``, highest resolution first."""
         return self._features(images, self._num_run_blocks)[1]
 
+    def conv_bn_pairs(self) -> list[tuple[nn.Module, str, str]]:
+        pairs: list[tuple[nn.Module, str, str]] = [(self, "_conv_stem", "_bn0")]
+        for block in self._blocks:
+            if block.expand != 1:
+                pairs.append((block, "_expand_conv", "_bn0"))
+            pairs += [(block, "_depthwise_conv", "_bn1"), (block, "_project_conv", "_bn2")]
+        if self.with_classifier:
+            pairs.append((self, "_conv_head", "_bn1"))
+        return pairs
+
     def classify(self, images: Tensor) -> Tensor:
         """ImageNet logits ``(B, 1000)`` (needs ``with_classifier=True``; dropout is not applied)."""
         if not self.with_classifier:

@@ -184,6 +184,15 @@ class ResNet50Backbone(Backbone):
                 outputs.append(x)
         return outputs
 
+    def conv_bn_pairs(self) -> list[tuple[nn.Module, str, str]]:
+        pairs: list[tuple[nn.Module, str, str]] = [(self, "conv1", "bn1")]
+        for stage in ("layer1", *(name for name, _ in self._stages)):
+            for block in getattr(self, stage):
+                pairs += [(block, f"conv{i}", f"bn{i}") for i in (1, 2, 3)]
+                if block.downsample is not None:
+                    pairs.append((block.downsample, "0", "1"))
+        return pairs
+
     def load_weights(
         self, weights: str | Path | Mapping[str, Any], *, strict: bool = True, allow_pickle: bool = False
     ) -> LoadReport:
