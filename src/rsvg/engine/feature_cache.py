@@ -1,9 +1,10 @@
 """Backbone features computed once per image, for training with a frozen backbone and no augmentation.
 
 A frozen backbone sees the same pixels every epoch, so its stride-32 map can be computed once and stored
-(float16, computed by a copy of the backbone with its frozen BatchNorm folded into the convolutions) instead of decoding, resizing and convolving every image every epoch. The result is the same model
-and the same training up to float16 rounding of the stored maps; the speed-up is large where the backbone
-dominates (the lite config on CPUs).
+(float16) instead of decoding, resizing and convolving every image every epoch. The maps come from a copy of
+the backbone with its frozen BatchNorm folded into the convolutions. The result is the same model and the same
+training up to float16 rounding of the stored maps; the speed-up is large where the backbone dominates (the lite
+config on CPUs).
 """
 
 from __future__ import annotations
