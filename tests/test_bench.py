@@ -13,12 +13,17 @@ import torch
 from typer.testing import CliRunner
 
 from rsvg.bench.model_bench import (
+    ALL,
+    INFERENCE_OPTIMISATIONS,
+    OPTIMISATIONS,
     PHASES,
+    TRAINING_OPTIMISATIONS,
     BenchError,
     BenchSettings,
     PhaseJob,
     benchmark_model,
     compare_boxes,
+    phase_optimisations,
     resolve_run_config,
     resolve_settings,
     run_phase,
@@ -71,7 +76,7 @@ def bench_result(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) -> d
         args += ["--set", item]
     args += ["--repeats", "1", "--warmup", "0", "--batch", "3", "--train-batch", "2", "--workers", "0"]
     args += ["--data-images", "2", "--data-samples", "4", "--matmul-size", "256", "--threads", "1"]
-    args += ["--in-process", "--json", str(out)]
+    args += ["--in-process", "--ablate", "--json", str(out)]
     threads = torch.get_num_threads()
     result = CliRunner().invoke(app, args)
     torch.set_num_threads(threads)
@@ -107,7 +112,35 @@ def test_json_structure(bench_result: dict) -> None:
     assert set(r["peak_rss_gib"]) >= {"infer_plain", "infer_optimised", "train_plain", "train_optimised", "data"}
     assert r["settings"]["isolated_phases"] is False and r["settings"]["amp"] == "off"
     assert r["settings"]["threads"] == 1 and r["floor"]["matmul_n"] == 256
-    assert set(r["phase_seconds"]) == set(PHASES)
+    ablated = {f"infer_without_{o}" for o in INFERENCE_OPTIMISATIONS} | {
+        f"train_without_{o}" for o in TRAINING_OPTIMISATIONS
+    }
+    assert set(r["phase_seconds"]) == set(PHASES) | ablated
+
+
+def test_ablation_leaves_out_each_optimisation_and_keeps_the_boxes(bench_result: dict) -> None:
+    ab = bench_result["ablation"]
+    assert set(ab) == set(OPTIMISATIONS)
+    for name, row in ab.items():
+        assert row["what"] == OPTIMISATIONS[name]
+        assert ("inference" in row) == (name in INFERENCE_OPTIMISATIONS)
+        assert ("training" in row) == (name in TRAINING_OPTIMISATIONS)
+        if "inference" in row:
+            i = row["inference"]
+            assert i["batch1_s"] > 0 and i["batch1_cost_of_leaving_out"] > 0
+            assert i["max_rel_diff_vs_plain"] < 1e-4  # every partial path gives the same boxes
+        if "training" in row:
+            assert row["training"]["step_s"] > 0 and row["training"]["cost_of_leaving_out"] > 0
+    assert bench_result["training"]["optimised"]["optimizer"] == "AdamW fused"
+    assert bench_result["training"]["plain"]["optimizer"] == "AdamW for-loop"
+
+
+def test_phase_names_select_the_optimisations() -> None:
+    assert phase_optimisations("infer_plain") == frozenset()
+    assert phase_optimisations("train_optimised") == ALL
+    assert phase_optimisations("infer_without_fold_bn") == ALL - {"fold_bn"}
+    with pytest.raises(ValueError, match="unknown phase"):
+        phase_optimisations("infer_without_magic")
 
 
 def test_plain_and_optimised_agree(bench_result: dict) -> None:

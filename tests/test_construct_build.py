@@ -91,9 +91,11 @@ def test_bad_input_is_counted_not_fatal(detection: Path, tmp_path: Path) -> None
     ann = src / "Annotations"
     xml = (ann / "00000.xml").read_text()
     # An unknown class, and a box outside the image, in one file.
-    extra = ("<object><name>spaceship</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>30</xmax><ymax>30</ymax>"
-             "</bndbox></object><object><name>ship</name><bndbox><xmin>300</xmin><ymin>1</ymin><xmax>400</xmax>"
-             "<ymax>30</ymax></bndbox></object></annotation>")
+    extra = (
+        "<object><name>spaceship</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>30</xmax><ymax>30</ymax>"
+        "</bndbox></object><object><name>ship</name><bndbox><xmin>300</xmin><ymin>1</ymin><xmax>400</xmax>"
+        "<ymax>30</ymax></bndbox></object></annotation>"
+    )
     (ann / "00000.xml").write_text(xml.replace("</annotation>", extra))
     (src / "JPEGImages" / "00001.jpg").unlink()  # missing image
     (src / "JPEGImages" / "00002.jpg").write_bytes(b"not a jpeg")  # unreadable image

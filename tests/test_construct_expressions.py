@@ -48,9 +48,11 @@ def test_matcher_semantics_unknown_attributes_match_conservatively() -> None:
 
 def test_step_cat_for_a_unique_category() -> None:
     img = blank(400)
-    objs = [("vehicle", draw_rect(img, (40, 40, 70, 54), COLORS["gray"])),
-            ("vehicle", draw_rect(img, (300, 300, 330, 314), COLORS["gray"])),
-            ("ship", draw_rect(img, (150, 200, 230, 220), COLORS["white"]))]
+    objs = [
+        ("vehicle", draw_rect(img, (40, 40, 70, 54), COLORS["gray"])),
+        ("vehicle", draw_rect(img, (300, 300, 330, 314), COLORS["gray"])),
+        ("ship", draw_rect(img, (150, 200, 230, 220), COLORS["white"])),
+    ]
     scene = extract_scene(img, objs)
     texts = set()
     for seed in range(20):
@@ -89,8 +91,10 @@ def test_step_rel_when_only_a_relation_singles_out() -> None:
 
 def test_discarded_when_nothing_singles_out() -> None:
     img = blank(800)
-    objs = [("vehicle", draw_rect(img, (40, 40, 70, 54), COLORS["gray"])),
-            ("vehicle", draw_rect(img, (80, 40, 110, 54), COLORS["gray"]))]
+    objs = [
+        ("vehicle", draw_rect(img, (40, 40, 70, 54), COLORS["gray"])),
+        ("vehicle", draw_rect(img, (80, 40, 110, 54), COLORS["gray"])),
+    ]
     scene = extract_scene(img, objs)
     assert generate_expression(scene, 0, np.random.default_rng(0)) is None
     assert generate_expression(scene, 1, np.random.default_rng(0)) is None
@@ -102,8 +106,16 @@ def _direction(target: tuple, anchor: tuple) -> float:
     return math.degrees(math.atan2(dy, dx)) % 360
 
 
-_AXES = {"right": 0, "upper right": 45, "above": 90, "upper left": 135, "left": 180, "lower left": 225,
-         "below": 270, "lower right": 315}
+_AXES = {
+    "right": 0,
+    "upper right": 45,
+    "above": 90,
+    "upper left": 135,
+    "left": 180,
+    "lower left": 225,
+    "below": 270,
+    "lower right": 315,
+}
 
 
 def _independent_relation(kind: str, word: str, target: tuple, anchor: tuple) -> bool:
@@ -129,8 +141,10 @@ def _independent_count(spec: ExpressionSpec, scene: SceneAttributes) -> int:
     def related(x: ObjectAttributes) -> bool:
         if spec.relation is None or spec.anchor is None:
             return True
-        return any(y is not x and fits(spec.anchor, y) and _independent_relation(*spec.relation, x.box, y.box)
-                   for y in scene.objects)
+        return any(
+            y is not x and fits(spec.anchor, y) and _independent_relation(*spec.relation, x.box, y.box)
+            for y in scene.objects
+        )
 
     return sum(fits(spec.target, x) and related(x) for x in scene.objects)
 
@@ -172,17 +186,29 @@ def test_generation_is_deterministic_per_seed() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("The large red vehicle on the left", ExpressionSpec(PhraseSpec("vehicle", (("size", "large"),
-                                                                                     ("color", "red"),
-                                                                                     ("location", "left"))))),
-        ("A gray vehicle is on the upper left of the white storage tank",
-         ExpressionSpec(PhraseSpec("vehicle", (("color", "gray"),)), ("relative_location", "upper left"),
-                        PhraseSpec("storagetank", (("color", "white"),)))),
-        ("The vehicle is smaller than the ground track field",
-         ExpressionSpec(PhraseSpec("vehicle"), ("relative_size", "smaller"), PhraseSpec("groundtrackfield"))),
+        (
+            "The large red vehicle on the left",
+            ExpressionSpec(PhraseSpec("vehicle", (("size", "large"), ("color", "red"), ("location", "left")))),
+        ),
+        (
+            "A gray vehicle is on the upper left of the white storage tank",
+            ExpressionSpec(
+                PhraseSpec("vehicle", (("color", "gray"),)),
+                ("relative_location", "upper left"),
+                PhraseSpec("storagetank", (("color", "white"),)),
+            ),
+        ),
+        (
+            "The vehicle is smaller than the ground track field",
+            ExpressionSpec(PhraseSpec("vehicle"), ("relative_size", "smaller"), PhraseSpec("groundtrackfield")),
+        ),
         ("The dam in the middle of the image.", ExpressionSpec(PhraseSpec("dam", (("location", "middle"),)))),
-        ("a big round tank on the lower right", ExpressionSpec(
-            PhraseSpec("storagetank", (("size", "large"), ("geometry", "round"), ("location", "bottom right"))))),
+        (
+            "a big round tank on the lower right",
+            ExpressionSpec(
+                PhraseSpec("storagetank", (("size", "large"), ("geometry", "round"), ("location", "bottom right")))
+            ),
+        ),
     ],
 )
 def test_parse_expression_reads_attributes_back(text: str, expected: ExpressionSpec) -> None:
@@ -190,11 +216,16 @@ def test_parse_expression_reads_attributes_back(text: str, expected: ExpressionS
 
 
 def test_render_uses_the_templates() -> None:
-    spec = ExpressionSpec(PhraseSpec("vehicle", (("color", "orange"), ("location", "top"))),
-                          ("relative_size", "larger"), PhraseSpec("ship"))
+    spec = ExpressionSpec(
+        PhraseSpec("vehicle", (("color", "orange"), ("location", "top"))),
+        ("relative_size", "larger"),
+        PhraseSpec("ship"),
+    )
     texts = {render(spec, np.random.default_rng(s)) for s in range(30)}
-    assert texts == {"The orange vehicle at the top is larger than the ship",
-                     "An orange vehicle at the top is larger than the ship"}
+    assert texts == {
+        "The orange vehicle at the top is larger than the ship",
+        "An orange vehicle at the top is larger than the ship",
+    }
 
 
 def _synthetic_scene_generator() -> Callable:

@@ -82,8 +82,11 @@ def write_voc(root: Path, scenes: dict[str, tuple[np.ndarray, list[tuple[str, tu
     (root / "Annotations").mkdir(parents=True, exist_ok=True)
     (root / "JPEGImages").mkdir(parents=True, exist_ok=True)
     for image_id, (img, objects) in scenes.items():
-        cv2.imwrite(str(root / "JPEGImages" / f"{image_id}.jpg"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR),
-                    [cv2.IMWRITE_JPEG_QUALITY, 95])
+        cv2.imwrite(
+            str(root / "JPEGImages" / f"{image_id}.jpg"),
+            cv2.cvtColor(img, cv2.COLOR_RGB2BGR),
+            [cv2.IMWRITE_JPEG_QUALITY, 95],
+        )
         xml = annotation_element(f"{image_id}.jpg", img.shape[1], img.shape[0])
         for category, box in objects:
             add_object(xml, category, box)

@@ -64,4 +64,3 @@ def test_parse_split() -> None:
     for bad in ("0.7,0.1", "a,b,c", "0.5,0.5,0.5", "-0.1,0.6,0.5", ""):
         with pytest.raises(ValueError):
             parse_split(bad)
-

@@ -61,8 +61,14 @@ def test_stats_without_provenance_reads_attributes_from_text(built: tuple[Path, 
     without = dataset_stats(stripped, tmp_path / "b")
     assert without["with_provenance"] == 0
     # The text says exactly what the provenance says: the same attribute and relation breakdowns.
-    for key in ("attributes_per_expression", "own_attributes_by_category_percent", "relations_by_category_percent",
-                "categories", "length", "vocabulary"):
+    for key in (
+        "attributes_per_expression",
+        "own_attributes_by_category_percent",
+        "relations_by_category_percent",
+        "categories",
+        "length",
+        "vocabulary",
+    ):
         assert without[key] == with_prov[key], key
     for key in ("cat", "att", "rel", "rel+"):
         assert without["content_percent"][key] == with_prov["content_percent"][key]

@@ -85,7 +85,13 @@ def test_shapes_and_valid_boxes(tiny_model):
     assert (out.attention[0, 1, :] == 0).all()  # the padded bottom row gets no attention
 
 
-def test_padded_text_changes_nothing(tiny_model):
+LITE_OPTIONS = {"stride16_detail": True, "positions_in_tokens": True}  # the lite config's options beyond the paper
+
+
+@pytest.mark.parametrize("options", [{}, LITE_OPTIONS], ids=["paper", "lite-options"])
+def test_padded_text_changes_nothing(options):
+    torch.manual_seed(0)
+    tiny_model = build_model(ModelConfig(**TINY, **options)).eval()
     image, pad, ids, mask = inputs()
     with torch.inference_mode():
         ref = tiny_model(image, pad, ids, mask).boxes
@@ -105,6 +111,22 @@ def test_query_changes_the_box(tiny_model):
         assert not torch.allclose(tiny_model(image, pad, ids, mask).boxes, tiny_model(image, pad, ids2, mask).boxes)
 
 
+def test_stride16_detail_folds_the_finer_map_into_each_token():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(**TINY, stride16_detail=True)).eval()
+    c16, c32 = model.backbone.out_channels
+    assert model.feature_channels == c32 + 4 * c16
+    image = inputs()[0]
+    with torch.inference_mode():
+        s16, s32 = model.backbone(image)
+        feats = model.encode_image(image)
+    assert feats.shape == (2, c32 + 4 * c16, 2, 2)
+    torch.testing.assert_close(feats[:, :c32], s32)
+    # channel c32 + 4c + 2dy + dx of token (i, j) is the stride-16 cell (2i + dy, 2j + dx) of channel c
+    for c, dy, dx, i, j in [(0, 0, 0, 0, 0), (5, 1, 0, 1, 1), (c16 - 1, 1, 1, 0, 1)]:
+        torch.testing.assert_close(feats[:, c32 + 4 * c + 2 * dy + dx, i, j], s16[:, c, 2 * i + dy, 2 * j + dx])
+
+
 def test_visual_padding_mask_marks_only_fully_padded_cells():
     pad = torch.zeros(1, 64, 64, dtype=torch.bool)
     pad[0, 40:, :] = True  # rows 40..63: cell row 1 (32..63) is partly image -> valid
@@ -113,9 +135,10 @@ def test_visual_padding_mask_marks_only_fully_padded_cells():
     assert visual_padding_mask(pad, 2, 2).tolist() == [[False, False, True, True]]
 
 
-def test_gradients_reach_every_trainable_part():
+@pytest.mark.parametrize("options", [{}, LITE_OPTIONS], ids=["paper", "lite-options"])
+def test_gradients_reach_every_trainable_part(options):
     torch.manual_seed(0)
-    model = build_model(ModelConfig(**TINY)).train()
+    model = build_model(ModelConfig(**TINY, **options)).train()
     image, pad, ids, mask = inputs()
     out = model(image, pad, ids, mask)
     out.boxes.sum().backward()

@@ -58,8 +58,8 @@ def _mask_box(channel: torch.Tensor, threshold: int = 127) -> torch.Tensor:
 # Letterbox
 # --------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    ("height", "width"), [(50, 100), (100, 50), (1, 1), (1, 1000), (1000, 1), (37, 61), (800, 800), (640, 640),
-                          (900, 700), (3, 2)]
+    ("height", "width"),
+    [(50, 100), (100, 50), (1, 1), (1, 1000), (1000, 1), (37, 61), (800, 800), (640, 640), (900, 700), (3, 2)],
 )
 def test_letterbox_geometry(height: int, width: int) -> None:
     size = 64
@@ -261,8 +261,13 @@ def test_geometric_augmentations_keep_box_and_query_true(
 
 def test_augmentations_with_p_zero_do_nothing() -> None:
     image = torch.randint(0, 256, (3, 20, 30), dtype=torch.uint8)
-    for aug in (RandomHorizontalFlip(0.0), RandomVerticalFlip(0.0), RandomRotate90(0.0), ColorJitter(p=0.0),
-                RandomScaleCrop(p=0.0)):
+    for aug in (
+        RandomHorizontalFlip(0.0),
+        RandomVerticalFlip(0.0),
+        RandomRotate90(0.0),
+        ColorJitter(p=0.0),
+        RandomScaleCrop(p=0.0),
+    ):
         out, box, query = aug(image, _box(1, 2, 3, 4), "the left ship", _gen(0))
         assert out is image and torch.equal(box, _box(1, 2, 3, 4)) and query == "the left ship"
 
@@ -375,10 +380,15 @@ def test_scale_crop_validates() -> None:
 def test_build_train_transforms() -> None:
     default = build_train_transforms()
     assert [type(t).__name__ for t in default.transforms] == [
-        "RandomScaleCrop", "RandomHorizontalFlip", "RandomVerticalFlip", "RandomRotate90", "ColorJitter"
+        "RandomScaleCrop",
+        "RandomHorizontalFlip",
+        "RandomVerticalFlip",
+        "RandomRotate90",
+        "ColorJitter",
     ]
-    only_flip = build_train_transforms({"hflip": 1.0, "vflip": 0, "rot90": None, "color_jitter": None,
-                                        "scale_crop": None})
+    only_flip = build_train_transforms(
+        {"hflip": 1.0, "vflip": 0, "rot90": None, "color_jitter": None, "scale_crop": None}
+    )
     assert [type(t).__name__ for t in only_flip.transforms] == ["RandomHorizontalFlip"]
     custom = build_train_transforms({"scale_crop": {"scale_range": (1.0, 1.1), "p": 1.0}})
     assert custom.transforms[0].scale_range == (1.0, 1.1)

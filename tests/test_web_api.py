@@ -122,11 +122,21 @@ def test_ground_bad_inputs(client: TestClient):
         "long query": (_ground(client, jpeg_bytes(), "the ship " * 40), 422),
         "no query": (client.post("/api/ground", files={"image": ("x.jpg", jpeg_bytes(), "image/jpeg")}), 422),
         "no image": (client.post("/api/ground", data={"query": "a ship"}), 400),
-        "both": (client.post("/api/ground", files={"image": ("x.jpg", jpeg_bytes(), "image/jpeg")},
-                             data={"query": "a ship", "dataset_image": "00001"}), 400),
+        "both": (
+            client.post(
+                "/api/ground",
+                files={"image": ("x.jpg", jpeg_bytes(), "image/jpeg")},
+                data={"query": "a ship", "dataset_image": "00001"},
+            ),
+            400,
+        ),
         "unknown dataset image": (client.post("/api/ground", data={"query": "a", "dataset_image": "../train"}), 404),
-        "garbage multipart": (client.post("/api/ground", content=b"--xx\r\nnonsense",
-                                          headers={"content-type": "multipart/form-data; boundary=xx"}), (400, 422)),
+        "garbage multipart": (
+            client.post(
+                "/api/ground", content=b"--xx\r\nnonsense", headers={"content-type": "multipart/form-data; boundary=xx"}
+            ),
+            (400, 422),
+        ),
         "json instead of a form": (client.post("/api/ground", json={"query": "a"}), 422),
     }
     for name, (response, expected) in cases.items():
@@ -147,11 +157,15 @@ def test_upload_size_limit(official_dataset, grounder):
     r = _ground(client, data)
     assert r.status_code == 413 and "limit" in r.json()["detail"]
     # streamed without a Content-Length: cut off as soon as it passes the limit
-    r = client.post("/api/ground", content=iter([b"x" * 15_000, b"x" * 15_000]),
-                    headers={"content-type": "multipart/form-data; boundary=b"})
+    r = client.post(
+        "/api/ground",
+        content=iter([b"x" * 15_000, b"x" * 15_000]),
+        headers={"content-type": "multipart/form-data; boundary=b"},
+    )
     assert r.status_code == 413
-    r = client.post("/api/review/decision", content=b"{" + b" " * 70_000 + b"}",
-                    headers={"content-type": "application/json"})
+    r = client.post(
+        "/api/review/decision", content=b"{" + b" " * 70_000 + b"}", headers={"content-type": "application/json"}
+    )
     assert r.status_code == 413
 
 
@@ -171,8 +185,13 @@ def test_inference_does_not_block_the_event_loop(official_dataset):
 
     app = create_app(dataset=official_dataset, grounder=SlowGrounder())  # type: ignore[arg-type]
     with BackgroundServer(app) as server, ThreadPoolExecutor(2) as pool:
-        slow = pool.submit(httpx.post, f"{server.url}/api/ground", data={"query": "a"},
-                           files={"image": ("x.jpg", jpeg_bytes(), "image/jpeg")}, timeout=10)
+        slow = pool.submit(
+            httpx.post,
+            f"{server.url}/api/ground",
+            data={"query": "a"},
+            files={"image": ("x.jpg", jpeg_bytes(), "image/jpeg")},
+            timeout=10,
+        )
         time.sleep(0.2)
         t0 = time.perf_counter()
         assert httpx.get(f"{server.url}/api/status", timeout=5).status_code == 200
@@ -198,9 +217,16 @@ def test_pages_docs_and_file_serving(client: TestClient, official_dataset: Path)
     img = client.get("/dataset/images/00001")
     assert img.status_code == 200 and img.headers["content-type"] == "image/jpeg"
     assert img.content == (official_dataset / "JPEGImages" / "00001.jpg").read_bytes()
-    for bad in ("/dataset/images/..%2Ftrain.txt", "/dataset/images/%2E%2E", "/dataset/images/review.sqlite3",
-                "/dataset/images/../../etc/passwd", "/static/..%2F..%2Fapp.py", "/static/../review_db.py",
-                "/dataset/Annotations/00001.xml", "/review.sqlite3"):
+    for bad in (
+        "/dataset/images/..%2Ftrain.txt",
+        "/dataset/images/%2E%2E",
+        "/dataset/images/review.sqlite3",
+        "/dataset/images/../../etc/passwd",
+        "/static/..%2F..%2Fapp.py",
+        "/static/../review_db.py",
+        "/dataset/Annotations/00001.xml",
+        "/review.sqlite3",
+    ):
         r = client.get(bad)
         assert r.status_code == 404, (bad, r.status_code)
 
@@ -223,8 +249,7 @@ def test_host_and_origin_checks(official_dataset, grounder):
 
 
 def _decide(client: TestClient, index: int, action: str, annotator: str = "alice", **extra) -> httpx.Response:
-    return client.post("/api/review/decision", json={"index": index, "annotator": annotator, "action": action,
-                                                     **extra})
+    return client.post("/api/review/decision", json={"index": index, "annotator": annotator, "action": action, **extra})
 
 
 def test_review_flow_filters_progress_undo(client: TestClient):
@@ -244,7 +269,13 @@ def test_review_flow_filters_progress_undo(client: TestClient):
     assert _decide(client, 5, "skip").json()["item"]["status"] == "unreviewed"
     progress = client.get("/api/review/progress").json()
     assert {k: progress[k] for k in ("total", "done", "accepted", "rejected", "edited", "unreviewed")} == {
-        "total": 6, "done": 4, "accepted": 1, "rejected": 1, "edited": 2, "unreviewed": 2}
+        "total": 6,
+        "done": 4,
+        "accepted": 1,
+        "rejected": 1,
+        "edited": 2,
+        "unreviewed": 2,
+    }
     assert progress["annotators"] == {"alice": 3, "bob": 1}
     assert client.get("/api/review/progress", params={"category": "ship"}).json()["done"] == 1
     nxt = lambda **p: client.get("/api/review/next", params=p).json()["index"]  # noqa: E731

@@ -37,9 +37,19 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-quic", "--window-size=1300,900", f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-quic",
+        "--window-size=1300,900",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
+    ):
         options.add_argument(arg)
     service = webdriver.ChromeService(executable_path=CHROMEDRIVER)  # no Selenium Manager, no downloads
     driver = webdriver.Chrome(service=service, options=options)
@@ -67,8 +77,10 @@ def _wait_index(driver, index: int) -> None:
 
 
 def _progress(driver) -> list[str]:
-    return [driver.find_element(By.ID, i).text for i in
-            ("progress-done", "progress-accepted", "progress-rejected", "progress-edited")]
+    return [
+        driver.find_element(By.ID, i).text
+        for i in ("progress-done", "progress-accepted", "progress-rejected", "progress-edited")
+    ]
 
 
 def _open_review(driver, url: str) -> None:

@@ -44,8 +44,10 @@ def test_concurrent_decisions_none_lost_none_duplicated(official_dataset):
 
         def undo_three(k: int) -> list[int]:
             with httpx.Client(base_url=server.url, timeout=30) as client:
-                return [client.post("/api/review/undo", json={"annotator": f"annotator-{k}"}).json()["undone"]["id"]
-                        for _ in range(3)]
+                return [
+                    client.post("/api/review/undo", json={"annotator": f"annotator-{k}"}).json()["undone"]["id"]
+                    for _ in range(3)
+                ]
 
         with ThreadPoolExecutor(CLIENTS) as pool:
             ids_per_client = list(pool.map(annotate, range(CLIENTS)))

@@ -129,8 +129,12 @@ def test_export_applies_decisions_and_renumbers_splits(official_dataset, tmp_pat
     assert report.ok, [str(p) for p in report.errors]
     assert not [p for p in report.problems if p.kind == "unlisted_objects"]
     samples = read_grounding_annotations(out).samples
-    expected = [OFFICIAL_DESCRIPTIONS_IN_ORDER[0], OFFICIAL_DESCRIPTIONS_IN_ORDER[2],
-                "The big ship at the bottom right", OFFICIAL_DESCRIPTIONS_IN_ORDER[4]]
+    expected = [
+        OFFICIAL_DESCRIPTIONS_IN_ORDER[0],
+        OFFICIAL_DESCRIPTIONS_IN_ORDER[2],
+        "The big ship at the bottom right",
+        OFFICIAL_DESCRIPTIONS_IN_ORDER[4],
+    ]
     assert [s.description for s in samples] == expected
     assert samples[2].box == (118.0, 128.0, 162.0, 151.0)
     # every kept expression stays in its split, in order: train [5,0,3] -> [0,2], val [1] -> [], test [4,2] -> [3,1]

@@ -67,6 +67,36 @@ QUERIES = (
 
 PHASES = ("floor", "infer_plain", "infer_optimised", "train_plain", "train_optimised", "data")
 
+#: The optimisations of the optimised path, each of which ``--ablate`` leaves out in turn (phases
+#: ``infer_without_<name>`` / ``train_without_<name>``). The plain path has none of them.
+OPTIMISATIONS: dict[str, str] = {
+    "channels_last": "channels-last backbone and input",
+    "fused_attention": "scaled_dot_product_attention (ours; the text encoder's sdpa)",
+    "trim_text": "text trimmed to the longest query of the batch",
+    "inference_mode": "torch.inference_mode instead of torch.no_grad (inference)",
+    "fold_bn": "frozen BatchNorm folded into the convolutions (inference)",
+    "fused_adamw": "AdamW's fused single-kernel step (training)",
+}
+INFERENCE_OPTIMISATIONS = ("channels_last", "fused_attention", "trim_text", "inference_mode", "fold_bn")
+TRAINING_OPTIMISATIONS = ("channels_last", "fused_attention", "trim_text", "fused_adamw")
+ALL = frozenset(OPTIMISATIONS)
+NONE: frozenset[str] = frozenset()
+
+
+def phase_optimisations(name: str) -> frozenset[str]:
+    """The optimisations a phase named ``infer_plain``, ``train_optimised``, ``infer_without_fold_bn`` ... runs."""
+    kind, _, rest = name.partition("_")
+    if kind not in ("infer", "train"):
+        raise ValueError(f"not a model phase: {name!r}")
+    if rest == "plain":
+        return NONE
+    if rest == "optimised":
+        return ALL
+    left_out = rest.removeprefix("without_")
+    if not rest.startswith("without_") or left_out not in OPTIMISATIONS:
+        raise ValueError(f"unknown phase {name!r}")
+    return ALL - {left_out}
+
 
 class BenchError(RuntimeError):
     """The benchmark cannot run as asked (missing CUDA, a text encoder that is not there ...)."""
@@ -88,6 +118,7 @@ class BenchSettings:
     train_batch: int | None = None  # 2 on CPU, train.batch_size on CUDA
     amp: str | None = None  # None: the config's train.amp (auto = bf16 on CUDA, off on CPU)
     compile: bool = False
+    ablate: bool = False  # also measure the optimised path without each optimisation in turn
     skip_train: bool = False
     workers: int | None = None  # data loader workers (None: data.workers)
     data_images: int = 16  # distinct synthetic JPEGs
@@ -242,34 +273,34 @@ def make_samples(n: int, image_size: int, max_tokens: int, tokenizer: Any, seed:
     return samples
 
 
-def make_batch(samples: list[dict[str, Any]], *, optimised: bool, device: str) -> dict[str, Any]:
-    """Plain: stacked as they are (text padded to ``Nt``, default layout). Optimised: the training collate
-    (text trimmed to the longest query) and channels-last images."""
+def make_batch(samples: list[dict[str, Any]], opts: frozenset[str], device: str) -> dict[str, Any]:
+    """Plain: stacked as they are (text padded to ``Nt``, default layout). With ``trim_text``: the training
+    collate (text trimmed to the longest query); with ``channels_last``: channels-last images."""
     from rsvg.engine.batching import collate, to_device
 
-    if optimised:
+    if "trim_text" in opts:
         batch = collate(samples)
     else:
         batch = {
             k: torch.stack([s[k] for s in samples]) if torch.is_tensor(samples[0][k]) else [s[k] for s in samples]
             for k in samples[0]
         }
-    return to_device(batch, torch.device(device), channels_last=optimised)
+    return to_device(batch, torch.device(device), channels_last="channels_last" in opts)
 
 
-def set_path(model: Any, optimised: bool) -> str:
-    """Put the model in the plain or optimised configuration; returns the text encoder's attention kind."""
-    fmt = torch.channels_last if optimised else torch.contiguous_format
+def set_path(model: Any, opts: frozenset[str]) -> str:
+    """Put the model in the configuration ``opts`` asks for; returns the text encoder's attention kind."""
+    fmt = torch.channels_last if "channels_last" in opts else torch.contiguous_format
     model.backbone.to(memory_format=fmt)
     hf = model.text.model
     if hasattr(hf, "set_attn_implementation"):
         with suppress(ValueError, ImportError):
-            hf.set_attn_implementation("sdpa" if optimised else "eager")
+            hf.set_attn_implementation("sdpa" if "fused_attention" in opts else "eager")
     return str(getattr(hf.config, "_attn_implementation", "unknown"))
 
 
 @contextmanager
-def path_context(optimised: bool, amp: str, device: str, grad: bool) -> Iterator[None]:
+def path_context(opts: frozenset[str], amp: str, device: str, grad: bool) -> Iterator[None]:
     """Grad mode, attention path and autocast of one forward."""
     from rsvg.engine.evaluate import autocast_context
     from rsvg.models.transformer import plain_attention
@@ -277,8 +308,8 @@ def path_context(optimised: bool, amp: str, device: str, grad: bool) -> Iterator
     if grad:
         mode: Any = nullcontext()
     else:
-        mode = torch.inference_mode() if optimised else torch.no_grad()
-    with mode, plain_attention(not optimised), autocast_context(torch.device(device), amp):
+        mode = torch.inference_mode() if "inference_mode" in opts else torch.no_grad()
+    with mode, plain_attention("fused_attention" not in opts), autocast_context(torch.device(device), amp):
         yield
 
 
@@ -317,8 +348,8 @@ def _sync(device: str) -> Callable[[], None] | None:
     return torch.cuda.synchronize if device.startswith("cuda") else None
 
 
-def _maybe_compile(model: Any, job: PhaseJob, optimised: bool) -> Any:
-    return torch.compile(model) if optimised and job.settings.compile else model
+def _maybe_compile(model: Any, job: PhaseJob, opts: frozenset[str]) -> Any:
+    return torch.compile(model) if opts == ALL and job.settings.compile else model
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -343,10 +374,10 @@ def phase_floor(job: PhaseJob) -> dict[str, Any]:
     model.backbone.to(memory_format=torch.contiguous_format)
 
     # FLOPs with every attention as explicit matrix products (the counter sees each one).
-    set_path(model, optimised=False)
+    set_path(model, NONE)
     sample = make_samples(1, cfg.image_size, cfg.max_tokens, lm.tokenizer, s.seed)
-    padded = make_batch(sample, optimised=False, device=s.device)
-    trimmed = make_batch(sample, optimised=True, device=s.device)
+    padded = make_batch(sample, NONE, s.device)
+    trimmed = make_batch(sample, frozenset({"trim_text"}), s.device)
 
     def count(fn: Callable[[], Any]) -> int:
         with torch.no_grad(), plain_attention(), FlopCounterMode(display=False) as counter:
@@ -378,29 +409,27 @@ def phase_floor(job: PhaseJob) -> dict[str, Any]:
     return out
 
 
-def phase_infer(job: PhaseJob, optimised: bool) -> dict[str, Any]:
+def phase_infer(job: PhaseJob, opts: frozenset[str]) -> dict[str, Any]:
     """Batch-1 latency and per-image time at ``job.batch``; fp32 boxes of both batches for the check."""
     s = job.settings
     lm = load_model(job)
     model = lm.model.eval()
     cfg = model.cfg
-    text_attention = set_path(model, optimised)
+    out: dict[str, Any] = {"model_load_s": lm.seconds, "weights": weights_digest(model)}
+    if "fold_bn" in opts:
+        out["folded_norms"] = model.backbone.fold_frozen_batchnorm()
+    out["text_attention"] = set_path(model, opts)
+    out["model_rss_gib"] = rss_bytes() / GIB
     from rsvg.engine.batching import forward_batch
 
-    out: dict[str, Any] = {
-        "text_attention": text_attention,
-        "model_load_s": lm.seconds,
-        "weights": weights_digest(model),
-        "model_rss_gib": rss_bytes() / GIB,
-    }
-    net = _maybe_compile(model, job, optimised)
+    net = _maybe_compile(model, job, opts)
     samples = make_samples(max(job.batch, 1), cfg.image_size, cfg.max_tokens, lm.tokenizer, s.seed)
     sync = _sync(s.device)
     for key, n in (("batch1", 1), (f"batch{job.batch}", job.batch)):
-        batch = make_batch(samples[:n], optimised=optimised, device=s.device)
+        batch = make_batch(samples[:n], opts, s.device)
 
         def run(batch: dict[str, Any] = batch) -> Any:
-            with path_context(optimised, job.amp, s.device, grad=False):
+            with path_context(opts, job.amp, s.device, grad=False):
                 return forward_batch(net, batch)
 
         first = time.perf_counter()
@@ -409,7 +438,7 @@ def phase_infer(job: PhaseJob, optimised: bool) -> dict[str, Any]:
             sync()
         first_s = time.perf_counter() - first
         times = timed_runs(run, s.repeats, max(s.warmup - 1, 0), sync)
-        with exact_fp32(s.device), path_context(optimised, "off", s.device, grad=False):
+        with exact_fp32(s.device), path_context(opts, "off", s.device, grad=False):
             boxes = forward_batch(net, batch).boxes.float().cpu()
         out[key] = {
             "batch": n,
@@ -427,7 +456,7 @@ def phase_infer(job: PhaseJob, optimised: bool) -> dict[str, Any]:
     return out
 
 
-def phase_train(job: PhaseJob, optimised: bool) -> dict[str, Any]:
+def phase_train(job: PhaseJob, opts: frozenset[str]) -> dict[str, Any]:
     """One training step at ``job.train_batch`` as the trainer runs it, split into forward+backward (with
     gradient clipping) and the optimiser step."""
     from rsvg.engine.batching import forward_batch, normalised_target
@@ -439,18 +468,19 @@ def phase_train(job: PhaseJob, optimised: bool) -> dict[str, Any]:
     lm = load_model(job)
     model = lm.model.train()
     cfg = model.cfg
-    text_attention = set_path(model, optimised)
+    text_attention = set_path(model, opts)
     out: dict[str, Any] = {
         "text_attention": text_attention,
         "model_load_s": lm.seconds,
         "model_rss_gib": rss_bytes() / GIB,
     }
-    optimizer = build_optimizer(model, run_cfg.train, model.pretrained_parameter_names())
+    fused = None if "fused_adamw" in opts else False  # None: fused wherever torch supports it
+    optimizer = build_optimizer(model, run_cfg.train, model.pretrained_parameter_names(), fused=fused)
     out["optimizer"] = optimizer_kind(optimizer)
     scaler = torch.amp.GradScaler(torch.device(s.device).type, enabled=job.amp == "fp16")
-    net = _maybe_compile(model, job, optimised)
+    net = _maybe_compile(model, job, opts)
     samples = make_samples(job.train_batch, cfg.image_size, cfg.max_tokens, lm.tokenizer, s.seed + 1)
-    batch = make_batch(samples, optimised=optimised, device=s.device)
+    batch = make_batch(samples, opts, s.device)
     target = normalised_target(batch, cfg.image_size)
     sync = _sync(s.device)
     clip = run_cfg.train.grad_clip
@@ -458,9 +488,9 @@ def phase_train(job: PhaseJob, optimised: bool) -> dict[str, Any]:
 
     def step() -> None:
         t0 = time.perf_counter()
-        with path_context(optimised, job.amp, s.device, grad=True):
-            boxes = forward_batch(net, batch).boxes
-        loss = grounding_loss(boxes, target, run_cfg.loss)["loss"]
+        with path_context(opts, job.amp, s.device, grad=True):
+            out = forward_batch(net, batch, need_attention=run_cfg.loss.attention_weight > 0)
+        loss = grounding_loss(out.boxes, target, run_cfg.loss, out.attention)["loss"]
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if clip > 0:
@@ -604,10 +634,10 @@ def run_phase_here(name: str, job: PhaseJob) -> dict[str, Any]:
     t0 = time.perf_counter()
     if name == "floor":
         out = phase_floor(job)
-    elif name in ("infer_plain", "infer_optimised"):
-        out = phase_infer(job, optimised=name == "infer_optimised")
-    elif name in ("train_plain", "train_optimised"):
-        out = phase_train(job, optimised=name == "train_optimised")
+    elif name.startswith("infer_"):
+        out = phase_infer(job, phase_optimisations(name))
+    elif name.startswith("train_"):
+        out = phase_train(job, phase_optimisations(name))
     elif name == "data":
         out = phase_data(job)
     else:
@@ -643,6 +673,41 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None or b <= 0 else a / b
 
 
+def ablation_summary(raw: dict[str, dict[str, Any]], bkey: str) -> dict[str, Any]:
+    """Per optimisation: the optimised path's times without it, and ``without / optimised`` (above 1: it pays).
+
+    Each ablated inference path is also checked against the plain path's boxes, like the optimised one.
+    """
+    out: dict[str, Any] = {}
+    opt_i, plain_i = raw["infer_optimised"], raw["infer_plain"]
+    for name in OPTIMISATIONS:
+        row: dict[str, Any] = {"what": OPTIMISATIONS[name]}
+        infer = raw.get(f"infer_without_{name}")
+        if infer is not None:
+            rel = max(compare_boxes(plain_i[k]["boxes"], infer[k]["boxes"])["max_rel_diff"] for k in ("batch1", bkey))
+            row["inference"] = {
+                "batch1_s": infer["batch1"]["seconds"],
+                f"{bkey}_s_per_image": infer[bkey]["seconds_per_image"],
+                "batch1_cost_of_leaving_out": _ratio(infer["batch1"]["seconds"], opt_i["batch1"]["seconds"]),
+                f"{bkey}_cost_of_leaving_out": _ratio(
+                    infer[bkey]["seconds_per_image"], opt_i[bkey]["seconds_per_image"]
+                ),
+                "max_rel_diff_vs_plain": rel,
+                "peak_rss_gib": infer["peak_rss_gib"],
+            }
+        train = raw.get(f"train_without_{name}")
+        if train is not None and "train_optimised" in raw:
+            row["training"] = {
+                "step_s": train["seconds"],
+                "optimizer_s": train["optimizer_s"],
+                "cost_of_leaving_out": _ratio(train["seconds"], raw["train_optimised"]["seconds"]),
+                "peak_rss_gib": train["peak_rss_gib"],
+            }
+        if len(row) > 1:
+            out[name] = row
+    return out
+
+
 def benchmark_model(settings: BenchSettings, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run every phase and return the results as a JSON-ready dict (see the module docstring)."""
     say = progress or (lambda _msg: None)
@@ -654,7 +719,11 @@ def benchmark_model(settings: BenchSettings, progress: Callable[[str], None] | N
     cfg, notes = resolve_run_config(settings)
     batch, train_batch, amp, workers = resolve_settings(settings, cfg)
     job = PhaseJob(settings, cfg.to_dict(), batch, train_batch, amp, workers)
-    phases = [p for p in PHASES if not (settings.skip_train and p.startswith("train"))]
+    phases = list(PHASES)
+    if settings.ablate:
+        phases += [f"infer_without_{o}" for o in INFERENCE_OPTIMISATIONS]
+        phases += [f"train_without_{o}" for o in TRAINING_OPTIMISATIONS]
+    phases = [p for p in phases if not (settings.skip_train and p.startswith("train"))]
     raw: dict[str, dict[str, Any]] = {}
     load_at_start = load_average()
     t_start = time.perf_counter()
@@ -727,6 +796,7 @@ def summarise(
         "achieved_gflops_batch1": flops["model_trimmed_text"] / b1 / 1e9,
         f"achieved_gflops_{bkey}": flops["model_trimmed_text"] / bn / 1e9,
     }
+    ablation = ablation_summary(raw, bkey) if settings.ablate else None
     memory = {name: raw[name]["peak_rss_gib"] for name in raw if "peak_rss_gib" in raw[name]}
     gpu_memory = {name: raw[name]["peak_gpu_gib"] for name in raw if "peak_gpu_gib" in raw[name]}
     data = raw["data"]
@@ -783,6 +853,7 @@ def summarise(
         "check": check,
         "inference": inference,
         "training": training,
+        "ablation": ablation,
         "images_per_s": rates,
         "data": {
             **data,

@@ -107,6 +107,30 @@ def render_model_bench(result: dict[str, Any], console: Console) -> None:
             f"{result['machine']['cores']} cores): other jobs share this machine; rerun on a quiet one[/yellow]"
         )
 
+    ablation = result.get("ablation")
+    if ablation:
+        at = Table(title="each optimisation: the optimised path without it (cost > 1×: it pays)")
+        at.add_column("left out")
+        at.add_column("inference b1 (s)", justify="right")
+        at.add_column("cost", justify="right")
+        bkey = next(k for k in result["inference"] if k != "batch1")
+        at.add_column(f"{bkey} (s/image)", justify="right")
+        at.add_column("cost", justify="right")
+        at.add_column("train step (s)", justify="right")
+        at.add_column("cost", justify="right")
+        for name, row in ablation.items():
+            i, tr_ = row.get("inference") or {}, row.get("training") or {}
+            at.add_row(
+                name,
+                _f(i.get("batch1_s")),
+                _x(i.get("batch1_cost_of_leaving_out")),
+                _f(i.get(f"{bkey}_s_per_image")),
+                _x(i.get(f"{bkey}_cost_of_leaving_out")),
+                _f(tr_.get("step_s")),
+                _x(tr_.get("cost_of_leaving_out")),
+            )
+        console.print(at)
+
     f = result["floor"]
     ft = Table(title="floor on this machine", show_header=False)
     ft.add_row(f"fp32 matmul {f['matmul_n']}² (GFLOP/s)", _f(f["matmul_gflops"], 1))

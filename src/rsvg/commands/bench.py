@@ -97,6 +97,10 @@ def bench_model(
         str | None, typer.Option(help="auto, off, bf16 or fp16 (default: train.amp; auto = bf16 on cuda).")
     ] = None,
     compile_model: Annotated[bool, typer.Option("--compile", help="torch.compile the optimised path.")] = False,
+    ablate: Annotated[
+        bool,
+        typer.Option("--ablate", help="Also time the optimised path without each optimisation in turn (slower)."),
+    ] = False,
     skip_train: Annotated[bool, typer.Option("--skip-train", help="Leave out the training steps.")] = False,
     workers: Annotated[int | None, typer.Option(min=0, help="Data loader workers (default: data.workers).")] = None,
     data_images: Annotated[int, typer.Option(min=1, help="Synthetic 800x800 JPEGs for the data-loading rate.")] = 16,
@@ -130,6 +134,7 @@ def bench_model(
         train_batch=train_batch,
         amp=amp,
         compile=compile_model,
+        ablate=ablate,
         skip_train=skip_train,
         workers=workers,
         data_images=data_images,

@@ -22,13 +22,14 @@ def serve(
         Path | None, typer.Option(help="DIOR-RSVG folder to review (and whose images the grounding page offers).")
     ] = None,
     host: Annotated[
-        str, typer.Option(help="Address to listen on. The default serves this machine only; 0.0.0.0 opens it "
-                               "to the network (there is no login).")
+        str,
+        typer.Option(
+            help="Address to listen on. The default serves this machine only; 0.0.0.0 opens it "
+            "to the network (there is no login)."
+        ),
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port.")] = 8000,
-    db: Annotated[
-        Path | None, typer.Option(help="Review database (SQLite). Default: DATASET/review.sqlite3.")
-    ] = None,
+    db: Annotated[Path | None, typer.Option(help="Review database (SQLite). Default: DATASET/review.sqlite3.")] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda, for the model.")] = "cpu",
     max_upload_mb: Annotated[float, typer.Option(min=0.01, help="Largest upload accepted, in MB.")] = 20.0,
     max_image_pixels: Annotated[
@@ -66,11 +67,17 @@ def serve(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     if host not in LOOPBACK:
-        err.print(f"warning: listening on {host}: anyone who can reach it can use the model and post review "
-                  "decisions", style="yellow", markup=False)
+        err.print(
+            f"warning: listening on {host}: anyone who can reach it can use the model and post review decisions",
+            style="yellow",
+            markup=False,
+        )
     shown = "127.0.0.1" if host in LOOPBACK else host
-    err.print(f"grounding page http://{shown}:{port}/  review http://{shown}:{port}/review  "
-              f"API docs http://{shown}:{port}/docs", markup=False)
+    err.print(
+        f"grounding page http://{shown}:{port}/  review http://{shown}:{port}/review  "
+        f"API docs http://{shown}:{port}/docs",
+        markup=False,
+    )
     uvicorn.run(app, host=host, port=port, log_level="info")
 
 

@@ -11,8 +11,13 @@ from torch import nn
 from rsvg.config import TrainConfig
 
 
-def build_optimizer(model: nn.Module, cfg: TrainConfig, pretrained_names: set[str]) -> torch.optim.AdamW:
-    """AdamW with two parameter groups decided by what was actually loaded; frozen parameters are left out."""
+def build_optimizer(
+    model: nn.Module, cfg: TrainConfig, pretrained_names: set[str], fused: bool | None = None
+) -> torch.optim.AdamW:
+    """AdamW with two parameter groups decided by what was actually loaded; frozen parameters are left out.
+
+    ``fused``: AdamW's single-kernel step (``None``: wherever torch has it, CPU and CUDA float tensors; the
+    benchmark turns it off to measure it)."""
     pretrained, new = [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
@@ -23,7 +28,8 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig, pretrained_names: set[st
         {"params": pretrained, "lr": cfg.lr_pretrained, "name": "pretrained"},
     ]
     groups = [g for g in groups if g["params"]]
-    fused = all(p.is_cuda for g in groups for p in g["params"])
+    if fused is None:
+        fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for g in groups for p in g["params"])
     return torch.optim.AdamW(groups, weight_decay=cfg.weight_decay, fused=fused or None)
 
 

@@ -159,7 +159,7 @@ class Trainer:
             return
         samples = [*self.train_set.samples, *self.val_set.samples]
         n_images = len({s.image_id for s in samples})
-        size = cache_bytes(n_images, self.model.backbone.out_channels[-1], cfg.model.image_size)
+        size = cache_bytes(n_images, self.model.feature_channels, cfg.model.image_size)
         if size > cfg.train.feature_cache_max_gb * 2**30:
             self.console.print(
                 f"backbone feature cache skipped: {size / 2**30:.1f} GiB > train.feature_cache_max_gb", highlight=False
@@ -239,14 +239,16 @@ class Trainer:
         cfg = self.cfg
         self.net.train()
         loader = self._train_loader()
-        sums = {"loss": 0.0, "l1": 0.0, "giou": 0.0}
+        supervise_attention = cfg.loss.attention_weight > 0
+        sums = {"loss": 0.0, "l1": 0.0, "giou": 0.0, **({"attention": 0.0} if supervise_attention else {})}
         count, t0, seen = 0, time.perf_counter(), 0
         interactive = self.console.is_terminal
         for batch in loader:
             batch = to_device(batch, self.device, cfg.train.channels_last)
             with autocast_context(self.device, self.amp):
-                out = forward_batch(self.net, batch)
-            losses = grounding_loss(out.boxes, normalised_target(batch, cfg.model.image_size), cfg.loss)
+                out = forward_batch(self.net, batch, need_attention=supervise_attention)
+            target = normalised_target(batch, cfg.model.image_size)
+            losses = grounding_loss(out.boxes, target, cfg.loss, out.attention)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(losses["loss"]).backward()
             if cfg.train.grad_clip > 0:
@@ -266,7 +268,9 @@ class Trainer:
                 rate = seen * dist.world_size() / max(time.perf_counter() - t0, 1e-9)
                 self.console.print(
                     f"epoch {self.epoch + 1}/{cfg.train.epochs} step {self.step_in_epoch}/{self.steps_per_epoch} "
-                    f"loss {sums['loss'] / count:.4f} (l1 {sums['l1'] / count:.4f} giou {sums['giou'] / count:.4f}) "
+                    f"loss {sums['loss'] / count:.4f} ("
+                    + " ".join(f"{k} {v / count:.4f}" for k, v in sums.items() if k != "loss")
+                    + ") "
                     f"lr {self.optimizer.param_groups[0]['lr']:.2e} {rate:.1f} samples/s",
                     highlight=False,
                     end="\r" if interactive and self.step_in_epoch != self.steps_per_epoch else "\n",
@@ -274,12 +278,10 @@ class Trainer:
             every = cfg.train.checkpoint_every_steps
             if every and self.step_in_epoch % every == 0 and self.step_in_epoch < self.steps_per_epoch:
                 self._save_last()
-        means = torch.tensor([sums[k] / max(count, 1) for k in ("loss", "l1", "giou")], dtype=torch.float64)
+        means = torch.tensor([v / max(count, 1) for v in sums.values()], dtype=torch.float64)
         means = dist.all_reduce_mean(means.to(self.device)).cpu()
         return {
-            "loss": float(means[0]),
-            "l1": float(means[1]),
-            "giou": float(means[2]),
+            **{k: float(m) for k, m in zip(sums, means, strict=True)},
             "samples_per_s": seen * dist.world_size() / max(time.perf_counter() - t0, 1e-9),
         }
 

@@ -25,7 +25,7 @@ def build_model(cfg: ModelConfig, *, load_pretrained: bool = True, text_folder: 
         cfg.backbone,
         weights=weights,
         pretrained=load_pretrained and cfg.pretrained_backbone,
-        return_levels=(32,),
+        return_levels=(16, 32) if cfg.stride16_detail else (32,),
     )
     # Without a sentence token in the MLCM memory the pooler would get no gradient (DDP rejects that): drop it.
     sentence = cfg.sentence_feature if cfg.mlcm and "sentence" in cfg.memory else "mean"

@@ -49,6 +49,13 @@ class ModelConfig:
     extra_mid_channels: int = 128
     extra_padding: int = 0  # 0 as the reference (needs a 20x20 map); 1 for smaller inputs
     detr_encoder: bool = True  # map a DETR checkpoint's encoder onto the visual encoder when one is given
+    # --- Not in the paper (off in its configs): for small objects, small data and short runs (the lite config) ---
+    # Fold the backbone's stride-16 map into the stride-32 tokens (space-to-depth: each token also gets the four
+    # stride-16 cells it covers), so small objects keep their detail without 4x more tokens.
+    stride16_detail: bool = False
+    # Add each token's position encoding to the token itself, not only to attention queries and keys, so that
+    # absolute position reaches the values and hence the [REG] output the box is read from.
+    positions_in_tokens: bool = False
 
     def __post_init__(self) -> None:
         bad = [m for m in self.memory if m not in MEMORY_PARTS]

@@ -1,9 +1,17 @@
-"""The training loss (paper eq. 15): smooth-L1 + λ·GIoU on normalised ``(x1, y1, x2, y2)`` boxes."""
+"""The training loss (paper eq. 15): smooth-L1 + λ·GIoU on normalised ``(x1, y1, x2, y2)`` boxes.
+
+One optional term is not in the paper (weight 0 in its configs): **attention supervision**, a cross-entropy
+that asks the [REG] token's attention over the visual tokens (the map :class:`~rsvg.models.mgvlf.MGVLF` returns
+with ``need_attention``) to lie on the cells the target box covers. It gives every sample a dense "where is
+it" signal long before the single box regression finds the target on its own; the lite config uses it to learn
+in CPU minutes.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torchvision.ops import generalized_box_iou_loss
@@ -11,21 +19,63 @@ from torchvision.ops import generalized_box_iou_loss
 
 @dataclass
 class LossConfig:
-    """Weights of the two terms; λ = 1 in the paper. ``smooth_l1_beta`` is torch's β (1.0 = paper's default)."""
+    """Weights of the terms; λ = 1 in the paper. ``smooth_l1_beta`` is torch's β (1.0 = paper's default; 0 =
+    plain L1). ``attention_weight`` > 0 adds the attention supervision term (not in the paper)."""
 
     l1_weight: float = 1.0
     giou_weight: float = 1.0
     smooth_l1_beta: float = 1.0
+    attention_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("l1_weight", "giou_weight", "smooth_l1_beta", "attention_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"loss.{name} must be >= 0, got {getattr(self, name)}")
 
 
-def grounding_loss(pred: Tensor, target: Tensor, cfg: LossConfig | None = None) -> dict[str, Tensor]:
+def cell_targets(boxes: Tensor, height: int, width: int) -> Tensor:
+    """``(B, height, width)``: the share of each box in each cell of a grid tiling the normalised input.
+
+    A cell's weight is the area it shares with the box divided by the smaller of the cell's and the box's areas
+    (so a cell inside the box, or a box inside the cell, gives 1), then normalised to sum to 1 per box. Every
+    box, however small, gets its mass on the cells it touches.
+    """
+    x1, y1, x2, y2 = (c.float()[:, None, None] for c in boxes.unbind(-1))
+    gy = torch.arange(height, device=boxes.device, dtype=torch.float32)[None, :, None]
+    gx = torch.arange(width, device=boxes.device, dtype=torch.float32)[None, None, :]
+    ix = ((gx + 1) / width).minimum(x2) - (gx / width).maximum(x1)
+    iy = ((gy + 1) / height).minimum(y2) - (gy / height).maximum(y1)
+    inter = ix.clamp(min=0) * iy.clamp(min=0)
+    box_area = ((x2 - x1) * (y2 - y1)).clamp(min=1e-12)
+    weight = inter / box_area.clamp(max=1.0 / (height * width))
+    return weight / weight.flatten(1).sum(1).clamp(min=1e-12)[:, None, None]
+
+
+def attention_loss(attention: Tensor, boxes: Tensor) -> Tensor:
+    """Cross-entropy ``-Σ t·log a`` between the target's cell shares ``t`` (:func:`cell_targets`) and the
+    attention ``a`` ``(B, h, w)`` over the visual tokens, averaged over the batch."""
+    target = cell_targets(boxes, attention.shape[1], attention.shape[2])
+    return -(target * attention.float().clamp(min=1e-8).log()).flatten(1).sum(1).mean()
+
+
+def grounding_loss(
+    pred: Tensor, target: Tensor, cfg: LossConfig | None = None, attention: Tensor | None = None
+) -> dict[str, Tensor]:
     """Per-batch loss terms. Both boxes are ``(B, 4)`` normalised to the network input (0..1).
 
     The smooth-L1 term is summed over the four coordinates and averaged over the batch; GIoU is averaged over
-    the batch. Returns ``{"loss", "l1", "giou"}``.
+    the batch. Returns ``{"loss", "l1", "giou"}``, and ``"attention"`` when ``cfg.attention_weight`` > 0 (which
+    needs the model's ``attention``).
     """
     cfg = cfg or LossConfig()
     pred, target = pred.float(), target.float()
     l1 = F.smooth_l1_loss(pred, target, beta=cfg.smooth_l1_beta, reduction="none").sum(-1).mean()
     giou = generalized_box_iou_loss(pred, target, reduction="mean")
-    return {"loss": cfg.l1_weight * l1 + cfg.giou_weight * giou, "l1": l1.detach(), "giou": giou.detach()}
+    out = {"loss": cfg.l1_weight * l1 + cfg.giou_weight * giou, "l1": l1.detach(), "giou": giou.detach()}
+    if cfg.attention_weight > 0:
+        if attention is None:
+            raise ValueError("loss.attention_weight > 0 needs the model's attention map (need_attention=True)")
+        att = attention_loss(attention, target)
+        out["loss"] = out["loss"] + cfg.attention_weight * att
+        out["attention"] = att.detach()
+    return out

@@ -95,7 +95,8 @@ class MGVLF(nn.Module):
         d = cfg.hidden_dim
         self.backbone = backbone
         self.text = text_encoder
-        c5 = backbone.out_channels[-1]
+        c5 = backbone.out_channels[-1] + (4 * backbone.out_channels[0] if cfg.stride16_detail else 0)
+        self.feature_channels = c5  # channels of the map encode_image returns (what feature caches store)
         b = text_encoder.hidden_size
         side = -(-cfg.image_size // BACKBONE_STRIDE)
         self.num_visual = side * side
@@ -194,6 +195,8 @@ class MGVLF(nn.Module):
             raise ValueError(f"input {tuple(image.shape[-2:])} does not match model.image_size {self.cfg.image_size}")
         level1 = self.input_proj(feats).flatten(2).transpose(1, 2)  # (B, h*w, D)
         pos1 = sine_position_encoding(h, w, level1.shape[-1], level1.device).to(level1.dtype).unsqueeze(0)
+        if self.cfg.positions_in_tokens:
+            level1 = level1 + pos1
         vis_mask = visual_padding_mask(padding_mask, h, w)
         words, sentence = self.text(input_ids, attention_mask) if text_features is None else text_features
         text_pad = attention_mask == 0
@@ -217,6 +220,8 @@ class MGVLF(nn.Module):
             1,
         )
         pos = torch.cat([self.fusion_pos.weight[: h * w + nt], self.fusion_pos.weight[-1:]], 0).unsqueeze(0)
+        if self.cfg.positions_in_tokens:
+            tokens = tokens + pos
         mask = torch.cat([vis_mask, text_pad, torch.zeros(bsz, 1, dtype=torch.bool, device=x.device)], 1)
         out, weights = self.fusion(tokens, pos, mask, need_weights=need_attention)
 
@@ -228,8 +233,15 @@ class MGVLF(nn.Module):
         return GroundingOutput(boxes=boxes, attention=attention)
 
     def encode_image(self, image: Tensor) -> Tensor:
-        """The backbone's stride-32 map ``(B, C5, h, w)``."""
-        return self.backbone(image)[-1]
+        """The backbone's stride-32 map ``(B, C5, h, w)`` (with ``stride16_detail``, ``C5 + 4·C4`` channels)."""
+        return self.feature_map(self.backbone(image))
+
+    def feature_map(self, maps: list[Tensor]) -> Tensor:
+        """The visual input of the model from the backbone's maps (stride 16 first when asked for, then 32)."""
+        if not self.cfg.stride16_detail:
+            return maps[-1]
+        # Space-to-depth: each stride-32 cell also carries its 2x2 stride-16 cells as channels.
+        return torch.cat([maps[-1], F.pixel_unshuffle(maps[0], 2)], 1)
 
     def pretrained_parameter_names(self) -> set[str]:
         """Names of the parameters initialised from pretrained weights (they get the lower learning rate)."""

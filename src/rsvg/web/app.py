@@ -63,7 +63,8 @@ def create_app(
 
         ctx.dataset = ReviewDataset(dataset)
         ctx.store = ReviewStore(
-            Path(db_path) if db_path is not None else default_db_path(dataset), len(ctx.dataset),
+            Path(db_path) if db_path is not None else default_db_path(dataset),
+            len(ctx.dataset),
             ctx.dataset.fingerprint,
         )
     app = FastAPI(

@@ -19,8 +19,14 @@ from rsvg.web.guards import GuardError, check_image_header
 from rsvg.web.schemas import DatasetImage, ErrorResponse, GroundResponse, Status, Timing
 
 router = APIRouter()
-BROWSER_IMAGE_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".gif": "image/gif",
-                       ".webp": "image/webp", ".bmp": "image/bmp"}
+BROWSER_IMAGE_TYPES = {
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+    ".bmp": "image/bmp",
+}
 ATTENTION_SIDE = 256  # the heatmap is sent small; the page stretches it over the image
 
 _ERRORS = {code: {"model": ErrorResponse} for code in (400, 403, 404, 413, 415, 503)}
@@ -30,8 +36,9 @@ def attention_data_url(attention: np.ndarray) -> str:
     """An H×W map in 0..1 as a JET-coloured PNG data URL, at most ``ATTENTION_SIDE`` pixels a side."""
     h, w = attention.shape
     scale = min(1.0, ATTENTION_SIDE / max(h, w))
-    small = cv2.resize(attention.astype(np.float32), (max(1, round(w * scale)), max(1, round(h * scale))),
-                       interpolation=cv2.INTER_AREA)
+    small = cv2.resize(
+        attention.astype(np.float32), (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
+    )
     heat = cv2.applyColorMap(np.clip(small * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
     ok, buf = cv2.imencode(".png", heat)
     if not ok:  # pragma: no cover - encoding a small uint8 image does not fail
@@ -128,8 +135,13 @@ def dataset_images(ctx: WebContext = Depends(get_context)) -> list[DatasetImage]
     dataset, _ = ctx.require_dataset()
     texts = dataset.expressions_by_image()
     return [
-        DatasetImage(id=i, width=dataset.sizes[i][0], height=dataset.sizes[i][1], url=f"/dataset/images/{i}",
-                     expressions=texts.get(i, []))
+        DatasetImage(
+            id=i,
+            width=dataset.sizes[i][0],
+            height=dataset.sizes[i][1],
+            url=f"/dataset/images/{i}",
+            expressions=texts.get(i, []),
+        )
         for i in sorted(dataset.images)
     ]
 

@@ -81,8 +81,9 @@ def get_item(index: int, ctx: WebContext = Depends(get_context)) -> ReviewItem:
 
 @router.get("/next", response_model=NextResult)
 def next_item(
-    after: Annotated[int, Query(ge=-1, description="Search from the object after this index (-1: from the start).")]
-    = -1,
+    after: Annotated[
+        int, Query(ge=-1, description="Search from the object after this index (-1: from the start).")
+    ] = -1,
     direction: Annotated[Literal["next", "prev"], Query()] = "next",
     status: Annotated[StatusFilter, Query(description="Which objects to visit.")] = "all",
     category: Annotated[str | None, Query(max_length=100, description="Only objects of this class.")] = None,
@@ -149,8 +150,11 @@ def decide(body: DecisionIn, ctx: WebContext = Depends(get_context)) -> Decision
         )
     except ReviewDBError as exc:
         raise HTTPException(422, str(exc)) from None
-    if not created and (decision.index, decision.action, decision.annotator) != (body.index, body.action,
-                                                                                  body.annotator):
+    if not created and (decision.index, decision.action, decision.annotator) != (
+        body.index,
+        body.action,
+        body.annotator,
+    ):
         raise HTTPException(409, f"request id {body.request_id!r} was already used for another decision")
     return DecisionResult(
         decision=_decision_out(decision), created=created, item=build_item(dataset, store, body.index)

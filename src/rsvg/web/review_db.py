@@ -157,8 +157,12 @@ class ReviewStore:
                 if not meta:
                     conn.executemany(
                         "INSERT INTO meta (key, value) VALUES (?, ?)",
-                        [("schema_version", SCHEMA_VERSION), ("objects", str(total)), ("fingerprint", fingerprint),
-                         ("created_at", _now())],
+                        [
+                            ("schema_version", SCHEMA_VERSION),
+                            ("objects", str(total)),
+                            ("fingerprint", fingerprint),
+                            ("created_at", _now()),
+                        ],
                     )
                 conn.execute("COMMIT")
             finally:
@@ -174,8 +178,10 @@ class ReviewStore:
         if not meta:
             return
         if meta.get("schema_version") != SCHEMA_VERSION:
-            raise ReviewDBError(f"{self.path}: review database schema {meta.get('schema_version')!r} is not "
-                                f"{SCHEMA_VERSION!r} (written by another rsvg version)")
+            raise ReviewDBError(
+                f"{self.path}: review database schema {meta.get('schema_version')!r} is not "
+                f"{SCHEMA_VERSION!r} (written by another rsvg version)"
+            )
         if meta.get("fingerprint") != self.fingerprint:
             raise ReviewDBError(
                 f"{self.path} holds the review of another version of this dataset ({meta.get('objects')} objects "

@@ -1,0 +1,60 @@
+"""The training loss: paper eq. 15 and the optional attention supervision."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torchvision.ops import generalized_box_iou
+
+from rsvg.models.loss import LossConfig, attention_loss, cell_targets, grounding_loss
+
+
+def test_paper_loss_is_smooth_l1_plus_giou():
+    pred = torch.tensor([[0.1, 0.2, 0.5, 0.6], [0.3, 0.3, 0.4, 0.9]])
+    target = torch.tensor([[0.0, 0.1, 0.6, 0.5], [0.3, 0.3, 0.4, 0.9]])
+    out = grounding_loss(pred, target)
+    l1 = F.smooth_l1_loss(pred, target, reduction="none").sum(-1).mean()
+    giou = (1 - generalized_box_iou(pred, target).diagonal()).mean()
+    torch.testing.assert_close(out["l1"], l1)
+    torch.testing.assert_close(out["giou"], giou)
+    torch.testing.assert_close(out["loss"], l1 + giou)
+    assert "attention" not in out
+    weighted = grounding_loss(pred, target, LossConfig(l1_weight=2.0, giou_weight=0.5, smooth_l1_beta=0.0))
+    torch.testing.assert_close(weighted["loss"], 2 * (pred - target).abs().sum(-1).mean() + 0.5 * giou)
+
+
+def test_cell_targets_share_each_box_among_the_cells_it_touches():
+    boxes = torch.tensor(
+        [
+            [0.0, 0.0, 0.5, 0.5],  # exactly cell (0, 0) of a 2x2 grid
+            [0.6, 0.6, 0.7, 0.7],  # a small box inside cell (1, 1)
+            [0.25, 0.0, 0.75, 0.5],  # half in cell (0, 0), half in cell (0, 1)
+        ]
+    )
+    t = cell_targets(boxes, 2, 2)
+    torch.testing.assert_close(t[0], torch.tensor([[1.0, 0.0], [0.0, 0.0]]))
+    torch.testing.assert_close(t[1], torch.tensor([[0.0, 0.0], [0.0, 1.0]]))
+    torch.testing.assert_close(t[2], torch.tensor([[0.5, 0.5], [0.0, 0.0]]))
+    torch.testing.assert_close(t.sum((1, 2)), torch.ones(3))
+
+
+def test_attention_loss_is_lowest_on_the_target():
+    box = torch.tensor([[0.0, 0.0, 0.5, 0.5]])
+    on_target = torch.tensor([[[0.9, 0.03], [0.03, 0.03]]])
+    uniform = torch.full((1, 2, 2), 0.25)
+    elsewhere = torch.tensor([[[0.03, 0.9], [0.03, 0.03]]])
+    losses = [float(attention_loss(a, box)) for a in (on_target, uniform, elsewhere)]
+    assert losses == sorted(losses) and losses[0] == pytest.approx(-torch.log(torch.tensor(0.9)).item(), rel=1e-5)
+
+
+def test_attention_term_is_added_with_its_weight_and_needs_the_map():
+    pred = torch.tensor([[0.1, 0.2, 0.5, 0.6]])
+    target = torch.tensor([[0.0, 0.0, 0.5, 0.5]])
+    attention = torch.tensor([[[0.5, 0.2], [0.2, 0.1]]])
+    cfg = LossConfig(attention_weight=0.5)
+    out = grounding_loss(pred, target, cfg, attention)
+    torch.testing.assert_close(out["attention"], attention_loss(attention, target))
+    torch.testing.assert_close(out["loss"], grounding_loss(pred, target)["loss"] + 0.5 * out["attention"])
+    with pytest.raises(ValueError, match="attention map"):
+        grounding_loss(pred, target, cfg)
+    with pytest.raises(ValueError, match=r"loss\.attention_weight"):
+        LossConfig(attention_weight=-1)
