@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import generalized_box_iou
 
-from rsvg.models.loss import LossConfig, attention_loss, cell_targets, grounding_loss
+from rsvg.models.loss import LossConfig, attention_loss, cell_targets, centre_cells, grounding_loss, model_loss
+from rsvg.models.mgvlf import GroundingOutput
 
 
 def test_paper_loss_is_smooth_l1_plus_giou():
@@ -58,3 +59,24 @@ def test_attention_term_is_added_with_its_weight_and_needs_the_map():
         grounding_loss(pred, target, cfg)
     with pytest.raises(ValueError, match=r"loss\.attention_weight"):
         LossConfig(attention_weight=-1)
+
+
+def test_centre_cells():
+    boxes = torch.tensor([[0.0, 0.0, 0.2, 0.2], [0.6, 0.1, 0.9, 0.3], [0.9, 0.9, 1.0, 1.0]])
+    assert centre_cells(boxes, 2, 3).tolist() == [0, 2, 5]
+
+
+def test_cells_loss_trains_the_centre_cell_and_its_box():
+    target = torch.tensor([[0.6, 0.1, 0.9, 0.3]])  # centre (0.75, 0.2): cell (0, 2) of a 2x3 grid
+    scores = torch.tensor([[0.0, 1.0, 2.0, 0.0, float("-inf"), 0.0]])
+    cell_boxes = torch.rand(1, 6, 4).sort(-1).values
+    cell_boxes[0, 2] = torch.tensor([0.5, 0.1, 0.9, 0.4])
+    out = GroundingOutput(boxes=cell_boxes[:, 1], cell_scores=scores, cell_boxes=cell_boxes)
+    with pytest.raises(ValueError, match="square grid"):
+        model_loss(out, target)
+    out.attention = scores.softmax(1).reshape(1, 2, 3)
+    losses = model_loss(out, target, LossConfig(cell_weight=2.0))
+    expected_cell = F.cross_entropy(scores.clamp(min=-1e4), torch.tensor([2]))
+    torch.testing.assert_close(losses["cell"], expected_cell)
+    box_terms = grounding_loss(cell_boxes[:, 2], target)  # the centre cell's box, not the argmax's
+    torch.testing.assert_close(losses["loss"], box_terms["loss"] + 2.0 * expected_cell)

@@ -6,7 +6,8 @@ import torch
 from rsvg.config import load_config
 from rsvg.models.build import build_model
 from rsvg.models.config import ModelConfig
-from rsvg.models.mgvlf import visual_padding_mask
+from rsvg.models.loss import model_loss
+from rsvg.models.mgvlf import CellHead, visual_padding_mask
 
 TINY = {
     "backbone": "efficientnet_lite0",
@@ -85,7 +86,8 @@ def test_shapes_and_valid_boxes(tiny_model):
     assert (out.attention[0, 1, :] == 0).all()  # the padded bottom row gets no attention
 
 
-LITE_OPTIONS = {"stride16_detail": True, "positions_in_tokens": True}  # the lite config's options beyond the paper
+# the lite config's options beyond the paper
+LITE_OPTIONS = {"stride16_detail": True, "positions_in_tokens": True, "head": "cells"}
 
 
 @pytest.mark.parametrize("options", [{}, LITE_OPTIONS], ids=["paper", "lite-options"])
@@ -109,6 +111,35 @@ def test_query_changes_the_box(tiny_model):
     ids2[:, 1:4] = torch.tensor([2000, 2001, 2002])
     with torch.inference_mode():
         assert not torch.allclose(tiny_model(image, pad, ids, mask).boxes, tiny_model(image, pad, ids2, mask).boxes)
+
+
+def test_cells_head_picks_the_best_unpadded_cell_and_shows_its_scores():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(**TINY, head="cells")).eval()
+    assert isinstance(model.head, CellHead)
+    image, pad, ids, mask = inputs()
+    with torch.inference_mode():
+        out = model(image, pad, ids, mask, need_attention=True)
+    assert out.cell_scores.shape == (2, 4) and out.cell_boxes.shape == (2, 4, 4)
+    best = out.cell_scores.argmax(1)
+    torch.testing.assert_close(out.boxes, out.cell_boxes[torch.arange(2), best])
+    assert (out.cell_scores[0, 2:] == float("-inf")).all() and best[0] < 2  # the padded row never wins
+    torch.testing.assert_close(out.attention.sum((1, 2)), torch.ones(2))
+    assert (out.attention[0, 1] == 0).all()
+    assert (out.boxes[:, 2:] > out.boxes[:, :2]).all()
+
+
+def test_cells_head_boxes_are_anchored_on_their_cells():
+    head = CellHead(8)
+    for layer in (head.box[2], head.score[2]):
+        torch.nn.init.zeros_(layer.weight)
+        torch.nn.init.zeros_(layer.bias)
+    scores, boxes = head(torch.randn(1, 6, 8), torch.zeros(1, 6, dtype=torch.bool), 2, 3)
+    # zero outputs: every cell predicts itself (centre at the cell's centre, one cell wide and high)
+    for i in range(2):
+        for j in range(3):
+            torch.testing.assert_close(boxes[0, i * 3 + j], torch.tensor([j / 3, i / 2, (j + 1) / 3, (i + 1) / 2]))
+    assert scores.shape == (1, 6)
 
 
 def test_stride16_detail_folds_the_finer_map_into_each_token():
@@ -141,7 +172,7 @@ def test_gradients_reach_every_trainable_part(options):
     model = build_model(ModelConfig(**TINY, **options)).train()
     image, pad, ids, mask = inputs()
     out = model(image, pad, ids, mask)
-    out.boxes.sum().backward()
+    model_loss(out, torch.tensor([[0.1, 0.1, 0.4, 0.3], [0.5, 0.5, 0.9, 0.8]]))["loss"].backward()
     missing = [
         n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or p.grad.abs().sum() == 0)
     ]

@@ -461,7 +461,7 @@ def phase_train(job: PhaseJob, opts: frozenset[str]) -> dict[str, Any]:
     gradient clipping) and the optimiser step."""
     from rsvg.engine.batching import forward_batch, normalised_target
     from rsvg.engine.optim import build_optimizer
-    from rsvg.models.loss import grounding_loss
+    from rsvg.models.loss import model_loss
 
     s = job.settings
     run_cfg = config_from_dict(job.run)
@@ -490,7 +490,7 @@ def phase_train(job: PhaseJob, opts: frozenset[str]) -> dict[str, Any]:
         t0 = time.perf_counter()
         with path_context(opts, job.amp, s.device, grad=True):
             out = forward_batch(net, batch, need_attention=run_cfg.loss.attention_weight > 0)
-        loss = grounding_loss(out.boxes, target, run_cfg.loss, out.attention)["loss"]
+        loss = model_loss(out, target, run_cfg.loss)["loss"]
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if clip > 0:

@@ -53,7 +53,7 @@ from rsvg.engine.feature_cache import cache_bytes, compute_image_features
 from rsvg.engine.optim import build_optimizer, build_scheduler
 from rsvg.engine.sampler import ResumableShardedSampler
 from rsvg.models.build import build_model
-from rsvg.models.loss import grounding_loss
+from rsvg.models.loss import model_loss
 from rsvg.models.mgvlf import MGVLF
 
 
@@ -240,15 +240,18 @@ class Trainer:
         self.net.train()
         loader = self._train_loader()
         supervise_attention = cfg.loss.attention_weight > 0
-        sums = {"loss": 0.0, "l1": 0.0, "giou": 0.0, **({"attention": 0.0} if supervise_attention else {})}
+        sums = {"loss": 0.0, "l1": 0.0, "giou": 0.0}
+        if supervise_attention:
+            sums["attention"] = 0.0
+        if cfg.model.head == "cells":
+            sums["cell"] = 0.0
         count, t0, seen = 0, time.perf_counter(), 0
         interactive = self.console.is_terminal
         for batch in loader:
             batch = to_device(batch, self.device, cfg.train.channels_last)
             with autocast_context(self.device, self.amp):
                 out = forward_batch(self.net, batch, need_attention=supervise_attention)
-            target = normalised_target(batch, cfg.model.image_size)
-            losses = grounding_loss(out.boxes, target, cfg.loss, out.attention)
+            losses = model_loss(out, normalised_target(batch, cfg.model.image_size), cfg.loss)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(losses["loss"]).backward()
             if cfg.train.grad_clip > 0:

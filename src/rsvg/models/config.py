@@ -56,6 +56,10 @@ class ModelConfig:
     # Add each token's position encoding to the token itself, not only to attention queries and keys, so that
     # absolute position reaches the values and hence the [REG] output the box is read from.
     positions_in_tokens: bool = False
+    # Where the box comes from. "reg" (the paper): an MLP on the fusion's [REG] token. "cells": every visual token
+    # of the fusion scores itself as the referred object's cell and regresses a box around its cell; the box of
+    # the best-scoring cell is the answer (one-stage detection style: converges in far fewer steps).
+    head: str = "reg"
 
     def __post_init__(self) -> None:
         bad = [m for m in self.memory if m not in MEMORY_PARTS]
@@ -67,6 +71,8 @@ class ModelConfig:
             raise ValueError(f"model.hidden_dim {self.hidden_dim} must be divisible by model.heads {self.heads}")
         if self.image_size % 32:
             raise ValueError(f"model.image_size must be a multiple of 32 (the backbone stride), got {self.image_size}")
+        if self.head not in ("reg", "cells"):
+            raise ValueError(f"model.head must be reg or cells, got {self.head!r}")
         if self.max_tokens < 3:
             raise ValueError("model.max_tokens must leave room for [CLS], one word and [SEP]")
 

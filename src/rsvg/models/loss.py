@@ -1,20 +1,29 @@
 """The training loss (paper eq. 15): smooth-L1 + λ·GIoU on normalised ``(x1, y1, x2, y2)`` boxes.
 
-One optional term is not in the paper (weight 0 in its configs): **attention supervision**, a cross-entropy
-that asks the [REG] token's attention over the visual tokens (the map :class:`~rsvg.models.mgvlf.MGVLF` returns
-with ``need_attention``) to lie on the cells the target box covers. It gives every sample a dense "where is
-it" signal long before the single box regression finds the target on its own; the lite config uses it to learn
-in CPU minutes.
+Not in the paper (off in its configs):
+
+* **attention supervision** (``attention_weight`` > 0): a cross-entropy that asks the [REG] token's attention
+  over the visual tokens (the map :class:`~rsvg.models.mgvlf.MGVLF` returns with ``need_attention``) to lie on
+  the cells the target box covers;
+* **the cells head's loss** (``model.head: cells``): cross-entropy of the cell scores against the cell that holds
+  the target's centre, and the paper's smooth-L1 + GIoU on the box that cell predicts.
+
+:func:`model_loss` picks the terms a model's output calls for; trainer and benchmark both use it.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torchvision.ops import generalized_box_iou_loss
+
+if TYPE_CHECKING:
+    from rsvg.models.mgvlf import GroundingOutput
 
 
 @dataclass
@@ -26,9 +35,10 @@ class LossConfig:
     giou_weight: float = 1.0
     smooth_l1_beta: float = 1.0
     attention_weight: float = 0.0
+    cell_weight: float = 1.0  # model.head: cells only: weight of the cell-score cross-entropy
 
     def __post_init__(self) -> None:
-        for name in ("l1_weight", "giou_weight", "smooth_l1_beta", "attention_weight"):
+        for name in ("l1_weight", "giou_weight", "smooth_l1_beta", "attention_weight", "cell_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"loss.{name} must be >= 0, got {getattr(self, name)}")
 
@@ -79,3 +89,42 @@ def grounding_loss(
         out["loss"] = out["loss"] + cfg.attention_weight * att
         out["attention"] = att.detach()
     return out
+
+
+def centre_cells(boxes: Tensor, height: int, width: int) -> Tensor:
+    """``(B,)`` flat index ``i * width + j`` of the grid cell that holds each normalised box's centre."""
+    cx = (boxes[:, 0] + boxes[:, 2]) / 2
+    cy = (boxes[:, 1] + boxes[:, 3]) / 2
+    j = (cx * width).floor().long().clamp(0, width - 1)
+    i = (cy * height).floor().long().clamp(0, height - 1)
+    return i * width + j
+
+
+def model_loss(out: GroundingOutput, target: Tensor, cfg: LossConfig | None = None) -> dict[str, Tensor]:
+    """The loss of a model's output against normalised target boxes ``(B, 4)``.
+
+    ``head: reg`` (the paper): :func:`grounding_loss` on the predicted boxes (with the attention term when
+    ``cfg.attention_weight`` > 0). ``head: cells``: smooth-L1 + GIoU on the box of the cell holding the
+    target's centre, plus ``cell_weight`` × the cross-entropy of the cell scores against that cell (``"cell"``).
+    """
+    cfg = cfg or LossConfig()
+    if out.cell_scores is None or out.cell_boxes is None:
+        return grounding_loss(out.boxes, target, cfg, out.attention)
+    height, width = _grid_shape(out)
+    cells = centre_cells(target.float(), height, width)
+    rows = torch.arange(len(cells), device=cells.device)
+    losses = grounding_loss(out.cell_boxes[rows, cells], target, cfg, out.attention)
+    scores = out.cell_scores.float().clamp(min=-1e4)  # padding cells hold -inf
+    cell = F.cross_entropy(scores, cells)
+    losses["loss"] = losses["loss"] + cfg.cell_weight * cell
+    losses["cell"] = cell.detach()
+    return losses
+
+
+def _grid_shape(out: GroundingOutput) -> tuple[int, int]:
+    if out.attention is not None:
+        return int(out.attention.shape[1]), int(out.attention.shape[2])
+    side = math.isqrt(out.cell_scores.shape[1])  # type: ignore[union-attr]
+    if side * side != out.cell_scores.shape[1]:  # type: ignore[union-attr]
+        raise ValueError("cell scores do not form a square grid; pass the attention map for its shape")
+    return side, side

@@ -18,6 +18,7 @@ in the fusion. With ``mlcm: false`` the same code is the TransVG-style baseline 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -71,12 +72,45 @@ class BoxHead(nn.Module):
         return torch.stack((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), -1)
 
 
+class CellHead(nn.Module):
+    """``head: cells`` (not in the paper): per visual token a score and a box anchored on the token's cell.
+
+    Scores are logits over the cells (padding cells get ``-inf``). A cell ``(i, j)`` of an ``h × w`` grid predicts
+    the centre ``((j + 2σ(tx) - 0.5) / w, (i + 2σ(ty) - 0.5) / h)``, anywhere from half a cell before it to half
+    a cell after it, and the size ``(e^tw / w, e^th / h)`` clamped to the input (one cell at initialisation):
+    valid boxes by construction.
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.score = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, 1))
+        self.box = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, 4))
+
+    def forward(self, tokens: Tensor, padding: Tensor, height: int, width: int) -> tuple[Tensor, Tensor]:
+        """``tokens`` (B, h*w, D), ``padding`` (B, h*w) → scores (B, h*w) and boxes (B, h*w, 4)."""
+        scores = self.score(tokens).squeeze(-1).float().masked_fill(padding, float("-inf"))
+        tx, ty, tw, th = self.box(tokens).float().unbind(-1)
+        grid_y, grid_x = torch.meshgrid(
+            torch.arange(height, device=tokens.device, dtype=torch.float32),
+            torch.arange(width, device=tokens.device, dtype=torch.float32),
+            indexing="ij",
+        )
+        cx = (grid_x.flatten() + 2 * tx.sigmoid() - 0.5) / width
+        cy = (grid_y.flatten() + 2 * ty.sigmoid() - 0.5) / height
+        w = (tw.clamp(max=math.log(width)).exp() / width).clamp(max=1.0)
+        h = (th.clamp(max=math.log(height)).exp() / height).clamp(max=1.0)
+        return scores, torch.stack((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), -1)
+
+
 @dataclass
 class GroundingOutput:
     """Predicted boxes, normalised ``(x1, y1, x2, y2)`` in the network input, and optional attention maps."""
 
     boxes: Tensor  # (B, 4)
-    attention: Tensor | None = None  # (B, h, w): the [REG] token's attention over the visual tokens
+    # (B, h, w): the [REG] token's attention over the visual tokens; with ``head: cells`` the cells' softmax
+    attention: Tensor | None = None
+    cell_scores: Tensor | None = None  # (B, h*w) logits, ``head: cells`` only
+    cell_boxes: Tensor | None = None  # (B, h*w, 4), ``head: cells`` only
 
 
 def visual_padding_mask(padding_mask: Tensor, height: int, width: int) -> Tensor:
@@ -123,7 +157,7 @@ class MGVLF(nn.Module):
         self.fusion = Encoder(cfg.fusion_layers, d, cfg.heads, cfg.ffn_dim, cfg.dropout)
 
         # --- Localisation ---
-        self.head = BoxHead(d)
+        self.head: nn.Module = BoxHead(d) if cfg.head == "reg" else CellHead(d)
         self._init_new_parameters()
 
     def _init_new_parameters(self) -> None:
@@ -223,9 +257,16 @@ class MGVLF(nn.Module):
         if self.cfg.positions_in_tokens:
             tokens = tokens + pos
         mask = torch.cat([vis_mask, text_pad, torch.zeros(bsz, 1, dtype=torch.bool, device=x.device)], 1)
-        out, weights = self.fusion(tokens, pos, mask, need_weights=need_attention)
+        reg_attention = need_attention and self.cfg.head == "reg"
+        out, weights = self.fusion(tokens, pos, mask, need_weights=reg_attention)
 
-        # 4. Localisation from the [REG] token
+        # 4. Localisation from the [REG] token (the paper), or from the best of the visual tokens (head: cells)
+        if isinstance(self.head, CellHead):
+            scores, cell_boxes = self.head(out[:, : h * w], vis_mask, h, w)
+            best = scores.argmax(1)
+            boxes = cell_boxes[torch.arange(bsz, device=best.device), best]
+            attention = scores.softmax(1).reshape(bsz, h, w) if need_attention else None
+            return GroundingOutput(boxes, attention, scores, cell_boxes)
         boxes = self.head(out[:, -1])
         attention = None
         if weights is not None:
