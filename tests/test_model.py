@@ -87,7 +87,7 @@ def test_shapes_and_valid_boxes(tiny_model):
 
 
 # the lite config's options beyond the paper
-LITE_OPTIONS = {"stride16_detail": True, "positions_in_tokens": True, "head": "cells"}
+LITE_OPTIONS = {"stride16_detail": True, "positions_in_tokens": True, "visual_norm": True, "head": "cells"}
 
 
 @pytest.mark.parametrize("options", [{}, LITE_OPTIONS], ids=["paper", "lite-options"])
@@ -130,11 +130,10 @@ def test_cells_head_picks_the_best_unpadded_cell_and_shows_its_scores():
 
 
 def test_cells_head_boxes_are_anchored_on_their_cells():
-    head = CellHead(8)
-    for layer in (head.box[2], head.score[2]):
-        torch.nn.init.zeros_(layer.weight)
-        torch.nn.init.zeros_(layer.bias)
-    scores, boxes = head(torch.randn(1, 6, 8), torch.zeros(1, 6, dtype=torch.bool), 2, 3)
+    head = CellHead(8, 5)
+    torch.nn.init.zeros_(head.box[2].weight)
+    torch.nn.init.zeros_(head.box[2].bias)
+    scores, boxes = head(torch.randn(1, 6, 8), torch.zeros(1, 6, dtype=torch.bool), 2, 3, torch.randn(1, 5))
     # zero outputs: every cell predicts itself (centre at the cell's centre, one cell wide and high)
     for i in range(2):
         for j in range(3):

@@ -146,6 +146,11 @@ def test_grounder_from_checkpoint_and_bad_input(official_dataset, tmp_path):
     rgba = np.concatenate([rgb, np.full((*rgb.shape[:2], 1), 255, np.uint8)], 2)
     np.testing.assert_allclose(g.predict(rgba, "the ship on the left").box, res.box, rtol=1e-5)
     assert g.predict(rgb[..., 0], "a ship").width == 200
+    # folding the frozen BatchNorm (the default) changes the speed, not the answer
+    unfolded = Grounder.from_checkpoint(best, fold_batchnorm=False)
+    assert any("FrozenBatchNorm" in type(m).__name__ for m in unfolded.model.modules())
+    assert not any("FrozenBatchNorm" in type(m).__name__ for m in g.model.modules())
+    np.testing.assert_allclose(unfolded.predict(image, "the ship on the left").box, res.box, rtol=1e-4, atol=1e-3)
     with pytest.raises(ValueError, match="empty"):
         g.predict(image, "   ")
     with pytest.raises(QueryTooLongError, match="tokens"):

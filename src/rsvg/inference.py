@@ -46,8 +46,11 @@ class Grounder:
         self.max_tokens = model.cfg.max_tokens
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> Grounder:
-        """Load a checkpoint folder written by ``rsvg train`` (``OUT/best``); no training config is needed."""
+    def from_checkpoint(cls, path: str | Path, device: str = "cpu", *, fold_batchnorm: bool = True) -> Grounder:
+        """Load a checkpoint folder written by ``rsvg train`` (``OUT/best``); no training config is needed.
+
+        ``fold_batchnorm`` folds the backbone's frozen BatchNorm into its convolutions (same boxes up to float
+        rounding, faster; ``rsvg bench model --ablate`` measures it): the loaded model is for inference only."""
         folder = Path(path)
         meta = read_checkpoint_meta(folder)
         if folder.is_file():
@@ -64,6 +67,8 @@ class Grounder:
             model.load_state_dict(load_weights(folder))
         except RuntimeError as exc:
             raise CheckpointError(f"{folder}: weights do not match the model config ({str(exc)[:300]})") from None
+        if fold_batchnorm:
+            model.backbone.fold_frozen_batchnorm()
         return cls(model, tuple(meta["mean"]), tuple(meta["std"]), torch.device(device))
 
     def _prepare(self, image: str | Path | np.ndarray, query: str) -> tuple[torch.Tensor, ...]:

@@ -226,7 +226,7 @@ def load_model(job: PhaseJob) -> LoadedModel:
     if job.settings.checkpoint is not None:
         from rsvg.inference import Grounder
 
-        g = Grounder.from_checkpoint(job.settings.checkpoint, device="cpu")
+        g = Grounder.from_checkpoint(job.settings.checkpoint, device="cpu", fold_batchnorm=False)
         model, mean, std = g.model, g.mean, g.std
     else:
         from rsvg.models.build import build_model

@@ -56,6 +56,10 @@ class ModelConfig:
     # Add each token's position encoding to the token itself, not only to attention queries and keys, so that
     # absolute position reaches the values and hence the [REG] output the box is read from.
     positions_in_tokens: bool = False
+    # LayerNorm over the channels of the backbone map before the projections: puts the visual tokens on the scale
+    # of the text tokens (an un-normalised CNN map is ~25x larger), so the text terms of the MLCM's cross-attention
+    # are not drowned in the residual stream.
+    visual_norm: bool = False
     # Where the box comes from. "reg" (the paper): an MLP on the fusion's [REG] token. "cells": every visual token
     # of the fusion scores itself as the referred object's cell and regresses a box around its cell; the box of
     # the best-scoring cell is the answer (one-stage detection style: converges in far fewer steps).

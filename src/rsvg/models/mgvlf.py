@@ -75,20 +75,30 @@ class BoxHead(nn.Module):
 class CellHead(nn.Module):
     """``head: cells`` (not in the paper): per visual token a score and a box anchored on the token's cell.
 
-    Scores are logits over the cells (padding cells get ``-inf``). A cell ``(i, j)`` of an ``h × w`` grid predicts
+    Scores are logits over the cells (padding cells get ``-inf``): an MLP of the token plus a bilinear match of
+    the token with the sentence feature (``(W_v x)·(W_s s)/√D``), which makes "does this cell show what the
+    query says" a direct term rather than one the fusion layers must first learn to write into the token. A cell ``(i, j)`` of an ``h × w`` grid predicts
     the centre ``((j + 2σ(tx) - 0.5) / w, (i + 2σ(ty) - 0.5) / h)``, anywhere from half a cell before it to half
     a cell after it, and the size ``(e^tw / w, e^th / h)`` clamped to the input (one cell at initialisation):
     valid boxes by construction.
     """
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, text_dim: int) -> None:
         super().__init__()
-        self.score = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, 1))
+        # no biases where they would add the same constant to every cell (the softmax ignores it)
+        self.score = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, 1, bias=False))
+        self.match_visual = nn.Linear(dim, dim, bias=False)
+        self.match_text = nn.Linear(text_dim, dim)
         self.box = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, 4))
 
-    def forward(self, tokens: Tensor, padding: Tensor, height: int, width: int) -> tuple[Tensor, Tensor]:
-        """``tokens`` (B, h*w, D), ``padding`` (B, h*w) → scores (B, h*w) and boxes (B, h*w, 4)."""
-        scores = self.score(tokens).squeeze(-1).float().masked_fill(padding, float("-inf"))
+    def forward(
+        self, tokens: Tensor, padding: Tensor, height: int, width: int, sentence: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """``tokens`` (B, h*w, D), ``padding`` (B, h*w), ``sentence`` (B, text_dim) → scores (B, h*w) and boxes
+        (B, h*w, 4)."""
+        match = (self.match_visual(tokens) @ self.match_text(sentence).unsqueeze(-1)).squeeze(-1)
+        scores = self.score(tokens).squeeze(-1) + match / math.sqrt(tokens.shape[-1])
+        scores = scores.float().masked_fill(padding, float("-inf"))
         tx, ty, tw, th = self.box(tokens).float().unbind(-1)
         grid_y, grid_x = torch.meshgrid(
             torch.arange(height, device=tokens.device, dtype=torch.float32),
@@ -136,6 +146,7 @@ class MGVLF(nn.Module):
         self.num_visual = side * side
 
         # --- MLCM: multi-level cross-modal refinement of the level-1 visual tokens ---
+        self.visual_norm = nn.LayerNorm(c5) if cfg.visual_norm else None
         self.input_proj = nn.Conv2d(c5, d, 1)
         self.extra = (
             ExtraLevels(c5, cfg.extra_mid_channels, d, cfg.extra_levels, cfg.extra_padding) if cfg.multiscale else None
@@ -157,7 +168,7 @@ class MGVLF(nn.Module):
         self.fusion = Encoder(cfg.fusion_layers, d, cfg.heads, cfg.ffn_dim, cfg.dropout)
 
         # --- Localisation ---
-        self.head: nn.Module = BoxHead(d) if cfg.head == "reg" else CellHead(d)
+        self.head: nn.Module = BoxHead(d) if cfg.head == "reg" else CellHead(d, b)
         self._init_new_parameters()
 
     def _init_new_parameters(self) -> None:
@@ -226,7 +237,12 @@ class MGVLF(nn.Module):
         feats = self.encode_image(image) if image_features is None else image_features  # (B, C5, h, w)
         bsz, _, h, w = feats.shape
         if h * w != self.num_visual:
-            raise ValueError(f"input {tuple(image.shape[-2:])} does not match model.image_size {self.cfg.image_size}")
+            raise ValueError(
+                f"a {h}x{w} feature map does not match model.image_size {self.cfg.image_size} "
+                f"({self.num_visual} tokens expected)"
+            )
+        if self.visual_norm is not None:
+            feats = self.visual_norm(feats.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         level1 = self.input_proj(feats).flatten(2).transpose(1, 2)  # (B, h*w, D)
         pos1 = sine_position_encoding(h, w, level1.shape[-1], level1.device).to(level1.dtype).unsqueeze(0)
         if self.cfg.positions_in_tokens:
@@ -262,7 +278,7 @@ class MGVLF(nn.Module):
 
         # 4. Localisation from the [REG] token (the paper), or from the best of the visual tokens (head: cells)
         if isinstance(self.head, CellHead):
-            scores, cell_boxes = self.head(out[:, : h * w], vis_mask, h, w)
+            scores, cell_boxes = self.head(out[:, : h * w], vis_mask, h, w, sentence)
             best = scores.argmax(1)
             boxes = cell_boxes[torch.arange(bsz, device=best.device), best]
             attention = scores.softmax(1).reshape(bsz, h, w) if need_attention else None
