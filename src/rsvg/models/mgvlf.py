@@ -77,9 +77,11 @@ class CellHead(nn.Module):
 
     Scores are logits over the cells (padding cells get ``-inf``): an MLP of the token plus a bilinear match of
     the token with the sentence feature (``(W_v x)·(W_s s)/√D``), which makes "does this cell show what the
-    query says" a direct term rather than one the fusion layers must first learn to write into the token. A cell ``(i, j)`` of an ``h × w`` grid predicts
-    the centre ``((j + 2σ(tx) - 0.5) / w, (i + 2σ(ty) - 0.5) / h)``, anywhere from half a cell before it to half
-    a cell after it, and the size ``(e^tw / w, e^th / h)`` clamped to the input (one cell at initialisation):
+    query says" a direct term rather than one the fusion layers must first learn to write into the token.
+
+    A cell ``(i, j)`` of an ``h × w`` grid predicts the centre ``((j + 2σ(tx) - 0.5) / w, (i + 2σ(ty) - 0.5) / h)``
+    (from half a cell before it to half a cell after it) and the size ``(e^tw / w, e^th / h)`` clamped to the
+    input (one cell at initialisation):
     valid boxes by construction.
     """
 
