@@ -117,8 +117,9 @@ intersection over total union. The baselines ignore the query: the <i>prior box<
 <h2>Training</h2>
 {_img(curve, "wide")}
 <h2>Gallery</h2>
-<p>Green: ground truth; red: prediction; colours: the model's attention (the [REG] token's attention over the
-image in the last fusion layer).</p>
+<p>Green: ground truth; red: prediction; colours: where the model looks (with the cells head: the softmax of
+the cell scores, i.e. how sure it is that each cell holds the referred object; with the paper's [REG] head: the
+[REG] token's attention over the image in the last fusion layer).</p>
 {"".join(cards)}
 <h2>Dataset (paper Fig. 3 and Fig. 4)</h2>
 {figures}
