@@ -14,6 +14,10 @@ Read top to bottom, the forward pass is the paper's Fig. 5:
 
 Padding is masked everywhere: letterbox padding in the visual tokens, padded text tokens in the MLCM memory and
 in the fusion. With ``mlcm: false`` the same code is the TransVG-style baseline (ablation (a)).
+
+Options that are not in the paper (off in its configs, on in the lite config; see :mod:`rsvg.models.config`):
+``stride16_detail`` (the stride-16 map folded into the stride-32 tokens, :meth:`MGVLF.feature_map`),
+``positions_in_tokens``, ``visual_norm`` and ``head: cells`` (:class:`CellHead` instead of step 4).
 """
 
 from __future__ import annotations
@@ -81,8 +85,7 @@ class CellHead(nn.Module):
 
     A cell ``(i, j)`` of an ``h × w`` grid predicts the centre ``((j + 2σ(tx) - 0.5) / w, (i + 2σ(ty) - 0.5) / h)``
     (from half a cell before it to half a cell after it) and the size ``(e^tw / w, e^th / h)`` clamped to the
-    input (one cell at initialisation):
-    valid boxes by construction.
+    input (one cell at initialisation): valid boxes by construction.
     """
 
     def __init__(self, dim: int, text_dim: int) -> None:

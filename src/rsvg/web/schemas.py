@@ -27,7 +27,8 @@ class GroundResponse(BaseModel):
     height: int = Field(description="Image height in pixels.")
     timing: Timing
     attention_png: str | None = Field(
-        None, description="Where the model looks (cell scores or [REG] attention) as a colour PNG data URL, when asked for."
+        None,
+        description="Where the model looks (cell scores or [REG] attention) as a colour PNG data URL, if asked for.",
     )
 
 
