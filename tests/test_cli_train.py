@@ -69,6 +69,14 @@ def test_train_eval_ground_commands(official_dataset, tmp_path):
     assert res.exit_code == 0, res.output
     answer = json.loads(res.output.strip().splitlines()[-1])
     assert answer["width"] == 200 and len(answer["box"]) == 4 and Path(answer["picture"]).is_file()
+    # the two heatmaps give different pictures of the same box; an unknown one is a usage error
+    ground = ["ground", "--checkpoint", str(out / "best"), str(image), "the ship on the left"]
+    res = runner.invoke(app, [*ground, "--out", str(tmp_path / "h"), "--heatmap", "head"])
+    assert res.exit_code == 0, res.output
+    head = json.loads(res.output.strip().splitlines()[-1])
+    assert head["box"] == answer["box"]
+    assert Path(head["picture"]).read_bytes() != Path(answer["picture"]).read_bytes()
+    assert runner.invoke(app, [*ground, "--heatmap", "nope"]).exit_code == 2
 
     batch = tmp_path / "pairs.csv"
     batch.write_text(f"image,query\n{image},a ship\nmissing.jpg,a ship\n")

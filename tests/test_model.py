@@ -90,6 +90,21 @@ def test_shapes_and_valid_boxes(tiny_model):
 LITE_OPTIONS = {"stride16_detail": True, "positions_in_tokens": True, "visual_norm": True, "head": "cells"}
 
 
+def test_mlcm_attention_map_is_a_distribution_over_unpadded_cells(tiny_model):
+    image, pad, ids, mask = inputs()
+    with torch.inference_mode():
+        out = tiny_model(image, pad, ids, mask, need_attention=True)
+        assert tiny_model(image, pad, ids, mask).mlcm_attention is None  # only on request
+    m = out.mlcm_attention
+    assert m.shape == (2, 2, 2)
+    torch.testing.assert_close(m.sum((1, 2)), torch.ones(2))
+    assert (m[0, 1] == 0).all() and (m >= 0).all()  # the padded row of the first image gets none
+    for variant in ({"mlcm": False}, {"memory": ["words", "sentence"]}):  # no MLCM, or no visual memory
+        other = build_model(ModelConfig(**{**TINY, **variant})).eval()
+        with torch.inference_mode():
+            assert other(image, pad, ids, mask, need_attention=True).mlcm_attention is None
+
+
 @pytest.mark.parametrize("options", [{}, LITE_OPTIONS], ids=["paper", "lite-options"])
 def test_padded_text_changes_nothing(options):
     torch.manual_seed(0)

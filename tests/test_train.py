@@ -139,6 +139,7 @@ def test_grounder_from_checkpoint_and_bad_input(official_dataset, tmp_path):
     x1, y1, x2, y2 = res.box
     assert x2 >= x1 and y2 >= y1
     assert res.attention.shape == (160, 200) and res.attention.min() >= 0 and res.attention.max() <= 1
+    assert res.mlcm_attention.shape == (160, 200) and res.mlcm_attention.max() == pytest.approx(1.0)
     # arrays: grayscale and RGBA work too, and give the same box as the RGB image
     from rsvg.data.image_io import read_image_rgb
 

@@ -22,13 +22,16 @@ __all__ = ["Grounder", "GroundingResult", "ImageReadError", "QueryTooLongError"]
 
 @dataclass
 class GroundingResult:
-    """A predicted box in original image pixels ``(x1, y1, x2, y2)``, the image size, and optionally the
-    attention map resized to the image (``H × W`` floats in 0..1)."""
+    """A predicted box in original image pixels ``(x1, y1, x2, y2)``, the image size, and optionally two maps
+    resized to the image (``H × W`` floats in 0..1): ``attention``, where the head looks (the cells head's scores
+    or the [REG] token's attention), and ``mlcm_attention``, the MLCM attention map of the paper's Fig. 6 (``None``
+    for variants whose MLCM memory has no visual part, or no MLCM)."""
 
     box: tuple[float, float, float, float]
     width: int
     height: int
     attention: np.ndarray | None = None
+    mlcm_attention: np.ndarray | None = None
 
     def to_dict(self) -> dict:
         return {"box": [round(v, 2) for v in self.box], "width": self.width, "height": self.height}
@@ -103,10 +106,13 @@ class Grounder:
             need_attention=return_attention,
         )
         box = params.box_to_original(out.boxes[0].double().cpu() * self.image_size)
-        attention = None
+        attention = mlcm = None
         if out.attention is not None:
             attention = self._attention_to_image(out.attention[0].float().cpu(), params)
-        return GroundingResult(tuple(float(v) for v in box), params.orig_w, params.orig_h, attention)  # type: ignore[arg-type]
+        if out.mlcm_attention is not None:
+            mlcm = self._attention_to_image(out.mlcm_attention[0].float().cpu(), params)
+        corners = tuple(float(v) for v in box)
+        return GroundingResult(corners, params.orig_w, params.orig_h, attention, mlcm)  # type: ignore[arg-type]
 
     def _attention_to_image(self, att: torch.Tensor, params) -> np.ndarray:
         """Token attention (h × w) → canvas → crop of the image area → original size, scaled to 0..1."""

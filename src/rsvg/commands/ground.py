@@ -44,6 +44,13 @@ def ground(
     ] = None,
     out: Annotated[Path, typer.Option(help="Folder for the PNG pictures (box + attention).")] = Path("grounding_out"),
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    heatmap: Annotated[
+        str,
+        typer.Option(
+            help="mlcm: the MLCM attention map (paper Fig. 6; the head's map where the model has none); "
+            "head: where the box head looks (cell scores or [REG] attention)."
+        ),
+    ] = "mlcm",
 ) -> None:
     """Print the box in original pixels as JSON and write a PNG with the box and the attention heatmap."""
     from rsvg.data.image_io import ImageReadError, read_image_rgb
@@ -53,6 +60,8 @@ def ground(
     from rsvg.viz import RED, overlay, save_png
 
     err = Console(stderr=True)
+    if heatmap not in ("mlcm", "head"):
+        raise typer.BadParameter("choose mlcm or head", param_hint="--heatmap")
     if batch is None and (image is None or query is None):
         raise typer.BadParameter("give IMAGE and QUERY, or --batch FILE")
     try:
@@ -71,7 +80,8 @@ def ground(
             failures += 1
             continue
         picture = out / f"{k:04d}_{Path(img_path).stem}.png"
-        save_png(picture, overlay(rgb, [(result.box, RED, "prediction")], result.attention))
+        heat = result.mlcm_attention if heatmap == "mlcm" and result.mlcm_attention is not None else result.attention
+        save_png(picture, overlay(rgb, [(result.box, RED, "prediction")], heat))
         typer.echo(json.dumps({"image": img_path, "query": q, **result.to_dict(), "picture": str(picture)}))
     if failures:
         raise typer.Exit(1 if failures < len(pairs) else 2)

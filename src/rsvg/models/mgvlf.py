@@ -126,6 +126,8 @@ class GroundingOutput:
     attention: Tensor | None = None
     cell_scores: Tensor | None = None  # (B, h*w) logits, ``head: cells`` only
     cell_boxes: Tensor | None = None  # (B, h*w, 4), ``head: cells`` only
+    # (B, h, w), with need_attention: the MLCM attention map (paper Fig. 6), see :func:`mlcm_attention_map`
+    mlcm_attention: Tensor | None = None
 
 
 def visual_padding_mask(padding_mask: Tensor, height: int, width: int) -> Tensor:
@@ -133,6 +135,16 @@ def visual_padding_mask(padding_mask: Tensor, height: int, width: int) -> Tensor
     pixel of its cell is."""
     valid = F.adaptive_max_pool2d((~padding_mask).unsqueeze(1).float(), (height, width))
     return (valid < 0.5).flatten(1)
+
+
+def mlcm_attention_map(cross: Tensor, vis_mask: Tensor, height: int, width: int) -> Tensor:
+    """The MLCM attention map from the last MLCM decoder layer's cross-attention ``(B, h*w, N_memory)`` (head
+    averaged; the level-1 visual tokens come first in the memory): the attention each level-1 cell receives,
+    averaged over the (unpadded) visual queries and normalised to sum to 1 over the unpadded cells."""
+    valid = (~vis_mask).to(cross.dtype)  # (B, h*w)
+    received = (cross[:, :, : height * width] * valid[:, :, None]).sum(1) / valid.sum(1, keepdim=True).clamp(min=1)
+    received = received * valid
+    return (received / received.sum(1, keepdim=True).clamp(min=1e-12)).reshape(-1, height, width)
 
 
 class MGVLF(nn.Module):
@@ -258,10 +270,14 @@ class MGVLF(nn.Module):
 
         # 2. MLCM: cross-modal decoder layers, then the self-attention encoder
         x = level1
+        mlcm_attention = None
         if len(self.mlcm_decoder):
             memory, memory_pos, memory_mask = self._memory(feats, level1, pos1, vis_mask, words, sentence, text_pad)
-            for layer in self.mlcm_decoder:
-                x, _ = layer(x, pos1, vis_mask, memory, memory_pos, memory_mask)
+            for k, layer in enumerate(self.mlcm_decoder):
+                want = need_attention and k == len(self.mlcm_decoder) - 1 and "visual" in self.cfg.memory
+                x, cross = layer(x, pos1, vis_mask, memory, memory_pos, memory_mask, need_weights=want)
+                if cross is not None:
+                    mlcm_attention = mlcm_attention_map(cross, vis_mask, h, w)
         x, _ = self.visual_encoder(x, pos1, vis_mask)
 
         # 3. Fusion of visual tokens, word tokens and the [REG] token
@@ -287,12 +303,12 @@ class MGVLF(nn.Module):
             best = scores.argmax(1)
             boxes = cell_boxes[torch.arange(bsz, device=best.device), best]
             attention = scores.softmax(1).reshape(bsz, h, w) if need_attention else None
-            return GroundingOutput(boxes, attention, scores, cell_boxes)
+            return GroundingOutput(boxes, attention, scores, cell_boxes, mlcm_attention)
         boxes = self.head(out[:, -1])
         attention = None
         if weights is not None:
             attention = weights[:, -1, : h * w].reshape(bsz, h, w)
-        return GroundingOutput(boxes=boxes, attention=attention)
+        return GroundingOutput(boxes=boxes, attention=attention, mlcm_attention=mlcm_attention)
 
     def encode_image(self, image: Tensor) -> Tensor:
         """The backbone's stride-32 map ``(B, C5, h, w)`` (with ``stride16_detail``, ``C5 + 4·C4`` channels)."""
