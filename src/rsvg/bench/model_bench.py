@@ -491,7 +491,6 @@ def phase_train(job: PhaseJob, opts: frozenset[str]) -> dict[str, Any]:
         with path_context(opts, job.amp, s.device, grad=True):
             out = forward_batch(net, batch, need_attention=run_cfg.loss.attention_weight > 0)
         loss = model_loss(out, target, run_cfg.loss)["loss"]
-        optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if clip > 0:
             scaler.unscale_(optimizer)
@@ -501,6 +500,7 @@ def phase_train(job: PhaseJob, opts: frozenset[str]) -> dict[str, Any]:
         t1 = time.perf_counter()
         scaler.step(optimizer)
         scaler.update()
+        optimizer.zero_grad(set_to_none=True)  # as the trainer: gradients freed before the next forward
         if sync is not None:
             sync()
         parts.append((t1 - t0, time.perf_counter() - t1))

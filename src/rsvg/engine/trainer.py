@@ -247,18 +247,21 @@ class Trainer:
             sums["cell"] = 0.0
         count, t0, seen = 0, time.perf_counter(), 0
         interactive = self.console.is_terminal
+        self.optimizer.zero_grad(set_to_none=True)
         for batch in loader:
             batch = to_device(batch, self.device, cfg.train.channels_last)
             with autocast_context(self.device, self.amp):
                 out = forward_batch(self.net, batch, need_attention=supervise_attention)
             losses = model_loss(out, normalised_target(batch, cfg.model.image_size), cfg.loss)
-            self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(losses["loss"]).backward()
             if cfg.train.grad_clip > 0:
                 self.scaler.unscale_(self.optimizer)
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.train.grad_clip)
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            # free the gradients now, not before the next backward: the next forward's activations then do not
+            # sit on top of a full set of gradients (the training step's peak memory)
+            self.optimizer.zero_grad(set_to_none=True)
             self.scheduler.step()
             self.step_in_epoch += 1
             self.global_step += 1
