@@ -21,6 +21,7 @@ from rsvg.bench.model_bench import (
     BenchError,
     BenchSettings,
     PhaseJob,
+    ablation_summary,
     benchmark_model,
     compare_boxes,
     phase_optimisations,
@@ -131,8 +132,23 @@ def test_ablation_leaves_out_each_optimisation_and_keeps_the_boxes(bench_result:
             assert i["max_rel_diff_vs_plain"] < 1e-4  # every partial path gives the same boxes
         if "training" in row:
             assert row["training"]["step_s"] > 0 and row["training"]["cost_of_leaving_out"] > 0
+    assert bench_result["check"]["ablated_max_rel_diff"] < 1e-4  # part of the run's check
     assert bench_result["training"]["optimised"]["optimizer"] == "AdamW fused"
     assert bench_result["training"]["plain"]["optimizer"] == "AdamW for-loop"
+
+
+def test_ablation_costs_are_withheld_when_the_check_failed() -> None:
+    def phase(seconds: float, shift: float = 0.0) -> dict:
+        boxes = [[0.1 + shift, 0.1, 0.5, 0.5]]
+        row = {"seconds": seconds, "seconds_per_image": seconds, "boxes": boxes}
+        return {"batch1": row, "batch2": row, "peak_rss_gib": 1.0}
+
+    raw = {"infer_plain": phase(2.0), "infer_optimised": phase(1.0), "infer_without_fold_bn": phase(1.5, 0.1)}
+    kept = ablation_summary(raw, "batch2", ok=True)["fold_bn"]["inference"]
+    assert kept["batch1_cost_of_leaving_out"] == pytest.approx(1.5)
+    assert kept["max_rel_diff_vs_plain"] == pytest.approx(0.2)
+    withheld = ablation_summary(raw, "batch2", ok=False)["fold_bn"]["inference"]
+    assert withheld["batch1_cost_of_leaving_out"] is None and withheld["batch2_cost_of_leaving_out"] is None
 
 
 def test_phase_names_select_the_optimisations() -> None:

@@ -673,26 +673,33 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None or b <= 0 else a / b
 
 
-def ablation_summary(raw: dict[str, dict[str, Any]], bkey: str) -> dict[str, Any]:
+def box_difference(plain: dict[str, Any], other: dict[str, Any], bkey: str) -> float:
+    """The larger of the batch-1 and batch-``B`` relative box differences of two inference phases."""
+    return max(compare_boxes(plain[k]["boxes"], other[k]["boxes"])["max_rel_diff"] for k in ("batch1", bkey))
+
+
+def ablation_summary(raw: dict[str, dict[str, Any]], bkey: str, ok: bool) -> dict[str, Any]:
     """Per optimisation: the optimised path's times without it, and ``without / optimised`` (above 1: it pays).
 
-    Each ablated inference path is also checked against the plain path's boxes, like the optimised one.
+    Each ablated inference path is checked against the plain path's boxes, like the optimised one; the costs are
+    withheld (``None``) unless the run's check passed (``ok``, which covers the ablated paths).
     """
     out: dict[str, Any] = {}
     opt_i, plain_i = raw["infer_optimised"], raw["infer_plain"]
+
+    def cost(without: float, optimised: float) -> float | None:
+        return _ratio(without, optimised) if ok else None
+
     for name in OPTIMISATIONS:
         row: dict[str, Any] = {"what": OPTIMISATIONS[name]}
         infer = raw.get(f"infer_without_{name}")
         if infer is not None:
-            rel = max(compare_boxes(plain_i[k]["boxes"], infer[k]["boxes"])["max_rel_diff"] for k in ("batch1", bkey))
             row["inference"] = {
                 "batch1_s": infer["batch1"]["seconds"],
                 f"{bkey}_s_per_image": infer[bkey]["seconds_per_image"],
-                "batch1_cost_of_leaving_out": _ratio(infer["batch1"]["seconds"], opt_i["batch1"]["seconds"]),
-                f"{bkey}_cost_of_leaving_out": _ratio(
-                    infer[bkey]["seconds_per_image"], opt_i[bkey]["seconds_per_image"]
-                ),
-                "max_rel_diff_vs_plain": rel,
+                "batch1_cost_of_leaving_out": cost(infer["batch1"]["seconds"], opt_i["batch1"]["seconds"]),
+                f"{bkey}_cost_of_leaving_out": cost(infer[bkey]["seconds_per_image"], opt_i[bkey]["seconds_per_image"]),
+                "max_rel_diff_vs_plain": box_difference(plain_i, infer, bkey),
                 "peak_rss_gib": infer["peak_rss_gib"],
             }
         train = raw.get(f"train_without_{name}")
@@ -700,7 +707,7 @@ def ablation_summary(raw: dict[str, dict[str, Any]], bkey: str) -> dict[str, Any
             row["training"] = {
                 "step_s": train["seconds"],
                 "optimizer_s": train["optimizer_s"],
-                "cost_of_leaving_out": _ratio(train["seconds"], raw["train_optimised"]["seconds"]),
+                "cost_of_leaving_out": cost(train["seconds"], raw["train_optimised"]["seconds"]),
                 "peak_rss_gib": train["peak_rss_gib"],
             }
         if len(row) > 1:
@@ -751,7 +758,14 @@ def summarise(
     for key in ("batch1", bkey):
         check[key] = compare_boxes(plain[key]["boxes"], opt[key]["boxes"])
     check["max_rel_diff"] = max(check[k]["max_rel_diff"] for k in ("batch1", bkey))
-    check["passed"] = bool(check["same_weights"] and check["max_rel_diff"] < RELATIVE_TOLERANCE)
+    # every ablated inference path (--ablate) must give the plain path's boxes too, or no ratio is reported
+    ablated = {n: p for n, p in raw.items() if n.startswith("infer_without_")}
+    if ablated:
+        check["ablated_max_rel_diff"] = max(box_difference(plain, p, bkey) for p in ablated.values())
+    worst = max(check["max_rel_diff"], check.get("ablated_max_rel_diff", 0.0))
+    same_weights = all(p["weights"] == plain["weights"] for p in (opt, *ablated.values()))
+    check["same_weights"] = same_weights
+    check["passed"] = bool(same_weights and worst < RELATIVE_TOLERANCE)
     ok = check["passed"]
 
     def timing(phase: dict[str, Any], key: str | None = None) -> dict[str, Any]:
@@ -796,7 +810,7 @@ def summarise(
         "achieved_gflops_batch1": flops["model_trimmed_text"] / b1 / 1e9,
         f"achieved_gflops_{bkey}": flops["model_trimmed_text"] / bn / 1e9,
     }
-    ablation = ablation_summary(raw, bkey) if settings.ablate else None
+    ablation = ablation_summary(raw, bkey, ok) if settings.ablate else None
     memory = {name: raw[name]["peak_rss_gib"] for name in raw if "peak_rss_gib" in raw[name]}
     gpu_memory = {name: raw[name]["peak_gpu_gib"] for name in raw if "peak_gpu_gib" in raw[name]}
     data = raw["data"]
