@@ -234,3 +234,5 @@ def test_bad_model_options_are_named():
         ModelConfig(image_size=100)
     with pytest.raises(ValueError, match="unknown model options"):
         ModelConfig.from_dict({"hidden": 3})
+    with pytest.raises(ValueError, match=r"model\.head must be reg or cells"):
+        ModelConfig(head="dense")
