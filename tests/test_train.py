@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from conftest import make_official_dataset
 from rsvg.config import load_config
 from rsvg.data.image_io import ImageReadError
 from rsvg.data.tokenizer import QueryTooLongError
@@ -200,3 +201,35 @@ def test_feature_cache_equals_the_backbone_on_the_dataset_images(official_datase
         got = cached[ds.samples[i].image_id]
         assert got.dtype == torch.float16 and got.shape == direct.shape
         torch.testing.assert_close(got.float(), direct, rtol=2e-3, atol=2e-3 * float(direct.abs().max()))
+
+
+def test_evaluation_runs_the_backbone_once_per_image_of_a_batch(tmp_path):
+    from rsvg.data.dataset import RSVGDataset
+    from rsvg.engine.evaluate import eval_loader, predict
+    from rsvg.models.build import build_model
+
+    # every object: images 00001 (one expression), 00002 (three), 00003 (two)
+    root = make_official_dataset(tmp_path / "d", {"train": [0, 1, 2, 3, 4, 5]})
+    cfg = tiny_config(root, "model.head=cells", "model.stride16_detail=true")
+    torch.manual_seed(0)
+    model = build_model(cfg.model).eval()
+    ds = RSVGDataset(
+        root,
+        "train",
+        image_size=64,
+        tokenizer=model.text.tokenizer(),
+        max_tokens=16,
+        mean=model.backbone.mean,
+        std=model.backbone.std,
+    )
+    images_seen = []
+    encode = model.encode_image
+    model.encode_image = lambda image: images_seen.append(len(image)) or encode(image)  # type: ignore[method-assign]
+    one_by_one = predict(model, eval_loader(ds, 1, 0, torch.device("cpu")), torch.device("cpu"), image_size=64)
+    assert sum(images_seen) == len(ds)
+    images_seen.clear()
+    shared = predict(model, eval_loader(ds, len(ds), 0, torch.device("cpu")), torch.device("cpu"), image_size=64)
+    assert images_seen == [3]
+    assert [r["index"] for r in shared] == [r["index"] for r in one_by_one]
+    for a, b in zip(shared, one_by_one, strict=True):
+        np.testing.assert_allclose(a["pred_box"], b["pred_box"], rtol=1e-4, atol=1e-3)

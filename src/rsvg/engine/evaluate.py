@@ -44,6 +44,30 @@ def eval_loader(dataset: RSVGDataset, batch_size: int, workers: int, device: tor
     )
 
 
+def share_image_features(model: torch.nn.Module, batch: dict[str, Any]) -> dict[str, Any]:
+    """Run the backbone once per distinct image of an evaluation batch (a split lists an image's expressions
+    one after another, so a batch of 16 holds ~3 images) and give every sample its image's map.
+
+    Only for evaluation, where equal ``image_id`` means equal pixels (no augmentation). Returns the batch
+    unchanged when it already carries features or every image is distinct."""
+    if "image" not in batch or "image_features" in batch:
+        return batch
+    first: dict[str, int] = {}
+    for k, image_id in enumerate(batch["image_id"]):
+        first.setdefault(image_id, k)
+    if len(first) == len(batch["image_id"]):
+        return batch
+    net = getattr(model, "module", model)  # DistributedDataParallel
+    device = batch["image"].device
+    keep = torch.tensor(list(first.values()), device=device)
+    slot = {image_id: n for n, image_id in enumerate(first)}
+    where = torch.tensor([slot[i] for i in batch["image_id"]], device=device)
+    shared = dict(batch)
+    shared["image_features"] = net.encode_image(batch["image"].index_select(0, keep)).index_select(0, where)
+    del shared["image"]
+    return shared
+
+
 @torch.inference_mode()
 def predict(
     model: torch.nn.Module,
@@ -61,6 +85,7 @@ def predict(
     for batch in loader:
         batch = to_device(batch, device, channels_last)
         with autocast_context(device, amp):
+            batch = share_image_features(model, batch)
             out = forward_batch(model, batch)
         pred = box_to_original(out.boxes.float() * image_size, batch["letterbox"]).cpu().numpy()
         gt = batch["orig_box"].cpu().numpy()
