@@ -44,6 +44,34 @@ def test_every_step_runs_and_writes(demo_run):
     assert "rsvg train -c configs/mgvlf_lite.yaml" in text  # the command that re-runs the step alone
 
 
+def test_test_step_on_the_trainings_cached_features_equals_evaluation_from_the_images(demo_run):
+    """The demo's test step reuses the backbone maps the training cached; `rsvg eval` computes them from the
+    images: the same predictions up to the cache's float16 rounding."""
+    import numpy as np
+
+    from rsvg.data.dataset import RSVGDataset
+    from rsvg.engine.evaluate import eval_loader, predict
+    from rsvg.inference import Grounder
+
+    out, demo, _ = demo_run
+    assert demo._image_features is not None  # the training ran in this process: its maps were there to reuse
+    g = Grounder.from_checkpoint(out / "run" / "best")
+    ds = RSVGDataset(
+        out / "rsvg",
+        "test",
+        image_size=g.image_size,
+        tokenizer=g.tokenizer,
+        max_tokens=g.max_tokens,
+        mean=g.mean,
+        std=g.std,
+    )
+    direct = predict(g.model, eval_loader(ds, 16, 0, g.device), g.device, image_size=g.image_size)
+    demo_rows = [json.loads(line) for line in (out / "eval" / "predictions.jsonl").read_text().splitlines()]
+    assert [r["index"] for r in demo_rows] == [r["index"] for r in direct] and len(direct) > 0
+    diff = np.abs(np.array([r["pred_box"] for r in demo_rows]) - np.array([r["pred_box"] for r in direct]))
+    assert diff.max() < 0.5, diff.max()  # pixels of a 256-px scene
+
+
 def test_second_run_reuses_and_changed_option_reruns_dependents(demo_run, tmp_path):
     out, _, _ = demo_run
     copy = tmp_path / "out"

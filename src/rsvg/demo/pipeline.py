@@ -61,6 +61,7 @@ class Demo:
         self.stamps = Stamps(self.out)
         self.result = DemoResult()
         self.keys: dict[str, str] = {}
+        self._image_features: dict[str, Any] | None = None  # the training's backbone maps, when it ran here
 
     # -- bookkeeping ------------------------------------------------------------------------------------------
     def _step(self, name: str, key: str, outputs: list[Path], command: str, run: Callable[[], dict | None]) -> None:
@@ -138,8 +139,9 @@ class Demo:
 
     def train(self) -> None:
         from rsvg.config import load_config
+        from rsvg.engine import distributed as dist
         from rsvg.engine.checkpoint import find_resume
-        from rsvg.engine.trainer import train
+        from rsvg.engine.trainer import Trainer
 
         cfg_path = self.o.config
         if not cfg_path.is_file():
@@ -161,7 +163,14 @@ class Demo:
             run_dir.mkdir(parents=True, exist_ok=True)
             key_file.write_text(key)
             t0 = time.perf_counter()
-            result = train(cfg, run_dir, resume=resume)
+            trainer = Trainer(cfg, run_dir, resume=resume)
+            try:
+                result = trainer.fit()
+            finally:
+                dist.cleanup()
+            # the test images are mostly the train/val images (DIOR-RSVG's split shares images): the test step
+            # reuses the frozen backbone's maps instead of computing them again
+            self._image_features = trainer.image_features
             return {"best_val_pr50": result["best_val_pr50"], "train_seconds": time.perf_counter() - t0}
 
         self._step("train", key, [run_dir / "best", run_dir / "history.json"], cmd, run)
@@ -170,6 +179,7 @@ class Demo:
         from rsvg.data.dataset import RSVGDataset
         from rsvg.data.xmlio import atomic_write_text
         from rsvg.engine.evaluate import eval_loader, metrics_from_rows, predict, write_predictions
+        from rsvg.engine.feature_cache import compute_image_features
         from rsvg.inference import Grounder
 
         ckpt, root, dst = self.out / "run" / "best", self.out / "rsvg", self.out / "eval"
@@ -186,7 +196,12 @@ class Demo:
                 mean=g.mean,
                 std=g.std,
             )
-            rows = predict(g.model, eval_loader(ds, 16, 0, g.device), g.device, image_size=g.image_size)
+            features = self._image_features
+            if features is not None:
+                missing = [s for s in ds.samples if s.image_id not in features]
+                features = {**features, **compute_image_features(g.model, missing, g.device, batch_size=16)}
+                ds.load_images, ds.image_features = False, features
+            rows = predict(g.model, eval_loader(ds, 64, 0, g.device), g.device, image_size=g.image_size)
             report = metrics_from_rows(rows)
             self.console.print(report.table(), markup=False, highlight=False)
             atomic_write_text(dst / "metrics.json", report.to_json())

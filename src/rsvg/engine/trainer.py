@@ -117,6 +117,8 @@ class Trainer:
         self.val_set = RSVGDataset(cfg.data.root, cfg.data.val_split, **common)
         if len(self.train_set) == 0:
             raise DatasetError(f"{cfg.data.root}: the {cfg.data.train_split} split is empty")
+        # image_id -> the frozen backbone's map, when cached (see _maybe_cache_backbone_features)
+        self.image_features: dict[str, torch.Tensor] | None = None
         self._maybe_cache_backbone_features()
 
         self.sampler = ResumableShardedSampler(
@@ -175,6 +177,7 @@ class Trainer:
         )
         for ds in (self.train_set, self.val_set):
             ds.load_images, ds.image_features = False, features
+        self.image_features = features
         self.console.print(
             f"cached the frozen backbone's features of {n_images} images ({size / 2**20:.0f} MiB) in "
             f"{time.perf_counter() - t0:.1f} s",
