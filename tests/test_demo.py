@@ -54,7 +54,6 @@ def test_test_step_on_the_trainings_cached_features_equals_evaluation_from_the_i
     from rsvg.inference import Grounder
 
     out, demo, _ = demo_run
-    assert demo._image_features is not None  # the training ran in this process: its maps were there to reuse
     g = Grounder.from_checkpoint(out / "run" / "best")
     ds = RSVGDataset(
         out / "rsvg",
@@ -65,6 +64,11 @@ def test_test_step_on_the_trainings_cached_features_equals_evaluation_from_the_i
         mean=g.mean,
         std=g.std,
     )
+    # the training ran in this process, so the test step used its maps for every test image that was in train/val
+    seen = {s.image_id for split in ("train", "val") for s in RSVGDataset(out / "rsvg", split, image_size=64).samples}
+    expected = len({s.image_id for s in ds.samples} & seen)
+    stamp = json.loads((out / ".stamps" / "eval.json").read_text())
+    assert stamp["images_on_training_maps"] == expected > 0 and demo._image_features is None  # then let go
     direct = predict(g.model, eval_loader(ds, 16, 0, g.device), g.device, image_size=g.image_size)
     demo_rows = [json.loads(line) for line in (out / "eval" / "predictions.jsonl").read_text().splitlines()]
     assert [r["index"] for r in demo_rows] == [r["index"] for r in direct] and len(direct) > 0

@@ -196,17 +196,19 @@ class Demo:
                 mean=g.mean,
                 std=g.std,
             )
-            features = self._image_features
+            features, reused = self._image_features, 0
             if features is not None:
                 missing = [s for s in ds.samples if s.image_id not in features]
+                reused = len({s.image_id for s in ds.samples} - {s.image_id for s in missing})
                 features = {**features, **compute_image_features(g.model, missing, g.device, batch_size=16)}
                 ds.load_images, ds.image_features = False, features
             rows = predict(g.model, eval_loader(ds, 64, 0, g.device), g.device, image_size=g.image_size)
+            self._image_features = None  # ~0.2 MB per image; nothing after this step needs them
             report = metrics_from_rows(rows)
             self.console.print(report.table(), markup=False, highlight=False)
             atomic_write_text(dst / "metrics.json", report.to_json())
             write_predictions(dst / "predictions.jsonl", rows)
-            return {"Pr@0.5": report.overall.values["Pr@0.5"]}
+            return {"Pr@0.5": report.overall.values["Pr@0.5"], "images_on_training_maps": reused}
 
         self._step("eval", make_key(up=self.keys["train"], v=1), [dst / "metrics.json"], cmd, run)
 
