@@ -233,3 +233,30 @@ def test_evaluation_runs_the_backbone_once_per_image_of_a_batch(tmp_path):
     assert [r["index"] for r in shared] == [r["index"] for r in one_by_one]
     for a, b in zip(shared, one_by_one, strict=True):
         np.testing.assert_allclose(a["pred_box"], b["pred_box"], rtol=1e-4, atol=1e-3)
+
+
+def test_a_frozen_text_encoder_encodes_each_query_once_with_the_same_features(official_dataset, tmp_path):
+    from rsvg.engine.trainer import Trainer
+
+    cfg = tiny_config(official_dataset, "model.freeze_text_encoder=true", "train.epochs=1")
+    trainer = Trainer(cfg, tmp_path / "run")
+    text = trainer.model.text
+    assert text.cache_enabled
+    assert not Trainer(tiny_config(official_dataset), tmp_path / "run2").model.text.cache_enabled  # fine-tuned
+    tok = text.tokenizer()
+    rows = [tok.encode(q, 16) for q in ("the ship on the left", "a ship", "the ship on the left")]
+    ids = torch.tensor([r[0] for r in rows])
+    mask = torch.tensor([r[1] for r in rows])
+    with torch.inference_mode():
+        words_ref, sentence_ref = text._encode(ids, mask)
+        calls = []
+        encode = text._encode
+        text._encode = lambda i, m: calls.append(len(i)) or encode(i, m)  # type: ignore[method-assign]
+        words, sentence = text(ids, mask)
+        again, _ = text(ids[:2], mask[:2])
+    assert calls == [2]  # two distinct queries, each encoded once; the second call is served from memory
+    torch.testing.assert_close(sentence, sentence_ref, rtol=1e-5, atol=1e-5)
+    valid = mask.bool()
+    torch.testing.assert_close(words[valid], words_ref[valid], rtol=1e-5, atol=1e-5)
+    assert (words[~valid] == 0).all()  # padded positions: masked everywhere, zero here
+    torch.testing.assert_close(again, words[:2])

@@ -98,6 +98,8 @@ class Trainer:
         torch.manual_seed(cfg.train.seed)
 
         self.model = build_model(cfg.model)
+        # a frozen text encoder gives each query the same features every epoch: compute them once
+        self.model.text.cache_enabled = cfg.model.cache_text_features and cfg.model.freeze_text_encoder
         self.pretrained_names = self.model.pretrained_parameter_names()
         self.model.to(self.device)
         if cfg.train.channels_last:

@@ -102,7 +102,7 @@ class TextEncoder(nn.Module):
         self.sentence_mode = "pooler" if self.use_pooler else "mean"
         self.hidden_size: int = int(self.model.config.hidden_size)
         self.frozen = freeze
-        self.cache_enabled = False  # set by the model builder (frozen encoders only)
+        self.cache_enabled = False  # the trainer sets it from model.cache_text_features (frozen encoders only)
         self._cache: dict[tuple[int, ...], tuple[Tensor, Tensor]] = {}
         if freeze:
             self.model.requires_grad_(False)
@@ -128,7 +128,11 @@ class TextEncoder(nn.Module):
     def _cached(self, input_ids: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor]:
         lengths = attention_mask.sum(1).tolist()
         keys = [tuple(row[:n]) for row, n in zip(input_ids.tolist(), lengths, strict=True)]
-        missing = [i for i, k in enumerate(keys) if k not in self._cache]
+        first: dict[tuple[int, ...], int] = {}
+        for i, k in enumerate(keys):
+            if k not in self._cache:
+                first.setdefault(k, i)  # a query repeated within the batch is encoded once
+        missing = list(first.values())
         if missing:
             words, sentence = self._encode(input_ids[missing], attention_mask[missing])
             for j, i in enumerate(missing):
