@@ -55,15 +55,7 @@ def test_test_step_on_the_trainings_cached_features_equals_evaluation_from_the_i
 
     out, demo, _ = demo_run
     g = Grounder.from_checkpoint(out / "run" / "best")
-    ds = RSVGDataset(
-        out / "rsvg",
-        "test",
-        image_size=g.image_size,
-        tokenizer=g.tokenizer,
-        max_tokens=g.max_tokens,
-        mean=g.mean,
-        std=g.std,
-    )
+    ds = g.dataset(out / "rsvg", "test")
     # the training ran in this process, so the test step used its maps for every test image that was in train/val
     seen = {s.image_id for split in ("train", "val") for s in RSVGDataset(out / "rsvg", split, image_size=64).samples}
     expected = len({s.image_id for s in ds.samples} & seen)

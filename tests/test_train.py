@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 
 from conftest import make_official_dataset
 from rsvg.config import load_config
+from rsvg.data.dataset import RSVGDataset
 from rsvg.data.image_io import ImageReadError
 from rsvg.data.tokenizer import QueryTooLongError
 from rsvg.engine.checkpoint import CheckpointError
@@ -36,6 +37,19 @@ TINY_MODEL = [
 
 def tiny_config(root: Path, *extra: str):
     return load_config(None, [*TINY_MODEL, f"data.root={root}", *extra])
+
+
+def model_dataset(root: Path, split: str, model) -> RSVGDataset:
+    """A split read as the tiny configs' model reads its input (64 px, 16 tokens, its backbone's normalisation)."""
+    return RSVGDataset(
+        root,
+        split,
+        image_size=64,
+        tokenizer=model.text.tokenizer(),
+        max_tokens=16,
+        mean=model.backbone.mean,
+        std=model.backbone.std,
+    )
 
 
 def test_overfits_a_few_samples(official_dataset, tmp_path):
@@ -175,22 +189,13 @@ def test_grounder_from_checkpoint_and_bad_input(official_dataset, tmp_path):
 
 
 def test_feature_cache_equals_the_backbone_on_the_dataset_images(official_dataset):
-    from rsvg.data.dataset import RSVGDataset
     from rsvg.engine.feature_cache import compute_image_features
     from rsvg.models.build import build_model
 
     cfg = tiny_config(official_dataset, "model.freeze_backbone=true", "model.pretrained_backbone=true")
     torch.manual_seed(0)
     model = build_model(cfg.model).eval()
-    ds = RSVGDataset(
-        official_dataset,
-        "train",
-        image_size=64,
-        tokenizer=model.text.tokenizer(),
-        max_tokens=16,
-        mean=model.backbone.mean,
-        std=model.backbone.std,
-    )
+    ds = model_dataset(official_dataset, "train", model)
     cached = compute_image_features(model, ds.samples, torch.device("cpu"), batch_size=3, channels_last=True)
     assert set(cached) == {s.image_id for s in ds.samples}
     assert any(isinstance(m, torch.nn.Module) and "FrozenBatchNorm" in type(m).__name__ for m in model.modules())
@@ -204,7 +209,6 @@ def test_feature_cache_equals_the_backbone_on_the_dataset_images(official_datase
 
 
 def test_evaluation_runs_the_backbone_once_per_image_of_a_batch(tmp_path):
-    from rsvg.data.dataset import RSVGDataset
     from rsvg.engine.evaluate import eval_loader, predict
     from rsvg.models.build import build_model
 
@@ -213,15 +217,7 @@ def test_evaluation_runs_the_backbone_once_per_image_of_a_batch(tmp_path):
     cfg = tiny_config(root, "model.head=cells", "model.stride16_detail=true")
     torch.manual_seed(0)
     model = build_model(cfg.model).eval()
-    ds = RSVGDataset(
-        root,
-        "train",
-        image_size=64,
-        tokenizer=model.text.tokenizer(),
-        max_tokens=16,
-        mean=model.backbone.mean,
-        std=model.backbone.std,
-    )
+    ds = model_dataset(root, "train", model)
     images_seen = []
     encode = model.encode_image
     model.encode_image = lambda image: images_seen.append(len(image)) or encode(image)  # type: ignore[method-assign]

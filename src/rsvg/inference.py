@@ -9,6 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rsvg.data.dataset import RSVGDataset
 from rsvg.data.image_io import ImageReadError, read_image_rgb
 from rsvg.data.tokenizer import QueryTooLongError
 from rsvg.data.transforms import letterbox, normalize
@@ -73,6 +74,18 @@ class Grounder:
         if fold_batchnorm:
             model.backbone.fold_frozen_batchnorm()
         return cls(model, tuple(meta["mean"]), tuple(meta["std"]), torch.device(device))
+
+    def dataset(self, root: str | Path, split: str) -> RSVGDataset:
+        """A split of a DIOR-RSVG-layout dataset read as this model reads its input (size, tokenizer, normalisation)."""
+        return RSVGDataset(
+            root,
+            split,
+            image_size=self.image_size,
+            tokenizer=self.tokenizer,
+            max_tokens=self.max_tokens,
+            mean=self.mean,
+            std=self.std,
+        )
 
     def _prepare(self, image: str | Path | np.ndarray, query: str) -> tuple[torch.Tensor, ...]:
         if isinstance(image, (str, Path)):

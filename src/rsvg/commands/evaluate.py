@@ -21,7 +21,6 @@ def evaluate(
     """Evaluate in original pixel coordinates: Pr@0.5..0.9 (IoU > k), meanIoU, cumIoU, and per category."""
     import json
 
-    from rsvg.data.dataset import RSVGDataset
     from rsvg.data.records import DatasetError
     from rsvg.data.xmlio import atomic_write_text
     from rsvg.engine import distributed as dist
@@ -33,15 +32,7 @@ def evaluate(
     try:
         dev = dist.init_distributed(device)
         grounder = Grounder.from_checkpoint(checkpoint, device=str(dev))
-        dataset = RSVGDataset(
-            data,
-            split,
-            image_size=grounder.image_size,
-            tokenizer=grounder.tokenizer,
-            max_tokens=grounder.max_tokens,
-            mean=grounder.mean,
-            std=grounder.std,
-        )
+        dataset = grounder.dataset(data, split)
     except (CheckpointError, DatasetError, ValueError, FileNotFoundError) as exc:
         console.print(f"error: {exc}", style="red", markup=False)
         raise typer.Exit(2) from None

@@ -176,7 +176,6 @@ class Demo:
         self._step("train", key, [run_dir / "best", run_dir / "history.json"], cmd, run)
 
     def evaluate(self) -> None:
-        from rsvg.data.dataset import RSVGDataset
         from rsvg.data.xmlio import atomic_write_text
         from rsvg.engine.evaluate import eval_loader, metrics_from_rows, predict, write_predictions
         from rsvg.engine.feature_cache import compute_image_features
@@ -187,19 +186,11 @@ class Demo:
 
         def run() -> dict:
             g = Grounder.from_checkpoint(ckpt)
-            ds = RSVGDataset(
-                root,
-                "test",
-                image_size=g.image_size,
-                tokenizer=g.tokenizer,
-                max_tokens=g.max_tokens,
-                mean=g.mean,
-                std=g.std,
-            )
+            ds = g.dataset(root, "test")
             features, reused = self._image_features, 0
             if features is not None:
+                reused = len({s.image_id for s in ds.samples} & features.keys())
                 missing = [s for s in ds.samples if s.image_id not in features]
-                reused = len({s.image_id for s in ds.samples} - {s.image_id for s in missing})
                 features = {**features, **compute_image_features(g.model, missing, g.device, batch_size=16)}
                 ds.load_images, ds.image_features = False, features
             rows = predict(g.model, eval_loader(ds, 64, 0, g.device), g.device, image_size=g.image_size)
