@@ -7,11 +7,14 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from conftest import make_official_dataset
+from rsvg.data.categories import DIOR_CLASSES
 from rsvg.data.dataset import RSVGDataset, box_to_original
 from rsvg.data.image_io import ImageReadError, read_image_rgb
 from rsvg.data.records import DatasetError
 from rsvg.data.tokenizer import HFTokenizer
 from rsvg.data.transforms import RandomHorizontalFlip
+from rsvg.engine.batching import collate
 
 
 @pytest.fixture
@@ -85,3 +88,26 @@ def test_grayscale_and_rgba_images_become_rgb(tmp_path):
     cv2.imwrite(str(tmp_path / "r.png"), rgba)
     assert read_image_rgb(tmp_path / "g.png").shape == (5, 7, 3)
     assert read_image_rgb(tmp_path / "r.png")[0, 0].tolist() == [200, 0, 0]
+
+
+def test_image_objects_list_every_object_the_split_annotates_in_the_image(tmp_path):
+    root = make_official_dataset(tmp_path / "d", {"train": [4, 1, 2, 3], "val": [0, 5], "test": []})
+    ds = RSVGDataset(root, "train", image_size=100, image_objects=True)
+    s = ds[1]  # 00002: the service area; its image also holds the two ships
+    assert s["image_id"] == "00002" and s["category_index"] == DIOR_CLASSES.index("Expressway-Service-area")
+    objects = s["objects"]
+    assert objects.shape == (3, 5)
+    assert sorted(objects[:, 0].long().tolist()) == sorted(
+        DIOR_CLASSES.index(c) for c in ("Expressway-Service-area", "ship", "ship")
+    )
+    # boxes in the network frame, like "box": 200x160 -> 100x80 centred (10 rows of padding on top)
+    row = objects[objects[:, 0] == DIOR_CLASSES.index("Expressway-Service-area")][0]
+    torch.testing.assert_close(row[1:], s["box"])
+    np.testing.assert_allclose(row[1:].numpy(), [2.5, 12.5, 75, 70], rtol=1e-6)
+    assert ds[0]["objects"].shape == (1, 5)  # 00003: its other vehicle is in no training expression here
+    without = RSVGDataset(root, "train", image_size=100, image_objects=True, load_images=False)[1]
+    torch.testing.assert_close(without["objects"], objects)
+    batch = collate([ds[0], ds[1]])
+    assert [len(o) for o in batch["objects"]] == [1, 3] and batch["category_index"].shape == (2,)
+    with pytest.raises(ValueError, match="augment"):
+        RSVGDataset(root, "train", image_objects=True, augment=RandomHorizontalFlip(0.5))

@@ -3,9 +3,18 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from torchvision.ops import generalized_box_iou
+from torchvision.ops import generalized_box_iou, sigmoid_focal_loss
 
-from rsvg.models.loss import LossConfig, attention_loss, cell_targets, centre_cells, grounding_loss, model_loss
+from rsvg.models.loss import (
+    LossConfig,
+    attention_loss,
+    cell_targets,
+    centre_cells,
+    grounding_loss,
+    model_loss,
+    object_loss,
+    object_targets,
+)
 from rsvg.models.mgvlf import GroundingOutput
 
 
@@ -80,3 +89,37 @@ def test_cells_loss_trains_the_centre_cell_and_its_box():
     torch.testing.assert_close(losses["cell"], expected_cell)
     box_terms = grounding_loss(cell_boxes[:, 2], target)  # the centre cell's box, not the argmax's
     torch.testing.assert_close(losses["loss"], box_terms["loss"] + 2.0 * expected_cell)
+
+
+def test_object_targets_mark_each_objects_centre_cell_with_its_class():
+    objects = [
+        torch.tensor([[3.0, 0.0, 0.0, 0.2, 0.2], [1.0, 0.6, 0.1, 0.9, 0.3]]),  # centres in cells 0 and 1 of 2x2
+        torch.zeros(0, 5),  # an image without objects
+    ]
+    t = object_targets(objects, 2, 2, 5)
+    assert t.shape == (2, 4, 5)
+    assert t[0].nonzero().tolist() == [[0, 3], [1, 1]] and t[1].sum() == 0
+
+
+def test_object_loss_is_focal_loss_per_object_and_model_loss_adds_it_with_the_category_term():
+    logits = torch.randn(2, 4, 5)
+    objects = [torch.tensor([[3.0, 0.0, 0.0, 0.2, 0.2], [1.0, 0.6, 0.1, 0.9, 0.3]]), torch.zeros(0, 5)]
+    expected = sigmoid_focal_loss(logits, object_targets(objects, 2, 2, 5), reduction="sum") / 2
+    torch.testing.assert_close(object_loss(logits, objects), expected)
+    out = GroundingOutput(
+        boxes=torch.rand(2, 4),
+        cell_scores=torch.randn(2, 4),
+        cell_boxes=torch.tensor([[[0.0, 0.0, 0.5, 0.5]] * 4] * 2),
+        object_logits=logits,
+        query_category_logits=torch.randn(2, 5),
+    )
+    target = torch.tensor([[0.0, 0.0, 0.2, 0.2], [0.5, 0.5, 0.9, 0.9]])
+    categories = torch.tensor([3, 0])
+    losses = model_loss(out, target, LossConfig(object_weight=0.5), objects, categories)
+    category = F.cross_entropy(out.query_category_logits, categories)
+    torch.testing.assert_close(losses["object"], expected)
+    torch.testing.assert_close(losses["category"], category)
+    boxes_only = GroundingOutput(out.boxes, cell_scores=out.cell_scores, cell_boxes=out.cell_boxes)
+    torch.testing.assert_close(losses["loss"], model_loss(boxes_only, target)["loss"] + 0.5 * (expected + category))
+    with pytest.raises(ValueError, match="image_objects"):
+        model_loss(out, target)

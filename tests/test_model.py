@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from rsvg.config import load_config
 from rsvg.models.build import build_model
@@ -87,7 +88,13 @@ def test_shapes_and_valid_boxes(tiny_model):
 
 
 # the lite config's options beyond the paper
-LITE_OPTIONS = {"stride16_detail": True, "positions_in_tokens": True, "visual_norm": True, "head": "cells"}
+LITE_OPTIONS = {
+    "stride16_detail": True,
+    "positions_in_tokens": True,
+    "visual_norm": True,
+    "text_norm": True,
+    "head": "cells",
+}
 
 
 def test_mlcm_attention_map_is_a_distribution_over_unpadded_cells(tiny_model):
@@ -236,3 +243,36 @@ def test_bad_model_options_are_named():
         ModelConfig.from_dict({"hidden": 3})
     with pytest.raises(ValueError, match=r"model\.head must be reg or cells"):
         ModelConfig(head="dense")
+
+
+def test_object_head_adds_the_category_agreement_to_the_cell_scores():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(**TINY, **LITE_OPTIONS, object_head=True)).eval()
+    image, pad, ids, mask = inputs()
+    with torch.inference_mode():
+        out = model(image, pad, ids, mask)
+        model.prior_scale.fill_(0.0)
+        without = model(image, pad, ids, mask)
+        model.prior_scale.fill_(1.0)
+    assert out.object_logits.shape == (2, 4, 20) and out.query_category_logits.shape == (2, 20)
+    # log sum_c P(c | query) * P(cell holds a c)
+    agreement = (out.query_category_logits.log_softmax(-1)[:, None] + F.logsigmoid(out.object_logits)).logsumexp(-1)
+    valid = out.cell_scores > float("-inf")
+    torch.testing.assert_close((out.cell_scores - without.cell_scores)[valid], agreement[valid])
+    assert (agreement <= 0).all()
+
+
+def test_object_head_trains_every_part_with_its_loss():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(**TINY, **LITE_OPTIONS, object_head=True)).train()
+    image, pad, ids, mask = inputs()
+    target = torch.tensor([[0.1, 0.1, 0.4, 0.3], [0.5, 0.5, 0.9, 0.8]])
+    objects = [torch.cat([torch.tensor([[18.0]]), target[:1]], 1), torch.cat([torch.tensor([[13.0]]), target[1:]], 1)]
+    out = model(image, pad, ids, mask)
+    losses = model_loss(out, target, None, objects, torch.tensor([18, 13]))
+    losses["loss"].backward()
+    assert {"object", "category"} <= set(losses)
+    missing = [
+        n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or p.grad.abs().sum() == 0)
+    ]
+    assert missing == [], missing

@@ -28,14 +28,16 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from rsvg.data.categories import DIOR_CLASSES
 from rsvg.data.dior_rsvg import load_split
 from rsvg.data.image_io import read_image_rgb
-from rsvg.data.records import GroundingSample
+from rsvg.data.records import DatasetError, GroundingSample
 from rsvg.data.tokenizer import QueryTokenizer
 from rsvg.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     Augmentation,
+    LetterboxParams,
     letterbox,
     letterbox_geometry,
     normalize,
@@ -49,6 +51,17 @@ def box_to_original(box_network: torch.Tensor, letterbox_params: torch.Tensor) -
     b = box_network.to(torch.float64)
     sx, sy, px, py = lb[:, 0:1], lb[:, 1:2], lb[:, 2:3], lb[:, 3:4]
     return torch.cat([(b[:, 0:1] - px) / sx, (b[:, 1:2] - py) / sy, (b[:, 2:3] - px) / sx, (b[:, 3:4] - py) / sy], 1)
+
+
+def _objects_by_image(samples: Sequence[GroundingSample]) -> dict[str, torch.Tensor]:
+    """``image_id → (K, 5)`` float64 rows ``(class index, x1, y1, x2, y2)``, one per distinct (class, box)."""
+    index = {name: i for i, name in enumerate(DIOR_CLASSES)}
+    rows: dict[str, dict[tuple, None]] = {}
+    for s in samples:
+        if s.category not in index:
+            raise DatasetError(f"{s.annotation_path}: category {s.category!r} is not a DIOR class (model.object_head)")
+        rows.setdefault(s.image_id, {})[(index[s.category], *s.box)] = None
+    return {image_id: torch.tensor(list(r), dtype=torch.float64) for image_id, r in rows.items()}
 
 
 class RSVGDataset(Dataset):
@@ -70,6 +83,7 @@ class RSVGDataset(Dataset):
         samples: Sequence[GroundingSample] | None = None,
         load_images: bool = True,
         image_features: Mapping[str, torch.Tensor] | None = None,
+        image_objects: bool = False,
     ) -> None:
         self.root = Path(root)
         self.split = split
@@ -88,6 +102,13 @@ class RSVGDataset(Dataset):
         self.image_features = image_features
         if augment is not None and not load_images:
             raise ValueError("augmentation needs the images: load_images=False only works without augment")
+        if augment is not None and image_objects:
+            raise ValueError(
+                "image_objects (model.object_head) does not work with augmentation yet: set data.augment null"
+            )
+        # image_id -> (K, 5) rows (DIOR class index, x1, y1, x2, y2 in original pixels): every distinct object
+        # this split annotates in the image, for the object head's loss ("objects" in each sample)
+        self.image_objects = _objects_by_image(self.samples) if image_objects else None
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the augmentation stream (call once per epoch, like ``DistributedSampler.set_epoch``)."""
@@ -127,6 +148,7 @@ class RSVGDataset(Dataset):
             "index": s.index,
             "category": s.category,
         }
+        self._add_objects(out, params)
         self._add_tokens(out)
         return out
 
@@ -150,8 +172,16 @@ class RSVGDataset(Dataset):
         }
         if self.image_features is not None:
             out["image_features"] = self.image_features[s.image_id].float()
+        self._add_objects(out, params)
         self._add_tokens(out)
         return out
+
+    def _add_objects(self, out: dict, params: LetterboxParams) -> None:
+        if self.image_objects is not None:
+            objects = self.image_objects[out["image_id"]]
+            boxes = torch.as_tensor(params.box_to_network(objects[:, 1:]), dtype=torch.float32)
+            out["objects"] = torch.cat([objects[:, :1].float(), boxes.reshape(-1, 4)], 1)
+            out["category_index"] = torch.tensor(DIOR_CLASSES.index(out["category"]), dtype=torch.int64)
 
     def _add_tokens(self, out: dict) -> None:
         if self.tokenizer is not None:

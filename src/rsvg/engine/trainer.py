@@ -30,7 +30,7 @@ from rsvg.data.records import DatasetError
 from rsvg.data.transforms import build_train_transforms
 from rsvg.data.xmlio import atomic_write_text
 from rsvg.engine import distributed as dist
-from rsvg.engine.batching import collate, forward_batch, normalised_target, to_device
+from rsvg.engine.batching import collate, forward_batch, normalised_objects, normalised_target, to_device
 from rsvg.engine.checkpoint import (
     STATE_FILE,
     find_resume,
@@ -114,7 +114,12 @@ class Trainer:
         }
         augment = build_train_transforms(cfg.data.augment) if cfg.data.augment is not None else None
         self.train_set = RSVGDataset(
-            cfg.data.root, cfg.data.train_split, augment=augment, seed=cfg.train.seed, **common
+            cfg.data.root,
+            cfg.data.train_split,
+            augment=augment,
+            seed=cfg.train.seed,
+            image_objects=cfg.model.object_head,
+            **common,
         )
         self.val_set = RSVGDataset(cfg.data.root, cfg.data.val_split, **common)
         if len(self.train_set) == 0:
@@ -250,6 +255,8 @@ class Trainer:
             sums["attention"] = 0.0
         if cfg.model.head == "cells":
             sums["cell"] = 0.0
+        if cfg.model.object_head:
+            sums["object"] = sums["category"] = 0.0
         count, t0, seen = 0, time.perf_counter(), 0
         interactive = self.console.is_terminal
         self.optimizer.zero_grad(set_to_none=True)
@@ -257,7 +264,9 @@ class Trainer:
             batch = to_device(batch, self.device, cfg.train.channels_last)
             with autocast_context(self.device, self.amp):
                 out = forward_batch(self.net, batch, need_attention=supervise_attention)
-            losses = model_loss(out, normalised_target(batch, cfg.model.image_size), cfg.loss)
+            target = normalised_target(batch, cfg.model.image_size)
+            objects = normalised_objects(batch, cfg.model.image_size)
+            losses = model_loss(out, target, cfg.loss, objects, batch.get("category_index"))
             self.scaler.scale(losses["loss"]).backward()
             if cfg.train.grad_clip > 0:
                 self.scaler.unscale_(self.optimizer)

@@ -60,10 +60,18 @@ class ModelConfig:
     # of the text tokens (an un-normalised CNN map is ~25x larger), so the text terms of the MLCM's cross-attention
     # are not drowned in the residual stream.
     visual_norm: bool = False
+    # LayerNorm over the text encoder's word and sentence features before every use: a frozen MiniLM's pooler
+    # output has a norm of ~1.4 over 384 dimensions, so every layer reading it learns ~10x slower than one reading
+    # standardised inputs.
+    text_norm: bool = False
     # Where the box comes from. "reg" (the paper): an MLP on the fusion's [REG] token. "cells": every visual token
     # of the fusion scores itself as the referred object's cell and regresses a box around its cell; the box of
     # the best-scoring cell is the answer (one-stage detection style: converges in far fewer steps).
     head: str = "reg"
+    # Per visual token of the fusion output, logits over the 20 DIOR categories of the objects centred in its
+    # cell, trained (loss.object_weight) on every object of the image the training split annotates, not only
+    # the referred one: dense supervision of what the cells head must recognise, from the same annotation files.
+    object_head: bool = False
 
     def __post_init__(self) -> None:
         bad = [m for m in self.memory if m not in MEMORY_PARTS]

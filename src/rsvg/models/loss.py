@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchvision.ops import generalized_box_iou_loss
+from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
 
 if TYPE_CHECKING:
     from rsvg.models.mgvlf import GroundingOutput
@@ -36,9 +36,10 @@ class LossConfig:
     smooth_l1_beta: float = 1.0
     attention_weight: float = 0.0
     cell_weight: float = 1.0  # model.head: cells only: weight of the cell-score cross-entropy
+    object_weight: float = 1.0  # model.object_head only: weight of the per-cell category focal loss
 
     def __post_init__(self) -> None:
-        for name in ("l1_weight", "giou_weight", "smooth_l1_beta", "attention_weight", "cell_weight"):
+        for name in ("l1_weight", "giou_weight", "smooth_l1_beta", "attention_weight", "cell_weight", "object_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"loss.{name} must be >= 0, got {getattr(self, name)}")
 
@@ -100,14 +101,61 @@ def centre_cells(boxes: Tensor, height: int, width: int) -> Tensor:
     return i * width + j
 
 
-def model_loss(out: GroundingOutput, target: Tensor, cfg: LossConfig | None = None) -> dict[str, Tensor]:
+def object_targets(objects: list[Tensor], height: int, width: int, classes: int) -> Tensor:
+    """``(B, height*width, classes)``: 1 where a cell holds the centre of an object of that class.
+
+    ``objects`` holds one ``(K, 5)`` tensor per sample: rows ``(class index, x1, y1, x2, y2)`` with the box
+    normalised to the network input."""
+    device = objects[0].device if objects else torch.device("cpu")
+    target = torch.zeros(len(objects), height * width, classes, device=device)
+    for b, obj in enumerate(objects):
+        if len(obj):
+            cells = centre_cells(obj[:, 1:].float(), height, width)
+            target[b, cells, obj[:, 0].long()] = 1.0
+    return target
+
+
+def object_loss(logits: Tensor, objects: list[Tensor]) -> Tensor:
+    """Sigmoid focal loss (α 0.25, γ 2, as in RetinaNet) of the per-cell category logits ``(B, h*w, C)``
+    against :func:`object_targets`, summed and divided by the number of objects (at least 1)."""
+    side = math.isqrt(logits.shape[1])
+    target = object_targets(objects, side, side, logits.shape[2])
+    positives = max(float(target.sum()), 1.0)
+    return sigmoid_focal_loss(logits.float(), target, reduction="sum") / positives
+
+
+def model_loss(
+    out: GroundingOutput,
+    target: Tensor,
+    cfg: LossConfig | None = None,
+    objects: list[Tensor] | None = None,
+    categories: Tensor | None = None,
+) -> dict[str, Tensor]:
     """The loss of a model's output against normalised target boxes ``(B, 4)``.
 
     ``head: reg`` (the paper): :func:`grounding_loss` on the predicted boxes (with the attention term when
     ``cfg.attention_weight`` > 0). ``head: cells``: smooth-L1 + GIoU on the box of the cell holding the
     target's centre, plus ``cell_weight`` × the cross-entropy of the cell scores against that cell (``"cell"``).
+    With ``model.object_head``, ``object_weight`` × (:func:`object_loss` against ``objects``, every annotated
+    object of each sample's image (``"object"``), + the cross-entropy of the query's category logits against the
+    referred object's DIOR class index ``categories`` (``"category"``)) is added.
     """
     cfg = cfg or LossConfig()
+    losses = _box_losses(out, target, cfg)
+    if out.object_logits is not None and out.query_category_logits is not None:
+        if objects is None or categories is None:
+            raise ValueError(
+                "model.object_head needs the image's objects and the target's category: build the dataset with "
+                "image_objects=True"
+            )
+        obj = object_loss(out.object_logits, objects)
+        cat = F.cross_entropy(out.query_category_logits.float(), categories)
+        losses["loss"] = losses["loss"] + cfg.object_weight * (obj + cat)
+        losses["object"], losses["category"] = obj.detach(), cat.detach()
+    return losses
+
+
+def _box_losses(out: GroundingOutput, target: Tensor, cfg: LossConfig) -> dict[str, Tensor]:
     if out.cell_scores is None or out.cell_boxes is None:
         return grounding_loss(out.boxes, target, cfg, out.attention)
     height, width = _grid_shape(out)

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rsvg.data.categories import DIOR_CLASSES
 from rsvg.models.config import ModelConfig
 from rsvg.models.text_encoder import TextEncoder
 from rsvg.models.transformer import DecoderLayer, Encoder, sine_position_encoding
@@ -97,12 +98,21 @@ class CellHead(nn.Module):
         self.box = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, 4))
 
     def forward(
-        self, tokens: Tensor, padding: Tensor, height: int, width: int, sentence: Tensor
+        self,
+        tokens: Tensor,
+        padding: Tensor,
+        height: int,
+        width: int,
+        sentence: Tensor,
+        prior: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """``tokens`` (B, h*w, D), ``padding`` (B, h*w), ``sentence`` (B, text_dim) → scores (B, h*w) and boxes
-        (B, h*w, 4)."""
+        (B, h*w, 4). ``prior`` (B, h*w), when given, is added to the scores (the category prior of
+        ``object_head``)."""
         match = (self.match_visual(tokens) @ self.match_text(sentence).unsqueeze(-1)).squeeze(-1)
         scores = self.score(tokens).squeeze(-1) + match / math.sqrt(tokens.shape[-1])
+        if prior is not None:
+            scores = scores + prior
         scores = scores.float().masked_fill(padding, float("-inf"))
         tx, ty, tw, th = self.box(tokens).float().unbind(-1)
         grid_y, grid_x = torch.meshgrid(
@@ -128,6 +138,10 @@ class GroundingOutput:
     cell_boxes: Tensor | None = None  # (B, h*w, 4), ``head: cells`` only
     # (B, h, w), with need_attention: the MLCM attention map (paper Fig. 6), see :func:`mlcm_attention_map`
     mlcm_attention: Tensor | None = None
+    # ``object_head`` only: (B, h*w, 20) logits over the DIOR categories per visual token, and (B, 20) logits of
+    # the referred object's category read from the query
+    object_logits: Tensor | None = None
+    query_category_logits: Tensor | None = None
 
 
 def visual_padding_mask(padding_mask: Tensor, height: int, width: int) -> Tensor:
@@ -164,6 +178,8 @@ class MGVLF(nn.Module):
 
         # --- MLCM: multi-level cross-modal refinement of the level-1 visual tokens ---
         self.visual_norm = nn.LayerNorm(c5) if cfg.visual_norm else None
+        self.word_norm = nn.LayerNorm(b) if cfg.text_norm else None
+        self.sentence_norm = nn.LayerNorm(b) if cfg.text_norm else None
         self.input_proj = nn.Conv2d(c5, d, 1)
         self.extra = (
             ExtraLevels(c5, cfg.extra_mid_channels, d, cfg.extra_levels, cfg.extra_padding) if cfg.multiscale else None
@@ -186,6 +202,9 @@ class MGVLF(nn.Module):
 
         # --- Localisation ---
         self.head: nn.Module = BoxHead(d) if cfg.head == "reg" else CellHead(d, b)
+        self.object_head = nn.Linear(d, len(DIOR_CLASSES)) if cfg.object_head else None
+        self.query_category = nn.Linear(b, len(DIOR_CLASSES)) if cfg.object_head else None
+        self.prior_scale = nn.Parameter(torch.ones(())) if cfg.object_head else None
         self._init_new_parameters()
 
     def _init_new_parameters(self) -> None:
@@ -266,6 +285,8 @@ class MGVLF(nn.Module):
             level1 = level1 + pos1
         vis_mask = visual_padding_mask(padding_mask, h, w)
         words, sentence = self.text(input_ids, attention_mask) if text_features is None else text_features
+        if self.word_norm is not None and self.sentence_norm is not None:
+            words, sentence = self.word_norm(words), self.sentence_norm(sentence)
         text_pad = attention_mask == 0
 
         # 2. MLCM: cross-modal decoder layers, then the self-attention encoder
@@ -297,18 +318,33 @@ class MGVLF(nn.Module):
         reg_attention = need_attention and self.cfg.head == "reg"
         out, weights = self.fusion(tokens, pos, mask, need_weights=reg_attention)
 
+        # Object head (not in the paper): what each cell holds and what the query asks for, as categories; their
+        # agreement, log Σ_c P(c | query)·P(cell holds a c), is a prior on the cells head's scores.
+        object_logits = query_logits = prior = None
+        if self.object_head is not None and self.query_category is not None and self.prior_scale is not None:
+            object_logits = self.object_head(out[:, : h * w])
+            query_logits = self.query_category(sentence)
+            agreement = query_logits.float().log_softmax(-1).unsqueeze(1) + F.logsigmoid(object_logits.float())
+            prior = self.prior_scale * agreement.logsumexp(-1)
+
         # 4. Localisation from the [REG] token (the paper), or from the best of the visual tokens (head: cells)
         if isinstance(self.head, CellHead):
-            scores, cell_boxes = self.head(out[:, : h * w], vis_mask, h, w, sentence)
+            scores, cell_boxes = self.head(out[:, : h * w], vis_mask, h, w, sentence, prior)
             best = scores.argmax(1)
             boxes = cell_boxes[torch.arange(bsz, device=best.device), best]
             attention = scores.softmax(1).reshape(bsz, h, w) if need_attention else None
-            return GroundingOutput(boxes, attention, scores, cell_boxes, mlcm_attention)
+            return GroundingOutput(boxes, attention, scores, cell_boxes, mlcm_attention, object_logits, query_logits)
         boxes = self.head(out[:, -1])
         attention = None
         if weights is not None:
             attention = weights[:, -1, : h * w].reshape(bsz, h, w)
-        return GroundingOutput(boxes=boxes, attention=attention, mlcm_attention=mlcm_attention)
+        return GroundingOutput(
+            boxes=boxes,
+            attention=attention,
+            mlcm_attention=mlcm_attention,
+            object_logits=object_logits,
+            query_category_logits=query_logits,
+        )
 
     def encode_image(self, image: Tensor) -> Tensor:
         """The backbone's stride-32 map ``(B, C5, h, w)`` (with ``stride16_detail``, ``C5 + 4·C4`` channels)."""
