@@ -283,3 +283,15 @@ def test_bench_from_a_checkpoint(tiny_bert: Path, tmp_path: Path) -> None:
     assert result["model"]["image_size"] == 64 and result["model"]["max_tokens"] == 12
     assert any("checkpoint" in note for note in result["settings"]["notes"])
     json.dumps(result)  # JSON-ready
+
+
+def test_bench_features_compares_the_cache_batch_with_the_baseline(tmp_path: Path) -> None:
+    out = tmp_path / "features.json"
+    args = ["bench", "features", "-c", "configs/mgvlf_lite.yaml", "--set", "model.image_size=64"]
+    args += ["--set", "model.pretrained_backbone=false", "--images", "4", "--repeats", "1", "--json", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    r = json.loads(out.read_text())["results"]
+    assert r["cache_batch"] == 1 and r["baseline_batch"] == 64 and r["image_size"] == 64  # one image at a time on CPU
+    assert r["cache_ms_per_image"] > 0 and r["baseline_ms_per_image"] > 0
+    assert r["speedup"] == pytest.approx(r["baseline_ms_per_image"] / r["cache_ms_per_image"])

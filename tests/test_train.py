@@ -225,7 +225,7 @@ def test_evaluation_runs_the_backbone_once_per_image_of_a_batch(tmp_path):
     assert sum(images_seen) == len(ds)
     images_seen.clear()
     shared = predict(model, eval_loader(ds, len(ds), 0, torch.device("cpu")), torch.device("cpu"), image_size=64)
-    assert images_seen == [3]
+    assert images_seen == [1, 1, 1]  # the three distinct images, one at a time on the CPU
     assert [r["index"] for r in shared] == [r["index"] for r in one_by_one]
     for a, b in zip(shared, one_by_one, strict=True):
         np.testing.assert_allclose(a["pred_box"], b["pred_box"], rtol=1e-4, atol=1e-3)
@@ -256,3 +256,22 @@ def test_a_frozen_text_encoder_encodes_each_query_once_with_the_same_features(of
     torch.testing.assert_close(words[valid], words_ref[valid], rtol=1e-5, atol=1e-5)
     assert (words[~valid] == 0).all()  # padded positions: masked everywhere, zero here
     torch.testing.assert_close(again, words[:2])
+
+
+def test_the_backbone_takes_single_images_on_a_cpu_and_chunks_change_nothing():
+    from rsvg.engine.feature_cache import backbone_batch_size, encode_images
+    from rsvg.models.build import build_model
+
+    assert backbone_batch_size(torch.device("cpu"), 64) == 1
+    assert backbone_batch_size(torch.device("cuda"), 64) == 64
+    torch.manual_seed(0)
+    model = build_model(tiny_config(Path("unused"), "model.stride16_detail=true").model).eval()
+    images = torch.randn(3, 3, 64, 64)
+    seen = []
+    encode = model.encode_image
+    model.encode_image = lambda image: seen.append(len(image)) or encode(image)  # type: ignore[method-assign]
+    with torch.inference_mode():
+        chunked = encode_images(model, images, 64)
+        whole = encode(images)
+    assert seen == [1, 1, 1]
+    torch.testing.assert_close(chunked, whole, rtol=1e-4, atol=1e-5)

@@ -63,6 +63,28 @@ def bench_build(
     print_bench("rsvg bench build", results, Console(), json_out)
 
 
+@bench_app.command("features")
+def bench_features(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Run config (model and train sections).")] = Path(
+        "configs/mgvlf_lite.yaml"
+    ),
+    images: Annotated[int, typer.Option(min=1, help="Random images per pass.")] = 64,
+    baseline_batch: Annotated[
+        int | None, typer.Option(min=1, help="Batch size to compare with (default: the config's eval batch).")
+    ] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="Torch threads (default: torch's).")] = None,
+    repeats: Annotated[int, typer.Option(min=1, help="Alternating passes; the best of each is kept.")] = 3,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="Config override key=value.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results here.")] = None,
+) -> None:
+    """The frozen backbone's feature cache: ms per image at the cache's batch size against a baseline batch."""
+    from rsvg.bench.feature_bench import benchmark_features
+
+    results = benchmark_features(config, images, baseline_batch, threads, repeats, device, overrides)
+    print_bench("rsvg bench features", results, Console(), json_out)
+
+
 @bench_app.command("model")
 def bench_model(
     config: Annotated[

@@ -16,6 +16,7 @@ from rsvg.data.dataset import RSVGDataset, box_to_original
 from rsvg.data.xmlio import atomic_write_text
 from rsvg.engine import distributed as dist
 from rsvg.engine.batching import collate, forward_batch, to_device
+from rsvg.engine.feature_cache import encode_images
 from rsvg.engine.sampler import ResumableShardedSampler
 from rsvg.metrics import MetricsReport, grounding_metrics
 
@@ -46,24 +47,27 @@ def eval_loader(dataset: RSVGDataset, batch_size: int, workers: int, device: tor
 
 def share_image_features(model: torch.nn.Module, batch: dict[str, Any]) -> dict[str, Any]:
     """Run the backbone once per distinct image of an evaluation batch (a split lists an image's expressions
-    one after another, so a batch of 16 holds ~3 images) and give every sample its image's map.
+    one after another, so a batch of 16 holds ~3 images), in chunks of
+    :func:`~rsvg.engine.feature_cache.backbone_batch_size` (one image at a time on a CPU), and give every sample
+    its image's map.
 
     Only for evaluation, where equal ``image_id`` means equal pixels (no augmentation). Returns the batch
-    unchanged when it already carries features or every image is distinct."""
+    unchanged when it already carries features."""
     if "image" not in batch or "image_features" in batch:
         return batch
     first: dict[str, int] = {}
     for k, image_id in enumerate(batch["image_id"]):
         first.setdefault(image_id, k)
-    if len(first) == len(batch["image_id"]):
-        return batch
     net = getattr(model, "module", model)  # DistributedDataParallel
-    device = batch["image"].device
-    keep = torch.tensor(list(first.values()), device=device)
-    slot = {image_id: n for n, image_id in enumerate(first)}
-    where = torch.tensor([slot[i] for i in batch["image_id"]], device=device)
+    images = batch["image"]
+    if len(first) < len(batch["image_id"]):
+        images = images.index_select(0, torch.tensor(list(first.values()), device=images.device))
+    maps = encode_images(net, images, len(images))
+    if len(first) < len(batch["image_id"]):
+        slot = {image_id: n for n, image_id in enumerate(first)}
+        maps = maps.index_select(0, torch.tensor([slot[i] for i in batch["image_id"]], device=maps.device))
     shared = dict(batch)
-    shared["image_features"] = net.encode_image(batch["image"].index_select(0, keep)).index_select(0, where)
+    shared["image_features"] = maps
     del shared["image"]
     return shared
 
