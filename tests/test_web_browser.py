@@ -113,7 +113,8 @@ def test_review_with_keyboard_reload_undo_export(browser, server, tmp_path):
     _wait(browser, "return !document.getElementById('dirty').hidden")
     body.send_keys("a")
     _wait_index(browser, 4)
-    assert _progress(browser) == ["4 / 6 done", "1 accepted", "1 rejected", "2 edited"]
+    # the counts follow the server's answer, which may land just after the next item is shown
+    WebDriverWait(browser, 10).until(lambda d: _progress(d) == ["4 / 6 done", "1 accepted", "1 rejected", "2 edited"])
 
     browser.refresh()  # every decision was committed before the next item appeared
     _wait(browser, "return document.body.dataset.ready === '1'")

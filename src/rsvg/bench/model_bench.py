@@ -52,6 +52,7 @@ from rsvg.config import RunConfig, config_from_dict, load_config
 DIOR_RSVG_TRAIN_EXPRESSIONS = 26_991
 RELATIVE_TOLERANCE = 1e-4
 SOURCE_IMAGE_SIZE = 800  # DIOR images are 800×800
+NUM_CATEGORIES = 20  # DIOR
 
 # Queries of DIOR-RSVG's kind and of different lengths (so trimming to the longest query matters).
 QUERIES = (
@@ -249,7 +250,8 @@ def weights_digest(model: torch.nn.Module) -> str:
 
 def make_samples(n: int, image_size: int, max_tokens: int, tokenizer: Any, seed: int = 0) -> list[dict[str, Any]]:
     """``n`` dataset-style samples: normalised random images letterboxed from 800×800 and 800×600 sources (so
-    some carry padding), DIOR-RSVG-like queries of different lengths padded to ``max_tokens``, a box each."""
+    some carry padding), DIOR-RSVG-like queries of different lengths padded to ``max_tokens``, a box each, and
+    what ``model.object_head``'s loss reads: the image's objects (the box and one more) and the box's category."""
     from rsvg.data.transforms import letterbox_geometry, padding_mask
 
     gen = torch.Generator().manual_seed(seed)
@@ -260,14 +262,21 @@ def make_samples(n: int, image_size: int, max_tokens: int, tokenizer: Any, seed:
         image = torch.randn(3, image_size, image_size, generator=gen).masked_fill(pad, 0.0)
         ids, mask = tokenizer.encode(QUERIES[i % len(QUERIES)], max_tokens, truncate=True)
         lo = 0.2 + 0.05 * (i % 4)
+        box = torch.tensor([lo, lo + 0.05, lo + 0.3, lo + 0.25]) * image_size
+        other = torch.tensor([0.7, 0.6, 0.8, 0.75]) * image_size
+        category = i % NUM_CATEGORIES
         samples.append(
             {
                 "image": image,
                 "padding_mask": pad,
-                "box": torch.tensor([lo, lo + 0.05, lo + 0.3, lo + 0.25]) * image_size,
+                "box": box,
                 "input_ids": torch.tensor(ids, dtype=torch.long),
                 "attention_mask": torch.tensor(mask, dtype=torch.long),
                 "index": i,
+                "objects": torch.stack(
+                    [torch.cat([torch.tensor([float(category)]), box]), torch.cat([torch.tensor([0.0]), other])]
+                ),
+                "category_index": torch.tensor(category),
             }
         )
     return samples
@@ -276,13 +285,15 @@ def make_samples(n: int, image_size: int, max_tokens: int, tokenizer: Any, seed:
 def make_batch(samples: list[dict[str, Any]], opts: frozenset[str], device: str) -> dict[str, Any]:
     """Plain: stacked as they are (text padded to ``Nt``, default layout). With ``trim_text``: the training
     collate (text trimmed to the longest query); with ``channels_last``: channels-last images."""
-    from rsvg.engine.batching import collate, to_device
+    from rsvg.engine.batching import LIST_KEYS, collate, to_device
 
     if "trim_text" in opts:
         batch = collate(samples)
     else:
         batch = {
-            k: torch.stack([s[k] for s in samples]) if torch.is_tensor(samples[0][k]) else [s[k] for s in samples]
+            k: torch.stack([s[k] for s in samples])
+            if torch.is_tensor(samples[0][k]) and k not in LIST_KEYS
+            else [s[k] for s in samples]
             for k in samples[0]
         }
     return to_device(batch, torch.device(device), channels_last="channels_last" in opts)
@@ -459,7 +470,7 @@ def phase_infer(job: PhaseJob, opts: frozenset[str]) -> dict[str, Any]:
 def phase_train(job: PhaseJob, opts: frozenset[str]) -> dict[str, Any]:
     """One training step at ``job.train_batch`` as the trainer runs it, split into forward+backward (with
     gradient clipping) and the optimiser step."""
-    from rsvg.engine.batching import forward_batch, normalised_target
+    from rsvg.engine.batching import forward_batch, normalised_objects, normalised_target
     from rsvg.engine.optim import build_optimizer
     from rsvg.models.loss import model_loss
 
@@ -482,6 +493,7 @@ def phase_train(job: PhaseJob, opts: frozenset[str]) -> dict[str, Any]:
     samples = make_samples(job.train_batch, cfg.image_size, cfg.max_tokens, lm.tokenizer, s.seed + 1)
     batch = make_batch(samples, opts, s.device)
     target = normalised_target(batch, cfg.image_size)
+    objects, categories = normalised_objects(batch, cfg.image_size), batch["category_index"]
     sync = _sync(s.device)
     clip = run_cfg.train.grad_clip
     parts: list[tuple[float, float]] = []
@@ -490,7 +502,7 @@ def phase_train(job: PhaseJob, opts: frozenset[str]) -> dict[str, Any]:
         t0 = time.perf_counter()
         with path_context(opts, job.amp, s.device, grad=True):
             out = forward_batch(net, batch, need_attention=run_cfg.loss.attention_weight > 0)
-        loss = model_loss(out, target, run_cfg.loss)["loss"]
+        loss = model_loss(out, target, run_cfg.loss, objects, categories)["loss"]
         scaler.scale(loss).backward()
         if clip > 0:
             scaler.unscale_(optimizer)
