@@ -194,8 +194,8 @@ class MBConvBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         y = x
         if self.expand != 1:
-            y = F.relu6(self._bn0(self._expand_conv(y)))
-        y = F.relu6(self._bn1(self._depthwise_conv(y)))
+            y = F.relu6(self._bn0(self._expand_conv(y)), inplace=True)
+        y = F.relu6(self._bn1(self._depthwise_conv(y)), inplace=True)
         y = self._bn2(self._project_conv(y))
         if self.residual:
             if self.drop_path > 0.0:
@@ -312,7 +312,7 @@ class EfficientNetLiteBackbone(Backbone):
             self._load_state(*state, strict=strict)
 
     def _features(self, images: Tensor, num_blocks: int) -> tuple[Tensor, list[Tensor]]:
-        x = F.relu6(self._bn0(self._conv_stem(images)))
+        x = F.relu6(self._bn0(self._conv_stem(images)), inplace=True)
         outputs: list[Tensor] = []
         for index in range(num_blocks):
             x = self._blocks[index](x)
@@ -339,7 +339,7 @@ class EfficientNetLiteBackbone(Backbone):
         if not self.with_classifier:
             raise RuntimeError("classify() needs EfficientNetLiteBackbone(..., with_classifier=True)")
         x = self._features(images, len(self._blocks))[0]
-        x = F.relu6(self._bn1(self._conv_head(x)))
+        x = F.relu6(self._bn1(self._conv_head(x)), inplace=True)
         return self._fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
     def load_weights(self, source: str | Path | Mapping[str, Any], *, strict: bool = True) -> LoadReport:
