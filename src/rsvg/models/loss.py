@@ -36,7 +36,7 @@ class LossConfig:
     smooth_l1_beta: float = 1.0
     attention_weight: float = 0.0
     cell_weight: float = 1.0  # model.head: cells only: weight of the cell-score cross-entropy
-    object_weight: float = 1.0  # model.object_head only: weight of the per-cell category focal loss
+    object_weight: float = 1.0  # model.object_head only: weight of its per-cell focal and query-category terms
 
     def __post_init__(self) -> None:
         for name in ("l1_weight", "giou_weight", "smooth_l1_beta", "attention_weight", "cell_weight", "object_weight"):
