@@ -11,10 +11,10 @@ from rich.console import Console
 
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for everything the demo makes.")] = Path("demo_out"),
-    images: Annotated[int, typer.Option(min=10, help="Synthetic scenes to generate.")] = 3000,
+    images: Annotated[int, typer.Option(min=10, help="Synthetic scenes to generate.")] = 3800,
     seed: Annotated[int, typer.Option(help="Seed of the scenes, the construction and the split.")] = 0,
     config: Annotated[Path, typer.Option(help="Training config.")] = Path("configs/mgvlf_lite.yaml"),
-    epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 3,
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 2,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override a training option: section.key=value.")
     ] = None,

@@ -35,11 +35,11 @@ class DemoOptions:
     """What the demo builds and trains; each option only invalidates the steps that depend on it."""
 
     out: Path = Path("demo_out")
-    images: int = 3000
+    images: int = 3800
     size: int = 800
     seed: int = 0
     config: Path = Path("configs/mgvlf_lite.yaml")
-    epochs: int | None = 3  # None: the config's
+    epochs: int | None = 2  # None: the config's
     overrides: list[str] = field(default_factory=list)
     workers: int = 2
     gallery: int = 12

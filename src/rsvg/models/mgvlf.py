@@ -17,7 +17,8 @@ in the fusion. With ``mlcm: false`` the same code is the TransVG-style baseline 
 
 Options that are not in the paper (off in its configs, on in the lite config; see :mod:`rsvg.models.config`):
 ``stride16_detail`` (the stride-16 map folded into the stride-32 tokens, :meth:`MGVLF.feature_map`),
-``positions_in_tokens``, ``visual_norm`` and ``head: cells`` (:class:`CellHead` instead of step 4).
+``positions_in_tokens``, ``visual_norm``, ``text_norm``, ``head: cells`` (:class:`CellHead` instead of step 4) and
+``object_head`` (per-cell categories and the query's category, whose agreement is a prior on the cell scores).
 """
 
 from __future__ import annotations
