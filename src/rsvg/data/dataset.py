@@ -104,7 +104,8 @@ class RSVGDataset(Dataset):
             raise ValueError("augmentation needs the images: load_images=False only works without augment")
         if augment is not None and image_objects:
             raise ValueError(
-                "image_objects (model.object_head) does not work with augmentation yet: set data.augment null"
+                "image_objects (model.object_head) does not work with augmentation yet (the transforms move the "
+                "referred box, not the image's other objects): set data.augment null or model.object_head false"
             )
         # image_id -> (K, 5) rows (DIOR class index, x1, y1, x2, y2 in original pixels): every distinct object
         # this split annotates in the image, for the object head's loss ("objects" in each sample)
