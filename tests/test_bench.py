@@ -295,3 +295,11 @@ def test_bench_features_compares_the_cache_batch_with_the_baseline(tmp_path: Pat
     assert r["cache_batch"] == 1 and r["baseline_batch"] == 64 and r["image_size"] == 64  # one image at a time on CPU
     assert r["cache_ms_per_image"] > 0 and r["baseline_ms_per_image"] > 0
     assert r["speedup"] == pytest.approx(r["baseline_ms_per_image"] / r["cache_ms_per_image"])
+
+
+def test_bench_features_names_a_missing_gpu_and_a_missing_config() -> None:
+    result = CliRunner().invoke(app, ["bench", "features", "--device", "cuda"])
+    if not torch.cuda.is_available():
+        assert result.exit_code == 2 and "CUDA is not available" in result.output
+    result = CliRunner().invoke(app, ["bench", "features", "-c", "no/such.yaml"])
+    assert result.exit_code == 2 and "no/such.yaml" in result.output

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from rsvg.bench.model_bench import check_device
 from rsvg.config import load_config
 from rsvg.engine.feature_cache import backbone_batch_size
 from rsvg.models.build import build_model
@@ -34,6 +35,7 @@ def benchmark_features(
     ``images`` random images each. ``overrides`` are ``key=value`` settings applied to the config."""
     if images < 1 or repeats < 1:
         raise ValueError("images and repeats must be at least 1")
+    check_device(device)
     if threads is not None:
         torch.set_num_threads(threads)
     cfg = load_config(config, overrides)

@@ -80,8 +80,13 @@ def bench_features(
 ) -> None:
     """The frozen backbone's feature cache: ms per image at the cache's batch size against a baseline batch."""
     from rsvg.bench.feature_bench import benchmark_features
+    from rsvg.bench.model_bench import BenchError
 
-    results = benchmark_features(config, images, baseline_batch, threads, repeats, device, overrides)
+    try:
+        results = benchmark_features(config, images, baseline_batch, threads, repeats, device, overrides)
+    except (BenchError, FileNotFoundError, ValueError) as exc:
+        Console(stderr=True).print(f"[red]rsvg bench features: {exc}[/red]", highlight=False)
+        raise typer.Exit(2) from None
     print_bench("rsvg bench features", results, Console(), json_out)
 
 
