@@ -48,11 +48,11 @@ import torch
 
 from rsvg.bench.machine import GIB, load_average, machine_info, median, peak_rss_bytes, rss_bytes, timed_runs
 from rsvg.config import RunConfig, config_from_dict, load_config
+from rsvg.data.categories import DIOR_CLASSES
 
 DIOR_RSVG_TRAIN_EXPRESSIONS = 26_991
 RELATIVE_TOLERANCE = 1e-4
 SOURCE_IMAGE_SIZE = 800  # DIOR images are 800×800
-NUM_CATEGORIES = 20  # DIOR
 
 # Queries of DIOR-RSVG's kind and of different lengths (so trimming to the longest query matters).
 QUERIES = (
@@ -264,7 +264,7 @@ def make_samples(n: int, image_size: int, max_tokens: int, tokenizer: Any, seed:
         lo = 0.2 + 0.05 * (i % 4)
         box = torch.tensor([lo, lo + 0.05, lo + 0.3, lo + 0.25]) * image_size
         other = torch.tensor([0.7, 0.6, 0.8, 0.75]) * image_size
-        category = i % NUM_CATEGORIES
+        category = i % len(DIOR_CLASSES)
         samples.append(
             {
                 "image": image,

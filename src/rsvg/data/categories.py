@@ -28,6 +28,9 @@ DIOR_CLASSES: tuple[str, ...] = (
     "windmill",
 )
 
+# Position of each canonical name in DIOR_CLASSES (the class index of the object head).
+CLASS_INDEX: dict[str, int] = {name: i for i, name in enumerate(DIOR_CLASSES)}
+
 # Words used in referring expressions for each class (attribute a1 of the paper).
 NATURAL_NAMES: dict[str, str] = {
     "airplane": "airplane",

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from rsvg.data.categories import DIOR_CLASSES
+from rsvg.data.categories import CLASS_INDEX
 from rsvg.data.dior_rsvg import load_split
 from rsvg.data.image_io import read_image_rgb
 from rsvg.data.records import DatasetError, GroundingSample
@@ -55,12 +55,11 @@ def box_to_original(box_network: torch.Tensor, letterbox_params: torch.Tensor) -
 
 def _objects_by_image(samples: Sequence[GroundingSample]) -> dict[str, torch.Tensor]:
     """``image_id → (K, 5)`` float64 rows ``(class index, x1, y1, x2, y2)``, one per distinct (class, box)."""
-    index = {name: i for i, name in enumerate(DIOR_CLASSES)}
     rows: dict[str, dict[tuple, None]] = {}
     for s in samples:
-        if s.category not in index:
+        if s.category not in CLASS_INDEX:
             raise DatasetError(f"{s.annotation_path}: category {s.category!r} is not a DIOR class (model.object_head)")
-        rows.setdefault(s.image_id, {})[(index[s.category], *s.box)] = None
+        rows.setdefault(s.image_id, {})[(CLASS_INDEX[s.category], *s.box)] = None
     return {image_id: torch.tensor(list(r), dtype=torch.float64) for image_id, r in rows.items()}
 
 
@@ -182,7 +181,7 @@ class RSVGDataset(Dataset):
             objects = self.image_objects[out["image_id"]]
             boxes = torch.as_tensor(params.box_to_network(objects[:, 1:]), dtype=torch.float32)
             out["objects"] = torch.cat([objects[:, :1].float(), boxes.reshape(-1, 4)], 1)
-            out["category_index"] = torch.tensor(DIOR_CLASSES.index(out["category"]), dtype=torch.int64)
+            out["category_index"] = torch.tensor(CLASS_INDEX[out["category"]], dtype=torch.int64)
 
     def _add_tokens(self, out: dict) -> None:
         if self.tokenizer is not None:

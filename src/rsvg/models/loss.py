@@ -108,10 +108,12 @@ def object_targets(objects: list[Tensor], height: int, width: int, classes: int)
     normalised to the network input."""
     device = objects[0].device if objects else torch.device("cpu")
     target = torch.zeros(len(objects), height * width, classes, device=device)
-    for b, obj in enumerate(objects):
-        if len(obj):
-            cells = centre_cells(obj[:, 1:].float(), height, width)
-            target[b, cells, obj[:, 0].long()] = 1.0
+    if objects:
+        rows = torch.cat(objects)
+        sample = torch.repeat_interleave(
+            torch.arange(len(objects), device=device), torch.tensor([len(o) for o in objects], device=device)
+        )
+        target[sample, centre_cells(rows[:, 1:].float(), height, width), rows[:, 0].long()] = 1.0
     return target
 
 
