@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from conftest import make_official_dataset
+from conftest import make_official_dataset, write_official_xml
 from rsvg.data.categories import DIOR_CLASSES
 from rsvg.data.dataset import RSVGDataset, box_to_original
 from rsvg.data.image_io import ImageReadError, read_image_rgb
@@ -111,3 +111,13 @@ def test_image_objects_list_every_object_the_split_annotates_in_the_image(tmp_pa
     assert [len(o) for o in batch["objects"]] == [1, 3] and batch["category_index"].shape == (2,)
     with pytest.raises(ValueError, match="augment"):
         RSVGDataset(root, "train", image_objects=True, augment=RandomHorizontalFlip(0.5))
+
+
+def test_image_objects_name_a_category_outside_dior(tmp_path):
+    root = make_official_dataset(tmp_path / "d")
+    xml = root / "Annotations" / "00001.xml"
+    pond = {"name": "pond", "box": (50, 60, 90, 100), "description": "A pond"}
+    write_official_xml(xml, "00001.jpg", 200, 160, [pond])
+    assert [s.category for s in RSVGDataset(root, "train").samples].count("pond") == 1  # fine without the head
+    with pytest.raises(DatasetError, match=r"00001\.xml.*'pond' is not a DIOR class"):
+        RSVGDataset(root, "train", image_objects=True)
