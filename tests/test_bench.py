@@ -42,6 +42,9 @@ TINY = [
     "model.visual_encoder_layers=1",
     "model.fusion_layers=1",
     "model.extra_padding=1",
+    "model.zoom_window=32",
+    "model.zoom_jitter=8",
+    "model.zoom_max_side=24",
     "model.dropout=0.0",
 ]
 
@@ -287,7 +290,18 @@ def test_bench_from_a_checkpoint(tiny_bert: Path, tmp_path: Path) -> None:
 
 def test_bench_features_compares_the_cache_batch_with_the_baseline(tmp_path: Path) -> None:
     out = tmp_path / "features.json"
-    args = ["bench", "features", "-c", "configs/mgvlf_lite.yaml", "--set", "model.image_size=64"]
+    args = [
+        "bench",
+        "features",
+        "-c",
+        "configs/mgvlf_lite.yaml",
+        "--set",
+        "model.image_size=64",
+        "--set",
+        "model.zoom_window=32",
+        "--set",
+        "model.zoom_jitter=8",
+    ]
     args += ["--set", "model.pretrained_backbone=false", "--images", "4", "--repeats", "1", "--json", str(out)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output

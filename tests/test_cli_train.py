@@ -30,7 +30,9 @@ def test_train_eval_ground_commands(official_dataset, tmp_path):
             str(official_dataset),
             "--out",
             str(out),
-            *sets(*TINY_MODEL, "model.freeze_backbone=false", "train.epochs=1", "train.batch_size=3"),
+            *sets(
+                *TINY_MODEL, "model.freeze_backbone=false", "model.zoom=false", "train.epochs=1", "train.batch_size=3"
+            ),
         ],
     )
     assert res.exit_code == 0, res.output

@@ -7,8 +7,9 @@ import torch.nn.functional as F
 from rsvg.config import load_config
 from rsvg.models.build import build_model
 from rsvg.models.config import ModelConfig
+from rsvg.models.heads import CellHead
 from rsvg.models.loss import model_loss
-from rsvg.models.mgvlf import CellHead, visual_padding_mask
+from rsvg.models.mgvlf import visual_padding_mask
 
 TINY = {
     "backbone": "efficientnet_lite0",

@@ -32,6 +32,10 @@ TINY_MODEL = [
     "data.workers=0",
     "train.log_every=50",
     "train.channels_last=false",
+    # the lite config's second look, scaled to the 64-px input (a 32-px window, 4x4 tokens at 2x)
+    "model.zoom_window=32",
+    "model.zoom_jitter=8",
+    "model.zoom_max_side=24",
 ]
 
 

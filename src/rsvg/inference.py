@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from rsvg.data.dataset import RSVGDataset
 from rsvg.data.image_io import ImageReadError, read_image_rgb
 from rsvg.data.tokenizer import QueryTooLongError
-from rsvg.data.transforms import letterbox, normalize
+from rsvg.data.transforms import letterbox, normalize, zoom_letterbox
 from rsvg.engine.checkpoint import TEXT_DIR, CheckpointError, load_weights, read_checkpoint_meta
 from rsvg.models.build import build_model
 from rsvg.models.config import ModelConfig
@@ -48,6 +48,8 @@ class Grounder:
         self.tokenizer = model.text.tokenizer()
         self.image_size = model.cfg.image_size
         self.max_tokens = model.cfg.max_tokens
+        # model.zoom: the second look reads the image letterboxed this many times finer
+        self.zoom_scale = model.cfg.zoom_scale if model.cfg.zoom else None
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", *, fold_batchnorm: bool = True) -> Grounder:
@@ -85,6 +87,7 @@ class Grounder:
             max_tokens=self.max_tokens,
             mean=self.mean,
             std=self.std,
+            zoom_scale=self.zoom_scale,
         )
 
     def _prepare(self, image: str | Path | np.ndarray, query: str) -> tuple[torch.Tensor, ...]:
@@ -101,14 +104,15 @@ class Grounder:
             raise ValueError("the query is empty")
         tensor = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)
         canvas, pad_mask, params = letterbox(tensor, self.image_size)
+        zoom = zoom_letterbox(tensor, params, self.zoom_scale) if self.zoom_scale is not None else None
         ids, mask = self.tokenizer.encode(" ".join(query.split()), self.max_tokens, truncate=False)
-        return canvas, pad_mask, params, torch.tensor([ids]), torch.tensor([mask])
+        return canvas, pad_mask, params, torch.tensor([ids]), torch.tensor([mask]), zoom
 
     @torch.inference_mode()
     def predict(self, image: str | Path | np.ndarray, query: str, return_attention: bool = False) -> GroundingResult:
         """Ground ``query`` on ``image`` (a path or an RGB array). Raises :class:`ImageReadError`,
         :class:`QueryTooLongError` or ``ValueError`` (empty query) on bad input."""
-        canvas, pad_mask, params, ids, mask = self._prepare(image, query)
+        canvas, pad_mask, params, ids, mask, zoom = self._prepare(image, query)
         x = normalize(canvas, self.mean, self.std, pad_mask).unsqueeze(0).to(self.device)
         n = int(mask.sum())
         out = self.model(
@@ -117,6 +121,7 @@ class Grounder:
             ids[:, :n].to(self.device),
             mask[:, :n].to(self.device),
             need_attention=return_attention,
+            zoom_image=zoom.unsqueeze(0).to(self.device) if zoom is not None else None,
         )
         box = params.box_to_original(out.boxes[0].double().cpu() * self.image_size)
         attention = mlcm = None

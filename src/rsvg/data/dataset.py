@@ -14,6 +14,10 @@ Each sample::
     image_id        str
     index           int                 global object index (the split files' numbering)
     category        str
+    zoom_image      uint8   (3, S·k, S·k) the image letterboxed k = zoom_scale times finer (with ``zoom_scale``:
+                                        what the second look of ``model.zoom`` reads at inference)
+    zoom_features, zoom_origin, zoom_valid  a training crop's maps, window corner and presence (with
+                                        ``zoom_crops``: :class:`~rsvg.engine.feature_cache.ZoomCrops`)
 
 Augmentation randomness comes from a generator seeded by ``(seed, epoch, index)``: the same epoch gives the
 same samples whatever the worker count or the order, which makes resumed training repeat exactly.
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -42,7 +47,14 @@ from rsvg.data.transforms import (
     letterbox_geometry,
     normalize,
     padding_mask,
+    zoom_letterbox,
 )
+
+
+class ZoomCropSource(Protocol):
+    """What the dataset needs of the second look's training crops (:class:`rsvg.engine.feature_cache.ZoomCrops`)."""
+
+    def for_sample(self, index: int) -> dict[str, torch.Tensor]: ...
 
 
 def box_to_original(box_network: torch.Tensor, letterbox_params: torch.Tensor) -> torch.Tensor:
@@ -83,6 +95,8 @@ class RSVGDataset(Dataset):
         load_images: bool = True,
         image_features: Mapping[str, torch.Tensor] | None = None,
         image_objects: bool = False,
+        zoom_scale: int | None = None,
+        zoom_crops: ZoomCropSource | None = None,
     ) -> None:
         self.root = Path(root)
         self.split = split
@@ -106,6 +120,14 @@ class RSVGDataset(Dataset):
                 "image_objects (model.object_head) does not work with augmentation yet (the transforms move the "
                 "referred box, not the image's other objects): set data.augment null or model.object_head false"
             )
+        if augment is not None and (zoom_scale is not None or zoom_crops is not None):
+            raise ValueError(
+                "model.zoom does not work with augmentation (its training crops are encoded once): set "
+                "data.augment null or model.zoom false"
+            )
+        self.zoom_scale = zoom_scale
+        self.zoom_crops = zoom_crops
+        self._zoom_memo: tuple[str, torch.Tensor] | None = None  # the last image's zoom canvas
         # image_id -> (K, 5) rows (DIOR class index, x1, y1, x2, y2 in original pixels): every distinct object
         # this split annotates in the image, for the object head's loss ("objects" in each sample)
         self.image_objects = _objects_by_image(self.samples) if image_objects else None
@@ -150,6 +172,9 @@ class RSVGDataset(Dataset):
         }
         self._add_objects(out, params)
         self._add_tokens(out)
+        if self.zoom_scale is not None:
+            out["zoom_image"] = zoom_letterbox(image, params, self.zoom_scale)
+        self._add_zoom_crop(out)
         return out
 
     def _without_image(self, s: GroundingSample) -> dict:
@@ -174,7 +199,30 @@ class RSVGDataset(Dataset):
             out["image_features"] = self.image_features[s.image_id].float()
         self._add_objects(out, params)
         self._add_tokens(out)
+        if self.zoom_scale is not None:
+            out["zoom_image"] = self._zoom_canvas(s, params)
+        self._add_zoom_crop(out)
         return out
+
+    def _zoom_canvas(self, s: GroundingSample, params: LetterboxParams) -> torch.Tensor:
+        """The zoom canvas of ``s``'s image, decoded once for consecutive samples of the same image (a split
+        lists an image's expressions one after another)."""
+        if self._zoom_memo is not None and self._zoom_memo[0] == s.image_id:
+            return self._zoom_memo[1]
+        rgb = read_image_rgb(s.image_path)
+        if rgb.shape[:2] != (s.height, s.width):
+            raise DatasetError(
+                f"{s.annotation_path}: <size> says {s.width}x{s.height} but {s.image_path} is "
+                f"{rgb.shape[1]}x{rgb.shape[0]}"
+            )
+        image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)
+        canvas = zoom_letterbox(image, params, self.zoom_scale or 1)
+        self._zoom_memo = (s.image_id, canvas)
+        return canvas
+
+    def _add_zoom_crop(self, out: dict) -> None:
+        if self.zoom_crops is not None:
+            out.update(self.zoom_crops.for_sample(out["index"]))
 
     def _add_objects(self, out: dict, params: LetterboxParams) -> None:
         if self.image_objects is not None:

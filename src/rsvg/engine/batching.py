@@ -18,6 +18,10 @@ TENSOR_KEYS = (
     "input_ids",
     "attention_mask",
     "category_index",
+    "zoom_image",
+    "zoom_features",
+    "zoom_origin",
+    "zoom_valid",
 )
 
 
@@ -68,7 +72,8 @@ def normalised_objects(batch: dict[str, Any], image_size: int) -> list[Tensor] |
 
 
 def forward_batch(model: torch.nn.Module, batch: dict[str, Any], need_attention: bool = False) -> Any:
-    """Run the model on a batch that carries either images or cached backbone features."""
+    """Run the model on a batch that carries either images or cached backbone features (and, for
+    ``model.zoom``, zoom canvases or the training crops' maps)."""
     return model(
         batch.get("image"),
         batch["padding_mask"],
@@ -76,4 +81,8 @@ def forward_batch(model: torch.nn.Module, batch: dict[str, Any], need_attention:
         batch["attention_mask"],
         need_attention,
         image_features=batch.get("image_features"),
+        zoom_image=batch.get("zoom_image"),
+        zoom_features=batch.get("zoom_features"),
+        zoom_origin=batch.get("zoom_origin"),
+        zoom_valid=batch.get("zoom_valid"),
     )

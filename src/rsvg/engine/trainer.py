@@ -49,7 +49,7 @@ from rsvg.engine.evaluate import (
     predict,
     write_predictions,
 )
-from rsvg.engine.feature_cache import cache_bytes, compute_image_features
+from rsvg.engine.feature_cache import cache_bytes, compute_image_features, compute_zoom_crops
 from rsvg.engine.optim import build_optimizer, build_scheduler
 from rsvg.engine.sampler import ResumableShardedSampler
 from rsvg.models.build import build_model
@@ -112,6 +112,11 @@ class Trainer:
             "mean": self.model.backbone.mean,
             "std": self.model.backbone.std,
         }
+        if cfg.model.zoom and cfg.data.augment is not None:
+            raise ValueError(
+                "model.zoom does not work with augmentation (its training crops are encoded once): set "
+                "data.augment null or model.zoom false"
+            )
         augment = build_train_transforms(cfg.data.augment) if cfg.data.augment is not None else None
         self.train_set = RSVGDataset(
             cfg.data.root,
@@ -121,12 +126,16 @@ class Trainer:
             image_objects=cfg.model.object_head,
             **common,
         )
-        self.val_set = RSVGDataset(cfg.data.root, cfg.data.val_split, **common)
+        # with model.zoom validation reads each image again, letterboxed zoom_scale times finer (the second look)
+        zoom_scale = cfg.model.zoom_scale if cfg.model.zoom else None
+        self.val_set = RSVGDataset(cfg.data.root, cfg.data.val_split, zoom_scale=zoom_scale, **common)
         if len(self.train_set) == 0:
             raise DatasetError(f"{cfg.data.root}: the {cfg.data.train_split} split is empty")
         # image_id -> the frozen backbone's map, when cached (see _maybe_cache_backbone_features)
         self.image_features: dict[str, torch.Tensor] | None = None
         self._maybe_cache_backbone_features()
+        if cfg.model.zoom:
+            self._encode_zoom_crops()
 
         self.sampler = ResumableShardedSampler(
             len(self.train_set),
@@ -146,7 +155,8 @@ class Trainer:
             self.net = DistributedDataParallel(
                 self.model,
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=False,
+                # the second look trains only on samples with small targets: a batch may have none
+                find_unused_parameters=cfg.model.zoom,
             )
         if cfg.train.compile:
             self.net = torch.compile(self.net)
@@ -188,6 +198,17 @@ class Trainer:
         self.console.print(
             f"cached the frozen backbone's features of {n_images} images ({size / 2**20:.0f} MiB) in "
             f"{time.perf_counter() - t0:.1f} s",
+            highlight=False,
+        )
+
+    def _encode_zoom_crops(self) -> None:
+        """``model.zoom``: encode the second look's training crops once (the backbone is frozen)."""
+        t0 = time.perf_counter()
+        crops = compute_zoom_crops(self.model, self.train_set.samples, self.device, seed=self.cfg.train.seed)
+        self.train_set.zoom_crops = crops
+        self.console.print(
+            f"encoded the second look's {len(crops.rows)} training crops (targets <= {self.cfg.model.zoom_max_side:g} "
+            f"input px of {len(self.train_set)}) in {time.perf_counter() - t0:.1f} s",
             highlight=False,
         )
 
@@ -257,6 +278,8 @@ class Trainer:
             sums["cell"] = 0.0
         if cfg.model.object_head:
             sums["object"] = sums["category"] = 0.0
+        if cfg.model.zoom:
+            sums["zoom"] = 0.0  # a batch without small targets adds 0
         count, t0, seen = 0, time.perf_counter(), 0
         interactive = self.console.is_terminal
         self.optimizer.zero_grad(set_to_none=True)
@@ -283,7 +306,7 @@ class Trainer:
             seen += n
             count += 1
             for k in sums:
-                sums[k] += float(losses[k].detach())
+                sums[k] += float(losses[k].detach()) if k in losses else 0.0
             if self.step_in_epoch % cfg.train.log_every == 0 or self.step_in_epoch == self.steps_per_epoch:
                 rate = seen * dist.world_size() / max(time.perf_counter() - t0, 1e-9)
                 self.console.print(

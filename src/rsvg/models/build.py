@@ -12,6 +12,16 @@ from rsvg.models.mgvlf import MGVLF
 from rsvg.models.text_encoder import TextEncoder
 
 
+def backbone_levels(cfg: ModelConfig) -> tuple[int, ...]:
+    """The backbone strides the model reads: 32; 16 with ``stride16_detail``; 8 and 16 with ``zoom``."""
+    levels = {32}
+    if cfg.stride16_detail:
+        levels.add(16)
+    if cfg.zoom:
+        levels |= {8, 16}
+    return tuple(sorted(levels))
+
+
 def build_model(cfg: ModelConfig, *, load_pretrained: bool = True, text_folder: Path | None = None) -> MGVLF:
     """Build the grounding model.
 
@@ -25,7 +35,7 @@ def build_model(cfg: ModelConfig, *, load_pretrained: bool = True, text_folder: 
         cfg.backbone,
         weights=weights,
         pretrained=load_pretrained and cfg.pretrained_backbone,
-        return_levels=(16, 32) if cfg.stride16_detail else (32,),
+        return_levels=backbone_levels(cfg),
     )
     # Without a sentence token in the MLCM memory the pooler would get no gradient (DDP rejects that): drop it.
     sentence = cfg.sentence_feature if cfg.mlcm and "sentence" in cfg.memory else "mean"

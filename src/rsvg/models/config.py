@@ -72,6 +72,18 @@ class ModelConfig:
     # cell, trained (loss.object_weight) on every object of the image the training split annotates, not only
     # the referred one: dense supervision of what the cells head must recognise, from the same annotation files.
     object_head: bool = False
+    # The second look at small objects (rsvg.models.zoom): when the first box's longer side is at most
+    # zoom_max_side input pixels, a window of zoom_window input pixels centred on it is read again from the image
+    # letterboxed at zoom_scale x image_size (the frozen backbone's stride-8 and stride-16 maps of the crop), and
+    # a text-conditioned cells head on that crop (zoom_layers decoder layers) gives the box. Trained on crops
+    # around the referred objects no larger than zoom_max_side, moved by up to +-zoom_jitter input pixels.
+    # Needs freeze_backbone (the training crops' maps are computed once).
+    zoom: bool = False
+    zoom_scale: int = 2
+    zoom_window: int = 96
+    zoom_max_side: float = 46.0
+    zoom_jitter: float = 32.0
+    zoom_layers: int = 2
 
     def __post_init__(self) -> None:
         bad = [m for m in self.memory if m not in MEMORY_PARTS]
@@ -87,6 +99,34 @@ class ModelConfig:
             raise ValueError(f"model.head must be reg or cells, got {self.head!r}")
         if self.max_tokens < 3:
             raise ValueError("model.max_tokens must leave room for [CLS], one word and [SEP]")
+        if self.zoom:
+            self._check_zoom()
+
+    def _check_zoom(self) -> None:
+        if not self.freeze_backbone:
+            raise ValueError("model.zoom needs model.freeze_backbone: true (its training crops are encoded once)")
+        if self.zoom_scale < 1:
+            raise ValueError(f"model.zoom_scale must be >= 1, got {self.zoom_scale}")
+        if not 16 <= self.zoom_window <= self.image_size or (self.zoom_window * self.zoom_scale) % 16:
+            raise ValueError(
+                f"model.zoom_window must lie in 16..model.image_size ({self.image_size}) and zoom_window x "
+                f"zoom_scale must be a multiple of 16 (the crop's token grid), got {self.zoom_window} x "
+                f"{self.zoom_scale}"
+            )
+        if self.zoom_max_side <= 0:
+            raise ValueError(f"model.zoom_max_side must be > 0 (input pixels), got {self.zoom_max_side}")
+        if not 0 <= self.zoom_jitter < self.zoom_window / 2:
+            raise ValueError(
+                f"model.zoom_jitter must lie in 0..zoom_window/2 ({self.zoom_window / 2:g}) so that the target "
+                f"stays in its training window, got {self.zoom_jitter}"
+            )
+        if self.zoom_layers < 1:
+            raise ValueError(f"model.zoom_layers must be >= 1, got {self.zoom_layers}")
+
+    @property
+    def zoom_grid(self) -> int:
+        """Side of the second look's token grid (stride 16 of the ``zoom_window · zoom_scale`` crop)."""
+        return self.zoom_window * self.zoom_scale // 16
 
     @property
     def multiscale(self) -> bool:

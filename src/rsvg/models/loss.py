@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
 
+from rsvg.models.zoom import to_window
+
 if TYPE_CHECKING:
     from rsvg.models.mgvlf import GroundingOutput
 
@@ -37,9 +39,18 @@ class LossConfig:
     attention_weight: float = 0.0
     cell_weight: float = 1.0  # model.head: cells only: weight of the cell-score cross-entropy
     object_weight: float = 1.0  # model.object_head only: weight of its per-cell focal and query-category terms
+    zoom_weight: float = 1.0  # model.zoom only: weight of the second look's cells loss (its own L1, GIoU, cell)
 
     def __post_init__(self) -> None:
-        for name in ("l1_weight", "giou_weight", "smooth_l1_beta", "attention_weight", "cell_weight", "object_weight"):
+        for name in (
+            "l1_weight",
+            "giou_weight",
+            "smooth_l1_beta",
+            "attention_weight",
+            "cell_weight",
+            "object_weight",
+            "zoom_weight",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"loss.{name} must be >= 0, got {getattr(self, name)}")
 
@@ -154,6 +165,13 @@ def model_loss(
         cat = F.cross_entropy(out.query_category_logits.float(), categories)
         losses["loss"] = losses["loss"] + cfg.object_weight * (obj + cat)
         losses["object"], losses["category"] = obj.detach(), cat.detach()
+    if out.zoom_scores is not None and out.zoom_boxes is not None and out.zoom_rows is not None:
+        size, window = out.zoom_geometry  # type: ignore[misc]
+        in_window = to_window(target[out.zoom_rows].float(), out.zoom_origins, size, window)  # type: ignore[arg-type]
+        side = math.isqrt(out.zoom_scores.shape[1])
+        zoom = _cell_losses(out.zoom_scores, out.zoom_boxes, in_window, side, side, cfg)["loss"]
+        losses["loss"] = losses["loss"] + cfg.zoom_weight * zoom
+        losses["zoom"] = zoom.detach()
     return losses
 
 
@@ -161,11 +179,24 @@ def _box_losses(out: GroundingOutput, target: Tensor, cfg: LossConfig) -> dict[s
     if out.cell_scores is None or out.cell_boxes is None:
         return grounding_loss(out.boxes, target, cfg, out.attention)
     height, width = _grid_shape(out)
+    return _cell_losses(out.cell_scores, out.cell_boxes, target, height, width, cfg, out.attention)
+
+
+def _cell_losses(
+    scores: Tensor,
+    cell_boxes: Tensor,
+    target: Tensor,
+    height: int,
+    width: int,
+    cfg: LossConfig,
+    attention: Tensor | None = None,
+) -> dict[str, Tensor]:
+    """The cells head's terms: :func:`grounding_loss` on the box of the cell holding the target's centre, plus
+    ``cell_weight`` × the cross-entropy of the cell scores against that cell."""
     cells = centre_cells(target.float(), height, width)
     rows = torch.arange(len(cells), device=cells.device)
-    losses = grounding_loss(out.cell_boxes[rows, cells], target, cfg, out.attention)
-    scores = out.cell_scores.float().clamp(min=-1e4)  # padding cells hold -inf
-    cell = F.cross_entropy(scores, cells)
+    losses = grounding_loss(cell_boxes[rows, cells], target, cfg, attention)
+    cell = F.cross_entropy(scores.float().clamp(min=-1e4), cells)  # padding cells hold -inf
     losses["loss"] = losses["loss"] + cfg.cell_weight * cell
     losses["cell"] = cell.detach()
     return losses

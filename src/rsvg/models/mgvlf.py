@@ -23,7 +23,6 @@ Options that are not in the paper (off in its configs, on in the lite config; se
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -32,8 +31,18 @@ from torch import Tensor, nn
 
 from rsvg.data.categories import DIOR_CLASSES
 from rsvg.models.config import ModelConfig
+from rsvg.models.heads import BoxHead, CellHead
 from rsvg.models.text_encoder import TextEncoder
 from rsvg.models.transformer import DecoderLayer, Encoder, sine_position_encoding
+from rsvg.models.zoom import (
+    SecondLook,
+    crop_map,
+    crop_windows,
+    from_window,
+    needs_zoom,
+    window_origins,
+    window_token_padding,
+)
 
 BACKBONE_STRIDE = 32
 
@@ -65,69 +74,6 @@ class ExtraLevels(nn.Module):
         return outs
 
 
-class BoxHead(nn.Module):
-    """MLP(D → D → 4) with a ReLU; sigmoid ``(cx, cy, w, h)`` → ``(x1, y1, x2, y2)`` (never inverted)."""
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, dim)
-        self.fc2 = nn.Linear(dim, 4)
-
-    def forward(self, x: Tensor) -> Tensor:
-        cx, cy, w, h = self.fc2(F.relu(self.fc1(x))).float().sigmoid().unbind(-1)
-        return torch.stack((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), -1)
-
-
-class CellHead(nn.Module):
-    """``head: cells`` (not in the paper): per visual token a score and a box anchored on the token's cell.
-
-    Scores are logits over the cells (padding cells get ``-inf``): an MLP of the token plus a bilinear match of
-    the token with the sentence feature (``(W_v x)·(W_s s)/√D``), which makes "does this cell show what the
-    query says" a direct term rather than one the fusion layers must first learn to write into the token.
-
-    A cell ``(i, j)`` of an ``h × w`` grid predicts the centre ``((j + 2σ(tx) - 0.5) / w, (i + 2σ(ty) - 0.5) / h)``
-    (from half a cell before it to half a cell after it) and the size ``(e^tw / w, e^th / h)`` clamped to the
-    input (one cell at initialisation): valid boxes by construction.
-    """
-
-    def __init__(self, dim: int, text_dim: int) -> None:
-        super().__init__()
-        # no biases where they would add the same constant to every cell (the softmax ignores it)
-        self.score = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, 1, bias=False))
-        self.match_visual = nn.Linear(dim, dim, bias=False)
-        self.match_text = nn.Linear(text_dim, dim)
-        self.box = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, 4))
-
-    def forward(
-        self,
-        tokens: Tensor,
-        padding: Tensor,
-        height: int,
-        width: int,
-        sentence: Tensor,
-        prior: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor]:
-        """``tokens`` (B, h*w, D), ``padding`` (B, h*w), ``sentence`` (B, text_dim) → scores (B, h*w) and boxes
-        (B, h*w, 4). ``prior`` (B, h*w), when given, is added to the scores (the category prior of
-        ``object_head``)."""
-        match = (self.match_visual(tokens) @ self.match_text(sentence).unsqueeze(-1)).squeeze(-1)
-        scores = self.score(tokens).squeeze(-1) + match / math.sqrt(tokens.shape[-1])
-        if prior is not None:
-            scores = scores + prior
-        scores = scores.float().masked_fill(padding, float("-inf"))
-        tx, ty, tw, th = self.box(tokens).float().unbind(-1)
-        grid_y, grid_x = torch.meshgrid(
-            torch.arange(height, device=tokens.device, dtype=torch.float32),
-            torch.arange(width, device=tokens.device, dtype=torch.float32),
-            indexing="ij",
-        )
-        cx = (grid_x.flatten() + 2 * tx.sigmoid() - 0.5) / width
-        cy = (grid_y.flatten() + 2 * ty.sigmoid() - 0.5) / height
-        w = (tw.clamp(max=math.log(width)).exp() / width).clamp(max=1.0)
-        h = (th.clamp(max=math.log(height)).exp() / height).clamp(max=1.0)
-        return scores, torch.stack((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), -1)
-
-
 @dataclass
 class GroundingOutput:
     """Predicted boxes, normalised ``(x1, y1, x2, y2)`` in the network input, and optional attention maps."""
@@ -143,6 +89,16 @@ class GroundingOutput:
     # the referred object's category read from the query
     object_logits: Tensor | None = None
     query_category_logits: Tensor | None = None
+    # ``zoom`` only (:mod:`rsvg.models.zoom`): the samples that got a second look (``zoom_rows``, (Z,)), their
+    # windows' input-pixel corners (Z, 2), the second look's cell scores (Z, g²) and window-normalised boxes
+    # (Z, g², 4); at inference also the first look's boxes (B, 4) (``boxes`` then holds the second look's box
+    # for the ``zoom_rows``)
+    zoom_rows: Tensor | None = None
+    zoom_origins: Tensor | None = None
+    zoom_scores: Tensor | None = None
+    zoom_boxes: Tensor | None = None
+    first_boxes: Tensor | None = None
+    zoom_geometry: tuple[int, int] | None = None  # (image_size, zoom_window): maps targets into the windows
 
 
 def visual_padding_mask(padding_mask: Tensor, height: int, width: int) -> Tensor:
@@ -171,7 +127,9 @@ class MGVLF(nn.Module):
         d = cfg.hidden_dim
         self.backbone = backbone
         self.text = text_encoder
-        c5 = backbone.out_channels[-1] + (4 * backbone.out_channels[0] if cfg.stride16_detail else 0)
+        # backbone channels per stride (the backbone returns the levels backbone_levels(cfg) names)
+        self.level_channels = dict(zip(backbone.return_levels, backbone.out_channels, strict=True))
+        c5 = self.level_channels[32] + (4 * self.level_channels[16] if cfg.stride16_detail else 0)
         self.feature_channels = c5  # channels of the map encode_image returns (what feature caches store)
         b = text_encoder.hidden_size
         side = -(-cfg.image_size // BACKBONE_STRIDE)
@@ -206,6 +164,22 @@ class MGVLF(nn.Module):
         self.object_head = nn.Linear(d, len(DIOR_CLASSES)) if cfg.object_head else None
         self.query_category = nn.Linear(b, len(DIOR_CLASSES)) if cfg.object_head else None
         self.prior_scale = nn.Parameter(torch.ones(())) if cfg.object_head else None
+
+        # --- The second look at small objects (not in the paper; rsvg.models.zoom) ---
+        self.second_look = (
+            SecondLook(
+                self.level_channels[16] + 4 * self.level_channels[8],
+                d,
+                b,
+                cfg.heads,
+                cfg.ffn_dim,
+                cfg.zoom_layers,
+                cfg.zoom_grid,
+                cfg.max_tokens,
+            )
+            if cfg.zoom
+            else None
+        )
         self._init_new_parameters()
 
     def _init_new_parameters(self) -> None:
@@ -264,12 +238,22 @@ class MGVLF(nn.Module):
         *,
         image_features: Tensor | None = None,
         text_features: tuple[Tensor, Tensor] | None = None,
+        zoom_image: Tensor | None = None,
+        zoom_features: Tensor | None = None,
+        zoom_origin: Tensor | None = None,
+        zoom_valid: Tensor | None = None,
     ) -> GroundingOutput:
         """``image`` (B, 3, S, S) normalised, ``padding_mask`` (B, S, S) True on padding, token ids and mask
         (B, Nt). Returns normalised boxes (and the [REG] attention map on request).
 
         ``image_features`` (the backbone's map, :meth:`encode_image`) replaces ``image`` when given;
-        ``text_features`` (words, sentence) likewise replaces the text encoder's output."""
+        ``text_features`` (words, sentence) likewise replaces the text encoder's output.
+
+        With ``model.zoom``: ``zoom_image`` (B, 3, S·k, S·k) uint8, the image letterboxed at ``zoom_scale`` k
+        (:func:`~rsvg.data.transforms.zoom_letterbox`), gives the small first boxes a second look (inference);
+        in training ``zoom_features`` (B, C, g, g) (:meth:`zoom_map` of crops around the targets),
+        ``zoom_origin`` (B, 2) (their input-pixel corners) and ``zoom_valid`` (B,) (which samples have one)
+        instead. Without either the model answers with its first look."""
         # 1. Multimodal encoder (either part may come precomputed: frozen encoders' features are cacheable)
         feats = self.encode_image(image) if image_features is None else image_features  # (B, C5, h, w)
         bsz, _, h, w = feats.shape
@@ -286,6 +270,7 @@ class MGVLF(nn.Module):
             level1 = level1 + pos1
         vis_mask = visual_padding_mask(padding_mask, h, w)
         words, sentence = self.text(input_ids, attention_mask) if text_features is None else text_features
+        raw_words, raw_sentence = words, sentence  # the second look normalises them itself
         if self.word_norm is not None and self.sentence_norm is not None:
             words, sentence = self.word_norm(words), self.sentence_norm(sentence)
         text_pad = attention_mask == 0
@@ -334,29 +319,89 @@ class MGVLF(nn.Module):
             best = scores.argmax(1)
             boxes = cell_boxes[torch.arange(bsz, device=best.device), best]
             attention = scores.softmax(1).reshape(bsz, h, w) if need_attention else None
-            return GroundingOutput(boxes, attention, scores, cell_boxes, mlcm_attention, object_logits, query_logits)
-        boxes = self.head(out[:, -1])
-        attention = None
-        if weights is not None:
-            attention = weights[:, -1, : h * w].reshape(bsz, h, w)
-        return GroundingOutput(
-            boxes=boxes,
-            attention=attention,
-            mlcm_attention=mlcm_attention,
-            object_logits=object_logits,
-            query_category_logits=query_logits,
+            result = GroundingOutput(boxes, attention, scores, cell_boxes, mlcm_attention, object_logits, query_logits)
+        else:
+            attention = None
+            if weights is not None:
+                attention = weights[:, -1, : h * w].reshape(bsz, h, w)
+            result = GroundingOutput(
+                boxes=self.head(out[:, -1]),
+                attention=attention,
+                mlcm_attention=mlcm_attention,
+                object_logits=object_logits,
+                query_category_logits=query_logits,
+            )
+
+        # 5. The second look at small objects (model.zoom, not in the paper)
+        if self.second_look is None:
+            return result
+        cfg = self.cfg
+        training_crops = zoom_features is not None and zoom_origin is not None and zoom_valid is not None
+        if training_crops:  # crops around the targets, encoded once (rsvg.engine.feature_cache)
+            rows = zoom_valid.nonzero().flatten()
+            origins = zoom_origin[rows]
+        elif zoom_image is not None:  # inference: windows around the small first boxes
+            rows = needs_zoom(result.boxes.detach(), cfg.image_size, cfg.zoom_max_side).nonzero().flatten()
+            origins = window_origins(result.boxes.detach()[rows], cfg.image_size, cfg.zoom_window)
+        else:
+            return result
+        if len(rows) == 0:
+            return result
+        if training_crops:
+            maps = zoom_features[rows]  # type: ignore[index]
+            crop_pad = torch.stack(
+                [
+                    padding_mask[r, y0 : y0 + cfg.zoom_window, x0 : x0 + cfg.zoom_window]
+                    for r, (x0, y0) in zip(rows.tolist(), origins.tolist(), strict=True)
+                ]
+            )
+        else:
+            crops, crop_pad = crop_windows(
+                zoom_image[rows],  # type: ignore[index]
+                padding_mask[rows],
+                origins,
+                cfg.zoom_window,
+                cfg.zoom_scale,
+                self.backbone.mean,
+                self.backbone.std,
+            )
+            maps = self.zoom_map(crops)
+        scores, zoom_boxes = self.second_look(
+            maps,
+            origins,
+            cfg.image_size,
+            cfg.zoom_window,
+            window_token_padding(crop_pad, cfg.zoom_grid),
+            raw_words[rows],
+            raw_sentence[rows],
+            text_pad[rows],
         )
+        result.zoom_rows, result.zoom_origins, result.zoom_scores, result.zoom_boxes = rows, origins, scores, zoom_boxes
+        result.zoom_geometry = (cfg.image_size, cfg.zoom_window)
+        if not training_crops:  # the second look's box replaces the first
+            best = zoom_boxes[torch.arange(len(rows), device=rows.device), scores.argmax(1)]
+            result.first_boxes = result.boxes
+            boxes = result.boxes.clone()
+            boxes[rows] = from_window(best, origins, cfg.image_size, cfg.zoom_window).to(boxes.dtype)
+            result.boxes = boxes
+        return result
+
+    def zoom_map(self, crops: Tensor) -> Tensor:
+        """The second look's input from normalised crops: :func:`~rsvg.models.zoom.crop_map`."""
+        return crop_map(self.backbone, crops)
 
     def encode_image(self, image: Tensor) -> Tensor:
         """The backbone's stride-32 map ``(B, C5, h, w)`` (with ``stride16_detail``, ``C5 + 4·C4`` channels)."""
         return self.feature_map(self.backbone(image))
 
     def feature_map(self, maps: list[Tensor]) -> Tensor:
-        """The visual input of the model from the backbone's maps (stride 16 first when asked for, then 32)."""
+        """The visual input of the model from the backbone's maps (those of ``backbone.return_levels``, highest
+        resolution first): the stride-32 map, with ``stride16_detail`` the stride-16 map folded in."""
+        by_stride = dict(zip(self.backbone.return_levels, maps, strict=True))
         if not self.cfg.stride16_detail:
-            return maps[-1]
+            return by_stride[32]
         # Space-to-depth: each stride-32 cell also carries its 2x2 stride-16 cells as channels.
-        return torch.cat([maps[-1], F.pixel_unshuffle(maps[0], 2)], 1)
+        return torch.cat([by_stride[32], F.pixel_unshuffle(by_stride[16], 2)], 1)
 
     def pretrained_parameter_names(self) -> set[str]:
         """Names of the parameters initialised from pretrained weights (they get the lower learning rate)."""

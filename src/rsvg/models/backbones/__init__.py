@@ -71,8 +71,9 @@ class Backbone(nn.Module):
         self.load_report: LoadReport = LoadReport(source="random init")
         self._frozen_modules: list[nn.Module] = []
 
-    def forward(self, images: Tensor) -> list[Tensor]:
-        """Feature maps of ``return_levels``, highest resolution first: ``[(B, C_i, ceil(H/s_i), ceil(W/s_i))]``."""
+    def forward(self, images: Tensor, up_to: int | None = None) -> list[Tensor]:
+        """Feature maps of ``return_levels``, highest resolution first: ``[(B, C_i, ceil(H/s_i), ceil(W/s_i))]``;
+        with ``up_to`` only those of stride at most ``up_to``, and the network stops there."""
         raise NotImplementedError
 
     def _freeze(self, modules: Iterable[nn.Module]) -> None:

@@ -320,9 +320,15 @@ class EfficientNetLiteBackbone(Backbone):
                 outputs.append(x)
         return x, outputs
 
-    def forward(self, images: Tensor) -> list[Tensor]:
-        """Feature maps of ``return_levels``, highest resolution first."""
-        return self._features(images, self._num_run_blocks)[1]
+    def forward(self, images: Tensor, up_to: int | None = None) -> list[Tensor]:
+        """Feature maps of ``return_levels``, highest resolution first; with ``up_to`` only the levels of at most
+        that stride (the blocks after it are not run)."""
+        if up_to is None:
+            return self._features(images, self._num_run_blocks)[1]
+        ends = [block for block, stride in self._level_ends.items() if stride <= up_to]
+        if not ends:
+            raise ValueError(f"up_to={up_to}: none of the levels {self.return_levels} has a stride <= {up_to}")
+        return self._features(images, max(ends) + 1)[1]
 
     def conv_bn_pairs(self) -> list[tuple[nn.Module, str, str]]:
         pairs: list[tuple[nn.Module, str, str]] = [(self, "_conv_stem", "_bn0")]

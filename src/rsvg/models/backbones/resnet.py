@@ -173,12 +173,17 @@ class ResNet50Backbone(Backbone):
         if checkpoint is not None:
             self._load_checkpoint(*checkpoint, strict=strict)
 
-    def forward(self, images: Tensor) -> list[Tensor]:
-        """Feature maps of ``return_levels``, highest resolution first."""
+    def forward(self, images: Tensor, up_to: int | None = None) -> list[Tensor]:
+        """Feature maps of ``return_levels``, highest resolution first; with ``up_to`` only the levels of at most
+        that stride (the stages after it are not run)."""
+        if up_to is not None and not any(s <= up_to for s in self.return_levels):
+            raise ValueError(f"up_to={up_to}: none of the levels {self.return_levels} has a stride <= {up_to}")
         x = self.maxpool(self.relu(self.bn1(self.conv1(images))))
         x = self.layer1(x)
         outputs: list[Tensor] = []
         for stage, stride in self._stages:
+            if up_to is not None and stride > up_to:
+                break
             x = getattr(self, stage)(x)
             if stride in self.return_levels:
                 outputs.append(x)
