@@ -345,6 +345,8 @@ class MGVLF(nn.Module):
             origins = window_origins(result.boxes.detach()[rows], cfg.image_size, cfg.zoom_window)
         else:
             return result
+        if not training_crops:
+            result.first_boxes = result.boxes
         if len(rows) == 0:
             return result
         if training_crops:
@@ -380,7 +382,6 @@ class MGVLF(nn.Module):
         result.zoom_geometry = (cfg.image_size, cfg.zoom_window)
         if not training_crops:  # the second look's box replaces the first
             best = zoom_boxes[torch.arange(len(rows), device=rows.device), scores.argmax(1)]
-            result.first_boxes = result.boxes
             boxes = result.boxes.clone()
             boxes[rows] = from_window(best, origins, cfg.image_size, cfg.zoom_window).to(boxes.dtype)
             result.boxes = boxes
