@@ -282,6 +282,21 @@ def make_samples(n: int, image_size: int, max_tokens: int, tokenizer: Any, seed:
     return samples
 
 
+def add_zoom_crops(samples: list[dict[str, Any]], model: Any, seed: int) -> None:
+    """``model.zoom``'s training inputs: encoded crops (random maps of the cached crops' shape) for two samples in
+    three (the demo's training split has a crop for 64 % of its expressions), each window around its box."""
+    from rsvg.models.zoom import window_origins
+
+    cfg = model.cfg
+    gen = torch.Generator().manual_seed(seed)
+    channels = model.level_channels[16] + 4 * model.level_channels[8]
+    for i, sample in enumerate(samples):
+        box = sample["box"][None] / cfg.image_size
+        sample["zoom_features"] = torch.randn(channels, cfg.zoom_grid, cfg.zoom_grid, generator=gen)
+        sample["zoom_origin"] = window_origins(box, cfg.image_size, cfg.zoom_window)[0]
+        sample["zoom_valid"] = torch.tensor(i % 3 != 2)
+
+
 def make_batch(samples: list[dict[str, Any]], opts: frozenset[str], device: str) -> dict[str, Any]:
     """Plain: stacked as they are (text padded to ``Nt``, default layout). With ``trim_text``: the training
     collate (text trimmed to the longest query); with ``channels_last``: channels-last images."""
@@ -491,6 +506,8 @@ def phase_train(job: PhaseJob, opts: frozenset[str]) -> dict[str, Any]:
     scaler = torch.amp.GradScaler(torch.device(s.device).type, enabled=job.amp == "fp16")
     net = _maybe_compile(model, job, opts)
     samples = make_samples(job.train_batch, cfg.image_size, cfg.max_tokens, lm.tokenizer, s.seed + 1)
+    if model.second_look is not None:
+        add_zoom_crops(samples, model, s.seed + 2)
     batch = make_batch(samples, opts, s.device)
     target = normalised_target(batch, cfg.image_size)
     objects, categories = normalised_objects(batch, cfg.image_size), batch["category_index"]

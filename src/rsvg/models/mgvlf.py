@@ -18,7 +18,8 @@ in the fusion. With ``mlcm: false`` the same code is the TransVG-style baseline 
 Options that are not in the paper (off in its configs, on in the lite config; see :mod:`rsvg.models.config`):
 ``stride16_detail`` (the stride-16 map folded into the stride-32 tokens, :meth:`MGVLF.feature_map`),
 ``positions_in_tokens``, ``visual_norm``, ``text_norm``, ``head: cells`` (:class:`CellHead` instead of step 4) and
-``object_head`` (per-cell categories and the query's category, whose agreement is a prior on the cell scores).
+``object_head`` (per-cell categories and the query's category, whose agreement is a prior on the cell scores) and
+``zoom``: step 5, a second look at the image at a finer resolution around a small first box (:mod:`rsvg.models.zoom`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from rsvg.models.zoom import (
     from_window,
     needs_zoom,
     window_origins,
+    window_padding,
     window_token_padding,
 )
 
@@ -335,28 +337,42 @@ class MGVLF(nn.Module):
         # 5. The second look at small objects (model.zoom, not in the paper)
         if self.second_look is None:
             return result
+        return self._look_again(
+            result, padding_mask, raw_words, raw_sentence, text_pad, zoom_image, zoom_features, zoom_origin, zoom_valid
+        )
+
+    def _look_again(
+        self,
+        result: GroundingOutput,
+        padding_mask: Tensor,
+        words: Tensor,
+        sentence: Tensor,
+        text_pad: Tensor,
+        zoom_image: Tensor | None,
+        zoom_features: Tensor | None,
+        zoom_origin: Tensor | None,
+        zoom_valid: Tensor | None,
+    ) -> GroundingOutput:
+        """Step 5 (``model.zoom``, :mod:`rsvg.models.zoom`): in training the second look reads the encoded crops
+        around the targets (its loss is added; the first boxes stay); at inference it reads windows of the zoom
+        canvas around the small first boxes and its boxes replace them (``first_boxes`` keeps the first look's)."""
+        assert self.second_look is not None
         cfg = self.cfg
         training_crops = zoom_features is not None and zoom_origin is not None and zoom_valid is not None
         if training_crops:  # crops around the targets, encoded once (rsvg.engine.feature_cache)
-            rows = zoom_valid.nonzero().flatten()
-            origins = zoom_origin[rows]
+            rows = zoom_valid.nonzero().flatten()  # type: ignore[union-attr]
+            origins = zoom_origin[rows]  # type: ignore[index]
         elif zoom_image is not None:  # inference: windows around the small first boxes
+            result.first_boxes = result.boxes
             rows = needs_zoom(result.boxes.detach(), cfg.image_size, cfg.zoom_max_side).nonzero().flatten()
             origins = window_origins(result.boxes.detach()[rows], cfg.image_size, cfg.zoom_window)
         else:
             return result
-        if not training_crops:
-            result.first_boxes = result.boxes
         if len(rows) == 0:
             return result
         if training_crops:
             maps = zoom_features[rows]  # type: ignore[index]
-            crop_pad = torch.stack(
-                [
-                    padding_mask[r, y0 : y0 + cfg.zoom_window, x0 : x0 + cfg.zoom_window]
-                    for r, (x0, y0) in zip(rows.tolist(), origins.tolist(), strict=True)
-                ]
-            )
+            crop_pad = window_padding(padding_mask[rows], origins, cfg.zoom_window)
         else:
             crops, crop_pad = crop_windows(
                 zoom_image[rows],  # type: ignore[index]
@@ -374,8 +390,8 @@ class MGVLF(nn.Module):
             cfg.image_size,
             cfg.zoom_window,
             window_token_padding(crop_pad, cfg.zoom_grid),
-            raw_words[rows],
-            raw_sentence[rows],
+            words[rows],
+            sentence[rows],
             text_pad[rows],
         )
         result.zoom_rows, result.zoom_origins, result.zoom_scores, result.zoom_boxes = rows, origins, scores, zoom_boxes

@@ -74,6 +74,13 @@ def from_window(boxes: Tensor, origins: Tensor, image_size: int, window: int) ->
     return (boxes.float() * window + shift) / image_size
 
 
+def window_padding(padding_mask: Tensor, origins: Tensor, window: int) -> Tensor:
+    """The input's padding ``(B, S, S)`` inside each window: ``(B, window, window)``."""
+    return torch.stack(
+        [pad[y0 : y0 + window, x0 : x0 + window] for pad, (x0, y0) in zip(padding_mask, origins.tolist(), strict=True)]
+    )
+
+
 def crop_windows(
     zoom_images: Tensor,
     padding_mask: Tensor,
@@ -89,14 +96,18 @@ def crop_windows(
     to 0 after normalisation, as :func:`~rsvg.data.transforms.normalize` does for the input. Returns the crops
     ``(B, 3, w·scale, w·scale)`` and their padding masks at the input resolution ``(B, w, w)``."""
     side = window * scale
-    crops, masks = [], []
-    for image, pad, (x0, y0) in zip(zoom_images, padding_mask, origins.tolist(), strict=True):
-        crops.append(image[:, y0 * scale : y0 * scale + side, x0 * scale : x0 * scale + side])
-        masks.append(pad[y0 : y0 + window, x0 : x0 + window])
-    crop = torch.stack(crops).float() / 255.0
+    crop = (
+        torch.stack(
+            [
+                image[:, y0 * scale : y0 * scale + side, x0 * scale : x0 * scale + side]
+                for image, (x0, y0) in zip(zoom_images, origins.tolist(), strict=True)
+            ]
+        ).float()
+        / 255.0
+    )
     m = torch.tensor(mean, dtype=crop.dtype, device=crop.device).reshape(1, -1, 1, 1)
     s = torch.tensor(std, dtype=crop.dtype, device=crop.device).reshape(1, -1, 1, 1)
-    mask = torch.stack(masks)
+    mask = window_padding(padding_mask, origins, window)
     fine = mask.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
     return ((crop - m) / s).masked_fill(fine.unsqueeze(1), 0.0), mask
 
