@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import write_image
 from rsvg.data.dataset import RSVGDataset
+from rsvg.data.records import DatasetError
 from rsvg.data.transforms import RandomHorizontalFlip, letterbox, letterbox_geometry, normalize, zoom_letterbox
-from rsvg.engine.feature_cache import compute_zoom_crops
+from rsvg.engine.feature_cache import compute_image_features, compute_zoom_crops
 from rsvg.models.backbones import build_backbone
 from rsvg.models.build import build_model
 from rsvg.models.config import ModelConfig
@@ -242,3 +244,16 @@ def test_dataset_gives_zoom_canvases_and_refuses_augmentation(official_dataset):
         assert a["zoom_image"] is b["zoom_image"]  # decoded once for an image's consecutive expressions
     with pytest.raises(ValueError, match="augmentation"):
         RSVGDataset(official_dataset, "train", image_size=64, zoom_scale=2, augment=RandomHorizontalFlip(1.0))
+
+
+def test_an_image_whose_size_is_not_the_annotations_is_named(official_dataset, zoom_model):
+    ds = RSVGDataset(official_dataset, "train", image_size=64, zoom_scale=2, load_images=False)
+    wrong = ds.samples[0]
+    write_image(wrong.image_path, 100, 80, seed=1)  # the annotation says 200x160
+    for read in (
+        lambda: ds[0],
+        lambda: compute_zoom_crops(zoom_model, ds.samples, torch.device("cpu")),
+        lambda: compute_image_features(zoom_model, ds.samples, torch.device("cpu")),
+    ):
+        with pytest.raises(DatasetError, match=rf"{wrong.annotation_path.name}.*200x160.*100x80"):
+            read()

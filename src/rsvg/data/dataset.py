@@ -57,6 +57,17 @@ class ZoomCropSource(Protocol):
     def for_sample(self, index: int) -> dict[str, torch.Tensor]: ...
 
 
+def read_sample_image(s: GroundingSample) -> torch.Tensor:
+    """The sample's image as a uint8 ``(3, H, W)`` tensor; a :class:`DatasetError` naming both files when its size
+    is not the one the annotation's ``<size>`` gives (the boxes would not fit it)."""
+    rgb = read_image_rgb(s.image_path)
+    if rgb.shape[:2] != (s.height, s.width):
+        raise DatasetError(
+            f"{s.annotation_path}: <size> says {s.width}x{s.height} but {s.image_path} is {rgb.shape[1]}x{rgb.shape[0]}"
+        )
+    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)
+
+
 def box_to_original(box_network: torch.Tensor, letterbox_params: torch.Tensor) -> torch.Tensor:
     """Map (N, 4) network-frame boxes back to original pixels with (N, 4) ``letterbox`` rows of a batch."""
     lb = letterbox_params.to(torch.float64)
@@ -209,14 +220,7 @@ class RSVGDataset(Dataset):
         lists an image's expressions one after another)."""
         if self._zoom_memo is not None and self._zoom_memo[0] == s.image_id:
             return self._zoom_memo[1]
-        rgb = read_image_rgb(s.image_path)
-        if rgb.shape[:2] != (s.height, s.width):
-            raise DatasetError(
-                f"{s.annotation_path}: <size> says {s.width}x{s.height} but {s.image_path} is "
-                f"{rgb.shape[1]}x{rgb.shape[0]}"
-            )
-        image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)
-        canvas = zoom_letterbox(image, params, self.zoom_scale or 1)
+        canvas = zoom_letterbox(read_sample_image(s), params, self.zoom_scale or 1)
         self._zoom_memo = (s.image_id, canvas)
         return canvas
 

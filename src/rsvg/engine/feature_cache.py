@@ -13,12 +13,11 @@ import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from rsvg.data.image_io import read_image_rgb
-from rsvg.data.records import DatasetError, GroundingSample
+from rsvg.data.dataset import read_sample_image
+from rsvg.data.records import GroundingSample
 from rsvg.data.transforms import letterbox, letterbox_geometry, normalize, padding_mask, zoom_letterbox
 from rsvg.models.mgvlf import BACKBONE_STRIDE, MGVLF
 from rsvg.models.zoom import crop_map, crop_windows, window_origins
@@ -72,13 +71,7 @@ def compute_image_features(
         batch = []
         for image_id in chunk:
             s = images[image_id]
-            rgb = read_image_rgb(s.image_path)
-            if rgb.shape[:2] != (s.height, s.width):
-                raise DatasetError(
-                    f"{s.annotation_path}: <size> says {s.width}x{s.height} but {s.image_path} is "
-                    f"{rgb.shape[1]}x{rgb.shape[0]}"
-                )
-            canvas, pad, _ = letterbox(torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1), cfg.image_size)
+            canvas, pad, _ = letterbox(read_sample_image(s), cfg.image_size)
             batch.append(normalize(canvas, model.backbone.mean, model.backbone.std, pad))
         x = torch.stack(batch).to(device)
         if channels_last:
@@ -143,14 +136,8 @@ def compute_zoom_crops(
     backbone.fold_frozen_batchnorm()
     for items in chosen.values():
         first = items[0][0]
-        rgb = read_image_rgb(first.image_path)
-        if rgb.shape[:2] != (first.height, first.width):
-            raise DatasetError(
-                f"{first.annotation_path}: <size> says {first.width}x{first.height} but {first.image_path} is "
-                f"{rgb.shape[1]}x{rgb.shape[0]}"
-            )
         params = letterbox_geometry(first.width, first.height, size)
-        canvas = zoom_letterbox(torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1), params, scale)
+        canvas = zoom_letterbox(read_sample_image(first), params, scale)
         corners = window_origins(torch.stack([centre for _, centre in items]), size, window)
         crops, _ = crop_windows(
             canvas.unsqueeze(0).expand(len(items), -1, -1, -1),
