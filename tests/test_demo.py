@@ -42,6 +42,12 @@ def test_every_step_runs_and_writes(demo_run):
     for needle in ("Pr@0.5", "cumIoU", "prior box", "blind pick", "Per category", "data:image/png;base64,"):
         assert needle in text
     assert "rsvg train -c configs/mgvlf_lite.yaml" in text  # the command that re-runs the step alone
+    # the lite config looks twice: each test prediction says whether its box is the second look's, and the report
+    # counts them
+    rows = [json.loads(line) for line in (out / "eval" / "predictions.jsonl").read_text().splitlines()]
+    assert all(isinstance(r["second_look"], bool) for r in rows)
+    looked = sum(r["second_look"] for r in rows)
+    assert "model.zoom" in text and (f"gave {looked} of the {len(rows)} test boxes" in text or looked == 0)
 
 
 def test_test_step_on_the_trainings_cached_features_equals_evaluation_from_the_images(demo_run):

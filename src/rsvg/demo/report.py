@@ -64,6 +64,23 @@ def training_curve_png(history: list[dict[str, Any]]) -> bytes:
     return buf.getvalue()
 
 
+def _second_look_note(predictions: Path) -> str:
+    """A paragraph on the boxes the second look (``model.zoom``) gave, from the test predictions; empty without."""
+    rows = [json.loads(line) for line in predictions.read_text().splitlines() if line.strip()]
+    looked = [r for r in rows if r.get("second_look")]
+    if not rows or "second_look" not in rows[0]:
+        return ""
+    if not looked:
+        return "<p>The second look (<code>model.zoom</code>) gave none of the test boxes: no first box was small.</p>"
+    from rsvg.engine.evaluate import metrics_from_rows
+
+    pr50 = metrics_from_rows(looked).overall.values["Pr@0.5"]
+    return (
+        f"<p>The second look (<code>model.zoom</code>: a small first box is found again in a window read at twice the "
+        f"resolution) gave {len(looked)} of the {len(rows)} test boxes; Pr@0.5 on those: {pr50:.2f} %.</p>"
+    )
+
+
 def write_report(out: Path, steps: dict[str, dict[str, Any]], baselines: dict[str, dict[str, float]]) -> Path:
     """Write ``out/report.html`` from the outputs of the demo steps; returns its path."""
     out = Path(out)
@@ -81,6 +98,7 @@ def write_report(out: Path, steps: dict[str, dict[str, Any]], baselines: dict[st
         _metric_row(NATURAL_NAMES.get(cat, cat), m["values"], m["count"]) for cat, m in metrics["per_category"].items()
     ]
     train_seconds = sum(h.get("seconds", 0.0) for h in history)
+    second_look = _second_look_note(out / "eval" / "predictions.jsonl")
     pr50 = overall["values"]["Pr@0.5"]
     blind = max(v["Pr@0.5"] for v in baselines.values())
     figures = "".join(_img(p, "wide") + "<br>" for p in sorted((out / "stats").glob("*.png")))
@@ -112,6 +130,7 @@ best query-blind baseline. Training took {train_seconds / 60:.1f} min ({len(hist
 intersection over total union. The baselines ignore the query: the <i>prior box</i> is the training split's mean box;
 <i>blind pick</i> sees every referred object of the image perfectly and picks one at random (expected values).</p>
 {_metric_table(rows)}
+{second_look}
 <h2>Per category (test split, %)</h2>
 {_metric_table(per_cat)}
 <h2>Training</h2>

@@ -83,7 +83,7 @@ def predict(
     channels_last: bool = False,
 ) -> list[dict[str, Any]]:
     """One row per sample of this rank: index, image, query, category, predicted and ground-truth boxes in
-    original pixels, IoU."""
+    original pixels, IoU; with ``model.zoom`` also ``second_look``, whether the box is the second look's."""
     model.eval()
     rows: list[dict[str, Any]] = []
     for batch in loader:
@@ -94,18 +94,23 @@ def predict(
         pred = box_to_original(out.boxes.float() * image_size, batch["letterbox"]).cpu().numpy()
         gt = batch["orig_box"].cpu().numpy()
         iou = paired_iou(pred, gt)
+        # model.zoom: which boxes came from the second look (its first box was small)
+        looked = None
+        if out.first_boxes is not None:
+            looked = set(out.zoom_rows.tolist()) if out.zoom_rows is not None else set()
         for k in range(len(pred)):
-            rows.append(
-                {
-                    "index": int(batch["index"][k]),
-                    "image_id": batch["image_id"][k],
-                    "query": batch["query"][k],
-                    "category": batch["category"][k],
-                    "pred_box": [float(v) for v in pred[k]],
-                    "gt_box": [float(v) for v in gt[k]],
-                    "iou": float(iou[k]),
-                }
-            )
+            row = {
+                "index": int(batch["index"][k]),
+                "image_id": batch["image_id"][k],
+                "query": batch["query"][k],
+                "category": batch["category"][k],
+                "pred_box": [float(v) for v in pred[k]],
+                "gt_box": [float(v) for v in gt[k]],
+                "iou": float(iou[k]),
+            }
+            if looked is not None:
+                row["second_look"] = k in looked
+            rows.append(row)
     return rows
 
 
