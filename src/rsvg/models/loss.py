@@ -6,7 +6,8 @@ Not in the paper (off in its configs):
   over the visual tokens (the map :class:`~rsvg.models.mgvlf.MGVLF` returns with ``need_attention``) to lie on
   the cells the target box covers;
 * **the cells head's loss** (``model.head: cells``): cross-entropy of the cell scores against the cell that holds
-  the target's centre, and the paper's smooth-L1 + GIoU on the box that cell predicts.
+  the target's centre, and the paper's smooth-L1 + GIoU on the box that cell predicts;
+* **the second look's loss** (``model.zoom``): the same cells terms on its window's grid.
 
 :func:`model_loss` picks the terms a model's output calls for; trainer and benchmark both use it.
 """
@@ -151,7 +152,9 @@ def model_loss(
     target's centre, plus ``cell_weight`` × the cross-entropy of the cell scores against that cell (``"cell"``).
     With ``model.object_head``, ``object_weight`` × (:func:`object_loss` against ``objects``, every annotated
     object of each sample's image (``"object"``), + the cross-entropy of the query's category logits against the
-    referred object's DIOR class index ``categories`` (``"category"``)) is added.
+    referred object's DIOR class index ``categories`` (``"category"``)) is added. With ``model.zoom``, when the batch
+    carried training crops, ``zoom_weight`` × the second look's own cells loss on the target mapped into each crop's
+    window (``"zoom"``; absent when no sample of the batch had a crop).
     """
     cfg = cfg or LossConfig()
     losses = _box_losses(out, target, cfg)
