@@ -31,6 +31,7 @@ from rsvg.bench.model_bench import (
 )
 from rsvg.cli import app
 from rsvg.models.transformer import MultiheadAttention, plain_attention, plain_attention_enabled
+from test_train import TINY_ZOOM
 
 TINY = [
     "model.image_size=64",
@@ -42,9 +43,7 @@ TINY = [
     "model.visual_encoder_layers=1",
     "model.fusion_layers=1",
     "model.extra_padding=1",
-    "model.zoom_window=32",
-    "model.zoom_jitter=8",
-    "model.zoom_max_side=24",
+    *TINY_ZOOM,
     "model.dropout=0.0",
 ]
 
@@ -297,10 +296,7 @@ def test_bench_features_compares_the_cache_batch_with_the_baseline(tmp_path: Pat
         "configs/mgvlf_lite.yaml",
         "--set",
         "model.image_size=64",
-        "--set",
-        "model.zoom_window=32",
-        "--set",
-        "model.zoom_jitter=8",
+        *(arg for item in TINY_ZOOM for arg in ("--set", item)),
     ]
     args += ["--set", "model.pretrained_backbone=false", "--images", "4", "--repeats", "1", "--json", str(out)]
     result = CliRunner().invoke(app, args)

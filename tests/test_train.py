@@ -18,6 +18,9 @@ from rsvg.engine.checkpoint import CheckpointError
 from rsvg.engine.trainer import train
 from rsvg.inference import Grounder
 
+# the lite config's second look, scaled to a 64-px input (a 32-px window, 4x4 tokens at 2x)
+TINY_ZOOM = ["model.zoom_window=32", "model.zoom_jitter=8", "model.zoom_max_side=24"]
+
 TINY_MODEL = [
     "model.pretrained_backbone=false",
     "model.image_size=64",
@@ -32,10 +35,7 @@ TINY_MODEL = [
     "data.workers=0",
     "train.log_every=50",
     "train.channels_last=false",
-    # the lite config's second look, scaled to the 64-px input (a 32-px window, 4x4 tokens at 2x)
-    "model.zoom_window=32",
-    "model.zoom_jitter=8",
-    "model.zoom_max_side=24",
+    *TINY_ZOOM,
 ]
 
 

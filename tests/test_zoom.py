@@ -21,20 +21,11 @@ from rsvg.models.zoom import (
     window_origins,
     window_token_padding,
 )
+from test_model import TINY
 
 ZOOM = {
-    "backbone": "efficientnet_lite0",
-    "pretrained_backbone": False,
+    **TINY,
     "freeze_backbone": True,
-    "image_size": 64,
-    "max_tokens": 12,
-    "hidden_dim": 32,
-    "heads": 4,
-    "ffn_dim": 64,
-    "dropout": 0.0,
-    "visual_encoder_layers": 1,
-    "fusion_layers": 1,
-    "extra_padding": 1,
     "stride16_detail": True,
     "head": "cells",
     "zoom": True,
@@ -170,7 +161,7 @@ def test_training_crops_add_the_second_looks_loss(zoom_model):
     image, pad, ids, mask, _ = inputs()
     model = build_model(ModelConfig(**ZOOM)).train()
     model.load_state_dict(zoom_model.state_dict())
-    channels = model.level_channels[16] + 4 * model.level_channels[8]
+    channels = model.zoom_channels
     features = torch.randn(3, channels, 4, 4)
     origins = torch.tensor([[0, 0], [16, 16], [32, 32]])
     valid = torch.tensor([True, False, True])

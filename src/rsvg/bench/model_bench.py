@@ -289,7 +289,7 @@ def add_zoom_crops(samples: list[dict[str, Any]], model: Any, seed: int) -> None
 
     cfg = model.cfg
     gen = torch.Generator().manual_seed(seed)
-    channels = model.level_channels[16] + 4 * model.level_channels[8]
+    channels = model.zoom_channels
     for i, sample in enumerate(samples):
         box = sample["box"][None] / cfg.image_size
         sample["zoom_features"] = torch.randn(channels, cfg.zoom_grid, cfg.zoom_grid, generator=gen)

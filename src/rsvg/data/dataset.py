@@ -50,6 +50,11 @@ from rsvg.data.transforms import (
     zoom_letterbox,
 )
 
+ZOOM_WITH_AUGMENT = (
+    "model.zoom does not work with augmentation (its training crops are encoded once): set data.augment null or "
+    "model.zoom false"
+)
+
 
 class ZoomCropSource(Protocol):
     """What the dataset needs of the second look's training crops (:class:`rsvg.engine.feature_cache.ZoomCrops`)."""
@@ -132,10 +137,7 @@ class RSVGDataset(Dataset):
                 "referred box, not the image's other objects): set data.augment null or model.object_head false"
             )
         if augment is not None and (zoom_scale is not None or zoom_crops is not None):
-            raise ValueError(
-                "model.zoom does not work with augmentation (its training crops are encoded once): set "
-                "data.augment null or model.zoom false"
-            )
+            raise ValueError(ZOOM_WITH_AUGMENT)
         self.zoom_scale = zoom_scale
         self.zoom_crops = zoom_crops
         self._zoom_memo: tuple[str, torch.Tensor] | None = None  # the last image's zoom canvas

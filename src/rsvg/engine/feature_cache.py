@@ -128,7 +128,7 @@ def compute_zoom_crops(
         shift = (torch.rand(2, generator=gen) * 2 - 1) * cfg.zoom_jitter
         chosen.setdefault(s.image_id, []).append((s, (box / size + shift.repeat(2) / size)))
     count = sum(len(v) for v in chosen.values())
-    channels = model.level_channels[16] + 4 * model.level_channels[8]
+    channels = model.zoom_channels
     maps = torch.empty((count, channels, cfg.zoom_grid, cfg.zoom_grid), dtype=torch.float16)
     origins = torch.empty((count, 2), dtype=torch.int64)
     rows: dict[int, int] = {}

@@ -25,7 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from rsvg.config import RunConfig, config_from_dict
-from rsvg.data.dataset import RSVGDataset
+from rsvg.data.dataset import ZOOM_WITH_AUGMENT, RSVGDataset
 from rsvg.data.records import DatasetError
 from rsvg.data.transforms import build_train_transforms
 from rsvg.data.xmlio import atomic_write_text
@@ -112,11 +112,8 @@ class Trainer:
             "mean": self.model.backbone.mean,
             "std": self.model.backbone.std,
         }
-        if cfg.model.zoom and cfg.data.augment is not None:
-            raise ValueError(
-                "model.zoom does not work with augmentation (its training crops are encoded once): set "
-                "data.augment null or model.zoom false"
-            )
+        if cfg.model.zoom and cfg.data.augment is not None:  # the crops are attached after the dataset is built
+            raise ValueError(ZOOM_WITH_AUGMENT)
         augment = build_train_transforms(cfg.data.augment) if cfg.data.augment is not None else None
         self.train_set = RSVGDataset(
             cfg.data.root,

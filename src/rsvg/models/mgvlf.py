@@ -168,9 +168,11 @@ class MGVLF(nn.Module):
         self.prior_scale = nn.Parameter(torch.ones(())) if cfg.object_head else None
 
         # --- The second look at small objects (not in the paper; rsvg.models.zoom) ---
+        # channels of its input map (crop_map: stride 16 with stride 8 folded in; what ZoomCrops stores)
+        self.zoom_channels = self.level_channels[16] + 4 * self.level_channels[8] if cfg.zoom else 0
         self.second_look = (
             SecondLook(
-                self.level_channels[16] + 4 * self.level_channels[8],
+                self.zoom_channels,
                 d,
                 b,
                 cfg.heads,
