@@ -139,13 +139,13 @@ def test_review_with_keyboard_reload_undo_export(browser, server, tmp_path):
     _wait_index(browser, 3)
     _wait(browser, "return document.body.dataset.status === 'unreviewed'")
     assert "undone by alice" in browser.find_element(By.ID, "history").text
-    assert _progress(browser)[0] == "3 / 6 done"
+    WebDriverWait(browser, 10).until(lambda d: _progress(d)[0] == "3 / 6 done")  # the counts follow the answer
     body.send_keys("2")  # select the top-right corner and nudge it left with the keyboard, then save
     body.send_keys(Keys.SHIFT, Keys.ARROW_LEFT)
     _wait(browser, "return !document.getElementById('dirty').hidden")
     body.send_keys(Keys.ENTER)
     _wait_index(browser, 4)
-    assert _progress(browser) == ["4 / 6 done", "1 accepted", "1 rejected", "2 edited"]
+    WebDriverWait(browser, 10).until(lambda d: _progress(d) == ["4 / 6 done", "1 accepted", "1 rejected", "2 edited"])
 
     out = tmp_path / "reviewed"
     summary = export_reviewed(root, out)
