@@ -54,7 +54,7 @@ def benchmark_features(
     def one_pass(step: int) -> float:
         t0 = time.perf_counter()
         for start in range(0, images, step):
-            model.feature_map(backbone(x[start : start + step]))
+            model.feature_map(backbone(x[start : start + step]), x[start : start + step])
         if dev.type == "cuda":
             torch.cuda.synchronize()
         return time.perf_counter() - t0

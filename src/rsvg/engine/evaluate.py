@@ -83,7 +83,8 @@ def predict(
     channels_last: bool = False,
 ) -> list[dict[str, Any]]:
     """One row per sample of this rank: index, image, query, category, predicted and ground-truth boxes in
-    original pixels, IoU; with ``model.zoom`` also ``second_look``, whether the box is the second look's."""
+    original pixels, IoU; with ``model.zoom`` also ``second_look``, whether the box is the second look's; with
+    ``model.rank`` also ``reranked``, whether the ranking chose another cell than the first look's best."""
     model.eval()
     rows: list[dict[str, Any]] = []
     for batch in loader:
@@ -98,6 +99,8 @@ def predict(
         looked = None
         if out.first_boxes is not None:
             looked = set(out.zoom_rows.tolist()) if out.zoom_rows is not None else set()
+        # model.rank: whether the ranking chose another candidate than the first look's best cell
+        reranked = out.rank_scores.argmax(1).ne(0).tolist() if out.rank_scores is not None else None
         for k in range(len(pred)):
             row = {
                 "index": int(batch["index"][k]),
@@ -110,6 +113,8 @@ def predict(
             }
             if looked is not None:
                 row["second_look"] = k in looked
+            if reranked is not None:
+                row["reranked"] = reranked[k]
             rows.append(row)
     return rows
 

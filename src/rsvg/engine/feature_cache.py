@@ -76,7 +76,7 @@ def compute_image_features(
         x = torch.stack(batch).to(device)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        feats = model.feature_map(backbone(x)).to("cpu", torch.float16)
+        feats = model.feature_map(backbone(x), x).to("cpu", torch.float16)
         for image_id, f in zip(chunk, feats, strict=True):
             out[image_id] = f.contiguous()
     return out

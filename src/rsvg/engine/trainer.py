@@ -277,6 +277,8 @@ class Trainer:
             sums["object"] = sums["category"] = 0.0
         if cfg.model.zoom:
             sums["zoom"] = 0.0  # a batch without small targets adds 0
+        if cfg.model.rank:
+            sums["rank"] = 0.0
         count, t0, seen = 0, time.perf_counter(), 0
         interactive = self.console.is_terminal
         self.optimizer.zero_grad(set_to_none=True)

@@ -84,6 +84,13 @@ class ModelConfig:
     zoom_max_side: float = 46.0
     zoom_jitter: float = 32.0
     zoom_layers: int = 2
+    # Candidate ranking (rsvg.models.rank, needs head: cells): the first look's rank_candidates best cells are
+    # ranked again as objects, from their boxes' colours read from the image (a colour map rides along in the
+    # visual feature map), their geometry, categories (object_head) and first-look scores, attending to each
+    # other and to the query in rank_layers decoder layers; the best candidate's box is the answer.
+    rank: bool = False
+    rank_candidates: int = 16
+    rank_layers: int = 2
 
     def __post_init__(self) -> None:
         bad = [m for m in self.memory if m not in MEMORY_PARTS]
@@ -101,6 +108,13 @@ class ModelConfig:
             raise ValueError("model.max_tokens must leave room for [CLS], one word and [SEP]")
         if self.zoom:
             self._check_zoom()
+        if self.rank:
+            if self.head != "cells":
+                raise ValueError("model.rank ranks the cells head's best cells: it needs model.head: cells")
+            if self.rank_candidates < 2:
+                raise ValueError(f"model.rank_candidates must be >= 2, got {self.rank_candidates}")
+            if self.rank_layers < 1:
+                raise ValueError(f"model.rank_layers must be >= 1, got {self.rank_layers}")
 
     def _check_zoom(self) -> None:
         if not self.freeze_backbone:

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
 
+from rsvg.models.rank import ranking_targets
 from rsvg.models.zoom import to_window
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ class LossConfig:
     cell_weight: float = 1.0  # model.head: cells only: weight of the cell-score cross-entropy
     object_weight: float = 1.0  # model.object_head only: weight of its per-cell focal and query-category terms
     zoom_weight: float = 1.0  # model.zoom only: weight of the second look's cells loss (its own L1, GIoU, cell)
+    rank_weight: float = 1.0  # model.rank only: weight of the candidate ranking's cross-entropy
 
     def __post_init__(self) -> None:
         for name in (
@@ -51,6 +53,7 @@ class LossConfig:
             "cell_weight",
             "object_weight",
             "zoom_weight",
+            "rank_weight",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"loss.{name} must be >= 0, got {getattr(self, name)}")
@@ -154,7 +157,9 @@ def model_loss(
     object of each sample's image (``"object"``), + the cross-entropy of the query's category logits against the
     referred object's DIOR class index ``categories`` (``"category"``)) is added. With ``model.zoom``, when the batch
     carried training crops, ``zoom_weight`` × the second look's own cells loss on the target mapped into each crop's
-    window (``"zoom"``; absent when no sample of the batch had a crop).
+    window (``"zoom"``; absent when no sample of the batch had a crop). With ``model.rank``, ``rank_weight`` × the
+    cross-entropy of the ranking over the candidates against :func:`~rsvg.models.rank.ranking_targets`, averaged
+    over the samples that have a candidate centred in their target (``"rank"``).
     """
     cfg = cfg or LossConfig()
     losses = _box_losses(out, target, cfg)
@@ -175,6 +180,12 @@ def model_loss(
         zoom = _cell_losses(out.zoom_scores, out.zoom_boxes, in_window, side, side, cfg)["loss"]
         losses["loss"] = losses["loss"] + cfg.zoom_weight * zoom
         losses["zoom"] = zoom.detach()
+    if out.rank_scores is not None and out.rank_boxes is not None:
+        best, has_one = ranking_targets(out.rank_boxes, target)
+        per_sample = F.cross_entropy(out.rank_scores.float().clamp(min=-1e4), best, reduction="none")
+        rank = (per_sample * has_one).sum() / has_one.sum().clamp(min=1)
+        losses["loss"] = losses["loss"] + cfg.rank_weight * rank
+        losses["rank"] = rank.detach()
     return losses
 
 

@@ -19,7 +19,8 @@ Options that are not in the paper (off in its configs, on in the lite config; se
 ``stride16_detail`` (the stride-16 map folded into the stride-32 tokens, :meth:`MGVLF.feature_map`),
 ``positions_in_tokens``, ``visual_norm``, ``text_norm``, ``head: cells`` (:class:`CellHead` instead of step 4) and
 ``object_head`` (per-cell categories and the query's category, whose agreement is a prior on the cell scores) and
-``zoom``: step 5, a second look at the image at a finer resolution around a small first box (:mod:`rsvg.models.zoom`).
+``rank``: step 4b, the best cells ranked again as objects with their colours read from the image
+(:mod:`rsvg.models.rank`), and ``zoom``: step 5, a second look at the image at a finer resolution around a small first box (:mod:`rsvg.models.zoom`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from torch import Tensor, nn
 from rsvg.data.categories import DIOR_CLASSES
 from rsvg.models.config import ModelConfig
 from rsvg.models.heads import BoxHead, CellHead
+from rsvg.models.rank import CandidateRanker, colour_channels, colour_map, unfold_colour_map
 from rsvg.models.text_encoder import TextEncoder
 from rsvg.models.transformer import DecoderLayer, Encoder, sine_position_encoding
 from rsvg.models.zoom import (
@@ -100,6 +102,11 @@ class GroundingOutput:
     zoom_scores: Tensor | None = None
     zoom_boxes: Tensor | None = None
     first_boxes: Tensor | None = None
+    # ``rank`` only (:mod:`rsvg.models.rank`): the candidate cells (B, K) in the first look's order, their boxes
+    # (B, K, 4) and the ranking's logits (B, K); ``boxes`` holds the best candidate's box (before a second look)
+    rank_cells: Tensor | None = None
+    rank_boxes: Tensor | None = None
+    rank_scores: Tensor | None = None
     zoom_geometry: tuple[int, int] | None = None  # (image_size, zoom_window): maps targets into the windows
 
 
@@ -132,7 +139,10 @@ class MGVLF(nn.Module):
         # backbone channels per stride (the backbone returns the levels backbone_levels(cfg) names)
         self.level_channels = dict(zip(backbone.return_levels, backbone.out_channels, strict=True))
         c5 = self.level_channels[32] + (4 * self.level_channels[16] if cfg.stride16_detail else 0)
-        self.feature_channels = c5  # channels of the map encode_image returns (what feature caches store)
+        # model.rank: the colour map rides along in the visual feature map, after the backbone's channels
+        self.colour_channels = colour_channels(BACKBONE_STRIDE) if cfg.rank else 0
+        # channels of the map encode_image returns (what feature caches store)
+        self.feature_channels = c5 + self.colour_channels
         b = text_encoder.hidden_size
         side = -(-cfg.image_size // BACKBONE_STRIDE)
         self.num_visual = side * side
@@ -166,6 +176,11 @@ class MGVLF(nn.Module):
         self.object_head = nn.Linear(d, len(DIOR_CLASSES)) if cfg.object_head else None
         self.query_category = nn.Linear(b, len(DIOR_CLASSES)) if cfg.object_head else None
         self.prior_scale = nn.Parameter(torch.ones(())) if cfg.object_head else None
+        self.ranker = (
+            CandidateRanker(d, b, cfg.heads, cfg.ffn_dim, cfg.rank_layers, cfg.max_tokens, len(DIOR_CLASSES))
+            if cfg.rank
+            else None
+        )
 
         # --- The second look at small objects (not in the paper; rsvg.models.zoom) ---
         # channels of its input map (crop_map: stride 16 with stride 8 folded in; what ZoomCrops stores)
@@ -260,12 +275,15 @@ class MGVLF(nn.Module):
         instead. Without either the model answers with its first look."""
         # 1. Multimodal encoder (either part may come precomputed: frozen encoders' features are cacheable)
         feats = self.encode_image(image) if image_features is None else image_features  # (B, C5, h, w)
-        bsz, _, h, w = feats.shape
-        if h * w != self.num_visual:
+        bsz, channels, h, w = feats.shape
+        if h * w != self.num_visual or channels != self.feature_channels:
             raise ValueError(
-                f"a {h}x{w} feature map does not match model.image_size {self.cfg.image_size} "
-                f"({self.num_visual} tokens expected)"
+                f"a {channels}x{h}x{w} feature map does not match the model ({self.feature_channels} channels, "
+                f"{self.num_visual} tokens at model.image_size {self.cfg.image_size})"
             )
+        colours = None
+        if self.colour_channels:  # model.rank: the folded colour map rides at the end
+            feats, colours = feats[:, : -self.colour_channels], feats[:, -self.colour_channels :]
         if self.visual_norm is not None:
             feats = self.visual_norm(feats.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         level1 = self.input_proj(feats).flatten(2).transpose(1, 2)  # (B, h*w, D)
@@ -324,6 +342,8 @@ class MGVLF(nn.Module):
             boxes = cell_boxes[torch.arange(bsz, device=best.device), best]
             attention = scores.softmax(1).reshape(bsz, h, w) if need_attention else None
             result = GroundingOutput(boxes, attention, scores, cell_boxes, mlcm_attention, object_logits, query_logits)
+            if self.ranker is not None and colours is not None:
+                self._rank(result, colours, raw_words, raw_sentence, text_pad)
         else:
             attention = None
             if weights is not None:
@@ -342,6 +362,21 @@ class MGVLF(nn.Module):
         return self._look_again(
             result, padding_mask, raw_words, raw_sentence, text_pad, zoom_image, zoom_features, zoom_origin, zoom_valid
         )
+
+    def _rank(self, result: GroundingOutput, colours: Tensor, words: Tensor, sentence: Tensor, text_pad: Tensor) -> None:
+        """Step 4b (``model.rank``, :mod:`rsvg.models.rank`): the first look's best cells ranked again as objects;
+        the winner's box replaces the first look's. Everything taken from the first look is detached."""
+        assert self.ranker is not None and result.cell_scores is not None and result.cell_boxes is not None
+        first = result.cell_scores.detach()
+        top = first.topk(min(self.cfg.rank_candidates, first.shape[1]), 1)
+        rows = torch.arange(len(first), device=first.device)
+        boxes = result.cell_boxes.detach()[rows[:, None], top.indices]
+        categories = None if result.object_logits is None else result.object_logits.detach()[rows[:, None], top.indices]
+        scores = self.ranker(
+            boxes, top.values, categories, unfold_colour_map(colours, BACKBONE_STRIDE), words, sentence, text_pad
+        )
+        result.rank_cells, result.rank_boxes, result.rank_scores = top.indices, boxes, scores
+        result.boxes = boxes[rows, scores.argmax(1)].to(result.boxes.dtype)
 
     def _look_again(
         self,
@@ -410,17 +445,22 @@ class MGVLF(nn.Module):
         return crop_map(self.backbone, crops)
 
     def encode_image(self, image: Tensor) -> Tensor:
-        """The backbone's stride-32 map ``(B, C5, h, w)`` (with ``stride16_detail``, ``C5 + 4·C4`` channels)."""
-        return self.feature_map(self.backbone(image))
+        """The visual input ``(B, feature_channels, h, w)`` of the normalised ``image``: :meth:`feature_map` of the
+        backbone's maps."""
+        return self.feature_map(self.backbone(image), image)
 
-    def feature_map(self, maps: list[Tensor]) -> Tensor:
+    def feature_map(self, maps: list[Tensor], image: Tensor) -> Tensor:
         """The visual input of the model from the backbone's maps (those of ``backbone.return_levels``, highest
-        resolution first): the stride-32 map, with ``stride16_detail`` the stride-16 map folded in."""
+        resolution first) and the normalised image they came from: the stride-32 map, with ``stride16_detail``
+        the stride-16 map folded in, with ``rank`` the colour map (:func:`~rsvg.models.rank.colour_map`) last."""
         by_stride = dict(zip(self.backbone.return_levels, maps, strict=True))
-        if not self.cfg.stride16_detail:
-            return by_stride[32]
-        # Space-to-depth: each stride-32 cell also carries its 2x2 stride-16 cells as channels.
-        return torch.cat([by_stride[32], F.pixel_unshuffle(by_stride[16], 2)], 1)
+        parts = [by_stride[32]]
+        if self.cfg.stride16_detail:
+            # Space-to-depth: each stride-32 cell also carries its 2x2 stride-16 cells as channels.
+            parts.append(F.pixel_unshuffle(by_stride[16], 2))
+        if self.cfg.rank:
+            parts.append(colour_map(image, BACKBONE_STRIDE).to(parts[0].dtype))
+        return parts[0] if len(parts) == 1 else torch.cat(parts, 1)
 
     def pretrained_parameter_names(self) -> set[str]:
         """Names of the parameters initialised from pretrained weights (they get the lower learning rate)."""
