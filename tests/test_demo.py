@@ -48,6 +48,10 @@ def test_every_step_runs_and_writes(demo_run):
     assert all(isinstance(r["second_look"], bool) for r in rows)
     looked = sum(r["second_look"] for r in rows)
     assert "model.zoom" in text and (f"gave {looked} of the {len(rows)} test boxes" in text or looked == 0)
+    # and ranks the first look's best cells again: each row says whether the ranking changed the answer
+    assert all(isinstance(r["reranked"], bool) for r in rows)
+    reranked = sum(r["reranked"] for r in rows)
+    assert "model.rank" in text and (f"best cell for {reranked} of the {len(rows)}" in text or reranked == 0)
 
 
 def test_test_step_on_the_trainings_cached_features_equals_evaluation_from_the_images(demo_run):

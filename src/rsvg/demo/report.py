@@ -64,21 +64,39 @@ def training_curve_png(history: list[dict[str, Any]]) -> bytes:
     return buf.getvalue()
 
 
-def _second_look_note(predictions: Path) -> str:
-    """A paragraph on the boxes the second look (``model.zoom``) gave, from the test predictions; empty without."""
-    rows = [json.loads(line) for line in predictions.read_text().splitlines() if line.strip()]
-    looked = [r for r in rows if r.get("second_look")]
-    if not rows or "second_look" not in rows[0]:
+def _flagged_note(rows: list[dict[str, Any]], flag: str, what: str, none: str) -> str:
+    """A paragraph on the test predictions marked ``flag`` (a bool column of ``predictions.jsonl``): how many and
+    their Pr@0.5; empty when the model does not write that column."""
+    if not rows or flag not in rows[0]:
         return ""
-    if not looked:
-        return "<p>The second look (<code>model.zoom</code>) gave none of the test boxes: no first box was small.</p>"
+    marked = [r for r in rows if r[flag]]
+    if not marked:
+        return f"<p>{none}</p>"
     from rsvg.engine.evaluate import metrics_from_rows
 
-    pr50 = metrics_from_rows(looked).overall.values["Pr@0.5"]
-    return (
-        f"<p>The second look (<code>model.zoom</code>: a small first box is found again in a window read at twice the "
-        f"resolution) gave {len(looked)} of the {len(rows)} test boxes; Pr@0.5 on those: {pr50:.2f} %.</p>"
+    pr50 = metrics_from_rows(marked).overall.values["Pr@0.5"]
+    return f"<p>{what} {len(marked)} of the {len(rows)} test boxes; Pr@0.5 on those: {pr50:.2f} %.</p>"
+
+
+def _model_step_notes(predictions: Path) -> str:
+    """Paragraphs on what the candidate ranking (``model.rank``) and the second look (``model.zoom``) did on the
+    test split; empty for a model without them."""
+    rows = [json.loads(line) for line in predictions.read_text().splitlines() if line.strip()]
+    rank = _flagged_note(
+        rows,
+        "reranked",
+        "The candidate ranking (<code>model.rank</code>: the first look's best cells ranked again as objects, with "
+        "their colours read from the image) chose another candidate than the first look's best cell for",
+        "The candidate ranking (<code>model.rank</code>) kept the first look's best cell for every test box.",
     )
+    zoom = _flagged_note(
+        rows,
+        "second_look",
+        "The second look (<code>model.zoom</code>: a small first box is found again in a window read at twice the "
+        "resolution) gave",
+        "The second look (<code>model.zoom</code>) gave none of the test boxes: no first box was small.",
+    )
+    return "\n".join(p for p in (rank, zoom) if p)
 
 
 def write_report(out: Path, steps: dict[str, dict[str, Any]], baselines: dict[str, dict[str, float]]) -> Path:
@@ -98,7 +116,7 @@ def write_report(out: Path, steps: dict[str, dict[str, Any]], baselines: dict[st
         _metric_row(NATURAL_NAMES.get(cat, cat), m["values"], m["count"]) for cat, m in metrics["per_category"].items()
     ]
     train_seconds = sum(h.get("seconds", 0.0) for h in history)
-    second_look = _second_look_note(out / "eval" / "predictions.jsonl")
+    model_steps = _model_step_notes(out / "eval" / "predictions.jsonl")
     pr50 = overall["values"]["Pr@0.5"]
     blind = max(v["Pr@0.5"] for v in baselines.values())
     figures = "".join(_img(p, "wide") + "<br>" for p in sorted((out / "stats").glob("*.png")))
@@ -130,7 +148,7 @@ best query-blind baseline. Training took {train_seconds / 60:.1f} min ({len(hist
 intersection over total union. The baselines ignore the query: the <i>prior box</i> is the training split's mean box;
 <i>blind pick</i> sees every referred object of the image perfectly and picks one at random (expected values).</p>
 {_metric_table(rows)}
-{second_look}
+{model_steps}
 <h2>Per category (test split, %)</h2>
 {_metric_table(per_cat)}
 <h2>Training</h2>

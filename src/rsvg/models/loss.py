@@ -23,7 +23,6 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
 
-from rsvg.models.rank import ranking_targets
 from rsvg.models.zoom import to_window
 
 if TYPE_CHECKING:
@@ -43,6 +42,8 @@ class LossConfig:
     object_weight: float = 1.0  # model.object_head only: weight of its per-cell focal and query-category terms
     zoom_weight: float = 1.0  # model.zoom only: weight of the second look's cells loss (its own L1, GIoU, cell)
     rank_weight: float = 1.0  # model.rank only: weight of the candidate ranking's cross-entropy
+    # head: cells + object_head: weight of every annotated object's box asked of its centre cell (object_box_loss)
+    object_box_weight: float = 0.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -54,6 +55,7 @@ class LossConfig:
             "object_weight",
             "zoom_weight",
             "rank_weight",
+            "object_box_weight",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"loss.{name} must be >= 0, got {getattr(self, name)}")
@@ -116,6 +118,39 @@ def centre_cells(boxes: Tensor, height: int, width: int) -> Tensor:
     return i * width + j
 
 
+def ranking_targets(boxes: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+    """Which of the candidate ranking's candidates (``model.rank``) should win: among those whose box is centred in
+    the target, the one with the highest IoU. ``boxes`` (B, K, 4) and ``target`` (B, 4) normalised → (index (B,),
+    has_one (B,) bool: some candidate is centred in the target; a sample without one has no target).
+
+    (Also letting the candidate from the cell holding the target's centre win when none is centred, for small
+    objects the second look then finds, made no difference offline: BENCHMARKS.md "Candidate ranking".)"""
+    boxes, t = boxes.float(), target.float()[:, None]
+    centre = (boxes[..., :2] + boxes[..., 2:]) / 2
+    inside = ((centre >= t[..., :2]) & (centre <= t[..., 2:])).all(-1)
+    low, high = torch.maximum(boxes[..., :2], t[..., :2]), torch.minimum(boxes[..., 2:], t[..., 2:])
+    overlap = (high - low).clamp(min=0).prod(-1)
+    union = (boxes[..., 2:] - boxes[..., :2]).prod(-1) + (t[..., 2:] - t[..., :2]).prod(-1) - overlap
+    iou = overlap / union.clamp(min=1e-12)
+    return (iou + 2.0 * inside.float()).argmax(1), inside.any(1)
+
+
+def object_box_loss(cell_boxes: Tensor, objects: list[Tensor], cfg: LossConfig) -> Tensor:
+    """``head: cells`` with the image's objects: every object's box asked of the cell that holds its centre (the
+    :func:`grounding_loss` terms, averaged over the objects), so that every cell's box fits the object there, not
+    only the referred one's: the candidate ranking (``model.rank``) answers with other cells' boxes. 0 without
+    objects."""
+    if not objects or not any(len(o) for o in objects):
+        return cell_boxes.new_zeros(())
+    side = math.isqrt(cell_boxes.shape[1])
+    rows = torch.cat(objects)
+    sample = torch.repeat_interleave(
+        torch.arange(len(objects), device=rows.device), torch.tensor([len(o) for o in objects], device=rows.device)
+    )
+    boxes = rows[:, 1:].float()
+    return grounding_loss(cell_boxes[sample, centre_cells(boxes, side, side)], boxes, cfg)["loss"]
+
+
 def object_targets(objects: list[Tensor], height: int, width: int, classes: int) -> Tensor:
     """``(B, height*width, classes)``: 1 where a cell holds the centre of an object of that class.
 
@@ -155,11 +190,12 @@ def model_loss(
     target's centre, plus ``cell_weight`` × the cross-entropy of the cell scores against that cell (``"cell"``).
     With ``model.object_head``, ``object_weight`` × (:func:`object_loss` against ``objects``, every annotated
     object of each sample's image (``"object"``), + the cross-entropy of the query's category logits against the
-    referred object's DIOR class index ``categories`` (``"category"``)) is added. With ``model.zoom``, when the batch
-    carried training crops, ``zoom_weight`` × the second look's own cells loss on the target mapped into each crop's
-    window (``"zoom"``; absent when no sample of the batch had a crop). With ``model.rank``, ``rank_weight`` × the
-    cross-entropy of the ranking over the candidates against :func:`~rsvg.models.rank.ranking_targets`, averaged
-    over the samples that have a candidate centred in their target (``"rank"``).
+    referred object's DIOR class index ``categories`` (``"category"``)) is added, and with ``head: cells`` and
+    ``object_box_weight`` > 0 that weight × :func:`object_box_loss` (``"object_box"``). With ``model.zoom``, when
+    the batch carried training crops, ``zoom_weight`` × the second look's own cells loss on the target mapped into
+    each crop's window (``"zoom"``; absent when no sample of the batch had a crop). With ``model.rank``,
+    ``rank_weight`` × the cross-entropy of the ranking over the candidates against :func:`ranking_targets`, averaged
+    over the samples that have a target candidate (``"rank"``).
     """
     cfg = cfg or LossConfig()
     losses = _box_losses(out, target, cfg)
@@ -173,6 +209,10 @@ def model_loss(
         cat = F.cross_entropy(out.query_category_logits.float(), categories)
         losses["loss"] = losses["loss"] + cfg.object_weight * (obj + cat)
         losses["object"], losses["category"] = obj.detach(), cat.detach()
+        if cfg.object_box_weight > 0 and out.cell_boxes is not None:
+            boxes = object_box_loss(out.cell_boxes, objects, cfg)
+            losses["loss"] = losses["loss"] + cfg.object_box_weight * boxes
+            losses["object_box"] = boxes.detach()
     if out.zoom_scores is not None and out.zoom_boxes is not None and out.zoom_rows is not None:
         size, window = out.zoom_geometry  # type: ignore[misc]
         in_window = to_window(target[out.zoom_rows].float(), out.zoom_origins, size, window)  # type: ignore[arg-type]

@@ -17,10 +17,11 @@ in the fusion. With ``mlcm: false`` the same code is the TransVG-style baseline 
 
 Options that are not in the paper (off in its configs, on in the lite config; see :mod:`rsvg.models.config`):
 ``stride16_detail`` (the stride-16 map folded into the stride-32 tokens, :meth:`MGVLF.feature_map`),
-``positions_in_tokens``, ``visual_norm``, ``text_norm``, ``head: cells`` (:class:`CellHead` instead of step 4) and
-``object_head`` (per-cell categories and the query's category, whose agreement is a prior on the cell scores) and
+``positions_in_tokens``, ``visual_norm``, ``text_norm``, ``head: cells`` (:class:`CellHead` instead of step 4),
+``object_head`` (per-cell categories and the query's category, whose agreement is a prior on the cell scores),
 ``rank``: step 4b, the best cells ranked again as objects with their colours read from the image
-(:mod:`rsvg.models.rank`), and ``zoom``: step 5, a second look at the image at a finer resolution around a small first box (:mod:`rsvg.models.zoom`).
+(:mod:`rsvg.models.rank`), and ``zoom``: step 5, a second look at the image at a finer resolution around a small
+first box (:mod:`rsvg.models.zoom`).
 """
 
 from __future__ import annotations
@@ -363,7 +364,9 @@ class MGVLF(nn.Module):
             result, padding_mask, raw_words, raw_sentence, text_pad, zoom_image, zoom_features, zoom_origin, zoom_valid
         )
 
-    def _rank(self, result: GroundingOutput, colours: Tensor, words: Tensor, sentence: Tensor, text_pad: Tensor) -> None:
+    def _rank(
+        self, result: GroundingOutput, colours: Tensor, words: Tensor, sentence: Tensor, text_pad: Tensor
+    ) -> None:
         """Step 4b (``model.rank``, :mod:`rsvg.models.rank`): the first look's best cells ranked again as objects;
         the winner's box replaces the first look's. Everything taken from the first look is detached."""
         assert self.ranker is not None and result.cell_scores is not None and result.cell_boxes is not None
