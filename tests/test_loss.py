@@ -12,7 +12,6 @@ from rsvg.models.loss import (
     centre_cells,
     grounding_loss,
     model_loss,
-    object_box_loss,
     object_loss,
     object_targets,
 )
@@ -125,31 +124,3 @@ def test_object_loss_is_focal_loss_per_object_and_model_loss_adds_it_with_the_ca
     with pytest.raises(ValueError, match="image_objects"):
         model_loss(out, target)
 
-
-def test_object_box_loss_asks_each_objects_centre_cell_for_its_box():
-    # 2x2 cells; sample 0 has objects centred in cells 0 and 1, sample 1 none
-    objects = [torch.tensor([[3.0, 0.0, 0.0, 0.2, 0.2], [1.0, 0.6, 0.1, 0.9, 0.3]]), torch.zeros(0, 5)]
-    corner = torch.rand(2, 4, 2) * 0.5
-    cell_boxes = torch.cat([corner, corner + 0.1 + 0.4 * torch.rand(2, 4, 2)], -1)
-    cfg = LossConfig(l1_weight=5.0, giou_weight=2.0, object_box_weight=0.5)
-    expected = grounding_loss(cell_boxes[0, [0, 1]], objects[0][:, 1:], cfg)["loss"]
-    torch.testing.assert_close(object_box_loss(cell_boxes, objects, cfg), expected)
-    # the cells holding the objects' own boxes: nothing to learn
-    fitted = cell_boxes.clone()
-    fitted[0, 0], fitted[0, 1] = objects[0][0, 1:], objects[0][1, 1:]
-    assert object_box_loss(fitted, objects, cfg) < 1e-4
-    assert object_box_loss(cell_boxes, [torch.zeros(0, 5)] * 2, cfg) == 0
-    # model_loss adds it with its weight (head: cells with the object head)
-    out = GroundingOutput(
-        boxes=torch.rand(2, 4),
-        cell_scores=torch.randn(2, 4),
-        cell_boxes=cell_boxes,
-        object_logits=torch.randn(2, 4, 5),
-        query_category_logits=torch.randn(2, 5),
-    )
-    target = torch.tensor([[0.0, 0.0, 0.2, 0.2], [0.5, 0.5, 0.9, 0.9]])
-    with_boxes = model_loss(out, target, cfg, objects, torch.tensor([3, 0]))
-    without = model_loss(out, target, LossConfig(l1_weight=5.0, giou_weight=2.0), objects, torch.tensor([3, 0]))
-    torch.testing.assert_close(with_boxes["object_box"], expected)
-    torch.testing.assert_close(with_boxes["loss"], without["loss"] + 0.5 * expected)
-    assert "object_box" not in without

@@ -275,8 +275,6 @@ class Trainer:
             sums["cell"] = 0.0
         if cfg.model.object_head:
             sums["object"] = sums["category"] = 0.0
-            if cfg.model.head == "cells" and cfg.loss.object_box_weight > 0:
-                sums["object_box"] = 0.0
         if cfg.model.zoom:
             sums["zoom"] = 0.0  # a batch without small targets adds 0
         if cfg.model.rank:

@@ -42,8 +42,6 @@ class LossConfig:
     object_weight: float = 1.0  # model.object_head only: weight of its per-cell focal and query-category terms
     zoom_weight: float = 1.0  # model.zoom only: weight of the second look's cells loss (its own L1, GIoU, cell)
     rank_weight: float = 1.0  # model.rank only: weight of the candidate ranking's cross-entropy
-    # head: cells + object_head: weight of every annotated object's box asked of its centre cell (object_box_loss)
-    object_box_weight: float = 0.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -55,7 +53,6 @@ class LossConfig:
             "object_weight",
             "zoom_weight",
             "rank_weight",
-            "object_box_weight",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"loss.{name} must be >= 0, got {getattr(self, name)}")
@@ -135,22 +132,6 @@ def ranking_targets(boxes: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
     return (iou + 2.0 * inside.float()).argmax(1), inside.any(1)
 
 
-def object_box_loss(cell_boxes: Tensor, objects: list[Tensor], cfg: LossConfig) -> Tensor:
-    """``head: cells`` with the image's objects: every object's box asked of the cell that holds its centre (the
-    :func:`grounding_loss` terms, averaged over the objects), so that every cell's box fits the object there, not
-    only the referred one's: the candidate ranking (``model.rank``) answers with other cells' boxes. 0 without
-    objects."""
-    if not objects or not any(len(o) for o in objects):
-        return cell_boxes.new_zeros(())
-    side = math.isqrt(cell_boxes.shape[1])
-    rows = torch.cat(objects)
-    sample = torch.repeat_interleave(
-        torch.arange(len(objects), device=rows.device), torch.tensor([len(o) for o in objects], device=rows.device)
-    )
-    boxes = rows[:, 1:].float()
-    return grounding_loss(cell_boxes[sample, centre_cells(boxes, side, side)], boxes, cfg)["loss"]
-
-
 def object_targets(objects: list[Tensor], height: int, width: int, classes: int) -> Tensor:
     """``(B, height*width, classes)``: 1 where a cell holds the centre of an object of that class.
 
@@ -190,10 +171,9 @@ def model_loss(
     target's centre, plus ``cell_weight`` × the cross-entropy of the cell scores against that cell (``"cell"``).
     With ``model.object_head``, ``object_weight`` × (:func:`object_loss` against ``objects``, every annotated
     object of each sample's image (``"object"``), + the cross-entropy of the query's category logits against the
-    referred object's DIOR class index ``categories`` (``"category"``)) is added, and with ``head: cells`` and
-    ``object_box_weight`` > 0 that weight × :func:`object_box_loss` (``"object_box"``). With ``model.zoom``, when
-    the batch carried training crops, ``zoom_weight`` × the second look's own cells loss on the target mapped into
-    each crop's window (``"zoom"``; absent when no sample of the batch had a crop). With ``model.rank``,
+    referred object's DIOR class index ``categories`` (``"category"``)) is added. With ``model.zoom``, when the batch
+    carried training crops, ``zoom_weight`` × the second look's own cells loss on the target mapped into each crop's
+    window (``"zoom"``; absent when no sample of the batch had a crop). With ``model.rank``,
     ``rank_weight`` × the cross-entropy of the ranking over the candidates against :func:`ranking_targets`, averaged
     over the samples that have a target candidate (``"rank"``).
     """
@@ -209,10 +189,6 @@ def model_loss(
         cat = F.cross_entropy(out.query_category_logits.float(), categories)
         losses["loss"] = losses["loss"] + cfg.object_weight * (obj + cat)
         losses["object"], losses["category"] = obj.detach(), cat.detach()
-        if cfg.object_box_weight > 0 and out.cell_boxes is not None:
-            boxes = object_box_loss(out.cell_boxes, objects, cfg)
-            losses["loss"] = losses["loss"] + cfg.object_box_weight * boxes
-            losses["object_box"] = boxes.detach()
     if out.zoom_scores is not None and out.zoom_boxes is not None and out.zoom_rows is not None:
         size, window = out.zoom_geometry  # type: ignore[misc]
         in_window = to_window(target[out.zoom_rows].float(), out.zoom_origins, size, window)  # type: ignore[arg-type]
