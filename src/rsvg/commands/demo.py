@@ -11,7 +11,7 @@ from rich.console import Console
 
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for everything the demo makes.")] = Path("demo_out"),
-    images: Annotated[int, typer.Option(min=10, help="Synthetic scenes to generate.")] = 2800,
+    images: Annotated[int, typer.Option(min=10, help="Synthetic scenes to generate.")] = 2700,
     seed: Annotated[int, typer.Option(help="Seed of the scenes, the construction and the split.")] = 0,
     config: Annotated[Path, typer.Option(help="Training config.")] = Path("configs/mgvlf_lite.yaml"),
     epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 2,

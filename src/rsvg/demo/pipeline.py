@@ -35,7 +35,7 @@ class DemoOptions:
     """What the demo builds and trains; each option only invalidates the steps that depend on it."""
 
     out: Path = Path("demo_out")
-    images: int = 2800
+    images: int = 2700
     size: int = 800
     seed: int = 0
     config: Path = Path("configs/mgvlf_lite.yaml")
