@@ -123,4 +123,3 @@ def test_object_loss_is_focal_loss_per_object_and_model_loss_adds_it_with_the_ca
     torch.testing.assert_close(losses["loss"], model_loss(boxes_only, target)["loss"] + 0.5 * (expected + category))
     with pytest.raises(ValueError, match="image_objects"):
         model_loss(out, target)
-

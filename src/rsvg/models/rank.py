@@ -17,7 +17,8 @@ So the ``rank_candidates`` best cells become candidates, each described by what 
 The candidates attend to each other (relations and relative size need the other objects; their box centres are
 the position encodings) and to the query's words in ``rank_layers`` decoder layers, and a score per candidate
 (an MLP plus a bilinear match with the sentence, plus the first look's relative score) picks the answer. The
-first look's scores, boxes and category logits enter detached: the ranking loss trains only this module.
+first look's scores, boxes and category logits enter detached: the ranking loss trains only this module (and
+the text encoder where that is trainable).
 """
 
 from __future__ import annotations
