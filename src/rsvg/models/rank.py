@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.ops import roi_align
 
-from rsvg.models.transformer import DecoderLayer
+from rsvg.models.transformer import DecoderLayer, query_memory
 from rsvg.models.zoom import sine_encoding_xy
 
 COLOUR_STRIDE = 4  # input pixels averaged into one pixel of the colour map
@@ -65,11 +65,11 @@ def candidate_colours(colours: Tensor, boxes: Tensor) -> Tensor:
     centre, half = (pixels[..., :2] + pixels[..., 2:]) / 2, (pixels[..., 2:] - pixels[..., :2]) / 2
     grown = torch.cat([centre - 2 * half, centre + 2 * half], -1)
     rows = torch.arange(bsz, device=boxes.device, dtype=torch.float32).repeat_interleave(k)[:, None]
-    feats = []
+    colours, feats = colours.float(), []
     for b in (pixels, grown):
         rois = torch.cat([rows, b.reshape(-1, 4)], 1)
         # 2x2 samples per bin of a map already averaged over 4x4 pixels (adaptive sampling: 15x slower on large boxes)
-        feats.append(roi_align(colours.float(), rois, COLOUR_BINS, aligned=True, sampling_ratio=2).reshape(bsz, k, -1))
+        feats.append(roi_align(colours, rois, COLOUR_BINS, aligned=True, sampling_ratio=2).reshape(bsz, k, -1))
     return torch.cat(feats, -1)
 
 
@@ -128,16 +128,14 @@ class CandidateRanker(nn.Module):
             categories = relative.new_zeros(*relative.shape, self.categories)
         else:
             categories = category_logits.float().sigmoid()
-        parts = [categories, relative[..., None], probs[..., None], box_geometry(boxes.float())]
-        parts.append(candidate_colours(colours, boxes))
+        geometry = box_geometry(boxes.float())
+        parts = [categories, relative[..., None], probs[..., None], geometry, candidate_colours(colours, boxes)]
         x = self.input(torch.cat(parts, -1))
-        pos = sine_encoding_xy((boxes[..., :2] + boxes[..., 2:]).float() / 2, x.shape[-1]).to(x.dtype)
+        pos = sine_encoding_xy(geometry[..., 4:6], x.shape[-1]).to(x.dtype)  # the boxes' centres
 
-        words, sentence = self.word_norm(words), self.sentence_norm(sentence)
-        bsz, nt = words.shape[:2]
-        memory = F.relu(self.text_proj(torch.cat([words, sentence[:, None]], 1)))
-        memory_pos = torch.cat([self.text_pos.weight[:nt], self.text_pos.weight[-1:]], 0)[None].expand(bsz, -1, -1)
-        memory_pad = torch.cat([text_pad, text_pad.new_zeros(bsz, 1)], 1)
+        memory, memory_pos, memory_pad, sentence = query_memory(
+            words, sentence, text_pad, self.word_norm, self.sentence_norm, self.text_proj, self.text_pos
+        )
         for layer in self.layers:
             x, _ = layer(x, pos, ~valid, memory, memory_pos, memory_pad)
 

@@ -193,3 +193,26 @@ def sine_position_encoding(height: int, width: int, dim: int, device: torch.devi
     py = torch.stack((py[:, 0::2].sin(), py[:, 1::2].cos()), dim=2).flatten(1)
     pos = torch.cat((py[:, None, :].expand(height, width, npf), px[None, :, :].expand(height, width, npf)), dim=2)
     return pos.reshape(height * width, dim)
+
+
+def query_memory(
+    words: Tensor,
+    sentence: Tensor,
+    text_padding: Tensor,
+    word_norm: nn.LayerNorm,
+    sentence_norm: nn.LayerNorm,
+    proj: nn.Linear,
+    positions: nn.Embedding,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The query as the memory of a head's decoder layers (the second look's, the candidate ranking's): the text
+    encoder's ``words`` (B, Nt, T) and ``sentence`` (B, T), each LayerNorm'd, projected to D with a ReLU, the
+    sentence last; learned positions (``positions`` holds max_tokens + 1 rows, the last one the sentence's).
+
+    Returns the memory (B, Nt + 1, D), its positions (B, Nt + 1, D), its padding (B, Nt + 1) from ``text_padding``
+    (B, Nt), and the normalised sentence (B, T) the heads also match against."""
+    words, sentence = word_norm(words), sentence_norm(sentence)
+    bsz, nt = words.shape[:2]
+    memory = F.relu(proj(torch.cat([words, sentence[:, None]], 1)))
+    memory_pos = torch.cat([positions.weight[:nt], positions.weight[-1:]], 0)[None].expand(bsz, -1, -1)
+    memory_pad = torch.cat([text_padding, text_padding.new_zeros(bsz, 1)], 1)
+    return memory, memory_pos, memory_pad, sentence

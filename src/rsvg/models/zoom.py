@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rsvg.models.heads import CellHead
-from rsvg.models.transformer import DecoderLayer
+from rsvg.models.transformer import DecoderLayer, query_memory
 
 ZOOM_STRIDE = 16  # the second look's token grid: stride 16 of the crop
 
@@ -177,7 +177,7 @@ class SecondLook(nn.Module):
         """``maps`` ``(B, C, g, g)``, ``origins`` ``(B, 2)`` input pixels, ``token_padding`` ``(B, g²)``, the text
         encoder's ``words`` ``(B, Nt, b)``, ``sentence`` ``(B, b)`` and ``text_padding`` ``(B, Nt)`` → cell scores
         ``(B, g²)`` and window-normalised boxes ``(B, g², 4)``."""
-        bsz, _, g, _ = maps.shape
+        g = maps.shape[-1]
         if g != self.grid:
             raise ValueError(f"a {g}x{g} crop map does not match the second look's {self.grid}x{self.grid} grid")
         x = self.visual_proj(self.visual_norm(maps.flatten(2).transpose(1, 2)))
@@ -186,11 +186,9 @@ class SecondLook(nn.Module):
         xy = torch.stack((cx.flatten(), cy.flatten()), -1)[None] + origins.float()[:, None, :]
         pos = sine_encoding_xy(xy / image_size, x.shape[-1]).to(x.dtype) + self.window_pos
         x = x + pos
-        words, sentence = self.word_norm(words), self.sentence_norm(sentence)
-        memory = F.relu(self.text_proj(torch.cat([words, sentence.unsqueeze(1)], 1)))
-        nt = words.shape[1]
-        memory_pos = torch.cat([self.text_pos.weight[:nt], self.text_pos.weight[-1:]], 0).unsqueeze(0)
-        memory_pad = torch.cat([text_padding, torch.zeros(bsz, 1, dtype=torch.bool, device=maps.device)], 1)
+        memory, memory_pos, memory_pad, sentence = query_memory(
+            words, sentence, text_padding, self.word_norm, self.sentence_norm, self.text_proj, self.text_pos
+        )
         for layer in self.layers:
-            x, _ = layer(x, pos, token_padding, memory, memory_pos.expand(bsz, -1, -1), memory_pad)
+            x, _ = layer(x, pos, token_padding, memory, memory_pos, memory_pad)
         return self.head(x, token_padding, g, g, sentence)
