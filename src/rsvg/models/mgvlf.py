@@ -26,6 +26,7 @@ first box (:mod:`rsvg.models.zoom`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -210,6 +211,11 @@ class MGVLF(nn.Module):
             if p.dim() > 1:
                 nn.init.xavier_uniform_(p)
         nn.init.normal_(self.reg_token, std=0.02)
+        if self.object_head is not None:
+            # RetinaNet's prior (Lin et al. 2017, Sec. 4.1): every cell starts at P(holds a c) = 0.01, so the focal
+            # loss over the h*w*20 mostly empty cells starts near its final size, not ~180 (at 0.5), which for the
+            # first hundred steps took most of the clipped gradient away from the grounding heads
+            nn.init.constant_(self.object_head.bias, -math.log((1 - 0.01) / 0.01))
 
     # ------------------------------------------------------------------------------------------------------------
     def _memory(
