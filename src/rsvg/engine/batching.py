@@ -73,7 +73,8 @@ def normalised_objects(batch: dict[str, Any], image_size: int) -> list[Tensor] |
 
 def forward_batch(model: torch.nn.Module, batch: dict[str, Any], need_attention: bool = False) -> Any:
     """Run the model on a batch that carries either images or cached backbone features (and, for
-    ``model.zoom``, zoom canvases or the training crops' maps)."""
+    ``model.zoom``, zoom canvases or the training crops' maps; for ``model.refine`` in training, the image's
+    objects)."""
     return model(
         batch.get("image"),
         batch["padding_mask"],
@@ -85,4 +86,5 @@ def forward_batch(model: torch.nn.Module, batch: dict[str, Any], need_attention:
         zoom_features=batch.get("zoom_features"),
         zoom_origin=batch.get("zoom_origin"),
         zoom_valid=batch.get("zoom_valid"),
+        objects=normalised_objects(batch, getattr(model, "module", model).cfg.image_size),
     )

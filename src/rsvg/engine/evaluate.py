@@ -84,7 +84,8 @@ def predict(
 ) -> list[dict[str, Any]]:
     """One row per sample of this rank: index, image, query, category, predicted and ground-truth boxes in
     original pixels, IoU; with ``model.zoom`` also ``second_look``, whether the box is the second look's; with
-    ``model.rank`` also ``reranked``, whether the ranking chose another cell than the first look's best."""
+    ``model.rank`` also ``reranked``, whether the ranking chose another cell than the first look's best; with
+    ``model.refine`` also ``unrefined_iou``, the IoU of the box before its refinement."""
     model.eval()
     rows: list[dict[str, Any]] = []
     for batch in loader:
@@ -101,6 +102,11 @@ def predict(
             looked = set(out.zoom_rows.tolist()) if out.zoom_rows is not None else set()
         # model.rank: whether the ranking chose another candidate than the first look's best cell
         reranked = out.rank_scores.argmax(1).ne(0).tolist() if out.rank_scores is not None else None
+        # model.refine: how good the box was before its refinement
+        unrefined = None
+        if out.unrefined_boxes is not None:
+            before = box_to_original(out.unrefined_boxes.float() * image_size, batch["letterbox"]).cpu().numpy()
+            unrefined = paired_iou(before, gt)
         for k in range(len(pred)):
             row = {
                 "index": int(batch["index"][k]),
@@ -115,6 +121,8 @@ def predict(
                 row["second_look"] = k in looked
             if reranked is not None:
                 row["reranked"] = reranked[k]
+            if unrefined is not None:
+                row["unrefined_iou"] = float(unrefined[k])
             rows.append(row)
     return rows
 

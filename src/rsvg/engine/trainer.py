@@ -120,7 +120,7 @@ class Trainer:
             cfg.data.train_split,
             augment=augment,
             seed=cfg.train.seed,
-            image_objects=cfg.model.object_head,
+            image_objects=cfg.model.object_head or cfg.model.refine,
             **common,
         )
         # with model.zoom validation reads each image again, letterboxed zoom_scale times finer (the second look)
@@ -279,6 +279,8 @@ class Trainer:
             sums["zoom"] = 0.0  # a batch without small targets adds 0
         if cfg.model.rank:
             sums["rank"] = 0.0
+        if cfg.model.refine:
+            sums["refine"] = 0.0
         count, t0, seen = 0, time.perf_counter(), 0
         interactive = self.console.is_terminal
         self.optimizer.zero_grad(set_to_none=True)

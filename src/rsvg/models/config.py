@@ -91,6 +91,13 @@ class ModelConfig:
     rank: bool = False
     rank_candidates: int = 16
     rank_layers: int = 2
+    # Box refinement (rsvg.models.refine, needs stride16_detail): the answer's box, grown by refine_grow, read as a
+    # refine_bins x refine_bins grid from the backbone's stride-16 map and the image's colour map, and corrected
+    # by an MLP (centre shift, log-scale of the sides). Trained on every annotated object of the training images,
+    # moved and rescaled at random (loss.refine_weight).
+    refine: bool = False
+    refine_bins: int = 7
+    refine_grow: float = 1.5
 
     def __post_init__(self) -> None:
         bad = [m for m in self.memory if m not in MEMORY_PARTS]
@@ -115,6 +122,17 @@ class ModelConfig:
                 raise ValueError(f"model.rank_candidates must be >= 2, got {self.rank_candidates}")
             if self.rank_layers < 1:
                 raise ValueError(f"model.rank_layers must be >= 1, got {self.rank_layers}")
+
+        if self.refine:
+            if not self.stride16_detail:
+                raise ValueError(
+                    "model.refine reads the stride-16 map that model.stride16_detail folds into the visual features: "
+                    "set both"
+                )
+            if self.refine_bins < 1:
+                raise ValueError(f"model.refine_bins must be >= 1, got {self.refine_bins}")
+            if self.refine_grow < 1:
+                raise ValueError(f"model.refine_grow must be >= 1 (the box and its edges), got {self.refine_grow}")
 
     def _check_zoom(self) -> None:
         if not self.freeze_backbone:
@@ -141,6 +159,11 @@ class ModelConfig:
     def zoom_grid(self) -> int:
         """Side of the second look's token grid (stride 16 of the ``zoom_window · zoom_scale`` crop)."""
         return self.zoom_window * self.zoom_scale // 16
+
+    @property
+    def colour_map(self) -> bool:
+        """Whether the visual features carry the image's colour map (the ranking and the refinement read it)."""
+        return self.rank or self.refine
 
     @property
     def multiscale(self) -> bool:

@@ -42,6 +42,7 @@ class LossConfig:
     object_weight: float = 1.0  # model.object_head only: weight of its per-cell focal and query-category terms
     zoom_weight: float = 1.0  # model.zoom only: weight of the second look's cells loss (its own L1, GIoU, cell)
     rank_weight: float = 1.0  # model.rank only: weight of the candidate ranking's cross-entropy
+    refine_weight: float = 1.0  # model.refine only: weight of the refined objects' L1 + GIoU (l1/giou_weight)
 
     def __post_init__(self) -> None:
         for name in (
@@ -53,6 +54,7 @@ class LossConfig:
             "object_weight",
             "zoom_weight",
             "rank_weight",
+            "refine_weight",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"loss.{name} must be >= 0, got {getattr(self, name)}")
@@ -175,7 +177,8 @@ def model_loss(
     carried training crops, ``zoom_weight`` × the second look's own cells loss on the target mapped into each crop's
     window (``"zoom"``; absent when no sample of the batch had a crop). With ``model.rank``,
     ``rank_weight`` × the cross-entropy of the ranking over the candidates against :func:`ranking_targets`, averaged
-    over the samples that have a target candidate (``"rank"``).
+    over the samples that have a target candidate (``"rank"``). With ``model.refine``, ``refine_weight`` ×
+    :func:`grounding_loss` of the refined jittered objects against their annotated boxes (``"refine"``).
     """
     cfg = cfg or LossConfig()
     losses = _box_losses(out, target, cfg)
@@ -202,6 +205,10 @@ def model_loss(
         rank = (per_sample * has_one).sum() / has_one.sum().clamp(min=1)
         losses["loss"] = losses["loss"] + cfg.rank_weight * rank
         losses["rank"] = rank.detach()
+    if out.refine_boxes is not None and out.refine_truth is not None and len(out.refine_truth):
+        refine = grounding_loss(out.refine_boxes, out.refine_truth, cfg)["loss"]
+        losses["loss"] = losses["loss"] + cfg.refine_weight * refine
+        losses["refine"] = refine.detach()
     return losses
 
 

@@ -37,6 +37,7 @@ from rsvg.data.categories import DIOR_CLASSES
 from rsvg.models.config import ModelConfig
 from rsvg.models.heads import BoxHead, CellHead
 from rsvg.models.rank import CandidateRanker, colour_channels, colour_map, unfold_colour_map
+from rsvg.models.refine import BoxRefiner, jitter_boxes
 from rsvg.models.text_encoder import TextEncoder
 from rsvg.models.transformer import DecoderLayer, Encoder, sine_position_encoding
 from rsvg.models.zoom import (
@@ -109,6 +110,11 @@ class GroundingOutput:
     rank_cells: Tensor | None = None
     rank_boxes: Tensor | None = None
     rank_scores: Tensor | None = None
+    # ``refine`` only (:mod:`rsvg.models.refine`): in training the refined boxes of the image's jittered objects
+    # (N, 4) and those objects' boxes (N, 4); at inference the boxes before the refinement (B, 4)
+    refine_boxes: Tensor | None = None
+    refine_truth: Tensor | None = None
+    unrefined_boxes: Tensor | None = None
     zoom_geometry: tuple[int, int] | None = None  # (image_size, zoom_window): maps targets into the windows
 
 
@@ -141,8 +147,8 @@ class MGVLF(nn.Module):
         # backbone channels per stride (the backbone returns the levels backbone_levels(cfg) names)
         self.level_channels = dict(zip(backbone.return_levels, backbone.out_channels, strict=True))
         c5 = self.level_channels[32] + (4 * self.level_channels[16] if cfg.stride16_detail else 0)
-        # model.rank: the colour map rides along in the visual feature map, after the backbone's channels
-        self.colour_channels = colour_channels(BACKBONE_STRIDE) if cfg.rank else 0
+        # model.rank / model.refine: the colour map rides along in the visual feature map, after the backbone's
+        self.colour_channels = colour_channels(BACKBONE_STRIDE) if cfg.colour_map else 0
         # channels of the map encode_image returns (what feature caches store)
         self.feature_channels = c5 + self.colour_channels
         b = text_encoder.hidden_size
@@ -201,6 +207,8 @@ class MGVLF(nn.Module):
             if cfg.zoom
             else None
         )
+        # --- Box refinement (not in the paper; rsvg.models.refine) ---
+        self.refiner = BoxRefiner(self.level_channels[16], cfg.refine_bins, cfg.refine_grow) if cfg.refine else None
         self._init_new_parameters()
 
     def _init_new_parameters(self) -> None:
@@ -216,6 +224,8 @@ class MGVLF(nn.Module):
             # loss over the h*w*20 mostly empty cells starts near its final size, not ~180 (at 0.5), which for the
             # first hundred steps took most of the clipped gradient away from the grounding heads
             nn.init.constant_(self.object_head.bias, -math.log((1 - 0.01) / 0.01))
+        if self.refiner is not None:
+            self.refiner.reset_parameters()  # starts as the identity
 
     # ------------------------------------------------------------------------------------------------------------
     def _memory(
@@ -268,6 +278,7 @@ class MGVLF(nn.Module):
         zoom_features: Tensor | None = None,
         zoom_origin: Tensor | None = None,
         zoom_valid: Tensor | None = None,
+        objects: list[Tensor] | None = None,
     ) -> GroundingOutput:
         """``image`` (B, 3, S, S) normalised, ``padding_mask`` (B, S, S) True on padding, token ids and mask
         (B, Nt). Returns normalised boxes (and the [REG] attention map on request).
@@ -279,7 +290,11 @@ class MGVLF(nn.Module):
         (:func:`~rsvg.data.transforms.zoom_letterbox`), gives the small first boxes a second look (inference);
         in training ``zoom_features`` (B, C, g, g) (:meth:`zoom_map` of crops around the targets),
         ``zoom_origin`` (B, 2) (their input-pixel corners) and ``zoom_valid`` (B,) (which samples have one)
-        instead. Without either the model answers with its first look."""
+        instead. Without either the model answers with its first look.
+
+        With ``model.refine``, in training ``objects`` (one ``(K, 5)`` tensor per sample, rows ``(class, x1, y1, x2,
+        y2)`` normalised: every annotated object of the image) are moved at random and refined (``refine_boxes``
+        against ``refine_truth``); at inference the answer's box is refined (``unrefined_boxes`` keeps it)."""
         # 1. Multimodal encoder (either part may come precomputed: frozen encoders' features are cacheable)
         feats = self.encode_image(image) if image_features is None else image_features  # (B, C5, h, w)
         bsz, channels, h, w = feats.shape
@@ -289,8 +304,10 @@ class MGVLF(nn.Module):
                 f"{self.num_visual} tokens at model.image_size {self.cfg.image_size})"
             )
         colours = None
-        if self.colour_channels:  # model.rank: the folded colour map rides at the end
+        if self.colour_channels:  # model.rank / refine: the folded colour map rides at the end
             feats, colours = feats[:, : -self.colour_channels], feats[:, -self.colour_channels :]
+        # model.refine: the backbone's stride-16 map, unfolded from the stride-32 cells that carry it
+        detail = F.pixel_shuffle(feats[:, self.level_channels[32] :], 2) if self.refiner is not None else None
         if self.visual_norm is not None:
             feats = self.visual_norm(feats.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         level1 = self.input_proj(feats).flatten(2).transpose(1, 2)  # (B, h*w, D)
@@ -364,11 +381,46 @@ class MGVLF(nn.Module):
             )
 
         # 5. The second look at small objects (model.zoom, not in the paper)
-        if self.second_look is None:
-            return result
-        return self._look_again(
-            result, padding_mask, raw_words, raw_sentence, text_pad, zoom_image, zoom_features, zoom_origin, zoom_valid
-        )
+        if self.second_look is not None:
+            result = self._look_again(
+                result,
+                padding_mask,
+                raw_words,
+                raw_sentence,
+                text_pad,
+                zoom_image,
+                zoom_features,
+                zoom_origin,
+                zoom_valid,
+            )
+
+        # 6. The answer's box read again and corrected (model.refine, not in the paper)
+        if self.refiner is not None and detail is not None and colours is not None:
+            self._refine(result, detail, unfold_colour_map(colours, BACKBONE_STRIDE), objects)
+        return result
+
+    def _refine(self, result: GroundingOutput, detail: Tensor, colours: Tensor, objects: list[Tensor] | None) -> None:
+        """Step 6 (``model.refine``, :mod:`rsvg.models.refine`): in training the image's annotated objects, moved
+        at random, are refined (the loss compares ``refine_boxes`` with ``refine_truth``; the answer stays); at
+        inference the answer's box is refined."""
+        assert self.refiner is not None
+        if self.training:
+            if objects is None:
+                raise ValueError(
+                    "model.refine trains on the image's annotated objects: pass objects (the trainer builds the "
+                    "dataset with image_objects=True)"
+                )
+            truth = torch.cat([o[:, 1:] for o in objects]).to(detail.device, torch.float32)
+            rows = torch.repeat_interleave(
+                torch.arange(len(objects), device=detail.device),
+                torch.tensor([len(o) for o in objects], device=detail.device),
+            )
+            result.refine_boxes = self.refiner(detail, colours, rows, jitter_boxes(truth))
+            result.refine_truth = truth
+            return
+        result.unrefined_boxes = result.boxes
+        rows = torch.arange(len(result.boxes), device=detail.device)
+        result.boxes = self.refiner(detail, colours, rows, result.boxes.detach()).to(result.boxes.dtype)
 
     def _rank(
         self, result: GroundingOutput, colours: Tensor, words: Tensor, sentence: Tensor, text_pad: Tensor
@@ -461,13 +513,14 @@ class MGVLF(nn.Module):
     def feature_map(self, maps: list[Tensor], image: Tensor) -> Tensor:
         """The visual input of the model from the backbone's maps (those of ``backbone.return_levels``, highest
         resolution first) and the normalised image they came from: the stride-32 map, with ``stride16_detail``
-        the stride-16 map folded in, with ``rank`` the colour map (:func:`~rsvg.models.rank.colour_map`) last."""
+        the stride-16 map folded in, with ``rank`` or ``refine`` the colour map (:func:`~rsvg.models.rank.colour_map`)
+        last."""
         by_stride = dict(zip(self.backbone.return_levels, maps, strict=True))
         parts = [by_stride[32]]
         if self.cfg.stride16_detail:
             # Space-to-depth: each stride-32 cell also carries its 2x2 stride-16 cells as channels.
             parts.append(F.pixel_unshuffle(by_stride[16], 2))
-        if self.cfg.rank:
+        if self.cfg.colour_map:
             parts.append(colour_map(image, BACKBONE_STRIDE).to(parts[0].dtype))
         return parts[0] if len(parts) == 1 else torch.cat(parts, 1)
 

@@ -1,0 +1,113 @@
+"""Box refinement (model.refine): the refiner, its training inputs, the model path and the loss."""
+
+import pytest
+import torch
+from torchvision.ops import box_iou
+
+from rsvg.models.build import build_model
+from rsvg.models.config import ModelConfig
+from rsvg.models.loss import LossConfig, model_loss
+from rsvg.models.rank import colour_channels
+from rsvg.models.refine import BoxRefiner, jitter_boxes
+from test_model import TINY, inputs
+
+REFINE = {**TINY, "head": "cells", "stride16_detail": True, "refine": True, "refine_bins": 3}
+
+
+@pytest.fixture(scope="module")
+def refine_model():
+    torch.manual_seed(0)
+    return build_model(ModelConfig(**REFINE))
+
+
+def _objects():
+    """One tensor per sample of the inputs() batch: (class, x1, y1, x2, y2) normalised."""
+    return [torch.tensor([[3.0, 0.1, 0.1, 0.4, 0.3]]), torch.tensor([[5.0, 0.5, 0.5, 0.9, 0.8], [1.0, 0, 0, 0.2, 0.2]])]
+
+
+def test_jittered_boxes_move_around_the_truth():
+    torch.manual_seed(0)
+    truth = torch.tensor([[0.2, 0.2, 0.4, 0.6]]).repeat(4000, 1)
+    moved = jitter_boxes(truth, shift=0.2, scale=0.3)
+    assert moved.shape == truth.shape and (moved[:, 2:] > moved[:, :2]).all()
+    centre = (moved[:, :2] + moved[:, 2:]) / 2
+    assert torch.allclose(centre.mean(0), torch.tensor([0.3, 0.4]), atol=0.01)
+    # the centre moves by 0.2 box sizes (width 0.2, height 0.4), the sides by exp(N(0, 0.3))
+    assert torch.allclose(centre.std(0), torch.tensor([0.04, 0.08]), rtol=0.1)
+    log_width = (moved[:, 2] - moved[:, 0]).div(0.2).log()
+    assert abs(log_width.std().item() - 0.3) < 0.03
+    assert not torch.equal(jitter_boxes(truth[:2]), jitter_boxes(truth[:2]))
+
+
+def test_an_untrained_refiner_leaves_the_boxes_as_they_are(refine_model):
+    # the model-wide Xavier init must not overwrite the refiner's zero last layer
+    assert refine_model.refiner.mlp[-1].weight.abs().max() == 0
+    image, pad, ids, mask = inputs()
+    out = refine_model.eval()(image, pad, ids, mask)
+    assert out.unrefined_boxes is not None and torch.allclose(out.boxes, out.unrefined_boxes, atol=1e-6)
+    assert refine_model.feature_channels == refine_model.level_channels[32] + 4 * refine_model.level_channels[
+        16
+    ] + colour_channels(32)  # the colour map rides along without model.rank
+    # cached features give the same answer
+    cached = refine_model(None, pad, ids, mask, image_features=refine_model.encode_image(image))
+    assert torch.allclose(cached.boxes, out.boxes, atol=1e-5)
+
+
+def test_in_training_the_jittered_objects_are_refined_and_only_the_refiner_learns_from_them(refine_model):
+    image, pad, ids, mask = inputs()
+    model = refine_model.train()
+    with pytest.raises(ValueError, match="annotated objects"):
+        model(image, pad, ids, mask)
+    out = model(image, pad, ids, mask, objects=_objects())
+    assert out.refine_boxes.shape == out.refine_truth.shape == (3, 4)
+    assert torch.equal(out.refine_truth, torch.cat([o[:, 1:] for o in _objects()]))
+    assert out.unrefined_boxes is None  # the answer is not refined in training
+    target = torch.tensor([[0.1, 0.1, 0.4, 0.3], [0.5, 0.5, 0.9, 0.8]])
+    losses = model_loss(out, target, LossConfig(refine_weight=1.0))
+    assert losses["refine"] > 0
+    model.zero_grad()
+    (losses["loss"] - model_loss(out, target, LossConfig(refine_weight=0.0))["loss"]).backward()
+    touched = {n.split(".")[0] for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert touched == {"refiner"}
+    model.eval()
+
+
+def test_the_refiner_learns_to_fit_boxes_to_the_objects():
+    """Bright rectangles on a dark image, seen through the colour map only: the refined boxes fit them far better
+    than the jittered boxes it was given."""
+    torch.manual_seed(0)
+    size, n = 64, 48
+    colours, truth = torch.zeros(n, 3, size, size), torch.zeros(n, 4)
+    for i in range(n):
+        x1, y1 = torch.randint(4, 30, (2,)).tolist()
+        w, h = torch.randint(10, 28, (2,)).tolist()
+        colours[i, :, y1 : y1 + h, x1 : x1 + w] = 1.0
+        truth[i] = torch.tensor([x1, y1, x1 + w, y1 + h]) / size
+    detail = torch.zeros(n, 4, 8, 8)  # no stride-16 features: the colours alone must do
+    refiner = BoxRefiner(4, bins=7, grow=1.5, hidden=64)
+    opt = torch.optim.Adam(refiner.parameters(), lr=3e-3)
+    rows = torch.arange(n)
+    for _ in range(300):
+        loss = (refiner(detail, colours, rows, jitter_boxes(truth)) - truth).abs().sum(1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    torch.manual_seed(1)
+    given = jitter_boxes(truth)
+    with torch.no_grad():
+        refined = refiner(detail, colours, rows, given)
+    before, after = box_iou(given, truth).diagonal(), box_iou(refined, truth).diagonal()
+    assert after.mean() > before.mean() + 0.15 and after.mean() > 0.8, (before.mean(), after.mean())
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"stride16_detail": False}, "stride16_detail"),
+        ({"refine_bins": 0}, "refine_bins"),
+        ({"refine_grow": 0.5}, "refine_grow"),
+    ],
+)
+def test_refine_config_errors(change, message):
+    with pytest.raises(ValueError, match=message):
+        ModelConfig(**{**REFINE, **change})
