@@ -305,6 +305,9 @@ def test_bench_features_compares_the_cache_batch_with_the_baseline(tmp_path: Pat
     assert r["cache_batch"] == 1 and r["baseline_batch"] == 64 and r["image_size"] == 64  # one image at a time on CPU
     assert r["cache_ms_per_image"] > 0 and r["baseline_ms_per_image"] > 0
     assert r["speedup"] == pytest.approx(r["baseline_ms_per_image"] / r["cache_ms_per_image"])
+    # a zoom config: the second look's crops too, a few at a time on a CPU against all at once
+    assert r["crops_at_once"] == 2 and r["crops"] == 4 and r["crop_ms"] > 0 and r["crops_all_at_once_ms"] > 0
+    assert r["crop_speedup"] == pytest.approx(r["crops_all_at_once_ms"] / r["crop_ms"])
 
 
 def test_bench_features_names_a_missing_gpu_and_a_missing_config() -> None:
