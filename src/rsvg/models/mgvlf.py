@@ -20,8 +20,9 @@ Options that are not in the paper (off in its configs, on in the lite config; se
 ``positions_in_tokens``, ``visual_norm``, ``text_norm``, ``head: cells`` (:class:`CellHead` instead of step 4),
 ``object_head`` (per-cell categories and the query's category, whose agreement is a prior on the cell scores),
 ``rank``: step 4b, the best cells ranked again as objects with their colours read from the image
-(:mod:`rsvg.models.rank`), and ``zoom``: step 5, a second look at the image at a finer resolution around a small
-first box (:mod:`rsvg.models.zoom`).
+(:mod:`rsvg.models.rank`), ``zoom``: step 5, a second look at the image at a finer resolution around a small
+first box (:mod:`rsvg.models.zoom`), and ``refine``: step 6, the answer's box read again from the stride-16 map and
+the image's colours and corrected (:mod:`rsvg.models.refine`).
 """
 
 from __future__ import annotations
@@ -147,7 +148,7 @@ class MGVLF(nn.Module):
         # backbone channels per stride (the backbone returns the levels backbone_levels(cfg) names)
         self.level_channels = dict(zip(backbone.return_levels, backbone.out_channels, strict=True))
         c5 = self.level_channels[32] + (4 * self.level_channels[16] if cfg.stride16_detail else 0)
-        # model.rank / model.refine: the colour map rides along in the visual feature map, after the backbone's
+        # model.rank / model.refine: the colour map rides along in the visual feature map, after the backbone's maps
         self.colour_channels = colour_channels(BACKBONE_STRIDE) if cfg.colour_map else 0
         # channels of the map encode_image returns (what feature caches store)
         self.feature_channels = c5 + self.colour_channels
