@@ -3,7 +3,7 @@
 Every box the model gives comes from one token: a stride-32 cell of the first look (12×12 cells at 384 px), or a
 stride-16 cell of the second look's window. Such a box is often on the right object but a poor fit: on the
 synthetic demo data 9.4 % of all test answers had their centre inside the target and still an IoU of at most
-0.5 (10.7 % of the targets 120 px and wider).
+0.5 (11.0 % of the targets 120 px and wider).
 
 So the answer's box, grown by ``refine_grow`` to see the object's edges, is read as a ``refine_bins`` ×
 ``refine_bins`` grid (``roi_align``) from the backbone's stride-16 map (behind a LayerNorm) and from the image's
