@@ -19,6 +19,7 @@ __all__ = [
     "clip_boxes",
     "intersection_union",
     "paired_iou",
+    "stack_objects",
 ]
 
 
@@ -66,3 +67,13 @@ def clip_boxes(boxes: ArrayLike, width: float, height: float) -> np.ndarray:
     b[:, [0, 2]] = np.clip(b[:, [0, 2]], 0, width)
     b[:, [1, 3]] = np.clip(b[:, [1, 3]], 0, height)
     return b
+
+
+def stack_objects(objects: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample object tables (one ``(K, 5)`` tensor per sample, rows ``(class, x1, y1, x2, y2)``) as one
+    ``(N, 5)`` table and the sample each row belongs to ``(N,)``."""
+    device = objects[0].device if objects else torch.device("cpu")
+    if not objects:
+        return torch.zeros(0, 5, device=device), torch.zeros(0, dtype=torch.long, device=device)
+    counts = torch.tensor([len(o) for o in objects], device=device)
+    return torch.cat(objects), torch.repeat_interleave(torch.arange(len(objects), device=device), counts)

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
 
+from rsvg.boxes import stack_objects
 from rsvg.models.zoom import to_window
 
 if TYPE_CHECKING:
@@ -139,14 +140,9 @@ def object_targets(objects: list[Tensor], height: int, width: int, classes: int)
 
     ``objects`` holds one ``(K, 5)`` tensor per sample: rows ``(class index, x1, y1, x2, y2)`` with the box
     normalised to the network input."""
-    device = objects[0].device if objects else torch.device("cpu")
-    target = torch.zeros(len(objects), height * width, classes, device=device)
-    if objects:
-        rows = torch.cat(objects)
-        sample = torch.repeat_interleave(
-            torch.arange(len(objects), device=device), torch.tensor([len(o) for o in objects], device=device)
-        )
-        target[sample, centre_cells(rows[:, 1:].float(), height, width), rows[:, 0].long()] = 1.0
+    rows, sample = stack_objects(objects)
+    target = torch.zeros(len(objects), height * width, classes, device=rows.device)
+    target[sample, centre_cells(rows[:, 1:].float(), height, width), rows[:, 0].long()] = 1.0
     return target
 
 

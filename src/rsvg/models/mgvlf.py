@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rsvg.boxes import stack_objects
 from rsvg.data.categories import DIOR_CLASSES
 from rsvg.models.config import ModelConfig
 from rsvg.models.heads import BoxHead, CellHead
@@ -305,8 +306,9 @@ class MGVLF(nn.Module):
                 f"{self.num_visual} tokens at model.image_size {self.cfg.image_size})"
             )
         colours = None
-        if self.colour_channels:  # model.rank / refine: the folded colour map rides at the end
-            feats, colours = feats[:, : -self.colour_channels], feats[:, -self.colour_channels :]
+        if self.colour_channels:  # model.rank / refine: the folded colour map rides at the end; unfold it once
+            feats, folded = feats[:, : -self.colour_channels], feats[:, -self.colour_channels :]
+            colours = unfold_colour_map(folded, BACKBONE_STRIDE)  # (B, 3, S/4, S/4)
         # model.refine: the backbone's stride-16 map, unfolded from the stride-32 cells that carry it
         detail = F.pixel_shuffle(feats[:, self.level_channels[32] :], 2) if self.refiner is not None else None
         if self.visual_norm is not None:
@@ -397,7 +399,7 @@ class MGVLF(nn.Module):
 
         # 6. The answer's box read again and corrected (model.refine, not in the paper)
         if self.refiner is not None and detail is not None and colours is not None:
-            self._refine(result, detail, unfold_colour_map(colours, BACKBONE_STRIDE), objects)
+            self._refine(result, detail, colours, objects)
         return result
 
     def _refine(self, result: GroundingOutput, detail: Tensor, colours: Tensor, objects: list[Tensor] | None) -> None:
@@ -411,11 +413,9 @@ class MGVLF(nn.Module):
                     "model.refine trains on the image's annotated objects: pass objects (the trainer builds the "
                     "dataset with image_objects=True)"
                 )
-            truth = torch.cat([o[:, 1:] for o in objects]).to(detail.device, torch.float32)
-            rows = torch.repeat_interleave(
-                torch.arange(len(objects), device=detail.device),
-                torch.tensor([len(o) for o in objects], device=detail.device),
-            )
+            table, rows = stack_objects(objects)
+            truth = table[:, 1:].to(detail.device, torch.float32)
+            rows = rows.to(detail.device)
             result.refine_boxes = self.refiner(detail, colours, rows, jitter_boxes(truth))
             result.refine_truth = truth
             return
@@ -427,16 +427,15 @@ class MGVLF(nn.Module):
         self, result: GroundingOutput, colours: Tensor, words: Tensor, sentence: Tensor, text_pad: Tensor
     ) -> None:
         """Step 4b (``model.rank``, :mod:`rsvg.models.rank`): the first look's best cells ranked again as objects;
-        the winner's box replaces the first look's. Everything taken from the first look is detached."""
+        the winner's box replaces the first look's (``colours``: the unfolded colour map). Everything taken from the
+        first look is detached."""
         assert self.ranker is not None and result.cell_scores is not None and result.cell_boxes is not None
         first = result.cell_scores.detach()
         top = first.topk(min(self.cfg.rank_candidates, first.shape[1]), 1)
         rows = torch.arange(len(first), device=first.device)
         boxes = result.cell_boxes.detach()[rows[:, None], top.indices]
         categories = None if result.object_logits is None else result.object_logits.detach()[rows[:, None], top.indices]
-        scores = self.ranker(
-            boxes, top.values, categories, unfold_colour_map(colours, BACKBONE_STRIDE), words, sentence, text_pad
-        )
+        scores = self.ranker(boxes, top.values, categories, colours, words, sentence, text_pad)
         result.rank_cells, result.rank_boxes, result.rank_scores = top.indices, boxes, scores
         result.boxes = boxes[rows, scores.argmax(1)].to(result.boxes.dtype)
 
