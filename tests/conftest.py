@@ -9,6 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
+import rsvg  # noqa: F401  (first, so MKL starts in the reproducible mode rsvg asks for: exact-resume tests)
+
 
 def write_image(path: Path, width: int, height: int, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)

@@ -53,6 +53,7 @@ class TrainConfig:
     feature_cache_max_gb: float = 8.0  # above this estimate the cache is skipped
     channels_last: bool = True
     compile: bool = False
+    deterministic: bool = True  # exact repeats and resumes (rsvg.engine.determinism)
 
 
 @dataclass

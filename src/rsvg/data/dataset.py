@@ -237,6 +237,17 @@ class RSVGDataset(Dataset):
             out["objects"] = torch.cat([objects[:, :1].float(), boxes.reshape(-1, 4)], 1)
             out["category_index"] = torch.tensor(CLASS_INDEX[out["category"]], dtype=torch.int64)
 
+    def query_tokens(self) -> list[list[int]]:
+        """Every sample's expression as unpadded token ids, before any augmentation (what the trainer encodes once
+        with a frozen text encoder)."""
+        if self.tokenizer is None:
+            raise ValueError("query_tokens needs the dataset's tokenizer")
+        rows = []
+        for s in self.samples:
+            ids, mask = self.tokenizer.encode(s.description, self.max_tokens)
+            rows.append(ids[: sum(mask)])
+        return rows
+
     def _add_tokens(self, out: dict) -> None:
         if self.tokenizer is not None:
             ids, mask = self.tokenizer.encode(out["query"], self.max_tokens)

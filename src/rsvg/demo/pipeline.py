@@ -163,9 +163,12 @@ class Demo:
             run_dir.mkdir(parents=True, exist_ok=True)
             key_file.write_text(key)
             t0 = time.perf_counter()
-            trainer = Trainer(cfg, run_dir, resume=resume)
             try:
-                result = trainer.fit()
+                trainer = Trainer(cfg, run_dir, resume=resume)
+                try:
+                    result = trainer.fit()
+                finally:
+                    trainer.close()
             finally:
                 dist.cleanup()
             # the test images are mostly the train/val images (DIOR-RSVG's split shares images): the test step

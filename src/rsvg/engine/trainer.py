@@ -41,6 +41,7 @@ from rsvg.engine.checkpoint import (
     set_rng_state,
     text_assets,
 )
+from rsvg.engine.determinism import apply_determinism
 from rsvg.engine.evaluate import (
     autocast_context,
     eval_loader,
@@ -95,6 +96,20 @@ class Trainer:
         self.amp = resolve_amp(cfg.train.amp, self.device)
         if cfg.data.root is None:
             raise DatasetError("no dataset: give --data ROOT or set data.root in the config")
+        # train.deterministic stays in force until close()
+        self.determinism, self._restore_modes = apply_determinism(cfg.train.deterministic)
+        try:
+            self._setup(resume)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Restore the process-wide switches ``train.deterministic`` set."""
+        self._restore_modes()
+
+    def _setup(self, resume: bool) -> None:
+        cfg = self.cfg
         torch.manual_seed(cfg.train.seed)
 
         self.model = build_model(cfg.model)
@@ -131,6 +146,8 @@ class Trainer:
         # image_id -> the frozen backbone's map, when cached (see _maybe_cache_backbone_features)
         self.image_features: dict[str, torch.Tensor] | None = None
         self._maybe_cache_backbone_features()
+        if self.model.text.cache_enabled:
+            self._encode_queries()
         if cfg.model.zoom:
             self._encode_zoom_crops()
 
@@ -161,6 +178,8 @@ class Trainer:
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
         self.best: tuple[float, float] = (-1.0, -1.0)  # (Pr@0.5, meanIoU) of the best validation
         self.history: list[dict[str, Any]] = []
+        # the current epoch's loss sums, step count and samples so far (kept in mid-epoch checkpoints)
+        self.running: dict[str, Any] = {"sums": {}, "count": 0, "seen": 0}
         if resume:
             self._resume()
         elif dist.is_main() and find_resume(self.out) is not None:
@@ -198,6 +217,17 @@ class Trainer:
             highlight=False,
         )
 
+    def _encode_queries(self) -> None:
+        """A frozen text encoder: encode every training and validation query once, up front and in a fixed order,
+        so the features a step sees never depend on which batch first brought its query (exact resume)."""
+        t0 = time.perf_counter()
+        queries = [*self.train_set.query_tokens(), *self.val_set.query_tokens()]
+        n = self.model.text.precompute(queries, batch_size=self.cfg.train.eval_batch_size)
+        self.console.print(
+            f"encoded the {n} distinct queries with the frozen text encoder in {time.perf_counter() - t0:.1f} s",
+            highlight=False,
+        )
+
     def _encode_zoom_crops(self) -> None:
         """``model.zoom``: encode the second look's training crops once (the backbone is frozen)."""
         t0 = time.perf_counter()
@@ -229,10 +259,15 @@ class Trainer:
         self.global_step, self.history = state["global_step"], state["history"]
         self.best = tuple(state["best"])
         set_rng_state(state["rng"][min(dist.rank(), len(state["rng"]) - 1)])
+        # the interrupted epoch's running loss sums, so its history row averages every step, not only the resumed ones
+        running = state.get("running")
+        if running and self.step_in_epoch > 0:
+            self.running = running[min(dist.rank(), len(running) - 1)]
         self.console.print(f"resumed from {path}: epoch {self.epoch + 1}, step {self.step_in_epoch}")
 
     def _save_last(self) -> None:
         rngs = dist.all_gather_objects(rng_state())
+        running = dist.all_gather_objects(self.running)
         if not dist.is_main():
             return
         state = {
@@ -245,6 +280,7 @@ class Trainer:
             "best": self.best,
             "history": self.history,
             "rng": rngs,
+            "running": running,
         }
         meta = checkpoint_meta(self.model, self.cfg, {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch})
         save_checkpoint(self.out / "last", self.model, meta, model_text_files(self.model), training_state=state)
@@ -282,6 +318,11 @@ class Trainer:
         if cfg.model.refine:
             sums["refine"] = 0.0
         count, t0, seen = 0, time.perf_counter(), 0
+        if self.step_in_epoch > 0:  # resumed mid-epoch: continue the interrupted epoch's sums
+            sums.update({k: v for k, v in self.running["sums"].items() if k in sums})
+            count, seen = self.running["count"], self.running["seen"]
+        self.running = {"sums": sums, "count": count, "seen": seen}
+        seen_before = seen  # the rate counts only this process's samples
         interactive = self.console.is_terminal
         self.optimizer.zero_grad(set_to_none=True)
         for batch in loader:
@@ -308,8 +349,9 @@ class Trainer:
             count += 1
             for k in sums:
                 sums[k] += float(losses[k].detach()) if k in losses else 0.0
+            self.running.update(count=count, seen=seen)
             if self.step_in_epoch % cfg.train.log_every == 0 or self.step_in_epoch == self.steps_per_epoch:
-                rate = seen * dist.world_size() / max(time.perf_counter() - t0, 1e-9)
+                rate = (seen - seen_before) * dist.world_size() / max(time.perf_counter() - t0, 1e-9)
                 self.console.print(
                     f"epoch {self.epoch + 1}/{cfg.train.epochs} step {self.step_in_epoch}/{self.steps_per_epoch} "
                     f"loss {sums['loss'] / count:.4f} ("
@@ -326,7 +368,7 @@ class Trainer:
         means = dist.all_reduce_mean(means.to(self.device)).cpu()
         return {
             **{k: float(m) for k, m in zip(sums, means, strict=True)},
-            "samples_per_s": seen * dist.world_size() / max(time.perf_counter() - t0, 1e-9),
+            "samples_per_s": (seen - seen_before) * dist.world_size() / max(time.perf_counter() - t0, 1e-9),
         }
 
     def validate(self) -> tuple[dict[str, float], list[dict[str, Any]]]:
@@ -358,6 +400,7 @@ class Trainer:
                 f"{cfg.train.lr_pretrained:g}, {len(trainable - self.pretrained_names)} new ones at {cfg.train.lr:g}",
                 highlight=False,
             )
+            self.console.print(f"deterministic: {self.determinism.summary()}", highlight=False)
         while self.epoch < cfg.train.epochs:
             t0 = time.perf_counter()
             train_stats = self.train_one_epoch()
@@ -393,8 +436,11 @@ class Trainer:
 
 def train(cfg: RunConfig, out: Path, *, resume: bool = False, device: str = "auto") -> dict[str, Any]:
     """Train a model as ``cfg`` says into ``out`` (see the module docstring for what is written)."""
-    trainer = Trainer(cfg, out, resume=resume, device=device)
     try:
-        return trainer.fit()
+        trainer = Trainer(cfg, out, resume=resume, device=device)
+        try:
+            return trainer.fit()
+        finally:
+            trainer.close()
     finally:
         dist.cleanup()

@@ -15,6 +15,7 @@ to a local model folder (e.g. a copy of ``bert-base-uncased``). Nothing is downl
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import torch
@@ -125,22 +126,42 @@ class TextEncoder(nn.Module):
             return self._cached(input_ids, attention_mask)
         return self._encode(input_ids, attention_mask)
 
+    def precompute(self, queries: Iterable[Sequence[int]], batch_size: int = 64) -> int:
+        """Fill the cache with the features of these token-id sequences (unpadded); returns how many were new.
+
+        Queries of equal length are encoded together, without padding, in sorted order and fixed chunks, so the
+        cached features depend only on the set of queries. The trainer calls this once with every query of its
+        splits: a run resumed mid-training then holds the same features as an uninterrupted one (features of a
+        query encoded inside a batch depend in their last bits on the batch's padded length and size)."""
+        by_length: dict[int, set[tuple[int, ...]]] = {}
+        for q in queries:
+            key = tuple(int(t) for t in q)
+            if key not in self._cache:
+                by_length.setdefault(len(key), set()).add(key)
+        device = next(self.model.parameters()).device
+        new = 0
+        with torch.no_grad():
+            for length in sorted(by_length):
+                keys = sorted(by_length[length])
+                for start in range(0, len(keys), batch_size):
+                    chunk = keys[start : start + batch_size]
+                    ids = torch.tensor(chunk, dtype=torch.int64, device=device)
+                    words, sentence = self._encode(ids, torch.ones_like(ids))
+                    for j, k in enumerate(chunk):
+                        self._cache[k] = (words[j].to("cpu", copy=True), sentence[j].to("cpu", copy=True))
+                    new += len(chunk)
+        return new
+
     def _cached(self, input_ids: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor]:
         lengths = attention_mask.sum(1).tolist()
         keys = [tuple(row[:n]) for row, n in zip(input_ids.tolist(), lengths, strict=True)]
-        first: dict[tuple[int, ...], int] = {}
-        for i, k in enumerate(keys):
-            if k not in self._cache:
-                first.setdefault(k, i)  # a query repeated within the batch is encoded once
-        missing = list(first.values())
-        if missing:
-            words, sentence = self._encode(input_ids[missing], attention_mask[missing])
-            for j, i in enumerate(missing):
-                n = lengths[i]
-                self._cache[keys[i]] = (
-                    words[j, :n].detach().to("cpu", copy=True),
-                    sentence[j].detach().to("cpu", copy=True),
-                )
+        # a query not precomputed (e.g. rewritten by augmentation) is encoded alone at its own length: its
+        # features then do not depend on the batch it first arrived in
+        for k in dict.fromkeys(k for k in keys if k not in self._cache):
+            ids = torch.tensor([k], dtype=torch.int64, device=input_ids.device)
+            with torch.no_grad():
+                words, sentence = self._encode(ids, torch.ones_like(ids))
+            self._cache[k] = (words[0].to("cpu", copy=True), sentence[0].to("cpu", copy=True))
         nt = input_ids.shape[1]
         dim = self.hidden_size
         words = torch.zeros(len(keys), nt, dim)
