@@ -55,6 +55,26 @@ class TrainConfig:
     compile: bool = False
     deterministic: bool = True  # exact repeats and resumes (rsvg.engine.determinism)
 
+    def __post_init__(self) -> None:
+        at_least = {
+            "epochs": 1,
+            "batch_size": 1,
+            "eval_batch_size": 1,
+            "save_every_epochs": 1,
+            "eval_every": 1,
+            "log_every": 1,
+            "checkpoint_every_steps": 0,
+            "warmup_steps": 0,
+        }
+        for name, low in at_least.items():
+            if getattr(self, name) < low:
+                raise ValueError(f"train.{name} must be at least {low}, got {getattr(self, name)}")
+        for name in ("lr", "lr_pretrained", "weight_decay", "grad_clip", "gamma", "feature_cache_max_gb"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"train.{name} must not be negative, got {getattr(self, name)}")
+        if self.schedule not in ("step", "cosine", "constant"):
+            raise ValueError(f"train.schedule must be step, cosine or constant, got {self.schedule!r}")
+
 
 @dataclass
 class RunConfig:
@@ -137,15 +157,21 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     if path.resolve() in seen:
         raise ValueError(f"{path}: circular base: chain {[str(p) for p in seen]}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ValueError(f"{path}: not valid YAML: {exc}") from None
+    if data is None:
+        # refused rather than read as "all defaults": an empty file is far more often a mistake than a choice
+        raise ValueError(f"{path}: the config file is empty; start from one in configs/ (e.g. configs/mgvlf_lite.yaml)")
     if not isinstance(data, dict):
         raise ValueError(f"{path}: the top level must be a mapping of sections")
     base = data.pop("base", None)
     if base is None:
         return data
-    merged = _read_yaml(path.parent / str(base), (*seen, path.resolve()))
+    base_path = path.parent / str(base)
+    if not base_path.is_file():
+        raise FileNotFoundError(f"{path}: its base: file {base_path} was not found (a path relative to {path.parent})")
+    merged = _read_yaml(base_path, (*seen, path.resolve()))
     for section, values in data.items():
         if isinstance(values, dict) and isinstance(merged.get(section), dict):
             merged[section] = {**merged[section], **values}
@@ -165,10 +191,24 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     if path is not None:
         source = str(path)
         data = _read_yaml(Path(path))
+        config_from_dict(data, source)  # the file's own errors are named by the file
     for item in overrides or []:
         (section, key), value = _parse_override(item)
+        # an override's errors are named by the override, not by the file it overrides
+        where = f"--set {item}"
+        if section not in _SECTIONS:
+            raise ValueError(f"{where}: unknown section {section!r}; known: {sorted(_SECTIONS)}")
+        cls = _SECTIONS[section]
+        known = {f.name for f in fields(cls)}
+        if key not in known:
+            raise ValueError(f"{where}: unknown {section} option {key!r}; known: {sorted(known)}")
+        value = _coerce(value, get_type_hints(cls)[key], f"{where}: {section}.{key}")
         data.setdefault(section, {})
         if data[section] is None:
             data[section] = {}
         data[section][key] = value
+    if overrides and path is not None:
+        source = f"{source} with --set {' '.join(overrides)}"
+    elif overrides:
+        source = f"--set {' '.join(overrides)}"
     return config_from_dict(data, source)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rsvg.data.dataset import RSVGDataset
+from rsvg.data.dataset import RSVGDataset, verify_images
 from rsvg.data.image_io import ImageReadError, read_image_rgb
 from rsvg.data.tokenizer import QueryTooLongError
 from rsvg.data.transforms import letterbox, normalize, zoom_letterbox
@@ -78,8 +78,9 @@ class Grounder:
         return cls(model, tuple(meta["mean"]), tuple(meta["std"]), torch.device(device))
 
     def dataset(self, root: str | Path, split: str) -> RSVGDataset:
-        """A split of a DIOR-RSVG-layout dataset read as this model reads its input (size, tokenizer, normalisation)."""
-        return RSVGDataset(
+        """A split of a DIOR-RSVG-layout dataset read as this model reads its input (size, tokenizer, normalisation);
+        every image is checked first (:func:`~rsvg.data.dataset.verify_images`)."""
+        dataset = RSVGDataset(
             root,
             split,
             image_size=self.image_size,
@@ -89,6 +90,8 @@ class Grounder:
             std=self.std,
             zoom_scale=self.zoom_scale,
         )
+        verify_images(dataset.samples)
+        return dataset
 
     def _prepare(self, image: str | Path | np.ndarray, query: str) -> tuple[torch.Tensor, ...]:
         if isinstance(image, (str, Path)):

@@ -73,8 +73,8 @@ def check_data(
 ) -> None:
     """Print images, objects, per-split counts, categories, expression length stats and every problem.
 
-    Exits 1 when the dataset is broken (overlapping or out-of-range split indices, missing images, empty
-    descriptions, malformed XML, missing split files), 2 when the folder cannot be read at all.
+    Exits 1 when the dataset is broken (overlapping or out-of-range split indices; missing, empty, truncated or
+    mis-sized images; empty descriptions, malformed XML, missing split files), 2 when the folder cannot be read.
     """
     console = Console()
     if kind not in ("auto", "grounding", "detection"):

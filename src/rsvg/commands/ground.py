@@ -10,6 +10,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+# above this share of [UNK] tokens a query is warned about (refused with --strict)
+UNKNOWN_QUERY_SHARE = 0.5
+
 
 def _read_pairs(path: Path) -> list[tuple[str, str]]:
     """(image, query) pairs from a CSV with columns image,query or a JSONL file of {"image", "query"}."""
@@ -51,10 +54,13 @@ def ground(
             "head: where the box head looks (cell scores or [REG] attention)."
         ),
     ] = "mlcm",
+    strict: Annotated[
+        bool, typer.Option(help="Refuse a query whose tokens are mostly unknown to the text encoder (else a warning).")
+    ] = False,
 ) -> None:
     """Print the box in original pixels as JSON and write a PNG with the box and the attention heatmap."""
     from rsvg.data.image_io import ImageReadError, read_image_rgb
-    from rsvg.data.tokenizer import QueryTooLongError
+    from rsvg.data.tokenizer import QueryTooLongError, shorten
     from rsvg.engine.checkpoint import CheckpointError
     from rsvg.inference import Grounder
     from rsvg.viz import RED, overlay, save_png
@@ -72,10 +78,25 @@ def ground(
         raise typer.Exit(2) from None
     failures = 0
     for k, (img_path, q) in enumerate(pairs):
+        unknown = grounder.tokenizer.unknown_share(q) if hasattr(grounder.tokenizer, "unknown_share") else 0.0
+        if unknown > UNKNOWN_QUERY_SHARE:
+            note = (
+                f"{unknown:.0%} of the query's tokens are unknown to the text encoder ([UNK]): {shorten(q)!r}; "
+                "the model reads English expressions"
+            )
+            if strict:
+                err.print(f"error: {note} (--strict)", style="red", markup=False)
+                failures += 1
+                continue
+            err.print(f"warning: {note}; the box below means little", style="yellow", markup=False)
         try:
             rgb = read_image_rgb(img_path)
             result = grounder.predict(rgb, q, return_attention=True)
-        except (ImageReadError, QueryTooLongError, ValueError) as exc:
+        except ImageReadError as exc:  # its message names the file
+            err.print(f"error: {exc}", style="red", markup=False)
+            failures += 1
+            continue
+        except (QueryTooLongError, ValueError) as exc:
             err.print(f"error: {img_path}: {exc}", style="red", markup=False)
             failures += 1
             continue

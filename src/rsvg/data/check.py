@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rsvg.data.dior_rsvg import SPLITS, read_grounding_annotations, read_split_file, validate_splits
+from rsvg.data.image_io import ImageReadError, image_size
 from rsvg.data.records import DatasetError, Problem
 from rsvg.data.voc import find_detection_layout, read_detection_root
 
@@ -65,12 +66,27 @@ def check_grounding(root: Path) -> CheckReport:
     report.images = ann.num_images
     report.objects = len(ann.samples)
     report.categories = dict(sorted(Counter(s.category for s in ann.samples).items()))
+    # every image is opened (its header and its end): missing, empty, truncated or not matching its <size>
     seen_images: set[Path] = set()
     for s in ann.samples:
         if s.image_path not in seen_images:
             seen_images.add(s.image_path)
             if not s.image_path.is_file():
                 report.problems.append(Problem(str(s.annotation_path), "missing_image", f"{s.image_path} not found"))
+                continue
+            try:
+                width, height = image_size(s.image_path)
+            except ImageReadError as exc:
+                report.problems.append(Problem(str(s.annotation_path), "unreadable_image", str(exc)))
+                continue
+            if (width, height) != (s.width, s.height):
+                report.problems.append(
+                    Problem(
+                        str(s.annotation_path),
+                        "image_size_mismatch",
+                        f"<size> says {s.width}x{s.height} but {s.image_path} is {width}x{height}",
+                    )
+                )
     lengths = [len(s.description.split()) for s in ann.samples if s.description]
     if lengths:
         vocab = {w.strip(".,;:!?").lower() for s in ann.samples for w in s.description.split()}
@@ -117,7 +133,8 @@ def check_grounding(root: Path) -> CheckReport:
                 Problem(str(s.annotation_path), "unusable_sample_in_split", f"index {i}: {reason}", s.object_in_file)
             )
     unlisted = len(ann.samples) - len(listed)
-    if splits and unlisted > 0:
+    # only meaningful when every split file could be read (a bad one is reported above, not counted again here)
+    if len(splits) == len(SPLITS) and unlisted > 0:
         report.problems.append(
             Problem(str(root), "unlisted_objects", f"{unlisted} objects are in no split file", severity="warning")
         )

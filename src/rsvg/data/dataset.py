@@ -35,7 +35,7 @@ from torch.utils.data import Dataset
 
 from rsvg.data.categories import CLASS_INDEX
 from rsvg.data.dior_rsvg import load_split
-from rsvg.data.image_io import read_image_rgb
+from rsvg.data.image_io import ImageReadError, image_size, read_image_rgb
 from rsvg.data.records import DatasetError, GroundingSample
 from rsvg.data.tokenizer import QueryTokenizer
 from rsvg.data.transforms import (
@@ -71,6 +71,31 @@ def read_sample_image(s: GroundingSample) -> torch.Tensor:
             f"{s.annotation_path}: <size> says {s.width}x{s.height} but {s.image_path} is {rgb.shape[1]}x{rgb.shape[0]}"
         )
     return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)
+
+
+def verify_images(samples: Sequence[GroundingSample]) -> None:
+    """Open every distinct image of ``samples`` (header and end only, no decoding) before any work starts: a
+    :class:`DatasetError` names the first missing, empty, truncated or unreadable image, or one whose size is not
+    the one its annotation's ``<size>`` gives (its boxes would be scored against the wrong frame), and says how many
+    there are."""
+    problems: list[str] = []
+    seen: set[Path] = set()
+    for s in samples:
+        if s.image_path in seen:
+            continue
+        seen.add(s.image_path)
+        try:
+            width, height = image_size(s.image_path)
+        except ImageReadError as exc:
+            problems.append(f"{s.annotation_path}: {exc}")
+            continue
+        if (width, height) != (s.width, s.height):
+            problems.append(
+                f"{s.annotation_path}: <size> says {s.width}x{s.height} but {s.image_path} is {width}x{height}"
+            )
+    if problems:
+        more = f" (and {len(problems) - 1} more image(s): `rsvg check-data` lists them all)" if problems[1:] else ""
+        raise DatasetError(problems[0] + more)
 
 
 def box_to_original(box_network: torch.Tensor, letterbox_params: torch.Tensor) -> torch.Tensor:

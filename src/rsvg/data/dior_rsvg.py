@@ -212,8 +212,21 @@ def load_split(root: Path, split: str, class_mapping: Mapping[str, str] | None =
     ann = read_grounding_annotations(root, class_mapping)
     fatal = [p for p in ann.problems if p.kind == "malformed_xml"]
     if fatal:
-        raise DatasetError(f"{fatal[0]} (run `rsvg check-data {root}` for all problems)")
+        problem = fatal[0]
+        where = problem.file if problem.object_index is None else f"{problem.file} [object {problem.object_index}]"
+        raise DatasetError(
+            f"{where}: {problem.kind}: {problem.message} (run `rsvg check-data {root}` for all problems)"
+        )
     indices = read_split_file(Path(root) / f"{split}.txt")
+    first: dict[int, int] = {}
+    for position, i in enumerate(indices):
+        if i in first:
+            # trained on twice or scored twice: refused, as check-data reports it
+            raise DatasetError(
+                f"{Path(root) / (split + '.txt')}: index {i} is listed twice (entries {first[i] + 1} and "
+                f"{position + 1}); each object may appear once in a split"
+            )
+        first[i] = position
     out = []
     for i in indices:
         if not 0 <= i < len(ann.samples):

@@ -14,6 +14,11 @@ from typing import Protocol, runtime_checkable
 from rsvg.data.records import DatasetNotFoundError
 
 
+def shorten(text: str, limit: int = 80) -> str:
+    """The start of a long text for an error message (a 40 KB query is not repeated whole)."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
 class QueryTooLongError(ValueError):
     """A query needs more tokens than the model takes (Nt)."""
 
@@ -54,12 +59,23 @@ class HFTokenizer:
         """Tokens the query needs, special tokens included."""
         return len(self.tokenizer(text, add_special_tokens=True)["input_ids"])  # type: ignore[operator]
 
+    def unknown_share(self, text: str) -> float:
+        """Share of the query's tokens (special tokens left out) that the vocabulary does not know ([UNK]): a query
+        in another script or language reaches the model as mostly [UNK], and any box it gives means nothing."""
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]  # type: ignore[operator]
+        unk = getattr(self.tokenizer, "unk_token_id", None)
+        if not ids or unk is None:
+            return 0.0
+        return sum(1 for i in ids if i == unk) / len(ids)
+
     def encode(self, text: str, max_length: int, truncate: bool = True) -> tuple[list[int], list[int]]:
         """Ids and mask padded to ``max_length``; a longer query is cut (or refused with ``truncate=False``)."""
         if not truncate:
             n = self.num_tokens(text)
             if n > max_length:
-                raise QueryTooLongError(f"query needs {n} tokens, more than the model's {max_length}: {text!r}")
+                raise QueryTooLongError(
+                    f"query needs {n} tokens, more than the model's {max_length}: {shorten(text)!r}"
+                )
         enc = self.tokenizer(  # type: ignore[operator]
             text, max_length=max_length, padding="max_length", truncation=True, add_special_tokens=True
         )

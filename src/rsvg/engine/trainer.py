@@ -25,7 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from rsvg.config import RunConfig, config_from_dict
-from rsvg.data.dataset import ZOOM_WITH_AUGMENT, RSVGDataset
+from rsvg.data.dataset import ZOOM_WITH_AUGMENT, RSVGDataset, verify_images
 from rsvg.data.records import DatasetError
 from rsvg.data.transforms import build_train_transforms
 from rsvg.data.xmlio import atomic_write_text
@@ -143,6 +143,7 @@ class Trainer:
         self.val_set = RSVGDataset(cfg.data.root, cfg.data.val_split, zoom_scale=zoom_scale, **common)
         if len(self.train_set) == 0:
             raise DatasetError(f"{cfg.data.root}: the {cfg.data.train_split} split is empty")
+        verify_images([*self.train_set.samples, *self.val_set.samples])  # before hours of work, not in the middle
         # image_id -> the frozen backbone's map, when cached (see _maybe_cache_backbone_features)
         self.image_features: dict[str, torch.Tensor] | None = None
         self._maybe_cache_backbone_features()
