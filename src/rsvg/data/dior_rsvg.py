@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from rsvg.data.categories import canonical_category
+from rsvg.data.partials import remove_stale_partials
 from rsvg.data.records import (
     BoxXYXY,
     DatasetError,
@@ -269,6 +270,8 @@ class GroundingDatasetWriter:
         if self.out.exists() and not overwrite:
             raise DatasetError(f"output folder already exists: {self.out} (choose another or pass overwrite)")
         self.out.parent.mkdir(parents=True, exist_ok=True)
+        # a killed writer's hidden folder is never renamed nor removed: clear those before making this one's
+        remove_stale_partials(self.out.parent, self.out.name)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", suffix=".partial", dir=self.out.parent))
         (self.tmp / "Annotations").mkdir()
         (self.tmp / "JPEGImages").mkdir()

@@ -28,6 +28,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from rsvg import __version__
+from rsvg.data.partials import remove_stale_partials
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -91,9 +92,16 @@ def save_checkpoint(
     text_files: dict[str, bytes] | None = None,
     training_state: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a (model or training) checkpoint folder atomically."""
+    """Write a (model or training) checkpoint folder atomically.
+
+    The folder is written to a hidden ``.NAME.XXXXXXXX.partial`` sibling and renamed into place. Such siblings
+    left by a killed run (of this or an earlier process, ``--resume`` included) are removed first, so at most one
+    is ever left over per checkpoint name. Only the process that writes checkpoints calls this (rank 0 under
+    torchrun), so the other ranks never delete anything.
+    """
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_partials(folder.parent, folder.name)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial", dir=folder.parent))
     try:
         _write_model_files(tmp, model, meta, text_files)

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from rsvg.data.categories import DIOR_CLASSES
+from rsvg.data.partials import remove_stale_partials
 from rsvg.data.xmlio import add_object, annotation_element, write_xml
 from rsvg.synth.scene import Scene, generate_scene
 
@@ -135,6 +136,8 @@ def write_synthetic_dataset(
     _check_target(out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
+    # a killed run's hidden folder is never renamed nor removed: clear those before making this run's
+    remove_stale_partials(out.parent, out.name, style="tmp")
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     (tmp / "Annotations").mkdir(parents=True)
     (tmp / "JPEGImages").mkdir()
