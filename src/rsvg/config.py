@@ -37,6 +37,9 @@ class TrainConfig:
     eval_batch_size: int = 16
     lr: float = 1e-4  # new parameters
     lr_pretrained: float = 1e-5  # parameters loaded from pretrained weights
+    # loaded: lr_pretrained for what was loaded, lr for the rest; reference: the reference code's groups (its
+    # visual model and the text encoder at lr_pretrained, fusion and head at lr; rsvg.engine.optim)
+    lr_groups: str = "loaded"
     weight_decay: float = 1e-4
     warmup_steps: int = 0
     schedule: str = "step"  # step | cosine | constant
@@ -72,6 +75,8 @@ class TrainConfig:
         for name in ("lr", "lr_pretrained", "weight_decay", "grad_clip", "gamma", "feature_cache_max_gb"):
             if getattr(self, name) < 0:
                 raise ValueError(f"train.{name} must not be negative, got {getattr(self, name)}")
+        if self.lr_groups not in ("loaded", "reference"):
+            raise ValueError(f"train.lr_groups must be loaded or reference, got {self.lr_groups!r}")
         if self.schedule not in ("step", "cosine", "constant"):
             raise ValueError(f"train.schedule must be step, cosine or constant, got {self.schedule!r}")
 

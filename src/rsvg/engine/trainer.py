@@ -51,7 +51,7 @@ from rsvg.engine.evaluate import (
     write_predictions,
 )
 from rsvg.engine.feature_cache import cache_bytes, compute_image_features, compute_zoom_crops
-from rsvg.engine.optim import build_optimizer, build_scheduler
+from rsvg.engine.optim import build_optimizer, build_scheduler, describe_groups
 from rsvg.engine.sampler import ResumableShardedSampler
 from rsvg.models.build import build_model
 from rsvg.models.loss import model_loss
@@ -392,13 +392,13 @@ class Trainer:
         if dist.is_main():
             self.out.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-            trainable = {n for n, p in self.model.named_parameters() if p.requires_grad}
             self.console.print(f"backbone {self.model.backbone.load_report.summary(max_names=4)}", highlight=False)
+            if self.model.detr_init is not None:
+                self.console.print(self.model.detr_init.summary(), highlight=False)
             self.console.print(
                 f"training on {self.device} x{dist.world_size()} (amp {self.amp}): {len(self.train_set)} train / "
-                f"{len(self.val_set)} val samples, {self.steps_per_epoch} steps per epoch; "
-                f"{len(self.pretrained_names & trainable)} trainable pretrained tensors at lr "
-                f"{cfg.train.lr_pretrained:g}, {len(trainable - self.pretrained_names)} new ones at {cfg.train.lr:g}",
+                f"{len(self.val_set)} val samples, {self.steps_per_epoch} steps per epoch; optimiser groups "
+                f"({cfg.train.lr_groups}): {describe_groups(self.optimizer)}",
                 highlight=False,
             )
             self.console.print(f"deterministic: {self.determinism.summary()}", highlight=False)

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from rsvg.models.backbones import build_backbone
-from rsvg.models.backbones.resnet import load_detr_encoder
-from rsvg.models.backbones.weights import WeightsFormatError
 from rsvg.models.config import ModelConfig
+from rsvg.models.detr_init import init_from_detr
 from rsvg.models.mgvlf import MGVLF
 from rsvg.models.text_encoder import TextEncoder
 
@@ -26,7 +25,8 @@ def build_model(cfg: ModelConfig, *, load_pretrained: bool = True, text_folder: 
     """Build the grounding model.
 
     With ``load_pretrained`` the backbone and the text encoder load their pretrained weights (and, given a DETR
-    checkpoint as ``backbone_weights``, DETR's encoder initialises the visual encoder, as in the paper).
+    checkpoint as ``backbone_weights``, DETR's input projection and encoder initialise the visual encoder, and its
+    encoder the fusion encoder too, as the reference does: :mod:`rsvg.models.detr_init`).
     Without it everything starts random (the weights then come from an rsvg checkpoint); ``text_folder`` names
     the folder holding the text model's config and tokenizer in that case.
     """
@@ -48,11 +48,5 @@ def build_model(cfg: ModelConfig, *, load_pretrained: bool = True, text_folder: 
         backbone._freeze(list(backbone.children()))
     model = MGVLF(cfg, backbone, text)
     if load_pretrained and weights is not None and cfg.detr_encoder:
-        try:
-            report = load_detr_encoder(model.visual_encoder, weights)
-        except WeightsFormatError:
-            report = None  # a torchvision state dict: no transformer weights to take
-        if report is not None:
-            own = dict(model.visual_encoder.named_parameters())
-            model._detr_loaded = {f"visual_encoder.{n}" for n in own if report.is_loaded(n)}
+        model.detr_init = init_from_detr(model, weights, fusion=cfg.detr_fusion)
     return model

@@ -49,6 +49,7 @@ class ModelConfig:
     extra_mid_channels: int = 128
     extra_padding: int = 0  # 0 as the reference (needs a 20x20 map); 1 for smaller inputs
     detr_encoder: bool = True  # map a DETR checkpoint's encoder onto the visual encoder when one is given
+    detr_fusion: bool = True  # ... and onto the fusion encoder too, as the reference does (D = 256, 6 layers)
     # --- Not in the paper (off in its configs): for small objects, small data and short runs (the lite config) ---
     # Fold the backbone's stride-16 map into the stride-32 tokens (space-to-depth: each token also gets the four
     # stride-16 cells it covers), so small objects keep their detail without 4x more tokens.

@@ -37,6 +37,7 @@ from torch import Tensor, nn
 from rsvg.boxes import stack_objects
 from rsvg.data.categories import DIOR_CLASSES
 from rsvg.models.config import ModelConfig
+from rsvg.models.detr_init import DetrInitReport
 from rsvg.models.heads import BoxHead, CellHead
 from rsvg.models.rank import CandidateRanker, colour_channels, colour_map, unfold_colour_map
 from rsvg.models.refine import BoxRefiner, jitter_boxes
@@ -140,6 +141,19 @@ def mlcm_attention_map(cross: Tensor, vis_mask: Tensor, height: int, width: int)
 class MGVLF(nn.Module):
     """The grounding model; ``cfg`` chooses MGVLF, the baseline or an ablation (see :mod:`rsvg.models.config`)."""
 
+    #: The parts that form the reference implementation's "visual model" (its DETR-based module with the MLCM,
+    #: which also projects the text into the MLCM memory); the fusion, the [REG] token and the head form its
+    #: third optimiser group (``train.lr_groups: reference``).
+    VISUAL_MODEL = (
+        "backbone.",
+        "input_proj.",
+        "extra.",
+        "memory_text_proj.",
+        "memory_text_pos.",
+        "mlcm_decoder.",
+        "visual_encoder.",
+    )
+
     def __init__(self, cfg: ModelConfig, backbone: nn.Module, text_encoder: TextEncoder) -> None:
         super().__init__()
         self.cfg = cfg
@@ -212,6 +226,8 @@ class MGVLF(nn.Module):
         # --- Box refinement (not in the paper; rsvg.models.refine) ---
         self.refiner = BoxRefiner(self.level_channels[16], cfg.refine_bins, cfg.refine_grow) if cfg.refine else None
         self._init_new_parameters()
+        # what a DETR checkpoint initialised besides the backbone (rsvg.models.detr_init; set by build_model)
+        self.detr_init: DetrInitReport | None = None
 
     def _init_new_parameters(self) -> None:
         """Xavier for every matrix not loaded from pretrained weights (paper Sec. V-B)."""
@@ -529,6 +545,7 @@ class MGVLF(nn.Module):
         pretrained, _ = self.backbone.pretrained_and_new_parameters()
         names = {f"backbone.{n}" for n, _ in pretrained}
         names |= {f"text.{n}" for n in self.text.pretrained_names}
-        names |= getattr(self, "_detr_loaded", set())
+        if self.detr_init is not None:
+            names |= self.detr_init.loaded
         own = dict(self.named_parameters())
         return {n for n in names if n in own}
