@@ -136,6 +136,9 @@ def test_two_process_ddp_training(official_dataset, tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "training on cpu x2" in proc.stdout
+    # summaries and progress lines come from rank 0 alone
+    assert proc.stdout.count("best validation Pr@0.5") == 1
+    assert proc.stdout.count("training on cpu x2") == 1 and proc.stdout.count("epoch 1/2 step") == 1
     rows = [json.loads(x) for x in (out / "val_predictions.jsonl").read_text().splitlines()]
     assert sorted(r["index"] for r in rows) == [2, 4, 5]
     history = json.loads((out / "history.json").read_text())

@@ -73,6 +73,12 @@ def test_stats_without_provenance_reads_attributes_from_text(built: tuple[Path, 
     for key in ("cat", "att", "rel", "rel+"):
         assert without["content_percent"][key] == with_prov["content_percent"][key]
     assert without["top_words"]["attributes"] == with_prov["top_words"]["attributes"]
+    # cat+ / att+ / rel+ are labelled as estimates where they come from the text, and explained; not otherwise
+    text_md = (tmp_path / "b" / "stats.md").read_text()
+    assert "cat+ (%, estimated from the text)" in text_md and "(from the construction)" in text_md
+    assert "not comparable" in text_md
+    built_md = (tmp_path / "a" / "stats.md").read_text()
+    assert "| cat+ (%) |" in built_md and "estimated" not in built_md
 
 
 def test_stats_on_the_official_layout(official_dataset: Path, tmp_path: Path) -> None:

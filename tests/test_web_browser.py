@@ -176,3 +176,26 @@ def test_grounding_page_upload(browser, server):
     assert browser.find_element(By.ID, "image-size").text == "200 × 160 px"
     assert browser.find_element(By.ID, "heatmap").is_displayed()
     assert browser.find_element(By.ID, "error").get_attribute("hidden") is not None
+
+
+def test_grounding_page_says_which_step_moved_the_box(browser, tmp_path_factory):
+    """With the lite config's later steps, the caption under the answer is the API's provenance sentence."""
+    from conftest import make_official_dataset
+    from test_provenance import lite_checkpoint
+
+    root = make_official_dataset(tmp_path_factory.mktemp("browser_lite") / "dior_rsvg")
+    grounder = Grounder.from_checkpoint(lite_checkpoint(tmp_path_factory))
+    with BackgroundServer(create_app(dataset=root, grounder=grounder)) as srv:
+        browser.get(f"{srv.url}/")
+        _wait(browser, "return document.body.dataset.ready === '1'")
+        image = root / "JPEGImages" / "00002.jpg"
+        browser.find_element(By.ID, "file").send_keys(str(image))
+        query = "the large ship on the lower right"
+        browser.find_element(By.ID, "query").send_keys(query, Keys.ENTER)
+        _wait(browser, "return document.body.dataset.result !== undefined", timeout=20)
+        shown = browser.execute_script("return JSON.parse(document.body.dataset.result)")
+        caption = browser.find_element(By.ID, "provenance")
+        expected = grounder.predict(image, query)
+        assert shown == [round(v, 2) for v in expected.box]
+        assert caption.is_displayed() and caption.text == expected.provenance()
+        assert "first look" in caption.text

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +33,39 @@ class GroundingResult:
     height: int
     attention: np.ndarray | None = None
     mlcm_attention: np.ndarray | None = None
+    # how the answer came about, for models with steps after the first look (lite config): the first look's box
+    # (the best cell's, what the cell heatmap shows) and, per step the model has, whether it changed the answer
+    first_look_box: tuple[float, float, float, float] | None = None
+    steps: dict[str, bool] = field(default_factory=dict)
+
+    @property
+    def moved_by(self) -> list[str]:
+        """The steps that changed the answer after the first look, in the order they ran."""
+        return [STEP_NAMES[k] for k in STEP_NAMES if self.steps.get(k)]
+
+    def provenance(self) -> str:
+        """One sentence on where the box comes from (empty for a model whose first look is its answer)."""
+        if not self.steps:
+            return ""
+        if not self.moved_by:
+            return "The box is the first look's best cell (the heatmap's peak region)."
+        first = ", ".join(f"{v:.0f}" for v in self.first_look_box or ())
+        return (
+            f"The box was moved by the {' and the '.join(self.moved_by)} from the first look's box ({first}); "
+            "the cell heatmap shows the first look."
+        )
 
     def to_dict(self) -> dict:
-        return {"box": [round(v, 2) for v in self.box], "width": self.width, "height": self.height}
+        out: dict = {"box": [round(v, 2) for v in self.box], "width": self.width, "height": self.height}
+        if self.steps:
+            out["steps"] = dict(self.steps)
+            out["first_look_box"] = [round(v, 2) for v in self.first_look_box] if self.first_look_box else None
+            out["provenance"] = self.provenance()
+        return out
+
+
+#: the steps after the first look (see rsvg.models.mgvlf's forward), by their key in predictions and answers
+STEP_NAMES = {"reranked": "candidate ranking", "second_look": "second look", "refined": "box refinement"}
 
 
 class Grounder:
@@ -133,7 +163,39 @@ class Grounder:
         if out.mlcm_attention is not None:
             mlcm = self._attention_to_image(out.mlcm_attention[0].float().cpu(), params)
         corners = tuple(float(v) for v in box)
-        return GroundingResult(corners, params.orig_w, params.orig_h, attention, mlcm)  # type: ignore[arg-type]
+        first_look, steps = self._provenance(out)
+        first = None
+        if first_look is not None:
+            first = tuple(float(v) for v in params.box_to_original(first_look.double().cpu() * self.image_size))
+        return GroundingResult(
+            corners,  # type: ignore[arg-type]
+            params.orig_w,
+            params.orig_h,
+            attention,
+            mlcm,
+            first_look_box=first,  # type: ignore[arg-type]
+            steps=steps,
+        )
+
+    @staticmethod
+    def _provenance(out) -> tuple[torch.Tensor | None, dict[str, bool]]:
+        """The first look's box (network frame, 0..1) and which later steps changed the answer, for sample 0."""
+        steps: dict[str, bool] = {}
+        if out.rank_scores is not None:
+            steps["reranked"] = bool(out.rank_scores[0].argmax() != 0)  # candidate 0 is the first look's best
+        if out.first_boxes is not None:
+            steps["second_look"] = bool(out.zoom_rows is not None and (out.zoom_rows == 0).any())
+        if out.unrefined_boxes is not None:
+            steps["refined"] = True
+        if not steps:
+            return None, steps
+        if out.rank_boxes is not None:
+            first = out.rank_boxes[0, 0]
+        elif out.first_boxes is not None:
+            first = out.first_boxes[0]
+        else:
+            first = out.unrefined_boxes[0]
+        return first, steps
 
     def _attention_to_image(self, att: torch.Tensor, params) -> np.ndarray:
         """Token attention (h × w) → canvas → crop of the image area → original size, scaled to 0..1."""

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
+if TYPE_CHECKING:
+    from rsvg.inference import GroundingResult
+
 GREEN = (40, 200, 60)  # ground truth (the paper's figures: green = ground truth, red = prediction)
 RED = (230, 40, 40)
+FIRST_LOOK = (250, 220, 40)  # the first look's box when a later step moved the answer
 
 
 def overlay(
@@ -45,3 +50,15 @@ def save_png(path: str | Path, image: np.ndarray) -> None:
     if not ok:
         raise ValueError(f"could not encode {path}")
     atomic_write_bytes(Path(path), buf.tobytes())
+
+
+def answer_boxes(result: GroundingResult) -> list[tuple[Sequence[float], tuple[int, int, int], str]]:
+    """The boxes a picture of an answer shows: the answer, labelled with the steps that moved it, and then the
+    first look's box too (the one the cell heatmap's peak belongs to), so the picture never contradicts itself."""
+    moved = result.moved_by
+    if not moved or result.first_look_box is None:
+        return [(result.box, RED, "prediction")]
+    return [
+        (result.first_look_box, FIRST_LOOK, "first look (heatmap)"),
+        (result.box, RED, "answer after " + " + ".join(moved)),
+    ]

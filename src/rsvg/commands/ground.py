@@ -63,7 +63,7 @@ def ground(
     from rsvg.data.tokenizer import QueryTooLongError, shorten
     from rsvg.engine.checkpoint import CheckpointError
     from rsvg.inference import Grounder
-    from rsvg.viz import RED, overlay, save_png
+    from rsvg.viz import answer_boxes, overlay, save_png
 
     err = Console(stderr=True)
     if heatmap not in ("mlcm", "head"):
@@ -102,7 +102,7 @@ def ground(
             continue
         picture = out / f"{k:04d}_{Path(img_path).stem}.png"
         heat = result.mlcm_attention if heatmap == "mlcm" and result.mlcm_attention is not None else result.attention
-        save_png(picture, overlay(rgb, [(result.box, RED, "prediction")], heat))
+        save_png(picture, overlay(rgb, answer_boxes(result), heat))
         typer.echo(json.dumps({"image": img_path, "query": q, **result.to_dict(), "picture": str(picture)}))
     if failures:
         raise typer.Exit(1 if failures < len(pairs) else 2)

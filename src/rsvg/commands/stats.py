@@ -23,7 +23,7 @@ def stats(
     Works on datasets built by ``rsvg build`` (attributes from their provenance) and on the official
     DIOR-RSVG (attributes read from the text).
     """
-    from rsvg.construct.stats import dataset_stats
+    from rsvg.construct.stats import TEXT_INFERRED_NOTE, dataset_stats, steps_label
 
     console = Console()
     if not root.is_dir():
@@ -45,7 +45,11 @@ def stats(
         "min / max length", f"{length['min']} / {length['max']}", f"{paper['length_min']} / {paper['length_max']}"
     )
     table.add_row("vocabulary", str(result["vocabulary"]), str(paper["vocabulary"]))
+    estimated = steps_label(result)
     for step in ("cat+", "att+", "rel+"):
-        table.add_row(f"{step} (%)", f"{content[step]:.2f}", str(paper[step]))
+        label = f"{step} (%, {estimated})" if estimated else f"{step} (%)"
+        table.add_row(label, f"{content[step]:.2f}", str(paper[step]))
     console.print(table)
+    if estimated:
+        console.print(TEXT_INFERRED_NOTE, highlight=False)
     console.print(f"wrote {', '.join(result['figures'])}, stats.json and stats.md to {out}")

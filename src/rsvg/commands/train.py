@@ -27,6 +27,7 @@ def train(
     """
     from rsvg.data.records import DatasetError
     from rsvg.engine.checkpoint import CheckpointError
+    from rsvg.engine.distributed import launched_as_main
     from rsvg.engine.trainer import train as run_training
     from rsvg.models.backbones.weights import WeightsFormatError, WeightsNotFoundError
 
@@ -48,4 +49,5 @@ def train(
     ) as exc:
         console.print(f"error: {exc}", style="red", markup=False)
         raise typer.Exit(2) from None
-    Console().print(f"best validation Pr@0.5: {result['best_val_pr50']:.2f} — checkpoint: {out / 'best'}")
+    if launched_as_main():  # under torchrun the summary is printed once, by rank 0
+        Console().print(f"best validation Pr@0.5: {result['best_val_pr50']:.2f} — checkpoint: {out / 'best'}")

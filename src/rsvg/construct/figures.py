@@ -12,6 +12,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from rsvg.construct.stats import steps_label
 from rsvg.construct.vocabulary import OWN_ATTRIBUTES, RELATIONS
 from rsvg.data.categories import natural_name
 
@@ -96,7 +97,8 @@ def plot_fig3(stats: dict[str, Any], arrays: dict[str, Any], out: Path) -> Path:
     ax.set_ylabel("% of expressions")
     ax.set_ylim(0, 105)
     ax.legend(fontsize=8)
-    ax.set_title("(e) Content in query expressions")
+    estimated = steps_label(stats)
+    ax.set_title("(e) Content in query expressions" + (f"\n(cat+/att+/rel+ {estimated})" if estimated else ""))
     ax = axes[1, 2]
     lengths = arrays["lengths"]
     ax.hist(lengths, bins=np.arange(lengths.min(), lengths.max() + 2) - 0.5, color="tab:green")

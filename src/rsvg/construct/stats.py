@@ -214,10 +214,32 @@ def compute_stats(root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return stats, arrays
 
 
+STEPS = ("cat+", "att+", "rel+")
+
+#: why cat+ / att+ / rel+ of a dataset without provenance are not the paper's figures
+TEXT_INFERRED_NOTE = (
+    "cat+ / att+ / rel+ are estimated from the text (a relation word gives rel+, a category that is unique among "
+    "the image's referred objects cat+, anything else att+): the paper counts the construction step that made "
+    "each expression unique when it was built, which the text alone does not tell, so the two are not comparable."
+)
+
+
+def steps_label(stats: dict[str, Any]) -> str:
+    """How cat+ / att+ / rel+ were obtained: ``""`` from provenance (comparable with the paper),
+    ``"estimated from the text"`` or ``"partly estimated from the text"``."""
+    with_provenance, total = stats["with_provenance"], stats["expressions"]
+    if total == 0 or with_provenance == total:
+        return ""
+    return "estimated from the text" if with_provenance == 0 else "partly estimated from the text"
+
+
 def _markdown(stats: dict[str, Any]) -> str:
     paper = stats["paper"]
     length = stats["length"]
     content = stats["content_percent"]
+    estimated = steps_label(stats)
+    suffix = f", {estimated}" if estimated else ""
+    paper_suffix = " (from the construction)" if estimated else ""
     lines = [
         f"# Dataset statistics: {stats['root']}",
         "",
@@ -229,12 +251,11 @@ def _markdown(stats: dict[str, Any]) -> str:
         f"| mean length (words) | {length['mean']:.2f} | {paper['length_mean']} |",
         f"| min / max length | {length['min']} / {length['max']} | {paper['length_min']} / {paper['length_max']} |",
         f"| vocabulary | {stats['vocabulary']} | {paper['vocabulary']} |",
-        f"| cat+ (%) | {content['cat+']:.2f} | {paper['cat+']} |",
-        f"| att+ (%) | {content['att+']:.2f} | {paper['att+']} |",
-        f"| rel+ (%) | {content['rel+']:.2f} | {paper['rel+']} |",
+        *(f"| {step} (%{suffix}) | {content[step]:.2f} | {paper[step]}{paper_suffix} |" for step in STEPS),
         "",
         f"Expressions with provenance: {stats['with_provenance']} of {stats['expressions']} "
         "(the others' attributes are read from the text).",
+        *(["", TEXT_INFERRED_NOTE] if estimated else []),
         f"Splits: {stats['splits'] or 'none'}. Content (%): {content}.",
         "",
         "## Categories",

@@ -10,7 +10,7 @@ from typing import Any
 from rsvg.data.dior_rsvg import read_grounding_annotations
 from rsvg.data.image_io import read_image_rgb
 from rsvg.data.xmlio import atomic_write_text
-from rsvg.viz import GREEN, RED, overlay, save_png
+from rsvg.viz import GREEN, answer_boxes, overlay, save_png
 
 
 def _spread(rows: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
@@ -28,7 +28,8 @@ def _spread(rows: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
 
 def make_gallery(checkpoint: Path, root: Path, predictions: Path, out: Path, n: int = 12) -> list[dict[str, Any]]:
     """Draw ``n`` test samples (half successes with IoU > 0.5, half failures) with ground truth (green),
-    prediction (red) and the model's attention; writes PNGs and ``gallery.json`` under ``out``."""
+    prediction (red; the first look's box in yellow when a later step moved it) and the model's attention;
+    writes PNGs and ``gallery.json`` under ``out``."""
     from rsvg.inference import Grounder
 
     rows = [json.loads(x) for x in Path(predictions).read_text().splitlines() if x.strip()]
@@ -43,7 +44,7 @@ def make_gallery(checkpoint: Path, root: Path, predictions: Path, out: Path, n: 
         rgb = read_image_rgb(paths[r["index"]])
         res = grounder.predict(rgb, r["query"], return_attention=True)
         name = f"{k:02d}_{r['image_id']}_{r['index']}.png"
-        picture = overlay(rgb, [(r["gt_box"], GREEN, "truth"), (res.box, RED, "prediction")], res.attention)
+        picture = overlay(rgb, [(r["gt_box"], GREEN, "truth"), *answer_boxes(res)], res.attention)
         save_png(out / name, picture)
         items.append(
             {
@@ -54,6 +55,7 @@ def make_gallery(checkpoint: Path, root: Path, predictions: Path, out: Path, n: 
                 "success": r["iou"] > 0.5,
                 "image_id": r["image_id"],
                 "index": r["index"],
+                "provenance": res.provenance(),
             }
         )
     atomic_write_text(out / "gallery.json", json.dumps(items, indent=2))

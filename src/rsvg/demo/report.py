@@ -143,7 +143,9 @@ def write_report(out: Path, steps: dict[str, dict[str, Any]], baselines: dict[st
         cards.append(
             f"<figure>{_img(out / 'gallery' / item['file'])}<figcaption><b>{html.escape(item['query'])}</b><br>"
             f"<span class='{cls}'>{label}, IoU {item['iou']:.2f}</span> — {html.escape(item['category'])}, "
-            f"image {html.escape(item['image_id'])}</figcaption></figure>"
+            f"image {html.escape(item['image_id'])}"
+            + (f"<br><small>{html.escape(item['provenance'])}</small>" if item.get("provenance") else "")
+            + "</figcaption></figure>"
         )
     step_rows = ""
     for name, s in steps.items():

@@ -28,6 +28,12 @@ def is_main() -> bool:
     return rank() == 0
 
 
+def launched_as_main() -> bool:
+    """Whether ``torchrun`` started this process as rank 0 (or no launcher did); unlike :func:`is_main` this
+    holds before the process group is joined and after it is left, e.g. for a command's closing summary."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def init_distributed(device: str = "auto") -> torch.device:
     """Join the process group ``torchrun`` describes (``WORLD_SIZE`` > 1) and return this process's device.
 

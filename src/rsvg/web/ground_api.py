@@ -80,6 +80,9 @@ def _predict(ctx: WebContext, data: bytes, query: str, attention: bool, started:
             total_ms=round((time.perf_counter() - started) * 1000, 2),
         ),
         attention_png=attention_data_url(result.attention) if result.attention is not None else None,
+        steps=dict(result.steps),
+        first_look_box=[round(v, 2) for v in result.first_look_box] if result.first_look_box else None,
+        provenance=result.provenance(),
     )
 
 

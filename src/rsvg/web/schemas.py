@@ -30,6 +30,16 @@ class GroundResponse(BaseModel):
         None,
         description="Where the model looks (cell scores or [REG] attention) as a colour PNG data URL, if asked for.",
     )
+    steps: dict[str, bool] = Field(
+        default_factory=dict,
+        description="For models with steps after the first look: per step (reranked, second_look, refined) whether "
+        "it changed the answer. Empty for the paper's model.",
+        examples=[{"reranked": True, "second_look": False, "refined": True}],
+    )
+    first_look_box: Box | None = Field(
+        None, description="The first look's box (the cell heatmap's), in original pixels; null without later steps."
+    )
+    provenance: str = Field("", description="One sentence on which steps moved the box and from where.")
 
 
 class ErrorResponse(BaseModel):

@@ -76,6 +76,10 @@ async function submit(e) {
     $("#box-size").textContent = `${fmt(x2 - x1)} × ${fmt(y2 - y1)} px`;
     $("#image-size").textContent = `${r.width} × ${r.height} px`;
     $("#timing").textContent = `${fmt(r.timing.inference_ms)} ms model, ${fmt(r.timing.total_ms)} ms in all`;
+    // which step produced the box, and from where: the cell heatmap is the first look's
+    const provenance = $("#provenance");
+    provenance.textContent = r.provenance || "";
+    provenance.hidden = !r.provenance;
     $("#result").hidden = false;
     const heat = $("#heatmap");
     if (r.attention_png) {
