@@ -11,7 +11,6 @@ import torch
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from conftest import make_official_dataset
 from rsvg.cli import app
 from rsvg.config import load_config
 from rsvg.data.transforms import normalize
@@ -19,20 +18,12 @@ from rsvg.engine.trainer import train
 from rsvg.inference import STEP_NAMES, Grounder
 from rsvg.viz import answer_boxes
 from rsvg.web.app import create_app
-from test_train import TINY_MODEL
-
-LITE_TINY = [*TINY_MODEL, "train.epochs=1", "train.batch_size=3"]
+from test_web_api import WEB_TINY, tiny_checkpoint
 
 
 def lite_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny lite-config checkpoint (ranking, second look, refinement on), made once per test session."""
-    base = tmp_path_factory.getbasetemp() / "lite_tiny_checkpoint"
-    best = base / "run" / "best"
-    if not (best / "config.json").is_file():
-        root = make_official_dataset(base / "data")
-        torch.manual_seed(0)
-        train(load_config("configs/mgvlf_lite.yaml", [*LITE_TINY, f"data.root={root}"]), base / "run")
-    return best
+    return tiny_checkpoint(tmp_path_factory, "configs/mgvlf_lite.yaml", "lite_tiny_checkpoint")
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +61,7 @@ def test_the_first_look_box_is_the_best_cells(lite, official_dataset):
 
 def test_a_model_without_later_steps_says_nothing_more(official_dataset, tmp_path):
     torch.manual_seed(0)
-    train(load_config(None, [*LITE_TINY, f"data.root={official_dataset}"]), tmp_path / "run")
+    train(load_config(None, [*WEB_TINY, f"data.root={official_dataset}"]), tmp_path / "run")
     result = Grounder.from_checkpoint(tmp_path / "run" / "best").predict(
         official_dataset / "JPEGImages" / "00002.jpg", "a ship"
     )

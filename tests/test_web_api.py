@@ -34,14 +34,17 @@ from test_train import TINY_MODEL
 WEB_TINY = [*TINY_MODEL, "train.epochs=1", "train.batch_size=3"]
 
 
-def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny trained checkpoint (a few seconds), made once per test session and shared by the web tests."""
-    base = tmp_path_factory.getbasetemp() / "web_tiny_checkpoint"
+def tiny_checkpoint(
+    tmp_path_factory: pytest.TempPathFactory, config: str | None = None, name: str = "web_tiny_checkpoint"
+) -> Path:
+    """A tiny trained checkpoint (a few seconds) of ``config`` (None: the built-in defaults, the paper's model),
+    made once per test session under ``name`` and shared by the tests that ask for it."""
+    base = tmp_path_factory.getbasetemp() / name
     best = base / "run" / "best"
     if not (best / "config.json").is_file():
         root = make_official_dataset(base / "data")
         torch.manual_seed(0)
-        train(load_config(None, [*WEB_TINY, f"data.root={root}"]), base / "run")
+        train(load_config(config, [*WEB_TINY, f"data.root={root}"]), base / "run")
     return best
 
 

@@ -45,28 +45,26 @@ def decode_image_rgb(data: bytes, name: str = "<bytes>") -> np.ndarray:
         raise ImageReadError(f"{name}: not a readable image ({exc})") from None
 
 
-def read_image_rgb(path: str | Path) -> np.ndarray:
-    """Read an image file as an H×W×3 RGB uint8 array; a clear error names the file otherwise."""
-    path = Path(path)
+def _read_bytes(path: Path) -> bytes:
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise ImageReadError(f"image not found: {path}") from None
     except OSError as exc:
         raise ImageReadError(f"cannot read image {path}: {exc}") from None
-    return decode_image_rgb(data, str(path))
+
+
+def read_image_rgb(path: str | Path) -> np.ndarray:
+    """Read an image file as an H×W×3 RGB uint8 array; a clear error names the file otherwise."""
+    path = Path(path)
+    return decode_image_rgb(_read_bytes(path), str(path))
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
     """``(width, height)`` of an image file from its header, after :func:`check_complete` (no pixel decoding: fast
     enough to check every image of a dataset); :class:`ImageReadError` names the file otherwise."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ImageReadError(f"image not found: {path}") from None
-    except OSError as exc:
-        raise ImageReadError(f"cannot read image {path}: {exc}") from None
+    data = _read_bytes(path)
     check_complete(data, str(path))
     import io
 
