@@ -63,7 +63,7 @@ def test_paper_config_matches_the_reference_size():
         model.visual_encoder,
     )
     fusion = count(model.fusion_visual_proj, model.fusion_text_proj, model.fusion_pos, model.fusion) + 256
-    expected = {  # DESIGN.md §4, millions
+    expected = {  # the reference implementation's sizes, millions of parameters
         "total": (count(model), 152.7),
         "resnet50": (count(model.backbone), 23.45),
         "bert": (count(model.text), 109.48),

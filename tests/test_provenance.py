@@ -22,7 +22,7 @@ from test_web_api import WEB_TINY, tiny_checkpoint
 
 
 def lite_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny lite-config checkpoint (ranking, second look, refinement on), made once per test session."""
+    """A tiny lite-config checkpoint (ranking, second look, refinement on), made once per test run."""
     return tiny_checkpoint(tmp_path_factory, "configs/mgvlf_lite.yaml", "lite_tiny_checkpoint")
 
 

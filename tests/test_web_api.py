@@ -38,7 +38,7 @@ def tiny_checkpoint(
     tmp_path_factory: pytest.TempPathFactory, config: str | None = None, name: str = "web_tiny_checkpoint"
 ) -> Path:
     """A tiny trained checkpoint (a few seconds) of ``config`` (None: the built-in defaults, the paper's model),
-    made once per test session under ``name`` and shared by the tests that ask for it."""
+    made once per test run under ``name`` and shared by the tests that ask for it."""
     base = tmp_path_factory.getbasetemp() / name
     best = base / "run" / "best"
     if not (best / "config.json").is_file():

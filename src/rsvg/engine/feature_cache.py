@@ -25,9 +25,8 @@ from rsvg.models.zoom import crop_map, crop_windows, window_origins
 
 def backbone_batch_size(device: torch.device, batch_size: int) -> int:
     """How many images the frozen backbone should take at once when only its maps are wanted: ``batch_size`` on
-    accelerators, 1 on a CPU. Lite0's depthwise layers are memory-bound there: at 384 px on the 2-core
-    development machine a batch of 64 took 47 ms per image and single images 21 ms (``rsvg bench features``),
-    because one image's activations stay in the CPU caches."""
+    accelerators, 1 on a CPU. Lite0's depthwise layers are memory-bound there, and one image's activations stay
+    in the CPU caches while a batch's do not (``rsvg bench features`` measures both)."""
     return 1 if device.type == "cpu" else max(1, batch_size)
 
 

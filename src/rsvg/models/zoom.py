@@ -32,8 +32,7 @@ from rsvg.models.transformer import DecoderLayer, query_memory
 
 ZOOM_STRIDE = 16  # the second look's token grid: stride 16 of the crop
 # Crops the backbone reads at once on a CPU. Its depthwise layers are memory-bound there, and a few crops' maps
-# stay in the CPU caches: on the 2-core development machine (`rsvg bench features --threads 2 --images 48` on the
-# lite config) 2 at a time took 6.0 ms per 192-px crop, 48 at once 14.9 ms.
+# stay in the CPU caches while a whole batch's do not (`rsvg bench features` on a zoom config measures both).
 CPU_CROPS_AT_ONCE = 2
 
 
