@@ -124,7 +124,7 @@ def ranking_targets(boxes: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
     has_one (B,) bool: some candidate is centred in the target; a sample without one has no target).
 
     (Also letting the candidate from the cell holding the target's centre win when none is centred, for small
-    objects the second look then finds, made no difference offline: BENCHMARKS.md "Candidate ranking".)"""
+    objects the second look then finds, made no difference offline: docs/benchmarks.md "Candidate ranking".)"""
     boxes, t = boxes.float(), target.float()[:, None]
     centre = (boxes[..., :2] + boxes[..., 2:]) / 2
     inside = ((centre >= t[..., :2]) & (centre <= t[..., 2:])).all(-1)

@@ -2,7 +2,7 @@
 
 At the lite config's 384-px input an object under 30 px wide in an 800-px scene covers a few input pixels, less
 than one stride-32 cell of the backbone; the cells head finds roughly where it is but its box is 2.5× too large
-(README, "What `make demo` does"). When the first box is small (longer side at most ``zoom_max_side`` input
+(docs/experiments.md). When the first box is small (longer side at most ``zoom_max_side`` input
 pixels), the model takes a second look:
 
 1. a window of ``zoom_window × zoom_window`` input pixels centred on the first box (moved inside the canvas),
