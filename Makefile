@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/rsvg demo --out $(DEMO)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests scripts
 
 # Headless Chromium and its driver for the web end-to-end test (Debian packages; skipped where apt is unavailable).
 browser:
