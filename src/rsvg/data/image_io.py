@@ -15,15 +15,21 @@ class ImageReadError(ValueError):
     """A file is missing or is not an image we can decode."""
 
 
-def check_complete(data: bytes, name: str = "<bytes>") -> None:
+# how much of a file's end check_complete looks at for the end-of-image marker
+TAIL_BYTES = 1024
+
+
+def check_complete(data: bytes, name: str = "<bytes>", *, tail: bytes | None = None) -> None:
     """Refuse empty files and JPEG / PNG files that end early (an interrupted copy or download): OpenCV decodes a
-    truncated JPEG with a grey lower part and only a warning, which would train and score on a damaged image."""
+    truncated JPEG with a grey lower part and only a warning, which would train and score on a damaged image.
+    ``data`` is the file or its first bytes; ``tail`` its last :data:`TAIL_BYTES` when ``data`` is only the start."""
     if not data:
         raise ImageReadError(f"{name}: empty file (0 bytes), not an image")
-    if data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data[-1024:]:
+    end = data[-TAIL_BYTES:] if tail is None else tail
+    if data[:2] == b"\xff\xd8" and b"\xff\xd9" not in end:
         # JPEG: the end-of-image marker closes the file (the entropy-coded data never contains FF D9)
         raise ImageReadError(f"{name}: truncated JPEG (no end-of-image marker): the file ends early")
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data[-64:]:
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in end[-64:]:
         raise ImageReadError(f"{name}: truncated PNG (no IEND chunk): the file ends early")
 
 
@@ -61,15 +67,23 @@ def read_image_rgb(path: str | Path) -> np.ndarray:
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
-    """``(width, height)`` of an image file from its header, after :func:`check_complete` (no pixel decoding: fast
-    enough to check every image of a dataset); :class:`ImageReadError` names the file otherwise."""
+    """``(width, height)`` of an image file from its header, after :func:`check_complete` on its first and last
+    bytes (no pixel decoding and no full read: fast enough to check every image of a dataset before training);
+    :class:`ImageReadError` names the file otherwise."""
     path = Path(path)
-    data = _read_bytes(path)
-    check_complete(data, str(path))
-    import io
-
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with path.open("rb") as f:
+            head = f.read(16)
+            size = f.seek(0, 2)
+            f.seek(max(0, size - TAIL_BYTES))
+            tail = f.read()
+    except FileNotFoundError:
+        raise ImageReadError(f"image not found: {path}") from None
+    except OSError as exc:
+        raise ImageReadError(f"cannot read image {path}: {exc}") from None
+    check_complete(head, str(path), tail=tail)
+    try:
+        with Image.open(path) as im:  # reads the header only
             return int(im.size[0]), int(im.size[1])
     except UnidentifiedImageError:
         raise ImageReadError(f"{path}: not a readable image ({UNKNOWN_FORMAT})") from None
