@@ -127,6 +127,7 @@ def apply_determinism(enabled: bool) -> tuple[Determinism, Callable[[], None]]:
         getattr(torch.backends.mkldnn, "deterministic", None),
         torch.backends.cudnn.benchmark,
         torch.backends.cudnn.deterministic,
+        torch.utils.deterministic.fill_uninitialized_memory,
     )
     torch.set_num_threads(threads)
     # on a GPU: cuBLAS reads this before its first handle (deterministic algorithms need it), and cuDNN's choice
@@ -135,6 +136,9 @@ def apply_determinism(enabled: bool) -> tuple[Determinism, Callable[[], None]]:
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
     torch.use_deterministic_algorithms(True, warn_only=True)
+    # deterministic algorithms would also fill every new uninitialised tensor with NaN (a guard against reading
+    # it, which no rsvg code does): a memory pass per allocation that only costs time
+    torch.utils.deterministic.fill_uninitialized_memory = False
     if saved[2] is not None:
         torch.backends.mkldnn.deterministic = True
     try_mkl_strict_cnr()
@@ -144,6 +148,7 @@ def apply_determinism(enabled: bool) -> tuple[Determinism, Callable[[], None]]:
         if saved[2] is not None:
             torch.backends.mkldnn.deterministic = saved[2]
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved[3], saved[4]
+        torch.utils.deterministic.fill_uninitialized_memory = saved[5]
 
     return Determinism(True, threads, mkl_cnr_mode()), restore
 
