@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rsvg.data.dior_rsvg import SPLITS, read_grounding_annotations, read_split_file, validate_splits
 from rsvg.data.image_io import ImageReadError, image_size
-from rsvg.data.records import DatasetError, Problem
+from rsvg.data.records import DatasetError, GroundingSample, Problem
 from rsvg.data.voc import find_detection_layout, read_detection_root
 
 
@@ -58,6 +59,30 @@ def detect_kind(root: Path) -> str:
     return "detection"
 
 
+def image_problems(samples: Iterable[GroundingSample]) -> list[Problem]:
+    """Open every distinct image of ``samples`` (its header and its end, no decoding): one problem per image that
+    is missing, empty, truncated or unreadable, or whose size is not the one its annotation's ``<size>`` gives."""
+    problems: list[Problem] = []
+    seen: set[Path] = set()
+    for s in samples:
+        if s.image_path in seen:
+            continue
+        seen.add(s.image_path)
+        where = str(s.annotation_path)
+        if not s.image_path.is_file():
+            problems.append(Problem(where, "missing_image", f"{s.image_path} not found"))
+            continue
+        try:
+            width, height = image_size(s.image_path)
+        except ImageReadError as exc:
+            problems.append(Problem(where, "unreadable_image", str(exc)))
+            continue
+        if (width, height) != (s.width, s.height):
+            message = f"<size> says {s.width}x{s.height} but {s.image_path} is {width}x{height}"
+            problems.append(Problem(where, "image_size_mismatch", message))
+    return problems
+
+
 def check_grounding(root: Path) -> CheckReport:
     """Check a DIOR-RSVG folder: annotations, images on disk, descriptions and the three split files."""
     root = Path(root)
@@ -66,27 +91,7 @@ def check_grounding(root: Path) -> CheckReport:
     report.images = ann.num_images
     report.objects = len(ann.samples)
     report.categories = dict(sorted(Counter(s.category for s in ann.samples).items()))
-    # every image is opened (its header and its end): missing, empty, truncated or not matching its <size>
-    seen_images: set[Path] = set()
-    for s in ann.samples:
-        if s.image_path not in seen_images:
-            seen_images.add(s.image_path)
-            if not s.image_path.is_file():
-                report.problems.append(Problem(str(s.annotation_path), "missing_image", f"{s.image_path} not found"))
-                continue
-            try:
-                width, height = image_size(s.image_path)
-            except ImageReadError as exc:
-                report.problems.append(Problem(str(s.annotation_path), "unreadable_image", str(exc)))
-                continue
-            if (width, height) != (s.width, s.height):
-                report.problems.append(
-                    Problem(
-                        str(s.annotation_path),
-                        "image_size_mismatch",
-                        f"<size> says {s.width}x{s.height} but {s.image_path} is {width}x{height}",
-                    )
-                )
+    report.problems.extend(image_problems(ann.samples))
     lengths = [len(s.description.split()) for s in ann.samples if s.description]
     if lengths:
         vocab = {w.strip(".,;:!?").lower() for s in ann.samples for w in s.description.split()}

@@ -34,8 +34,9 @@ import torch
 from torch.utils.data import Dataset
 
 from rsvg.data.categories import CLASS_INDEX
+from rsvg.data.check import image_problems
 from rsvg.data.dior_rsvg import load_split
-from rsvg.data.image_io import ImageReadError, image_size, read_image_rgb
+from rsvg.data.image_io import read_image_rgb
 from rsvg.data.records import DatasetError, GroundingSample
 from rsvg.data.tokenizer import QueryTokenizer
 from rsvg.data.transforms import (
@@ -74,28 +75,15 @@ def read_sample_image(s: GroundingSample) -> torch.Tensor:
 
 
 def verify_images(samples: Sequence[GroundingSample]) -> None:
-    """Open every distinct image of ``samples`` (header and end only, no decoding) before any work starts: a
-    :class:`DatasetError` names the first missing, empty, truncated or unreadable image, or one whose size is not
-    the one its annotation's ``<size>`` gives (its boxes would be scored against the wrong frame), and says how many
-    there are."""
-    problems: list[str] = []
-    seen: set[Path] = set()
-    for s in samples:
-        if s.image_path in seen:
-            continue
-        seen.add(s.image_path)
-        try:
-            width, height = image_size(s.image_path)
-        except ImageReadError as exc:
-            problems.append(f"{s.annotation_path}: {exc}")
-            continue
-        if (width, height) != (s.width, s.height):
-            problems.append(
-                f"{s.annotation_path}: <size> says {s.width}x{s.height} but {s.image_path} is {width}x{height}"
-            )
+    """Open every distinct image of ``samples`` before any work starts (:func:`~rsvg.data.check.image_problems`:
+    header and end only, no decoding): a :class:`DatasetError` names the first missing, empty, truncated or
+    unreadable image, or one whose size is not the one its annotation's ``<size>`` gives (its boxes would be scored
+    against the wrong frame), and says how many there are."""
+    problems = image_problems(samples)
     if problems:
+        first = f"{problems[0].file}: {problems[0].message}"
         more = f" (and {len(problems) - 1} more image(s): `rsvg check-data` lists them all)" if problems[1:] else ""
-        raise DatasetError(problems[0] + more)
+        raise DatasetError(first + more)
 
 
 def box_to_original(box_network: torch.Tensor, letterbox_params: torch.Tensor) -> torch.Tensor:

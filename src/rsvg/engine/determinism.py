@@ -21,6 +21,7 @@ kernels by the thread count it sees (a 1x1 convolution goes to oneDNN above one 
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -41,6 +42,7 @@ def request_mkl_cnr() -> None:
     os.environ.setdefault(CNR_ENV, CNR_VALUE)
 
 
+@functools.cache
 def _mkl_library() -> ctypes.CDLL | None:
     """PyTorch's CPU library, where the wheel links MKL statically (None where torch has no MKL)."""
     import torch

@@ -20,7 +20,7 @@ from typing import Any
 
 from torch import nn
 
-from rsvg.models.backbones.resnet import detr_encoder_state_dict, load_detr_encoder
+from rsvg.models.backbones.resnet import detr_encoder_state_dict, load_detr_encoder, unwrap_checkpoint
 from rsvg.models.backbones.weights import WeightsFormatError, load_into, read_state_dict
 
 #: DETR's input projection (a 1x1 conv 2048 → 256) in its state dict
@@ -67,9 +67,7 @@ def init_from_detr(
         detr_encoder_state_dict(state)
     except WeightsFormatError:
         return None
-    from rsvg.models.backbones.resnet import _unwrap_checkpoint
-
-    flat = _unwrap_checkpoint(state)
+    flat = unwrap_checkpoint(state)
     report = DetrInitReport()
     backbone_report = getattr(model.backbone, "load_report", None)
     if backbone_report is not None:

@@ -82,7 +82,7 @@ def resnet50_weights_hint(path: str | Path | None = None) -> str:
     return f"Put {tv} at {path}, or {detr}"
 
 
-def _unwrap_checkpoint(obj: Mapping[str, Any]) -> dict[str, Any]:
+def unwrap_checkpoint(obj: Mapping[str, Any]) -> dict[str, Any]:
     """The state dict inside a checkpoint (``{"model": ...}`` or ``{"state_dict": ...}``), ``module.`` removed."""
     for wrapper in ("model", "state_dict"):
         inner = obj.get(wrapper)
@@ -103,7 +103,7 @@ def detect_resnet_weights_format(
     Raises:
         WeightsFormatError: neither format.
     """
-    sd = _unwrap_checkpoint(obj)
+    sd = unwrap_checkpoint(obj)
     if any(k.startswith(_DETR_BACKBONE_PREFIX) for k in sd):
         return "detr", sd
     if "conv1.weight" in sd and any(k.startswith("layer1.") for k in sd):
@@ -253,7 +253,7 @@ def detr_encoder_state_dict(source: str | Path | Mapping[str, Any], *, allow_pic
     else:
         obj = read_state_dict(source, hint="DETR's detr-r50-e632da11.pth is expected", allow_pickle=allow_pickle)
         where = str(source)
-    sd = _unwrap_checkpoint(obj)
+    sd = unwrap_checkpoint(obj)
     encoder = {k: v for k, v in sd.items() if k.startswith(_DETR_ENCODER_PREFIX)}
     if not encoder:
         raise WeightsFormatError(
@@ -284,7 +284,7 @@ def map_detr_encoder_keys(detr_sd: Mapping[str, Any], num_layers: int, prefix: s
     Raises:
         WeightsFormatError: fewer than ``num_layers`` layers, or a layer lacks one of its tensors.
     """
-    sd = _unwrap_checkpoint(detr_sd)
+    sd = unwrap_checkpoint(detr_sd)
     available = _detr_layer_indices(sd)
     if num_layers < 0 or available[:num_layers] != list(range(num_layers)):
         raise WeightsFormatError(
