@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 from conftest import make_official_dataset, write_official_xml
 from rsvg.data.categories import DIOR_CLASSES
 from rsvg.data.dataset import RSVGDataset, box_to_original
+from rsvg.data.extras import ImageObjects
 from rsvg.data.image_io import ImageReadError, read_image_rgb
 from rsvg.data.records import DatasetError
 from rsvg.data.tokenizer import HFTokenizer
@@ -92,7 +93,7 @@ def test_grayscale_and_rgba_images_become_rgb(tmp_path):
 
 def test_image_objects_list_every_object_the_split_annotates_in_the_image(tmp_path):
     root = make_official_dataset(tmp_path / "d", {"train": [4, 1, 2, 3], "val": [0, 5], "test": []})
-    ds = RSVGDataset(root, "train", image_size=100, image_objects=True)
+    ds = RSVGDataset(root, "train", image_size=100, extras=[ImageObjects()])
     s = ds[1]  # 00002: the service area; its image also holds the two ships
     assert s["image_id"] == "00002" and s["category_index"] == DIOR_CLASSES.index("Expressway-Service-area")
     objects = s["objects"]
@@ -105,12 +106,12 @@ def test_image_objects_list_every_object_the_split_annotates_in_the_image(tmp_pa
     torch.testing.assert_close(row[1:], s["box"])
     np.testing.assert_allclose(row[1:].numpy(), [2.5, 12.5, 75, 70], rtol=1e-6)
     assert ds[0]["objects"].shape == (1, 5)  # 00003: its other vehicle is in no training expression here
-    without = RSVGDataset(root, "train", image_size=100, image_objects=True, load_images=False)[1]
+    without = RSVGDataset(root, "train", image_size=100, extras=[ImageObjects()], load_images=False)[1]
     torch.testing.assert_close(without["objects"], objects)
     batch = collate([ds[0], ds[1]])
     assert [len(o) for o in batch["objects"]] == [1, 3] and batch["category_index"].shape == (2,)
-    with pytest.raises(ValueError, match="augment"):
-        RSVGDataset(root, "train", image_objects=True, augment=RandomHorizontalFlip(0.5))
+    with pytest.raises(ValueError, match="image_objects does not follow augmentation"):
+        RSVGDataset(root, "train", extras=[ImageObjects()], augment=RandomHorizontalFlip(0.5))
 
 
 def test_image_objects_name_a_category_outside_dior(tmp_path):
@@ -120,4 +121,4 @@ def test_image_objects_name_a_category_outside_dior(tmp_path):
     write_official_xml(xml, "00001.jpg", 200, 160, [pond])
     assert [s.category for s in RSVGDataset(root, "train").samples].count("pond") == 1  # fine without the head
     with pytest.raises(DatasetError, match=r"00001\.xml.*'pond' is not a DIOR class"):
-        RSVGDataset(root, "train", image_objects=True)
+        RSVGDataset(root, "train", extras=[ImageObjects()])

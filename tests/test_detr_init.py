@@ -152,8 +152,14 @@ def test_reference_optimiser_groups(detr_file):
     for prefix in ("backbone.", "input_proj.", "extra.", "memory_text_proj.", "mlcm_decoder.", "visual_encoder."):
         assert any(n.startswith(prefix) for n in visual), prefix
     assert all(n.startswith("text.") for n in text) and len(text) > 100
-    assert {n.split(".")[0] for n in rest} == {"fusion", "fusion_visual_proj", "fusion_text_proj", "fusion_pos",
-                                               "reg_token", "head"}
+    assert {n.split(".")[0] for n in rest} == {
+        "fusion",
+        "fusion_visual_proj",
+        "fusion_text_proj",
+        "fusion_pos",
+        "reg_token",
+        "head",
+    }
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert visual | text | rest == trainable and not (visual & rest)
 

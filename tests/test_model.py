@@ -194,7 +194,8 @@ def test_gradients_reach_every_trainable_part(options):
     model = build_model(ModelConfig(**TINY, **options)).train()
     image, pad, ids, mask = inputs()
     out = model(image, pad, ids, mask)
-    model_loss(out, torch.tensor([[0.1, 0.1, 0.4, 0.3], [0.5, 0.5, 0.9, 0.8]]))["loss"].backward()
+    box = torch.tensor([[0.1, 0.1, 0.4, 0.3], [0.5, 0.5, 0.9, 0.8]]) * 64  # network pixels
+    model_loss(model, out, {"box": box})["loss"].backward()
     missing = [
         n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or p.grad.abs().sum() == 0)
     ]
@@ -252,12 +253,15 @@ def test_object_head_adds_the_category_agreement_to_the_cell_scores():
     image, pad, ids, mask = inputs()
     with torch.inference_mode():
         out = model(image, pad, ids, mask)
-        model.prior_scale.fill_(0.0)
+        model.stages["object_head"].prior_scale.fill_(0.0)
         without = model(image, pad, ids, mask)
-        model.prior_scale.fill_(1.0)
-    assert out.object_logits.shape == (2, 4, 20) and out.query_category_logits.shape == (2, 20)
+        model.stages["object_head"].prior_scale.fill_(1.0)
+    record = out.stages["object_head"]
+    assert record.object_logits.shape == (2, 4, 20) and record.query_category_logits.shape == (2, 20)
     # log sum_c P(c | query) * P(cell holds a c)
-    agreement = (out.query_category_logits.log_softmax(-1)[:, None] + F.logsigmoid(out.object_logits)).logsumexp(-1)
+    agreement = (record.query_category_logits.log_softmax(-1)[:, None] + F.logsigmoid(record.object_logits)).logsumexp(
+        -1
+    )
     valid = out.cell_scores > float("-inf")
     torch.testing.assert_close((out.cell_scores - without.cell_scores)[valid], agreement[valid])
     assert (agreement <= 0).all()
@@ -268,9 +272,11 @@ def test_object_head_trains_every_part_with_its_loss():
     model = build_model(ModelConfig(**TINY, **LITE_OPTIONS, object_head=True)).train()
     image, pad, ids, mask = inputs()
     target = torch.tensor([[0.1, 0.1, 0.4, 0.3], [0.5, 0.5, 0.9, 0.8]])
-    objects = [torch.cat([torch.tensor([[18.0]]), target[:1]], 1), torch.cat([torch.tensor([[13.0]]), target[1:]], 1)]
+    box = target * 64  # the batch's boxes and objects are in network pixels
+    objects = [torch.cat([torch.tensor([[18.0]]), box[:1]], 1), torch.cat([torch.tensor([[13.0]]), box[1:]], 1)]
     out = model(image, pad, ids, mask)
-    losses = model_loss(out, target, None, objects, torch.tensor([18, 13]))
+    batch = {"box": box, "objects": objects, "category_index": torch.tensor([18, 13])}
+    losses = model_loss(model, out, batch)
     losses["loss"].backward()
     assert {"object", "category"} <= set(losses)
     missing = [

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from rsvg.cli import app
 from rsvg.config import load_config
-from rsvg.data.transforms import normalize
+from rsvg.engine.batching import forward_batch
 from rsvg.engine.trainer import train
 from rsvg.inference import STEP_NAMES, Grounder
 from rsvg.viz import answer_boxes
@@ -48,15 +48,15 @@ def test_the_result_names_the_steps_and_the_first_look(lite, official_dataset):
 
 def test_the_first_look_box_is_the_best_cells(lite, official_dataset):
     image = official_dataset / "JPEGImages" / "00003.jpg"
-    canvas, pad, _, ids, mask, zoom = lite._prepare(image, "the white vehicle on the right")
-    x = normalize(canvas, lite.mean, lite.std, pad).unsqueeze(0)
-    n = int(mask.sum())
+    batch, _ = lite._prepare(image, "the white vehicle on the right")
+    assert "zoom_image" in batch  # the second look's canvas, from the same sample builder as the dataset's
     with torch.no_grad():
-        out = lite.model(x, pad.unsqueeze(0), ids[:, :n], mask[:, :n], zoom_image=zoom.unsqueeze(0))
+        out = forward_batch(lite.model, batch)
     first, steps = lite._provenance(out)
     best = out.cell_scores[0].argmax()
+    rank = out.stages["rank"]
     assert torch.equal(first, out.cell_boxes[0, best])
-    assert steps["reranked"] == bool(out.rank_cells[0, out.rank_scores[0].argmax()] != best)
+    assert steps["reranked"] == bool(rank.cells[0, rank.scores[0].argmax()] != best)
 
 
 def test_a_model_without_later_steps_says_nothing_more(official_dataset, tmp_path):

@@ -6,15 +6,9 @@ import torch.nn.functional as F
 
 from rsvg.models.build import build_model
 from rsvg.models.config import ModelConfig
-from rsvg.models.loss import model_loss, ranking_targets
-from rsvg.models.rank import (
-    COLOUR_STRIDE,
-    CandidateRanker,
-    candidate_colours,
-    colour_channels,
-    colour_map,
-    unfold_colour_map,
-)
+from rsvg.models.loss import model_loss
+from rsvg.models.stages.colours import COLOUR_STRIDE, colour_channels, colour_map, unfold_colour_map
+from rsvg.models.stages.rank import CandidateRanking, candidate_colours, ranking_targets
 from test_model import TINY, inputs
 
 RANK = {**TINY, "head": "cells", "object_head": True, "rank": True, "rank_candidates": 3, "rank_layers": 1}
@@ -66,16 +60,17 @@ def test_the_model_answers_with_the_ranked_candidate(rank_model):
     image, pad, ids, mask = inputs()
     out = rank_model(image, pad, ids, mask)
     assert rank_model.feature_channels == rank_model.level_channels[32] + colour_channels(32)
-    assert out.rank_scores.shape == out.rank_cells.shape == (2, 3) and out.rank_boxes.shape == (2, 3, 4)
-    best = out.rank_scores.argmax(1)
-    assert torch.equal(out.boxes, out.rank_boxes[torch.arange(2), best])
+    rank = out.stages["rank"]
+    assert rank.scores.shape == rank.cells.shape == (2, 3) and rank.boxes.shape == (2, 3, 4)
+    best = rank.scores.argmax(1)
+    assert torch.equal(out.boxes, rank.boxes[torch.arange(2), best])
     # the candidates are the first look's best cells, in its order
-    assert torch.equal(out.rank_cells, out.cell_scores.topk(3, 1).indices)
+    assert torch.equal(rank.cells, out.cell_scores.topk(3, 1).indices)
     # sample 0's image is half padding: of its 4 cells 2 are padding, so its third candidate is one and cannot win
-    assert torch.isinf(out.rank_scores[0, 2]) and torch.isfinite(out.rank_scores[1]).all()
+    assert torch.isinf(rank.scores[0, 2]) and torch.isfinite(rank.scores[1]).all()
     # cached features carry the colour map: the same answer from them
     cached = rank_model(None, pad, ids, mask, image_features=rank_model.encode_image(image))
-    assert torch.allclose(cached.rank_scores, out.rank_scores, atol=1e-5, equal_nan=True)
+    assert torch.allclose(cached.stages["rank"].scores, rank.scores, atol=1e-5, equal_nan=True)
 
 
 def test_a_feature_map_without_the_colour_channels_is_refused(rank_model):
@@ -90,23 +85,32 @@ def test_the_ranking_loss_trains_only_the_ranker():
     model = build_model(ModelConfig(**RANK)).train()
     image, pad, ids, mask = inputs()
     out = model(image, pad, ids, mask)
-    target = out.rank_boxes[:, 1].detach().clone()  # the second candidate is the answer
-    objects = [torch.tensor([[1, *t.tolist()]]) for t in target]
-    losses = model_loss(out, target, objects=objects, categories=torch.tensor([1, 1]))
-    best, has_one = ranking_targets(out.rank_boxes, target)
+    rank = out.stages["rank"]
+    target = rank.boxes[:, 1].detach().clone()  # the second candidate is the answer
+    # the batch as the dataset gives it: boxes in network pixels (the image is 64 px)
+    objects = [torch.tensor([[1, *(64 * t).tolist()]]) for t in target]
+    batch = {"box": target * 64, "objects": objects, "category_index": torch.tensor([1, 1])}
+    losses = model_loss(model, out, batch)
+    best, has_one = ranking_targets(rank.boxes, target)
     assert has_one.all() and best.tolist() == [1, 1]
-    assert torch.isclose(losses["rank"], F.cross_entropy(out.rank_scores.clamp(min=-1e4), best))
+    assert torch.isclose(losses["rank"], F.cross_entropy(rank.scores.clamp(min=-1e4), best))
     # the first look's scores, boxes and categories enter detached: the ranking's gradient reaches the ranker and
     # (here trainable, as the second look's does) the text encoder, nothing else
-    F.cross_entropy(out.rank_scores.clamp(min=-1e4), best).backward()
-    reached = {n.split(".")[0] for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
-    assert reached == {"ranker", "text"}
+    F.cross_entropy(rank.scores.clamp(min=-1e4), best).backward()
+    reached = {
+        ".".join(n.split(".")[:2]) if n.startswith("stages.") else n.split(".")[0]
+        for n, p in model.named_parameters()
+        if p.grad is not None and p.grad.abs().sum() > 0
+    }
+    assert reached == {"stages.rank", "text"}
 
 
 def test_the_ranker_learns_to_pick_by_colour():
     # two candidates per image, one red and one blue square, in random order; the query says which colour
     torch.manual_seed(0)
-    ranker = CandidateRanker(32, 8, 4, 64, 1, 4, 20)
+    cfg = ModelConfig(**{**RANK, "hidden_dim": 32, "heads": 4, "ffn_dim": 64, "rank_layers": 1, "max_tokens": 4})
+    ranker = CandidateRanking(cfg, 32, 8)
+    assert ranker.categories == 20
     red, blue = torch.randn(8), torch.randn(8)
     opt = torch.optim.Adam(ranker.parameters(), lr=3e-3)
 
@@ -126,7 +130,8 @@ def test_the_ranker_learns_to_pick_by_colour():
 
     def scores(boxes, colours, words, sentence):
         first = torch.zeros(len(boxes), 2)
-        return ranker(boxes, first, None, colours, words, sentence, torch.zeros(len(boxes), 3, dtype=torch.bool))
+        text_pad = torch.zeros(len(boxes), 3, dtype=torch.bool)
+        return ranker.score_candidates(boxes, first, None, colours, words, sentence, text_pad)
 
     for _ in range(150):
         boxes, colours, words, sentence, answer = batch(32)

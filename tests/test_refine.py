@@ -7,8 +7,8 @@ from torchvision.ops import box_iou
 from rsvg.models.build import build_model
 from rsvg.models.config import ModelConfig
 from rsvg.models.loss import LossConfig, model_loss
-from rsvg.models.rank import colour_channels
-from rsvg.models.refine import BoxRefiner, jitter_boxes
+from rsvg.models.stages.colours import colour_channels
+from rsvg.models.stages.refine import BoxRefiner, jitter_boxes
 from test_model import TINY, inputs
 
 REFINE = {**TINY, "head": "cells", "stride16_detail": True, "refine": True, "refine_bins": 3}
@@ -23,6 +23,11 @@ def refine_model():
 def _objects():
     """One tensor per sample of the inputs() batch: (class, x1, y1, x2, y2) normalised."""
     return [torch.tensor([[3.0, 0.1, 0.1, 0.4, 0.3]]), torch.tensor([[5.0, 0.5, 0.5, 0.9, 0.8], [1.0, 0, 0, 0.2, 0.2]])]
+
+
+def _objects_in_pixels(size=64):
+    """:func:`_objects` as the dataset gives them (ImageObjects): boxes in network pixels."""
+    return [o * torch.tensor([1.0, size, size, size, size]) for o in _objects()]
 
 
 def test_jittered_boxes_move_around_the_truth():
@@ -41,10 +46,11 @@ def test_jittered_boxes_move_around_the_truth():
 
 def test_an_untrained_refiner_leaves_the_boxes_as_they_are(refine_model):
     # the model-wide Xavier init must not overwrite the refiner's zero last layer
-    assert refine_model.refiner.mlp[-1].weight.abs().max() == 0
+    assert refine_model.stages["refine"].mlp[-1].weight.abs().max() == 0
     image, pad, ids, mask = inputs()
     out = refine_model.eval()(image, pad, ids, mask)
-    assert out.unrefined_boxes is not None and torch.allclose(out.boxes, out.unrefined_boxes, atol=1e-6)
+    unrefined = out.stages["refine"].unrefined
+    assert unrefined is not None and torch.allclose(out.boxes, unrefined, atol=1e-6)
     assert refine_model.feature_channels == refine_model.level_channels[32] + 4 * refine_model.level_channels[
         16
     ] + colour_channels(32)  # the colour map rides along without model.rank
@@ -58,17 +64,24 @@ def test_in_training_the_jittered_objects_are_refined_and_only_the_refiner_learn
     model = refine_model.train()
     with pytest.raises(ValueError, match="annotated objects"):
         model(image, pad, ids, mask)
-    out = model(image, pad, ids, mask, objects=_objects())
-    assert out.refine_boxes.shape == out.refine_truth.shape == (3, 4)
-    assert torch.equal(out.refine_truth, torch.cat([o[:, 1:] for o in _objects()]))
-    assert out.unrefined_boxes is None  # the answer is not refined in training
+    out = model(image, pad, ids, mask, extras={"objects": _objects_in_pixels()})
+    refine = out.stages["refine"]
+    assert refine.boxes.shape == refine.truth.shape == (3, 4)
+    # the stage normalises the objects' pixel boxes to the input
+    assert torch.equal(refine.truth, torch.cat([o[:, 1:] for o in _objects()]))
+    assert refine.unrefined is None  # the answer is not refined in training
     target = torch.tensor([[0.1, 0.1, 0.4, 0.3], [0.5, 0.5, 0.9, 0.8]])
-    losses = model_loss(out, target, LossConfig(refine_weight=1.0))
+    batch = {"box": target * 64, "objects": _objects_in_pixels()}
+    losses = model_loss(model, out, batch, LossConfig(refine_weight=1.0))
     assert losses["refine"] > 0
     model.zero_grad()
-    (losses["loss"] - model_loss(out, target, LossConfig(refine_weight=0.0))["loss"]).backward()
-    touched = {n.split(".")[0] for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
-    assert touched == {"refiner"}
+    (losses["loss"] - model_loss(model, out, batch, LossConfig(refine_weight=0.0))["loss"]).backward()
+    touched = {
+        ".".join(n.split(".")[:2]) if n.startswith("stages.") else n.split(".")[0]
+        for n, p in model.named_parameters()
+        if p.grad is not None and p.grad.abs().sum() > 0
+    }
+    assert touched == {"stages.refine"}
     model.eval()
 
 
@@ -84,18 +97,19 @@ def test_the_refiner_learns_to_fit_boxes_to_the_objects():
         colours[i, :, y1 : y1 + h, x1 : x1 + w] = 1.0
         truth[i] = torch.tensor([x1, y1, x1 + w, y1 + h]) / size
     detail = torch.zeros(n, 4, 8, 8)  # no stride-16 features: the colours alone must do
-    refiner = BoxRefiner(4, bins=7, grow=1.5, hidden=64)
+    refiner = BoxRefiner(ModelConfig(**{**REFINE, "refine_bins": 7, "refine_grow": 1.5}), 4, hidden=64)
+    assert (refiner.bins, refiner.grow) == (7, 1.5)
     opt = torch.optim.Adam(refiner.parameters(), lr=3e-3)
     rows = torch.arange(n)
     for _ in range(300):
-        loss = (refiner(detail, colours, rows, jitter_boxes(truth)) - truth).abs().sum(1).mean()
+        loss = (refiner.refine(detail, colours, rows, jitter_boxes(truth)) - truth).abs().sum(1).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
     torch.manual_seed(1)
     given = jitter_boxes(truth)
     with torch.no_grad():
-        refined = refiner(detail, colours, rows, given)
+        refined = refiner.refine(detail, colours, rows, given)
     before, after = box_iou(given, truth).diagonal(), box_iou(refined, truth).diagonal()
     assert after.mean() > before.mean() + 0.15 and after.mean() > 0.8, (before.mean(), after.mean())
 

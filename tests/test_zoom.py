@@ -6,14 +6,18 @@ import torch
 
 from conftest import write_image
 from rsvg.data.dataset import RSVGDataset
+from rsvg.data.extras import ZoomCanvas
 from rsvg.data.records import DatasetError
 from rsvg.data.transforms import RandomHorizontalFlip, letterbox, letterbox_geometry, normalize, zoom_letterbox
-from rsvg.engine.feature_cache import compute_image_features, compute_zoom_crops
+from rsvg.engine.feature_cache import compute_image_features
 from rsvg.models.backbones import build_backbone
 from rsvg.models.build import build_model
 from rsvg.models.config import ModelConfig
 from rsvg.models.loss import model_loss
-from rsvg.models.zoom import (
+from rsvg.models.stages import check_augmentation
+from rsvg.models.stages.zoom import (
+    ZoomCrops,
+    crop_map,
     crop_windows,
     from_window,
     needs_zoom,
@@ -39,6 +43,11 @@ ZOOM = {
 def zoom_model():
     torch.manual_seed(0)
     return build_model(ModelConfig(**ZOOM)).eval()
+
+
+def compute_zoom_crops(model, samples, device, seed=0) -> ZoomCrops:
+    """The second look's training crops, encoded once by its stage."""
+    return model.stages["zoom"].prepare_training(model, samples, device, seed=seed)
 
 
 def test_windows_lie_inside_the_canvas_and_map_boxes_both_ways():
@@ -122,7 +131,7 @@ def test_inference_looks_again_only_at_small_first_boxes(zoom_model):
     image, pad, ids, mask, zoom = inputs()
     with torch.no_grad():
         first = zoom_model(image, pad, ids, mask)
-    assert first.zoom_rows is None and first.first_boxes is None  # no zoom canvas: the first look answers
+    assert "zoom" not in first.stages  # no zoom canvas: the first look answers
     # a threshold between the first boxes' sizes: some get a second look, some do not
     sides = ((first.boxes[:, 2:] - first.boxes[:, :2]).amax(1) * 64).sort().values
     threshold = float(sides[1] + sides[2]) / 2
@@ -130,19 +139,20 @@ def test_inference_looks_again_only_at_small_first_boxes(zoom_model):
     zoom_model.cfg.zoom_max_side = threshold
     try:
         with torch.no_grad():
-            out = zoom_model(image, pad, ids, mask, zoom_image=zoom)
+            out = zoom_model(image, pad, ids, mask, extras={"zoom_image": zoom})
     finally:
         zoom_model.cfg.zoom_max_side = ZOOM["zoom_max_side"]
-    assert torch.allclose(out.first_boxes, first.boxes)
+    look = out.stages["zoom"]
+    assert torch.allclose(look.first_boxes, first.boxes)
     small = needs_zoom(first.boxes, 64, threshold)
     assert 0 < int(small.sum()) < 3
-    assert out.zoom_rows.tolist() == small.nonzero().flatten().tolist()
+    assert look.rows.tolist() == small.nonzero().flatten().tolist()
     assert torch.equal(out.boxes[~small], first.boxes[~small])
     # the replaced boxes are the second look's best cells, mapped back from their windows
-    rows = out.zoom_rows
-    best = out.zoom_boxes[torch.arange(len(rows)), out.zoom_scores.argmax(1)]
-    assert torch.allclose(out.boxes[rows], from_window(best, out.zoom_origins, 64, 32), atol=1e-6)
-    assert out.zoom_scores.shape[1] == 16  # 32-px window at 2x: a 4x4 grid of stride-16 tokens
+    rows = look.rows
+    best = look.boxes[torch.arange(len(rows)), look.scores.argmax(1)]
+    assert torch.allclose(out.boxes[rows], from_window(best, look.origins, 64, 32), atol=1e-6)
+    assert look.scores.shape[1] == 16  # 32-px window at 2x: a 4x4 grid of stride-16 tokens
 
 
 def test_inference_with_every_first_box_large_changes_nothing(zoom_model):
@@ -150,31 +160,43 @@ def test_inference_with_every_first_box_large_changes_nothing(zoom_model):
     zoom_model.cfg.zoom_max_side = 0.001
     try:
         with torch.no_grad():
-            out = zoom_model(image, pad, ids, mask, zoom_image=zoom)
+            out = zoom_model(image, pad, ids, mask, extras={"zoom_image": zoom})
+            plain = zoom_model(image, pad, ids, mask)
     finally:
         zoom_model.cfg.zoom_max_side = ZOOM["zoom_max_side"]
-    assert out.zoom_rows is None and torch.equal(out.boxes, zoom_model(image, pad, ids, mask).boxes)
-    assert torch.equal(out.first_boxes, out.boxes)
+    look = out.stages["zoom"]  # the second look ran but no sample needed it: a record without rows
+    assert len(look.rows) == 0 and len(look.scores) == len(look.boxes) == len(look.origins) == 0
+    assert torch.equal(out.boxes, plain.boxes)
+    assert torch.equal(look.first_boxes, out.boxes)
 
 
 def test_training_crops_add_the_second_looks_loss(zoom_model):
     image, pad, ids, mask, _ = inputs()
     model = build_model(ModelConfig(**ZOOM)).train()
     model.load_state_dict(zoom_model.state_dict())
-    channels = model.zoom_channels
+    channels = model.stages["zoom"].channels
     features = torch.randn(3, channels, 4, 4)
     origins = torch.tensor([[0, 0], [16, 16], [32, 32]])
     valid = torch.tensor([True, False, True])
     target = torch.tensor([[0.1, 0.1, 0.2, 0.15], [0.4, 0.4, 0.6, 0.6], [0.7, 0.8, 0.75, 0.9]])
-    out = model(image, pad, ids, mask, zoom_features=features, zoom_origin=origins, zoom_valid=valid)
-    assert out.zoom_rows.tolist() == [0, 2] and out.first_boxes is None  # training: the first boxes stay
-    losses = model_loss(out, target)
+    batch = {"box": target * 64}  # the dataset's boxes are in network pixels
+    crops = {"zoom_features": features, "zoom_origin": origins, "zoom_valid": valid}
+    out = model(image, pad, ids, mask, extras=crops)
+    look = out.stages["zoom"]
+    assert look.rows.tolist() == [0, 2] and look.first_boxes is None  # training: the first boxes stay
+    losses = model_loss(model, out, batch)
     assert losses["zoom"] > 0
     losses["loss"].backward()
-    assert model.second_look.visual_proj.weight.grad.abs().sum() > 0
-    # no sample with a crop: no zoom term, and the first look's loss is unchanged
-    none = model(image, pad, ids, mask, zoom_features=features, zoom_origin=origins, zoom_valid=valid & False)
-    assert none.zoom_rows is None and "zoom" not in model_loss(none, target)
+    assert model.stages["zoom"].visual_proj.weight.grad.abs().sum() > 0
+    # no sample with a crop: no zoom term, and the first look's loss is unchanged (the same seed for the text
+    # encoder's dropout)
+    torch.manual_seed(2)
+    none = model(image, pad, ids, mask, extras={**crops, "zoom_valid": valid & False})
+    assert len(none.stages["zoom"].rows) == 0
+    none_losses = model_loss(model, none, batch)
+    assert "zoom" not in none_losses
+    torch.manual_seed(2)
+    assert torch.equal(none_losses["loss"], model_loss(model, model(image, pad, ids, mask), batch)["loss"])
 
 
 def test_config_names_what_is_wrong():
@@ -207,7 +229,7 @@ def test_training_crops_hold_small_targets_and_match_the_inference_path(official
     # a cached crop's maps equal what the model computes from the zoom canvas at inference (up to float16)
     index, row = next(iter(crops.rows.items()))
     sample = next(s for s in ds.samples if s.index == index)
-    zoom_ds = RSVGDataset(official_dataset, "train", image_size=64, zoom_scale=2)
+    zoom_ds = RSVGDataset(official_dataset, "train", image_size=64, extras=[ZoomCanvas(2)])
     item = zoom_ds[ds.samples.index(sample)]
     crop, _ = crop_windows(
         item["zoom_image"][None],
@@ -219,26 +241,34 @@ def test_training_crops_hold_small_targets_and_match_the_inference_path(official
         zoom_model.backbone.std,
     )
     with torch.no_grad():
-        direct = zoom_model.zoom_map(crop)[0]
+        direct = crop_map(zoom_model.backbone, crop)[0]
     assert torch.allclose(crops.maps[row].float(), direct, atol=2e-2 * float(direct.abs().max()))
     entry = crops.for_sample(-1)
     assert not entry["zoom_valid"] and entry["zoom_features"].shape == crops.maps.shape[1:]
 
 
-def test_dataset_gives_zoom_canvases_and_refuses_augmentation(official_dataset):
-    ds = RSVGDataset(official_dataset, "test", image_size=64, zoom_scale=2, load_images=False)
+def test_dataset_gives_zoom_canvases_and_refuses_augmentation(official_dataset, zoom_model):
+    ds = RSVGDataset(official_dataset, "test", image_size=64, extras=[ZoomCanvas(2)], load_images=False)
     a, b = ds[0], ds[1]
     assert a["zoom_image"].shape == (3, 128, 128) and a["zoom_image"].dtype == torch.uint8
-    with_images = RSVGDataset(official_dataset, "test", image_size=64, zoom_scale=2)[0]
+    with_images = RSVGDataset(official_dataset, "test", image_size=64, extras=[ZoomCanvas(2)])[0]
     assert torch.equal(a["zoom_image"], with_images["zoom_image"])  # both paths give the same canvas
     if a["image_id"] == b["image_id"]:
         assert a["zoom_image"] is b["zoom_image"]  # decoded once for an image's consecutive expressions
-    with pytest.raises(ValueError, match="augmentation"):
-        RSVGDataset(official_dataset, "train", image_size=64, zoom_scale=2, augment=RandomHorizontalFlip(1.0))
+    flip = RandomHorizontalFlip(1.0)
+    with pytest.raises(ValueError, match=r"zoom_canvas .*augmentation"):
+        RSVGDataset(official_dataset, "train", image_size=64, extras=[ZoomCanvas(2)], augment=flip)
+    # the training crops are encoded once: they cannot follow augmentation either, nor can the model's second look
+    augmented = RSVGDataset(official_dataset, "train", image_size=64, augment=flip)
+    with pytest.raises(ValueError, match=r"zoom_crops .*augmentation"):
+        augmented.add_extra(ZoomCrops(torch.zeros(0, 1, 4, 4, dtype=torch.float16), torch.zeros(0, 2), {}))
+    with pytest.raises(ValueError, match=r"model\.zoom does not work with augmentation"):
+        check_augmentation(zoom_model.stage_list(), flip)
+    check_augmentation(zoom_model.stage_list(), None)
 
 
 def test_an_image_whose_size_is_not_the_annotations_is_named(official_dataset, zoom_model):
-    ds = RSVGDataset(official_dataset, "train", image_size=64, zoom_scale=2, load_images=False)
+    ds = RSVGDataset(official_dataset, "train", image_size=64, extras=[ZoomCanvas(2)], load_images=False)
     wrong = ds.samples[0]
     write_image(wrong.image_path, 100, 80, seed=1)  # the annotation says 200x160
     for read in (

@@ -94,12 +94,21 @@ class RunConfig:
 
 _SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "loss": LossConfig}
 
+#: options older versions had, with the value that meant "off": a saved run config holding that value still loads
+#: (a checkpoint's config.json), any other value is an error that says the option is gone
+RETIRED = {("loss", "attention_weight"): 0.0}
+
 
 def _build(section: str, cls: type, values: dict[str, Any] | None, source: str) -> Any:
     values = values or {}
     if not isinstance(values, dict):
         raise ValueError(f"{source}: section {section!r} must be a mapping")
     known = {f.name for f in fields(cls)}
+    for (sec, key), off in RETIRED.items():
+        if sec == section and key in values:
+            if values[key] != off:
+                raise ValueError(f"{source}: {section}.{key} no longer exists (remove it; {off} meant off)")
+            values = {k: v for k, v in values.items() if k != key}
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"{source}: unknown {section} option(s) {unknown}; known: {sorted(known)}")

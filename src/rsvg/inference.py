@@ -11,12 +11,15 @@ import torch.nn.functional as F
 
 from rsvg.data.dataset import RSVGDataset, verify_images
 from rsvg.data.image_io import ImageReadError, read_image_rgb
+from rsvg.data.sample_builder import SampleBuilder
 from rsvg.data.tokenizer import QueryTooLongError
-from rsvg.data.transforms import letterbox, normalize, zoom_letterbox
+from rsvg.data.transforms import LetterboxParams
+from rsvg.engine.batching import collate, forward_batch, to_device
 from rsvg.engine.checkpoint import TEXT_DIR, CheckpointError, load_weights, read_checkpoint_meta
 from rsvg.models.build import build_model
 from rsvg.models.config import ModelConfig
-from rsvg.models.mgvlf import MGVLF
+from rsvg.models.mgvlf import MGVLF, GroundingOutput
+from rsvg.models.stages import step_titles
 
 __all__ = ["Grounder", "GroundingResult", "ImageReadError", "QueryTooLongError"]
 
@@ -64,8 +67,9 @@ class GroundingResult:
         return out
 
 
-#: the steps after the first look (see rsvg.models.mgvlf's forward), by their key in predictions and answers
-STEP_NAMES = {"reranked": "candidate ranking", "second_look": "second look", "refined": "box refinement"}
+#: the steps after the first look that can change the answer (rsvg.models.stages), by their key in predictions
+#: and answers
+STEP_NAMES = step_titles()
 
 
 class Grounder:
@@ -78,8 +82,12 @@ class Grounder:
         self.tokenizer = model.text.tokenizer()
         self.image_size = model.cfg.image_size
         self.max_tokens = model.cfg.max_tokens
-        # model.zoom: the second look reads the image letterboxed this many times finer
-        self.zoom_scale = model.cfg.zoom_scale if model.cfg.zoom else None
+        # what the model's stages need in each sample at inference (rsvg.data.extras)
+        self.extras = [e for stage in model.stage_list() for e in stage.sample_extras(training=False)]
+        self.builder = SampleBuilder(self.image_size, self.tokenizer, self.max_tokens, mean, std)
+        for extra in self.extras:
+            extra.bind([])
+            self.builder.extras.append(extra)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", *, fold_batchnorm: bool = True) -> Grounder:
@@ -118,12 +126,14 @@ class Grounder:
             max_tokens=self.max_tokens,
             mean=self.mean,
             std=self.std,
-            zoom_scale=self.zoom_scale,
+            extras=[e for stage in self.model.stage_list() for e in stage.sample_extras(training=False)],
         )
         verify_images(dataset.samples)
         return dataset
 
-    def _prepare(self, image: str | Path | np.ndarray, query: str) -> tuple[torch.Tensor, ...]:
+    def _prepare(self, image: str | Path | np.ndarray, query: str) -> tuple[dict, LetterboxParams]:
+        """The user's image and query as a batch of one (the dataset's sample builder; text trimmed as in
+        :func:`~rsvg.engine.batching.collate`) and the letterbox geometry."""
         if isinstance(image, (str, Path)):
             rgb = read_image_rgb(image)
         else:
@@ -136,26 +146,15 @@ class Grounder:
         if not query or not query.strip():
             raise ValueError("the query is empty")
         tensor = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)
-        canvas, pad_mask, params = letterbox(tensor, self.image_size)
-        zoom = zoom_letterbox(tensor, params, self.zoom_scale) if self.zoom_scale is not None else None
-        ids, mask = self.tokenizer.encode(" ".join(query.split()), self.max_tokens, truncate=False)
-        return canvas, pad_mask, params, torch.tensor([ids]), torch.tensor([mask]), zoom
+        sample, params = self.builder.from_image(tensor, " ".join(query.split()), truncate=False)
+        return to_device(collate([sample]), self.device), params
 
     @torch.inference_mode()
     def predict(self, image: str | Path | np.ndarray, query: str, return_attention: bool = False) -> GroundingResult:
         """Ground ``query`` on ``image`` (a path or an RGB array). Raises :class:`ImageReadError`,
         :class:`QueryTooLongError` or ``ValueError`` (empty query) on bad input."""
-        canvas, pad_mask, params, ids, mask, zoom = self._prepare(image, query)
-        x = normalize(canvas, self.mean, self.std, pad_mask).unsqueeze(0).to(self.device)
-        n = int(mask.sum())
-        out = self.model(
-            x,
-            pad_mask.unsqueeze(0).to(self.device),
-            ids[:, :n].to(self.device),
-            mask[:, :n].to(self.device),
-            need_attention=return_attention,
-            zoom_image=zoom.unsqueeze(0).to(self.device) if zoom is not None else None,
-        )
+        batch, params = self._prepare(image, query)
+        out = forward_batch(self.model, batch, need_attention=return_attention)
         box = params.box_to_original(out.boxes[0].double().cpu() * self.image_size)
         attention = mlcm = None
         if out.attention is not None:
@@ -177,25 +176,22 @@ class Grounder:
             steps=steps,
         )
 
-    @staticmethod
-    def _provenance(out) -> tuple[torch.Tensor | None, dict[str, bool]]:
-        """The first look's box (network frame, 0..1) and which later steps changed the answer, for sample 0."""
+    def _provenance(self, out: GroundingOutput) -> tuple[torch.Tensor | None, dict[str, bool]]:
+        """The first look's box (network frame, 0..1) and which later stages changed the answer, for sample 0:
+        the box before the earliest stage that kept one is the first look's."""
         steps: dict[str, bool] = {}
-        if out.rank_scores is not None:
-            steps["reranked"] = bool(out.rank_scores[0].argmax() != 0)  # candidate 0 is the first look's best
-        if out.first_boxes is not None:
-            steps["second_look"] = bool(out.zoom_rows is not None and (out.zoom_rows == 0).any())
-        if out.unrefined_boxes is not None:
-            steps["refined"] = True
-        if not steps:
-            return None, steps
-        if out.rank_boxes is not None:
-            first = out.rank_boxes[0, 0]
-        elif out.first_boxes is not None:
-            first = out.first_boxes[0]
-        else:
-            first = out.unrefined_boxes[0]
-        return first, steps
+        first = None
+        for stage in self.model.stage_list():
+            record = out.stages.get(stage.name)
+            if record is None:
+                continue
+            changed = stage.changed(record)
+            if stage.step_key and changed is not None:
+                steps[stage.step_key] = bool(changed[0])
+            before = stage.boxes_before(record)
+            if first is None and before is not None:
+                first = before[0]
+        return (first if steps else None), steps
 
     def _attention_to_image(self, att: torch.Tensor, params) -> np.ndarray:
         """Token attention (h × w) → canvas → crop of the image area → original size, scaled to 0..1."""

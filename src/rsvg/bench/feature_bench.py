@@ -6,7 +6,7 @@ channels-last backbone on random images of the config's input size, no disk — 
 uses (:func:`~rsvg.engine.feature_cache.backbone_batch_size`) and at a baseline batch size (the old choice, the
 config's ``train.eval_batch_size``), in the same process, alternating, and reports the ratio.
 
-With ``model.zoom`` it measures the second look's crops the same way: :func:`~rsvg.models.zoom.crop_map` on
+With ``model.zoom`` it measures the second look's crops the same way: :func:`~rsvg.models.stages.zoom.crop_map` on
 ``images`` random crops of ``zoom_window × zoom_scale`` pixels, as many at once as it reads them now (a few on a
 CPU) and all at once (the baseline: how validation and the test step encoded them before).
 """
@@ -23,7 +23,7 @@ from rsvg.bench.model_bench import check_device
 from rsvg.config import load_config
 from rsvg.engine.feature_cache import backbone_batch_size
 from rsvg.models.build import build_model
-from rsvg.models.zoom import CPU_CROPS_AT_ONCE, crop_map
+from rsvg.models.stages.zoom import CPU_CROPS_AT_ONCE, crop_map
 
 
 def benchmark_features(
@@ -86,7 +86,7 @@ def benchmark_features(
 
 
 def _crop_timings(model: torch.nn.Module, crops: int, repeats: int, dev: torch.device) -> dict:
-    """ms per crop of the second look's input, read as :func:`~rsvg.models.zoom.crop_map` reads it now and all at
+    """ms per crop of the second look's input, read as :func:`~rsvg.models.stages.zoom.crop_map` reads it now and all at
     once (the best of ``repeats`` alternating passes), by the backbone as inference holds it (BatchNorm folded,
     the default memory layout)."""
     cfg = model.cfg

@@ -282,19 +282,13 @@ def make_samples(n: int, image_size: int, max_tokens: int, tokenizer: Any, seed:
     return samples
 
 
-def add_zoom_crops(samples: list[dict[str, Any]], model: Any, seed: int) -> None:
-    """``model.zoom``'s training inputs: encoded crops (random maps of the cached crops' shape) for two samples in
-    three (the demo's training split has a crop for 64 % of its expressions), each window around its box."""
-    from rsvg.models.zoom import window_origins
-
-    cfg = model.cfg
+def add_stage_inputs(samples: list[dict[str, Any]], model: Any, seed: int) -> None:
+    """The training inputs the model's stages read beyond what :func:`make_samples` gives (e.g. the second look's
+    encoded crops), random values of the right shapes."""
     gen = torch.Generator().manual_seed(seed)
-    channels = model.zoom_channels
-    for i, sample in enumerate(samples):
-        box = sample["box"][None] / cfg.image_size
-        sample["zoom_features"] = torch.randn(channels, cfg.zoom_grid, cfg.zoom_grid, generator=gen)
-        sample["zoom_origin"] = window_origins(box, cfg.image_size, cfg.zoom_window)[0]
-        sample["zoom_valid"] = torch.tensor(i % 3 != 2)
+    for stage in model.stage_list():
+        for i, sample in enumerate(samples):
+            stage.example_extras(sample, i, gen)
 
 
 def make_batch(samples: list[dict[str, Any]], opts: frozenset[str], device: str) -> dict[str, Any]:
@@ -483,11 +477,10 @@ def phase_infer(job: PhaseJob, opts: frozenset[str]) -> dict[str, Any]:
 
 
 def phase_train(job: PhaseJob, opts: frozenset[str]) -> dict[str, Any]:
-    """One training step at ``job.train_batch`` as the trainer runs it, split into forward+backward (with
-    gradient clipping) and the optimiser step."""
-    from rsvg.engine.batching import forward_batch, normalised_objects, normalised_target
+    """One training step at ``job.train_batch`` as the trainer runs it (:func:`rsvg.engine.step.train_step`),
+    split into forward+backward (with gradient clipping) and the optimiser step."""
     from rsvg.engine.optim import build_optimizer
-    from rsvg.models.loss import model_loss
+    from rsvg.engine.step import train_step
 
     s = job.settings
     run_cfg = config_from_dict(job.run)
@@ -506,33 +499,25 @@ def phase_train(job: PhaseJob, opts: frozenset[str]) -> dict[str, Any]:
     scaler = torch.amp.GradScaler(torch.device(s.device).type, enabled=job.amp == "fp16")
     net = _maybe_compile(model, job, opts)
     samples = make_samples(job.train_batch, cfg.image_size, cfg.max_tokens, lm.tokenizer, s.seed + 1)
-    if model.second_look is not None:
-        add_zoom_crops(samples, model, s.seed + 2)
+    add_stage_inputs(samples, model, s.seed + 2)
     batch = make_batch(samples, opts, s.device)
-    target = normalised_target(batch, cfg.image_size)
-    objects, categories = normalised_objects(batch, cfg.image_size), batch["category_index"]
     sync = _sync(s.device)
-    clip = run_cfg.train.grad_clip
     parts: list[tuple[float, float]] = []
 
     def step() -> None:
-        t0 = time.perf_counter()
-        with path_context(opts, job.amp, s.device, grad=True):
-            out = forward_batch(net, batch, need_attention=run_cfg.loss.attention_weight > 0)
-        loss = model_loss(out, target, run_cfg.loss, objects, categories)["loss"]
-        scaler.scale(loss).backward()
-        if clip > 0:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        if sync is not None:
-            sync()
-        t1 = time.perf_counter()
-        scaler.step(optimizer)
-        scaler.update()
-        optimizer.zero_grad(set_to_none=True)  # as the trainer: gradients freed before the next forward
-        if sync is not None:
-            sync()
-        parts.append((t1 - t0, time.perf_counter() - t1))
+        with path_context(opts, "off", s.device, grad=True):  # train_step applies the autocast itself
+            result = train_step(
+                net,
+                model,
+                batch,
+                optimizer,
+                scaler,
+                run_cfg.loss,
+                amp=job.amp,
+                grad_clip=run_cfg.train.grad_clip,
+                sync=sync,
+            )
+        parts.append((result.forward_backward_s, result.optimizer_s))
 
     first = time.perf_counter()
     step()

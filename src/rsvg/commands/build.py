@@ -8,36 +8,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
-from rsvg.construct.build import PAPER_STEP_SHARES, BuildSummary, build_dataset
+from rsvg.construct.build import build_dataset
 from rsvg.construct.classmap import load_class_mapping
 from rsvg.construct.split import parse_split
 from rsvg.data.records import DatasetError
-
-
-def print_summary(summary: BuildSummary, console: Console) -> None:
-    """Render a :class:`BuildSummary` as rich tables."""
-    table = Table(title=f"grounding dataset: {summary.out}", show_header=False)
-    table.add_row("images read / written", f"{summary.images_read} / {summary.images_written}")
-    table.add_row("objects read", str(summary.objects_read))
-    table.add_row("expressions", str(summary.expressions))
-    table.add_row("splits", ", ".join(f"{k} {v}" for k, v in summary.splits.items()))
-    shares = summary.step_shares
-    for step in shares:
-        table.add_row(f"{step} (paper on DIOR)", f"{shares[step]:.2f} % ({PAPER_STEP_SHARES[step]:.2f} %)")
-    table.add_row(
-        "time", f"{summary.seconds:.1f} s ({summary.images_per_second:.1f} images/s, {summary.workers} worker(s))"
-    )
-    console.print(table)
-    for title, counts in (("objects dropped", summary.objects_dropped), ("images skipped", summary.images_skipped)):
-        if counts:
-            t = Table(title=title)
-            t.add_column("reason")
-            t.add_column("count", justify="right")
-            for reason, n in counts.items():
-                t.add_row(reason, str(n))
-            console.print(t)
+from rsvg.reports import print_summary
 
 
 def build(

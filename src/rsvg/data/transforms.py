@@ -199,7 +199,7 @@ def zoom_letterbox(
     """The letterbox ``params`` describes, ``scale`` times finer: ``image`` (C, H, W) resized to
     ``(resized_h·scale, resized_w·scale)`` and placed at ``(pad_y·scale, pad_x·scale)`` on a
     ``(size·scale)²`` canvas, so input pixel ``(x, y)`` of :func:`letterbox` covers pixels
-    ``[x·scale, (x+1)·scale)`` here (the second look's source, :mod:`rsvg.models.zoom`)."""
+    ``[x·scale, (x+1)·scale)`` here (the second look's source, :mod:`rsvg.models.stages.zoom`)."""
     if scale < 1:
         raise ValueError(f"scale must be >= 1, got {scale}")
     channels = image.shape[0]

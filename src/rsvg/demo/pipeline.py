@@ -94,8 +94,8 @@ class Demo:
         self._step("synth", make_key(images=o.images, seed=o.seed, size=o.size, v=1), [dst], cmd, run)
 
     def build(self) -> None:
-        from rsvg.commands.build import print_summary
         from rsvg.construct.build import build_dataset
+        from rsvg.reports import print_summary
 
         src, dst = self.out / "scenes", self.out / "rsvg"
         cmd = f"rsvg build {src} {dst} --seed {self.o.seed} --workers {self.o.workers}"
@@ -108,8 +108,8 @@ class Demo:
         self._step("build", make_key(up=self.keys["synth"], seed=self.o.seed, v=1), [dst], cmd, run)
 
     def check(self) -> None:
-        from rsvg.commands.check_data import print_report
         from rsvg.data.check import check_dataset
+        from rsvg.reports import print_report
 
         root = self.out / "rsvg"
         self.console.rule(f"check: rsvg check-data {root}")

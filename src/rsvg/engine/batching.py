@@ -57,24 +57,10 @@ def to_device(batch: dict[str, Any], device: torch.device, channels_last: bool =
     return out
 
 
-def normalised_target(batch: dict[str, Any], image_size: int) -> Tensor:
-    """Ground-truth boxes in the network frame, normalised to 0..1 (what the head predicts)."""
-    return batch["box"].float() / image_size
-
-
-def normalised_objects(batch: dict[str, Any], image_size: int) -> list[Tensor] | None:
-    """The image objects of each sample, ``(K, 5)`` rows ``(class, x1, y1, x2, y2)`` with boxes normalised like
-    :func:`normalised_target`; None when the batch has none."""
-    if "objects" not in batch:
-        return None
-    scale = torch.tensor([1.0, *(4 * [1.0 / image_size])])
-    return [o.float() * scale.to(o.device) for o in batch["objects"]]
-
-
 def forward_batch(model: torch.nn.Module, batch: dict[str, Any], need_attention: bool = False) -> Any:
-    """Run the model on a batch that carries either images or cached backbone features (and, for
-    ``model.zoom``, zoom canvases or the training crops' maps; for ``model.refine`` in training, the image's
-    objects)."""
+    """Run the model on a batch that carries either images or cached backbone features, handing the model's
+    stages the batch entries they read (``batch_keys``)."""
+    keys = getattr(model, "module", model).batch_keys  # DistributedDataParallel wraps the model
     return model(
         batch.get("image"),
         batch["padding_mask"],
@@ -82,9 +68,5 @@ def forward_batch(model: torch.nn.Module, batch: dict[str, Any], need_attention:
         batch["attention_mask"],
         need_attention,
         image_features=batch.get("image_features"),
-        zoom_image=batch.get("zoom_image"),
-        zoom_features=batch.get("zoom_features"),
-        zoom_origin=batch.get("zoom_origin"),
-        zoom_valid=batch.get("zoom_valid"),
-        objects=normalised_objects(batch, getattr(model, "module", model).cfg.image_size),
+        extras={k: batch[k] for k in keys if k in batch},
     )

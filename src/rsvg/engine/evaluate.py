@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -15,18 +14,11 @@ from rsvg.boxes import paired_iou
 from rsvg.data.dataset import RSVGDataset, box_to_original
 from rsvg.data.xmlio import atomic_write_text
 from rsvg.engine import distributed as dist
+from rsvg.engine.amp import autocast_context
 from rsvg.engine.batching import collate, forward_batch, to_device
 from rsvg.engine.feature_cache import encode_images
 from rsvg.engine.sampler import ResumableShardedSampler
 from rsvg.metrics import MetricsReport, grounding_metrics
-
-
-def autocast_context(device: torch.device, amp: str) -> Any:
-    if amp == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    if amp == "fp16":
-        return torch.autocast(device.type, dtype=torch.float16)
-    return nullcontext()
 
 
 def eval_loader(dataset: RSVGDataset, batch_size: int, workers: int, device: torch.device) -> DataLoader:
@@ -72,6 +64,30 @@ def share_image_features(model: torch.nn.Module, batch: dict[str, Any]) -> dict[
     return shared
 
 
+def stage_fields(
+    model: torch.nn.Module, out: Any, batch: dict[str, Any], image_size: int, gt: np.ndarray
+) -> list[dict[str, Any]]:
+    """Per sample, what each stage that ran says about its answer: whether it changed it (its ``step_key``, e.g.
+    ``reranked``, ``second_look``) and, where a stage names a ``before_field`` (e.g. ``unrefined_iou``), the IoU
+    the box had before it."""
+    fields: list[dict[str, Any]] = [{} for _ in range(len(gt))]
+    for stage in model.stage_list():
+        record = out.stages.get(stage.name)
+        if record is None:
+            continue
+        changed = stage.changed(record)
+        if stage.step_key and changed is not None:
+            for k, flag in enumerate(changed.tolist()):
+                fields[k][stage.step_key] = bool(flag)
+        before = stage.boxes_before(record)
+        field_name = getattr(stage, "before_field", None)
+        if field_name and before is not None:
+            boxes = box_to_original(before.float() * image_size, batch["letterbox"]).cpu().numpy()
+            for k, value in enumerate(paired_iou(boxes, gt)):
+                fields[k][field_name] = float(value)
+    return fields
+
+
 @torch.inference_mode()
 def predict(
     model: torch.nn.Module,
@@ -83,9 +99,7 @@ def predict(
     channels_last: bool = False,
 ) -> list[dict[str, Any]]:
     """One row per sample of this rank: index, image, query, category, predicted and ground-truth boxes in
-    original pixels, IoU; with ``model.zoom`` also ``second_look``, whether the box is the second look's; with
-    ``model.rank`` also ``reranked``, whether the ranking chose another cell than the first look's best; with
-    ``model.refine`` also ``unrefined_iou``, the IoU of the box before its refinement."""
+    original pixels, IoU, and what the model's stages say about the answer (:func:`stage_fields`)."""
     model.eval()
     rows: list[dict[str, Any]] = []
     for batch in loader:
@@ -96,34 +110,20 @@ def predict(
         pred = box_to_original(out.boxes.float() * image_size, batch["letterbox"]).cpu().numpy()
         gt = batch["orig_box"].cpu().numpy()
         iou = paired_iou(pred, gt)
-        # model.zoom: which boxes came from the second look (its first box was small)
-        looked = None
-        if out.first_boxes is not None:
-            looked = set(out.zoom_rows.tolist()) if out.zoom_rows is not None else set()
-        # model.rank: whether the ranking chose another candidate than the first look's best cell
-        reranked = out.rank_scores.argmax(1).ne(0).tolist() if out.rank_scores is not None else None
-        # model.refine: how good the box was before its refinement
-        unrefined = None
-        if out.unrefined_boxes is not None:
-            before = box_to_original(out.unrefined_boxes.float() * image_size, batch["letterbox"]).cpu().numpy()
-            unrefined = paired_iou(before, gt)
+        extra = stage_fields(getattr(model, "module", model), out, batch, image_size, gt)
         for k in range(len(pred)):
-            row = {
-                "index": int(batch["index"][k]),
-                "image_id": batch["image_id"][k],
-                "query": batch["query"][k],
-                "category": batch["category"][k],
-                "pred_box": [float(v) for v in pred[k]],
-                "gt_box": [float(v) for v in gt[k]],
-                "iou": float(iou[k]),
-            }
-            if looked is not None:
-                row["second_look"] = k in looked
-            if reranked is not None:
-                row["reranked"] = reranked[k]
-            if unrefined is not None:
-                row["unrefined_iou"] = float(unrefined[k])
-            rows.append(row)
+            rows.append(
+                {
+                    "index": int(batch["index"][k]),
+                    "image_id": batch["image_id"][k],
+                    "query": batch["query"][k],
+                    "category": batch["category"][k],
+                    "pred_box": [float(v) for v in pred[k]],
+                    "gt_box": [float(v) for v in gt[k]],
+                    "iou": float(iou[k]),
+                    **extra[k],
+                }
+            )
     return rows
 
 

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from rsvg.data.dataset import read_sample_image
 from rsvg.data.records import GroundingSample
-from rsvg.data.transforms import letterbox, letterbox_geometry, normalize, padding_mask, zoom_letterbox
+from rsvg.data.transforms import letterbox, normalize
 from rsvg.models.mgvlf import BACKBONE_STRIDE, MGVLF
-from rsvg.models.zoom import crop_map, crop_windows, window_origins
 
 
 def backbone_batch_size(device: torch.device, batch_size: int) -> int:
@@ -79,76 +77,3 @@ def compute_image_features(
         for image_id, f in zip(chunk, feats, strict=True):
             out[image_id] = f.contiguous()
     return out
-
-
-@dataclass
-class ZoomCrops:
-    """The second look's training crops (``model.zoom``), encoded once: one row per sample whose target is
-    small enough (``zoom_max_side``), a window around it moved by up to ``± zoom_jitter`` input pixels."""
-
-    maps: Tensor  # (N, C16 + 4·C8, g, g) float16, rsvg.models.zoom.crop_map of each crop
-    origins: Tensor  # (N, 2) int64: the windows' input-pixel corners (x0, y0)
-    rows: dict[int, int]  # sample index -> row of maps / origins
-
-    def for_sample(self, index: int) -> dict[str, Tensor]:
-        """The dataset's zoom entries of sample ``index``: zero maps and ``zoom_valid`` False when it has none."""
-        row = self.rows.get(index)
-        if row is None:
-            return {
-                "zoom_features": torch.zeros(self.maps.shape[1:]),
-                "zoom_origin": torch.zeros(2, dtype=torch.int64),
-                "zoom_valid": torch.tensor(False),
-            }
-        return {
-            "zoom_features": self.maps[row].float(),
-            "zoom_origin": self.origins[row],
-            "zoom_valid": torch.tensor(True),
-        }
-
-
-@torch.inference_mode()
-def compute_zoom_crops(
-    model: MGVLF, samples: Sequence[GroundingSample], device: torch.device, seed: int = 0
-) -> ZoomCrops:
-    """Encode the second look's training crops of ``samples`` (see :class:`ZoomCrops`), all crops of an image
-    in one backbone call. The jitter comes from ``seed`` and the sample's index: the same crops every run (and
-    after a resume). Rows are preallocated: millions of small tensors would fragment the heap."""
-    cfg = model.cfg
-    if model.second_look is None:
-        raise ValueError("compute_zoom_crops needs a model built with model.zoom")
-    size, window, scale = cfg.image_size, cfg.zoom_window, cfg.zoom_scale
-    chosen: dict[str, list[tuple[GroundingSample, Tensor]]] = {}
-    for s in samples:
-        params = letterbox_geometry(s.width, s.height, size)
-        box = torch.as_tensor(params.box_to_network(torch.tensor(s.box, dtype=torch.float64)), dtype=torch.float32)
-        if float((box[2:] - box[:2]).max()) > cfg.zoom_max_side:
-            continue
-        gen = torch.Generator().manual_seed(seed * 1_000_003 + s.index)
-        shift = (torch.rand(2, generator=gen) * 2 - 1) * cfg.zoom_jitter
-        chosen.setdefault(s.image_id, []).append((s, (box / size + shift.repeat(2) / size)))
-    count = sum(len(v) for v in chosen.values())
-    channels = model.zoom_channels
-    maps = torch.empty((count, channels, cfg.zoom_grid, cfg.zoom_grid), dtype=torch.float16)
-    origins = torch.empty((count, 2), dtype=torch.int64)
-    rows: dict[int, int] = {}
-    backbone = copy.deepcopy(model.backbone).eval()
-    backbone.fold_frozen_batchnorm()
-    for items in chosen.values():
-        first = items[0][0]
-        params = letterbox_geometry(first.width, first.height, size)
-        canvas = zoom_letterbox(read_sample_image(first), params, scale)
-        corners = window_origins(torch.stack([centre for _, centre in items]), size, window)
-        crops, _ = crop_windows(
-            canvas.unsqueeze(0).expand(len(items), -1, -1, -1),
-            padding_mask(params).unsqueeze(0).expand(len(items), -1, -1),
-            corners,
-            window,
-            scale,
-            model.backbone.mean,
-            model.backbone.std,
-        )
-        encoded = crop_map(backbone, crops.to(device)).to("cpu", torch.float16)
-        for (s, _), m, corner in zip(items, encoded, corners, strict=True):
-            row = len(rows)
-            maps[row], origins[row], rows[s.index] = m, corner, row
-    return ZoomCrops(maps, origins, rows)

@@ -25,12 +25,13 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from rsvg.config import RunConfig, config_from_dict
-from rsvg.data.dataset import ZOOM_WITH_AUGMENT, RSVGDataset, verify_images
+from rsvg.data.dataset import RSVGDataset, verify_images
 from rsvg.data.records import DatasetError
 from rsvg.data.transforms import build_train_transforms
 from rsvg.data.xmlio import atomic_write_text
 from rsvg.engine import distributed as dist
-from rsvg.engine.batching import collate, forward_batch, normalised_objects, normalised_target, to_device
+from rsvg.engine.amp import resolve_amp
+from rsvg.engine.batching import collate, to_device
 from rsvg.engine.checkpoint import (
     STATE_FILE,
     find_resume,
@@ -43,30 +44,22 @@ from rsvg.engine.checkpoint import (
 )
 from rsvg.engine.determinism import apply_determinism
 from rsvg.engine.evaluate import (
-    autocast_context,
     eval_loader,
     gather_rows,
     metrics_from_rows,
     predict,
     write_predictions,
 )
-from rsvg.engine.feature_cache import cache_bytes, compute_image_features, compute_zoom_crops
+from rsvg.engine.feature_cache import cache_bytes, compute_image_features
 from rsvg.engine.optim import build_optimizer, build_scheduler, describe_groups
 from rsvg.engine.sampler import ResumableShardedSampler
+from rsvg.engine.step import train_step
 from rsvg.models.build import build_model
-from rsvg.models.loss import model_loss
+from rsvg.models.loss import loss_terms
 from rsvg.models.mgvlf import MGVLF
+from rsvg.models.stages import check_augmentation
 
-
-def resolve_amp(amp: str, device: torch.device) -> str:
-    """``auto`` → bf16 on CUDA devices that support it, else off (CPU bf16 is slow without AVX-512)."""
-    if amp not in ("auto", "off", "bf16", "fp16"):
-        raise ValueError(f"train.amp must be auto, off, bf16 or fp16, got {amp!r}")
-    if amp == "auto":
-        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "off"
-    if amp == "fp16" and device.type != "cuda":
-        raise ValueError("train.amp fp16 needs a CUDA device; use bf16 or off on the CPU")
-    return amp
+__all__ = ["Trainer", "checkpoint_meta", "resolve_amp", "train"]
 
 
 def checkpoint_meta(model: MGVLF, cfg: RunConfig, extra: dict[str, Any]) -> dict[str, Any]:
@@ -127,20 +120,20 @@ class Trainer:
             "mean": self.model.backbone.mean,
             "std": self.model.backbone.std,
         }
-        if cfg.model.zoom and cfg.data.augment is not None:  # the crops are attached after the dataset is built
-            raise ValueError(ZOOM_WITH_AUGMENT)
+        stages = self.model.stage_list()
+        check_augmentation(stages, cfg.data.augment)
         augment = build_train_transforms(cfg.data.augment) if cfg.data.augment is not None else None
+        # what each sample must carry for the model's stages (rsvg.data.extras)
         self.train_set = RSVGDataset(
             cfg.data.root,
             cfg.data.train_split,
             augment=augment,
             seed=cfg.train.seed,
-            image_objects=cfg.model.object_head or cfg.model.refine,
+            extras=[e for stage in stages for e in stage.sample_extras(training=True)],
             **common,
         )
-        # with model.zoom validation reads each image again, letterboxed zoom_scale times finer (the second look)
-        zoom_scale = cfg.model.zoom_scale if cfg.model.zoom else None
-        self.val_set = RSVGDataset(cfg.data.root, cfg.data.val_split, zoom_scale=zoom_scale, **common)
+        val_extras = [e for stage in stages for e in stage.sample_extras(training=False)]
+        self.val_set = RSVGDataset(cfg.data.root, cfg.data.val_split, extras=val_extras, **common)
         if len(self.train_set) == 0:
             raise DatasetError(f"{cfg.data.root}: the {cfg.data.train_split} split is empty")
         verify_images([*self.train_set.samples, *self.val_set.samples])  # before hours of work, not in the middle
@@ -149,8 +142,7 @@ class Trainer:
         self._maybe_cache_backbone_features()
         if self.model.text.cache_enabled:
             self._encode_queries()
-        if cfg.model.zoom:
-            self._encode_zoom_crops()
+        self._prepare_stages()
 
         self.sampler = ResumableShardedSampler(
             len(self.train_set),
@@ -170,8 +162,8 @@ class Trainer:
             self.net = DistributedDataParallel(
                 self.model,
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                # the second look trains only on samples with small targets: a batch may have none
-                find_unused_parameters=cfg.model.zoom,
+                # a stage that trains only on some samples may get no gradient from a batch
+                find_unused_parameters=any(stage.may_skip_parameters for stage in self.model.stage_list()),
             )
         if cfg.train.compile:
             self.net = torch.compile(self.net)
@@ -229,16 +221,16 @@ class Trainer:
             highlight=False,
         )
 
-    def _encode_zoom_crops(self) -> None:
-        """``model.zoom``: encode the second look's training crops once (the backbone is frozen)."""
-        t0 = time.perf_counter()
-        crops = compute_zoom_crops(self.model, self.train_set.samples, self.device, seed=self.cfg.train.seed)
-        self.train_set.zoom_crops = crops
-        self.console.print(
-            f"encoded the second look's {len(crops.rows)} training crops (targets <= {self.cfg.model.zoom_max_side:g} "
-            f"input px of {len(self.train_set)}) in {time.perf_counter() - t0:.1f} s",
-            highlight=False,
-        )
+    def _prepare_stages(self) -> None:
+        """Work a stage does once before training (e.g. encoding crops with the frozen backbone)."""
+        for stage in self.model.stage_list():
+            t0 = time.perf_counter()
+            extra = stage.prepare_training(self.model, self.train_set.samples, self.device, seed=self.cfg.train.seed)
+            if extra is None:
+                continue
+            self.train_set.add_extra(extra)
+            what = stage.describe_preparation(extra, len(self.train_set))
+            self.console.print(f"encoded {what} in {time.perf_counter() - t0:.1f} s", highlight=False)
 
     # ----------------------------------------------------------------------------------------------------------
     def _resume(self) -> None:
@@ -304,20 +296,8 @@ class Trainer:
         cfg = self.cfg
         self.net.train()
         loader = self._train_loader()
-        supervise_attention = cfg.loss.attention_weight > 0
-        sums = {"loss": 0.0, "l1": 0.0, "giou": 0.0}
-        if supervise_attention:
-            sums["attention"] = 0.0
-        if cfg.model.head == "cells":
-            sums["cell"] = 0.0
-        if cfg.model.object_head:
-            sums["object"] = sums["category"] = 0.0
-        if cfg.model.zoom:
-            sums["zoom"] = 0.0  # a batch without small targets adds 0
-        if cfg.model.rank:
-            sums["rank"] = 0.0
-        if cfg.model.refine:
-            sums["refine"] = 0.0
+        # every term the model's loss can return, logged each step (a term a batch lacks adds 0)
+        sums = {name: 0.0 for name in loss_terms(self.model)}
         count, t0, seen = 0, time.perf_counter(), 0
         if self.step_in_epoch > 0:  # resumed mid-epoch: continue the interrupted epoch's sums
             sums.update({k: v for k, v in self.running["sums"].items() if k in sums})
@@ -328,20 +308,16 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         for batch in loader:
             batch = to_device(batch, self.device, cfg.train.channels_last)
-            with autocast_context(self.device, self.amp):
-                out = forward_batch(self.net, batch, need_attention=supervise_attention)
-            target = normalised_target(batch, cfg.model.image_size)
-            objects = normalised_objects(batch, cfg.model.image_size)
-            losses = model_loss(out, target, cfg.loss, objects, batch.get("category_index"))
-            self.scaler.scale(losses["loss"]).backward()
-            if cfg.train.grad_clip > 0:
-                self.scaler.unscale_(self.optimizer)
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.train.grad_clip)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            # free the gradients now, not before the next backward: the next forward's activations then do not
-            # sit on top of a full set of gradients (the training step's peak memory)
-            self.optimizer.zero_grad(set_to_none=True)
+            losses = train_step(
+                self.net,
+                self.model,
+                batch,
+                self.optimizer,
+                self.scaler,
+                cfg.loss,
+                amp=self.amp,
+                grad_clip=cfg.train.grad_clip,
+            ).losses
             self.scheduler.step()
             self.step_in_epoch += 1
             self.global_step += 1

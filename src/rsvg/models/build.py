@@ -8,16 +8,17 @@ from rsvg.models.backbones import build_backbone
 from rsvg.models.config import ModelConfig
 from rsvg.models.detr_init import init_from_detr
 from rsvg.models.mgvlf import MGVLF
+from rsvg.models.stages import enabled_stages
 from rsvg.models.text_encoder import TextEncoder
 
 
 def backbone_levels(cfg: ModelConfig) -> tuple[int, ...]:
-    """The backbone strides the model reads: 32; 16 with ``stride16_detail``; 8 and 16 with ``zoom``."""
+    """The backbone strides the model reads: 32; 16 with ``stride16_detail``; and those its stages ask for."""
     levels = {32}
     if cfg.stride16_detail:
         levels.add(16)
-    if cfg.zoom:
-        levels |= {8, 16}
+    for stage in enabled_stages(cfg):
+        levels |= set(stage.backbone_strides)
     return tuple(sorted(levels))
 
 
@@ -44,8 +45,7 @@ def build_model(cfg: ModelConfig, *, load_pretrained: bool = True, text_folder: 
     else:
         text = TextEncoder(cfg.text_encoder, sentence, cfg.freeze_text_encoder, load_weights=load_pretrained)
     if cfg.freeze_backbone:
-        backbone.requires_grad_(False)
-        backbone._freeze(list(backbone.children()))
+        backbone.freeze()
     model = MGVLF(cfg, backbone, text)
     if load_pretrained and weights is not None and cfg.detr_encoder:
         model.detr_init = init_from_detr(model, weights, fusion=cfg.detr_fusion)

@@ -73,7 +73,7 @@ class ModelConfig:
     # cell, trained (loss.object_weight) on every object of the image the training split annotates, not only
     # the referred one: dense supervision of what the cells head must recognise, from the same annotation files.
     object_head: bool = False
-    # The second look at small objects (rsvg.models.zoom): when the first box's longer side is at most
+    # The second look at small objects (rsvg.models.stages.zoom): when the first box's longer side is at most
     # zoom_max_side input pixels, a window of zoom_window input pixels centred on it is read again from the image
     # letterboxed at zoom_scale x image_size (the frozen backbone's stride-8 and stride-16 maps of the crop), and
     # a text-conditioned cells head on that crop (zoom_layers decoder layers) gives the box. Trained on crops
@@ -85,15 +85,15 @@ class ModelConfig:
     zoom_max_side: float = 46.0
     zoom_jitter: float = 32.0
     zoom_layers: int = 2
-    # Candidate ranking (rsvg.models.rank, needs head: cells): the first look's rank_candidates best cells are
+    # Candidate ranking (rsvg.models.stages.rank, needs head: cells): the first look's rank_candidates best cells are
     # ranked again as objects, from their boxes' colours read from the image (a colour map rides along in the
     # visual feature map), their geometry, categories (object_head) and first-look scores, attending to each
     # other and to the query in rank_layers decoder layers; the best candidate's box is the answer.
     rank: bool = False
     rank_candidates: int = 16
     rank_layers: int = 2
-    # Box refinement (rsvg.models.refine, needs stride16_detail): the answer's box, grown by refine_grow, read as a
-    # refine_bins x refine_bins grid from the backbone's stride-16 map and the image's colour map, and corrected
+    # Box refinement (rsvg.models.stages.refine, needs stride16_detail): the answer's box, grown by refine_grow, read
+    # as a refine_bins x refine_bins grid from the backbone's stride-16 map and the image's colour map, and corrected
     # by an MLP (centre shift, log-scale of the sides). Trained on every annotated object of the training images,
     # moved and rescaled at random (loss.refine_weight).
     refine: bool = False

@@ -49,15 +49,11 @@ class CellHead(nn.Module):
         height: int,
         width: int,
         sentence: Tensor,
-        prior: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """``tokens`` (B, h*w, D), ``padding`` (B, h*w), ``sentence`` (B, text_dim) → scores (B, h*w) and boxes
-        (B, h*w, 4). ``prior`` (B, h*w), when given, is added to the scores (the category prior of
-        ``object_head``)."""
+        (B, h*w, 4)."""
         match = (self.match_visual(tokens) @ self.match_text(sentence).unsqueeze(-1)).squeeze(-1)
         scores = self.score(tokens).squeeze(-1) + match / math.sqrt(tokens.shape[-1])
-        if prior is not None:
-            scores = scores + prior
         scores = scores.float().masked_fill(padding, float("-inf"))
         tx, ty, tw, th = self.box(tokens).float().unbind(-1)
         grid_y, grid_x = torch.meshgrid(

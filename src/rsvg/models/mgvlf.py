@@ -15,46 +15,31 @@ Read top to bottom, the forward pass is the paper's Fig. 5:
 Padding is masked everywhere: letterbox padding in the visual tokens, padded text tokens in the MLCM memory and
 in the fusion. With ``mlcm: false`` the same code is the TransVG-style baseline (ablation (a)).
 
-Options that are not in the paper (off in its configs, on in the lite config; see :mod:`rsvg.models.config`):
-``stride16_detail`` (the stride-16 map folded into the stride-32 tokens, :meth:`MGVLF.feature_map`),
-``positions_in_tokens``, ``visual_norm``, ``text_norm``, ``head: cells`` (:class:`CellHead` instead of step 4),
-``object_head`` (per-cell categories and the query's category, whose agreement is a prior on the cell scores),
-``rank``: step 4b, the best cells ranked again as objects with their colours read from the image
-(:mod:`rsvg.models.rank`), ``zoom``: step 5, a second look at the image at a finer resolution around a small
-first box (:mod:`rsvg.models.zoom`), and ``refine``: step 6, the answer's box read again from the stride-16 map and
-the image's colours and corrected (:mod:`rsvg.models.refine`).
+Options that are not in the paper are off in its configs (see :mod:`rsvg.models.config`): ``stride16_detail``,
+``positions_in_tokens``, ``visual_norm``, ``text_norm`` change the steps above; ``head: cells`` is a head beside
+the [REG] head (:mod:`rsvg.models.heads`); the stages after step 4 (:mod:`rsvg.models.stages`) run in order on
+the result and may change the answer.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rsvg.boxes import stack_objects
-from rsvg.data.categories import DIOR_CLASSES
 from rsvg.models.config import ModelConfig
 from rsvg.models.detr_init import DetrInitReport
 from rsvg.models.heads import BoxHead, CellHead
-from rsvg.models.rank import CandidateRanker, colour_channels, colour_map, unfold_colour_map
-from rsvg.models.refine import BoxRefiner, jitter_boxes
+from rsvg.models.stages import FEATURE_PARTS, Stage, StageContext, build_stages, upgrade_legacy_names
+from rsvg.models.stages.base import BACKBONE_STRIDE
 from rsvg.models.text_encoder import TextEncoder
 from rsvg.models.transformer import DecoderLayer, Encoder, sine_position_encoding
-from rsvg.models.zoom import (
-    SecondLook,
-    crop_map,
-    crop_windows,
-    from_window,
-    needs_zoom,
-    window_origins,
-    window_padding,
-    window_token_padding,
-)
 
-BACKBONE_STRIDE = 32
+__all__ = ["BACKBONE_STRIDE", "MGVLF", "GroundingOutput", "mlcm_attention_map", "visual_padding_mask"]
 
 
 class ExtraLevels(nn.Module):
@@ -86,39 +71,26 @@ class ExtraLevels(nn.Module):
 
 @dataclass
 class GroundingOutput:
-    """Predicted boxes, normalised ``(x1, y1, x2, y2)`` in the network input, and optional attention maps."""
+    """The answer: boxes normalised ``(x1, y1, x2, y2)`` in the network input, and what led to it."""
 
     boxes: Tensor  # (B, 4)
-    # (B, h, w): the [REG] token's attention over the visual tokens; with ``head: cells`` the cells' softmax
+    # (B, h, w) with need_attention: the [REG] token's attention over the visual tokens, or the cells' softmax
     attention: Tensor | None = None
-    cell_scores: Tensor | None = None  # (B, h*w) logits, ``head: cells`` only
-    cell_boxes: Tensor | None = None  # (B, h*w, 4), ``head: cells`` only
-    # (B, h, w), with need_attention: the MLCM attention map (paper Fig. 6), see :func:`mlcm_attention_map`
+    # (B, h, w) with need_attention: the MLCM attention map (paper Fig. 6), see :func:`mlcm_attention_map`
     mlcm_attention: Tensor | None = None
-    # ``object_head`` only: (B, h*w, 20) logits over the DIOR categories per visual token, and (B, 20) logits of
-    # the referred object's category read from the query
-    object_logits: Tensor | None = None
-    query_category_logits: Tensor | None = None
-    # ``zoom`` only (:mod:`rsvg.models.zoom`): the samples that got a second look (``zoom_rows``, (Z,)), their
-    # windows' input-pixel corners (Z, 2), the second look's cell scores (Z, g²) and window-normalised boxes
-    # (Z, g², 4); at inference also the first look's boxes (B, 4) (``boxes`` then holds the second look's box
-    # for the ``zoom_rows``)
-    zoom_rows: Tensor | None = None
-    zoom_origins: Tensor | None = None
-    zoom_scores: Tensor | None = None
-    zoom_boxes: Tensor | None = None
-    first_boxes: Tensor | None = None
-    # ``rank`` only (:mod:`rsvg.models.rank`): the candidate cells (B, K) in the first look's order, their boxes
-    # (B, K, 4) and the ranking's logits (B, K); ``boxes`` holds the best candidate's box (before a second look)
-    rank_cells: Tensor | None = None
-    rank_boxes: Tensor | None = None
-    rank_scores: Tensor | None = None
-    # ``refine`` only (:mod:`rsvg.models.refine`): in training the refined boxes of the image's jittered objects
-    # (N, 4) and those objects' boxes (N, 4); at inference the boxes before the refinement (B, 4)
-    refine_boxes: Tensor | None = None
-    refine_truth: Tensor | None = None
-    unrefined_boxes: Tensor | None = None
-    zoom_geometry: tuple[int, int] | None = None  # (image_size, zoom_window): maps targets into the windows
+    cell_scores: Tensor | None = None  # (B, h*w) logits, head: cells only (padding cells hold -inf)
+    cell_boxes: Tensor | None = None  # (B, h*w, 4), head: cells only
+    # each enabled stage's record, by stage name, in the order they ran (rsvg.models.stages)
+    stages: dict[str, Any] = field(default_factory=dict)
+
+    def choose_cell(self, scores: Tensor, grid: tuple[int, int], need_attention: bool) -> None:
+        """Set the cell scores and answer with the best cell's box (head: cells)."""
+        assert self.cell_boxes is not None
+        self.cell_scores = scores
+        best = scores.argmax(1)
+        self.boxes = self.cell_boxes[torch.arange(len(best), device=best.device), best]
+        if need_attention:
+            self.attention = scores.softmax(1).reshape(-1, *grid)
 
 
 def visual_padding_mask(padding_mask: Tensor, height: int, width: int) -> Tensor:
@@ -160,13 +132,11 @@ class MGVLF(nn.Module):
         d = cfg.hidden_dim
         self.backbone = backbone
         self.text = text_encoder
-        # backbone channels per stride (the backbone returns the levels backbone_levels(cfg) names)
+        # backbone channels per stride (the backbone returns the levels build.backbone_levels(cfg) names)
         self.level_channels = dict(zip(backbone.return_levels, backbone.out_channels, strict=True))
+        # the visual feature map (what encode_image returns and feature caches store): the stride-32 map, with
+        # stride16_detail the stride-16 map folded in, then the maps the stages read (FEATURE_PARTS)
         c5 = self.level_channels[32] + (4 * self.level_channels[16] if cfg.stride16_detail else 0)
-        # model.rank / model.refine: the colour map rides along in the visual feature map, after the backbone's maps
-        self.colour_channels = colour_channels(BACKBONE_STRIDE) if cfg.colour_map else 0
-        # channels of the map encode_image returns (what feature caches store)
-        self.feature_channels = c5 + self.colour_channels
         b = text_encoder.hidden_size
         side = -(-cfg.image_size // BACKBONE_STRIDE)
         self.num_visual = side * side
@@ -197,37 +167,18 @@ class MGVLF(nn.Module):
 
         # --- Localisation ---
         self.head: nn.Module = BoxHead(d) if cfg.head == "reg" else CellHead(d, b)
-        self.object_head = nn.Linear(d, len(DIOR_CLASSES)) if cfg.object_head else None
-        self.query_category = nn.Linear(b, len(DIOR_CLASSES)) if cfg.object_head else None
-        self.prior_scale = nn.Parameter(torch.ones(())) if cfg.object_head else None
-        self.ranker = (
-            CandidateRanker(d, b, cfg.heads, cfg.ffn_dim, cfg.rank_layers, cfg.max_tokens, len(DIOR_CLASSES))
-            if cfg.rank
-            else None
-        )
 
-        # --- The second look at small objects (not in the paper; rsvg.models.zoom) ---
-        # channels of its input map (crop_map: stride 16 with stride 8 folded in; what ZoomCrops stores)
-        self.zoom_channels = self.level_channels[16] + 4 * self.level_channels[8] if cfg.zoom else 0
-        self.second_look = (
-            SecondLook(
-                self.zoom_channels,
-                d,
-                b,
-                cfg.heads,
-                cfg.ffn_dim,
-                cfg.zoom_layers,
-                cfg.zoom_grid,
-                cfg.max_tokens,
-            )
-            if cfg.zoom
-            else None
-        )
-        # --- Box refinement (not in the paper; rsvg.models.refine) ---
-        self.refiner = BoxRefiner(self.level_channels[16], cfg.refine_bins, cfg.refine_grow) if cfg.refine else None
+        # --- The stages after the paper's model (rsvg.models.stages), in the order they run ---
+        self.stages = build_stages(cfg, d, b, self.level_channels)
+        parts = sorted({p for stage in self.stages.values() for p in stage.feature_parts})
+        self.feature_parts = {p: FEATURE_PARTS[p].channels for p in parts}
+        self.core_channels = c5
+        self.feature_channels = c5 + sum(self.feature_parts.values())
         self._init_new_parameters()
         # what a DETR checkpoint initialised besides the backbone (rsvg.models.detr_init; set by build_model)
         self.detr_init: DetrInitReport | None = None
+        # checkpoints written before the stages had their own modules load under the current names
+        self._register_load_state_dict_pre_hook(_upgrade_legacy_state)
 
     def _init_new_parameters(self) -> None:
         """Xavier for every matrix not loaded from pretrained weights (paper Sec. V-B)."""
@@ -237,13 +188,8 @@ class MGVLF(nn.Module):
             if p.dim() > 1:
                 nn.init.xavier_uniform_(p)
         nn.init.normal_(self.reg_token, std=0.02)
-        if self.object_head is not None:
-            # RetinaNet's prior (Lin et al. 2017, Sec. 4.1): every cell starts at P(holds a c) = 0.01, so the focal
-            # loss over the h*w*20 mostly empty cells starts near its final size, not ~180 (at 0.5), which for the
-            # first hundred steps took most of the clipped gradient away from the grounding heads
-            nn.init.constant_(self.object_head.bias, -math.log((1 - 0.01) / 0.01))
-        if self.refiner is not None:
-            self.refiner.reset_parameters()  # starts as the identity
+        for stage in self.stages.values():
+            stage.reset_parameters()
 
     # ------------------------------------------------------------------------------------------------------------
     def _memory(
@@ -284,7 +230,7 @@ class MGVLF(nn.Module):
 
     def forward(
         self,
-        image: Tensor,
+        image: Tensor | None,
         padding_mask: Tensor,
         input_ids: Tensor,
         attention_mask: Tensor,
@@ -292,41 +238,26 @@ class MGVLF(nn.Module):
         *,
         image_features: Tensor | None = None,
         text_features: tuple[Tensor, Tensor] | None = None,
-        zoom_image: Tensor | None = None,
-        zoom_features: Tensor | None = None,
-        zoom_origin: Tensor | None = None,
-        zoom_valid: Tensor | None = None,
-        objects: list[Tensor] | None = None,
+        extras: Mapping[str, Any] | None = None,
     ) -> GroundingOutput:
         """``image`` (B, 3, S, S) normalised, ``padding_mask`` (B, S, S) True on padding, token ids and mask
-        (B, Nt). Returns normalised boxes (and the [REG] attention map on request).
+        (B, Nt). Returns normalised boxes (and the attention maps on request).
 
-        ``image_features`` (the backbone's map, :meth:`encode_image`) replaces ``image`` when given;
-        ``text_features`` (words, sentence) likewise replaces the text encoder's output.
-
-        With ``model.zoom``: ``zoom_image`` (B, 3, S·k, S·k) uint8, the image letterboxed at ``zoom_scale`` k
-        (:func:`~rsvg.data.transforms.zoom_letterbox`), gives the small first boxes a second look (inference);
-        in training ``zoom_features`` (B, C, g, g) (:meth:`zoom_map` of crops around the targets),
-        ``zoom_origin`` (B, 2) (their input-pixel corners) and ``zoom_valid`` (B,) (which samples have one)
-        instead. Without either the model answers with its first look.
-
-        With ``model.refine``, in training ``objects`` (one ``(K, 5)`` tensor per sample, rows ``(class, x1, y1, x2,
-        y2)`` normalised: every annotated object of the image) are moved at random and refined (``refine_boxes``
-        against ``refine_truth``); at inference the answer's box is refined (``unrefined_boxes`` keeps it)."""
+        ``image_features`` (the visual feature map, :meth:`encode_image`) replaces ``image`` when given;
+        ``text_features`` (words, sentence) likewise replaces the text encoder's output. ``extras`` holds the
+        batch entries the stages read (:attr:`batch_keys`)."""
         # 1. Multimodal encoder (either part may come precomputed: frozen encoders' features are cacheable)
-        feats = self.encode_image(image) if image_features is None else image_features  # (B, C5, h, w)
-        bsz, channels, h, w = feats.shape
+        if image_features is None:
+            if image is None:
+                raise ValueError("give the image or its features (image_features)")
+            image_features = self.encode_image(image)
+        bsz, channels, h, w = image_features.shape
         if h * w != self.num_visual or channels != self.feature_channels:
             raise ValueError(
                 f"a {channels}x{h}x{w} feature map does not match the model ({self.feature_channels} channels, "
                 f"{self.num_visual} tokens at model.image_size {self.cfg.image_size})"
             )
-        colours = None
-        if self.colour_channels:  # model.rank / refine: the folded colour map rides at the end; unfold it once
-            feats, folded = feats[:, : -self.colour_channels], feats[:, -self.colour_channels :]
-            colours = unfold_colour_map(folded, BACKBONE_STRIDE)  # (B, 3, S/4, S/4)
-        # model.refine: the backbone's stride-16 map, unfolded from the stride-32 cells that carry it
-        detail = F.pixel_shuffle(feats[:, self.level_channels[32] :], 2) if self.refiner is not None else None
+        feats, folded = self._split_features(image_features)
         if self.visual_norm is not None:
             feats = self.visual_norm(feats.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         level1 = self.input_proj(feats).flatten(2).transpose(1, 2)  # (B, h*w, D)
@@ -334,8 +265,8 @@ class MGVLF(nn.Module):
         if self.cfg.positions_in_tokens:
             level1 = level1 + pos1
         vis_mask = visual_padding_mask(padding_mask, h, w)
-        words, sentence = self.text(input_ids, attention_mask) if text_features is None else text_features
-        raw_words, raw_sentence = words, sentence  # the second look normalises them itself
+        raw_words, raw_sentence = self.text(input_ids, attention_mask) if text_features is None else text_features
+        words, sentence = raw_words, raw_sentence
         if self.word_norm is not None and self.sentence_norm is not None:
             words, sentence = self.word_norm(words), self.sentence_norm(sentence)
         text_pad = attention_mask == 0
@@ -369,157 +300,57 @@ class MGVLF(nn.Module):
         reg_attention = need_attention and self.cfg.head == "reg"
         out, weights = self.fusion(tokens, pos, mask, need_weights=reg_attention)
 
-        # Object head (not in the paper): what each cell holds and what the query asks for, as categories; their
-        # agreement, log Σ_c P(c | query)·P(cell holds a c), is a prior on the cells head's scores.
-        object_logits = query_logits = prior = None
-        if self.object_head is not None and self.query_category is not None and self.prior_scale is not None:
-            object_logits = self.object_head(out[:, : h * w])
-            query_logits = self.query_category(sentence)
-            agreement = query_logits.float().log_softmax(-1).unsqueeze(1) + F.logsigmoid(object_logits.float())
-            prior = self.prior_scale * agreement.logsumexp(-1)
-
         # 4. Localisation from the [REG] token (the paper), or from the best of the visual tokens (head: cells)
         if isinstance(self.head, CellHead):
-            scores, cell_boxes = self.head(out[:, : h * w], vis_mask, h, w, sentence, prior)
-            best = scores.argmax(1)
-            boxes = cell_boxes[torch.arange(bsz, device=best.device), best]
-            attention = scores.softmax(1).reshape(bsz, h, w) if need_attention else None
-            result = GroundingOutput(boxes, attention, scores, cell_boxes, mlcm_attention, object_logits, query_logits)
-            if self.ranker is not None and colours is not None:
-                self._rank(result, colours, raw_words, raw_sentence, text_pad)
+            scores, cell_boxes = self.head(out[:, : h * w], vis_mask, h, w, sentence)
+            result = GroundingOutput(scores.new_empty(0), mlcm_attention=mlcm_attention, cell_boxes=cell_boxes)
+            result.choose_cell(scores, (h, w), need_attention)
         else:
-            attention = None
-            if weights is not None:
-                attention = weights[:, -1, : h * w].reshape(bsz, h, w)
-            result = GroundingOutput(
-                boxes=self.head(out[:, -1]),
-                attention=attention,
-                mlcm_attention=mlcm_attention,
-                object_logits=object_logits,
-                query_category_logits=query_logits,
-            )
+            attention = weights[:, -1, : h * w].reshape(bsz, h, w) if weights is not None else None
+            result = GroundingOutput(self.head(out[:, -1]), attention=attention, mlcm_attention=mlcm_attention)
 
-        # 5. The second look at small objects (model.zoom, not in the paper)
-        if self.second_look is not None:
-            result = self._look_again(
-                result,
-                padding_mask,
-                raw_words,
-                raw_sentence,
-                text_pad,
-                zoom_image,
-                zoom_features,
-                zoom_origin,
-                zoom_valid,
+        # 5. The stages after the paper's model, in order (none in the paper's configs)
+        if len(self.stages):
+            ctx = StageContext(
+                cfg=self.cfg,
+                padding_mask=padding_mask,
+                visual_padding=vis_mask,
+                grid=(h, w),
+                tokens=out[:, : h * w],
+                words=raw_words,
+                sentence=raw_sentence,
+                normalised_sentence=sentence,
+                text_padding=text_pad,
+                backbone=self.backbone,
+                need_attention=need_attention,
+                folded=folded,
+                batch=extras or {},
             )
-
-        # 6. The answer's box read again and corrected (model.refine, not in the paper)
-        if self.refiner is not None and detail is not None and colours is not None:
-            self._refine(result, detail, colours, objects)
+            for stage in self.stages.values():
+                stage(result, ctx)
         return result
 
-    def _refine(self, result: GroundingOutput, detail: Tensor, colours: Tensor, objects: list[Tensor] | None) -> None:
-        """Step 6 (``model.refine``, :mod:`rsvg.models.refine`): in training the image's annotated objects, moved
-        at random, are refined (the loss compares ``refine_boxes`` with ``refine_truth``; the answer stays); at
-        inference the answer's box is refined."""
-        assert self.refiner is not None
-        if self.training:
-            if objects is None:
-                raise ValueError(
-                    "model.refine trains on the image's annotated objects: pass objects (the trainer builds the "
-                    "dataset with image_objects=True)"
-                )
-            table, rows = stack_objects(objects)
-            truth = table[:, 1:].to(detail.device, torch.float32)
-            rows = rows.to(detail.device)
-            result.refine_boxes = self.refiner(detail, colours, rows, jitter_boxes(truth))
-            result.refine_truth = truth
-            return
-        result.unrefined_boxes = result.boxes
-        rows = torch.arange(len(result.boxes), device=detail.device)
-        result.boxes = self.refiner(detail, colours, rows, result.boxes.detach()).to(result.boxes.dtype)
+    def _split_features(self, features: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """The visual feature map → the part the core model reads (stride 32, with ``stride16_detail`` the folded
+        stride-16 map) and, by name, the folded stride-16 map (``"detail"``) and the stages' maps."""
+        folded: dict[str, Tensor] = {}
+        if self.cfg.stride16_detail:
+            folded["detail"] = features[:, self.level_channels[32] : self.core_channels]
+        start = self.core_channels
+        for name, channels in self.feature_parts.items():
+            folded[name] = features[:, start : start + channels]
+            start += channels
+        core = features if start == self.core_channels else features[:, : self.core_channels]
+        return core, folded
 
-    def _rank(
-        self, result: GroundingOutput, colours: Tensor, words: Tensor, sentence: Tensor, text_pad: Tensor
-    ) -> None:
-        """Step 4b (``model.rank``, :mod:`rsvg.models.rank`): the first look's best cells ranked again as objects;
-        the winner's box replaces the first look's (``colours``: the unfolded colour map). Everything taken from the
-        first look is detached."""
-        assert self.ranker is not None and result.cell_scores is not None and result.cell_boxes is not None
-        first = result.cell_scores.detach()
-        top = first.topk(min(self.cfg.rank_candidates, first.shape[1]), 1)
-        rows = torch.arange(len(first), device=first.device)
-        boxes = result.cell_boxes.detach()[rows[:, None], top.indices]
-        categories = None if result.object_logits is None else result.object_logits.detach()[rows[:, None], top.indices]
-        scores = self.ranker(boxes, top.values, categories, colours, words, sentence, text_pad)
-        result.rank_cells, result.rank_boxes, result.rank_scores = top.indices, boxes, scores
-        result.boxes = boxes[rows, scores.argmax(1)].to(result.boxes.dtype)
+    @property
+    def batch_keys(self) -> tuple[str, ...]:
+        """The batch entries the stages read (:func:`rsvg.engine.batching.forward_batch` hands them over)."""
+        return tuple(dict.fromkeys(k for stage in self.stages.values() for k in stage.batch_keys))
 
-    def _look_again(
-        self,
-        result: GroundingOutput,
-        padding_mask: Tensor,
-        words: Tensor,
-        sentence: Tensor,
-        text_pad: Tensor,
-        zoom_image: Tensor | None,
-        zoom_features: Tensor | None,
-        zoom_origin: Tensor | None,
-        zoom_valid: Tensor | None,
-    ) -> GroundingOutput:
-        """Step 5 (``model.zoom``, :mod:`rsvg.models.zoom`): in training the second look reads the encoded crops
-        around the targets (its loss is added; the first boxes stay); at inference it reads windows of the zoom
-        canvas around the small first boxes and its boxes replace them (``first_boxes`` keeps the first look's)."""
-        assert self.second_look is not None
-        cfg = self.cfg
-        training_crops = zoom_features is not None and zoom_origin is not None and zoom_valid is not None
-        if training_crops:  # crops around the targets, encoded once (rsvg.engine.feature_cache)
-            rows = zoom_valid.nonzero().flatten()  # type: ignore[union-attr]
-            origins = zoom_origin[rows]  # type: ignore[index]
-        elif zoom_image is not None:  # inference: windows around the small first boxes
-            result.first_boxes = result.boxes
-            rows = needs_zoom(result.boxes.detach(), cfg.image_size, cfg.zoom_max_side).nonzero().flatten()
-            origins = window_origins(result.boxes.detach()[rows], cfg.image_size, cfg.zoom_window)
-        else:
-            return result
-        if len(rows) == 0:
-            return result
-        if training_crops:
-            maps = zoom_features[rows]  # type: ignore[index]
-            crop_pad = window_padding(padding_mask[rows], origins, cfg.zoom_window)
-        else:
-            crops, crop_pad = crop_windows(
-                zoom_image[rows],  # type: ignore[index]
-                padding_mask[rows],
-                origins,
-                cfg.zoom_window,
-                cfg.zoom_scale,
-                self.backbone.mean,
-                self.backbone.std,
-            )
-            maps = self.zoom_map(crops)
-        scores, zoom_boxes = self.second_look(
-            maps,
-            origins,
-            cfg.image_size,
-            cfg.zoom_window,
-            window_token_padding(crop_pad, cfg.zoom_grid),
-            words[rows],
-            sentence[rows],
-            text_pad[rows],
-        )
-        result.zoom_rows, result.zoom_origins, result.zoom_scores, result.zoom_boxes = rows, origins, scores, zoom_boxes
-        result.zoom_geometry = (cfg.image_size, cfg.zoom_window)
-        if not training_crops:  # the second look's box replaces the first
-            best = zoom_boxes[torch.arange(len(rows), device=rows.device), scores.argmax(1)]
-            boxes = result.boxes.clone()
-            boxes[rows] = from_window(best, origins, cfg.image_size, cfg.zoom_window).to(boxes.dtype)
-            result.boxes = boxes
-        return result
-
-    def zoom_map(self, crops: Tensor) -> Tensor:
-        """The second look's input from normalised crops: :func:`~rsvg.models.zoom.crop_map`."""
-        return crop_map(self.backbone, crops)
+    def stage_list(self) -> list[Stage]:
+        """The enabled stages, in the order they run."""
+        return list(self.stages.values())  # type: ignore[arg-type]
 
     def encode_image(self, image: Tensor) -> Tensor:
         """The visual input ``(B, feature_channels, h, w)`` of the normalised ``image``: :meth:`feature_map` of the
@@ -529,15 +360,14 @@ class MGVLF(nn.Module):
     def feature_map(self, maps: list[Tensor], image: Tensor) -> Tensor:
         """The visual input of the model from the backbone's maps (those of ``backbone.return_levels``, highest
         resolution first) and the normalised image they came from: the stride-32 map, with ``stride16_detail``
-        the stride-16 map folded in, with ``rank`` or ``refine`` the colour map (:func:`~rsvg.models.rank.colour_map`)
-        last."""
+        the stride-16 map folded in, then the maps the stages read (:data:`~rsvg.models.stages.FEATURE_PARTS`)."""
         by_stride = dict(zip(self.backbone.return_levels, maps, strict=True))
         parts = [by_stride[32]]
         if self.cfg.stride16_detail:
             # Space-to-depth: each stride-32 cell also carries its 2x2 stride-16 cells as channels.
             parts.append(F.pixel_unshuffle(by_stride[16], 2))
-        if self.cfg.colour_map:
-            parts.append(colour_map(image, BACKBONE_STRIDE).to(parts[0].dtype))
+        for name in self.feature_parts:
+            parts.append(FEATURE_PARTS[name].compute(image).to(parts[0].dtype))
         return parts[0] if len(parts) == 1 else torch.cat(parts, 1)
 
     def pretrained_parameter_names(self) -> set[str]:
@@ -549,3 +379,15 @@ class MGVLF(nn.Module):
             names |= self.detr_init.loaded
         own = dict(self.named_parameters())
         return {n for n in names if n in own}
+
+
+def _upgrade_legacy_state(state_dict: dict[str, Tensor], prefix: str, *args: Any) -> None:
+    """Load-state-dict pre-hook: rename an older checkpoint's stage parameters in place."""
+    own = {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
+    upgraded = upgrade_legacy_names(own)
+    if upgraded.keys() == own.keys():
+        return
+    for key in own:
+        del state_dict[prefix + key]
+    for key, value in upgraded.items():
+        state_dict[prefix + key] = value

@@ -216,3 +216,19 @@ def query_memory(
     memory_pos = torch.cat([positions.weight[:nt], positions.weight[-1:]], 0)[None].expand(bsz, -1, -1)
     memory_pad = torch.cat([text_padding, text_padding.new_zeros(bsz, 1)], 1)
     return memory, memory_pos, memory_pad, sentence
+
+
+def sine_encoding_xy(xy: Tensor, dim: int) -> Tensor:
+    """DETR's sine encoding of continuous positions: ``xy`` ``(..., 2)`` in 0..1 → ``(..., dim)`` (half for y,
+    half for x, each alternating sin/cos over ``dim/4`` frequencies, temperature 10000)."""
+    if dim % 4:
+        raise ValueError(f"dim must be divisible by 4, got {dim}")
+    npf = dim // 2
+    dim_t = torch.arange(npf, dtype=torch.float32, device=xy.device)
+    dim_t = 10000 ** (2 * torch.div(dim_t, 2, rounding_mode="floor") / npf)
+    scaled = xy.float() * (2 * math.pi)
+    px = scaled[..., 0:1] / dim_t
+    py = scaled[..., 1:2] / dim_t
+    px = torch.stack((px[..., 0::2].sin(), px[..., 1::2].cos()), dim=-1).flatten(-2)
+    py = torch.stack((py[..., 0::2].sin(), py[..., 1::2].cos()), dim=-1).flatten(-2)
+    return torch.cat((py, px), -1)

@@ -56,7 +56,7 @@ class Backbone(nn.Module):
     """Base class of the visual backbones (see the module docstring for the contract).
 
     Subclasses set ``name``, ``mean``, ``std``, ``out_channels`` and ``load_report``, build only the stages up to
-    ``max(self.return_levels)``, and call :meth:`_freeze` on the modules that must not train.
+    ``max(self.return_levels)``, and call :meth:`freeze` on the modules that must not train.
     """
 
     name: str = "backbone"
@@ -76,8 +76,12 @@ class Backbone(nn.Module):
         with ``up_to`` only those of stride at most ``up_to``, and the network stops there."""
         raise NotImplementedError
 
-    def _freeze(self, modules: Iterable[nn.Module]) -> None:
-        """Stop training ``modules``: no gradients, and kept in eval mode (BatchNorm statistics stay fixed)."""
+    def freeze(self, modules: Iterable[nn.Module] | None = None) -> None:
+        """Stop training ``modules`` (default: the whole backbone): no gradients, and kept in eval mode (BatchNorm
+        statistics stay fixed)."""
+        if modules is None:
+            self.requires_grad_(False)
+            modules = list(self.children())
         for module in modules:
             module.requires_grad_(False)
             module.eval()

@@ -305,7 +305,7 @@ class EfficientNetLiteBackbone(Backbone):
         last_frozen_stage = {0: -1, 1: 1, 2: 2, 3: 4, 4: 6}[frozen_stages]
         frozen: list[nn.Module] = [self._conv_stem, self._bn0] if frozen_stages >= 1 else []
         frozen += [b for b, s in zip(self._blocks, stage_of_block, strict=True) if s <= last_frozen_stage]
-        self._freeze(frozen)
+        self.freeze(frozen)
 
         self.load_report = random_init_report(self)
         if state is not None:

@@ -167,7 +167,7 @@ class ResNet50Backbone(Backbone):
 
         frozen: list[nn.Module] = [self.conv1, self.bn1, self.layer1] if frozen_stages >= 1 else []
         frozen += [getattr(self, stage) for stage, _ in self._stages[: max(frozen_stages - 1, 0)]]
-        self._freeze(frozen)
+        self.freeze(frozen)
 
         self.load_report = random_init_report(self)
         if checkpoint is not None:

@@ -2,14 +2,12 @@
 
 The cells head scores 12×12 cells from the fusion's tokens, which come from a frozen ImageNet backbone behind a
 LayerNorm: what an object *is* survives that, what *colour* it has mostly does not, and a query that names an
-object's colour, size or neighbour then lands on another object of the same category (on the synthetic demo data
-20 % of all test answers, 46 % of the relation expressions, were another object of the asked category).
+object's colour, size or neighbour then often lands on another object of the same category.
 
 So the ``rank_candidates`` best cells become candidates, each described by what a cell token cannot say well:
 
 * its box's colours, read from the image itself: a 4×4 grid of the box and a 4×4 grid of the box grown to twice
-  its size (the surroundings), from the colour map :func:`colour_map` (the normalised image averaged over
-  ``COLOUR_STRIDE`` pixels, which rides along in the visual feature map so feature caches hold it);
+  its size (the surroundings), from the image's colour map (:mod:`rsvg.models.stages.colours`);
 * its box (corners, centre, log size);
 * the object head's category probabilities at its cell (``object_head``) and the first look's score, relative to
   the best one.
@@ -24,35 +22,26 @@ the text encoder where that is trainable).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.ops import roi_align
 
-from rsvg.models.transformer import DecoderLayer, query_memory
-from rsvg.models.zoom import sine_encoding_xy
+from rsvg.data.categories import DIOR_CLASSES
+from rsvg.models.stages.base import Stage, StageContext
+from rsvg.models.transformer import DecoderLayer, query_memory, sine_encoding_xy
 
-COLOUR_STRIDE = 4  # input pixels averaged into one pixel of the colour map
+if TYPE_CHECKING:
+    from rsvg.models.config import ModelConfig
+    from rsvg.models.loss import LossConfig
+    from rsvg.models.mgvlf import GroundingOutput
+
 COLOUR_BINS = 4  # each box (and its surroundings) is read as a COLOUR_BINS × COLOUR_BINS grid of colours
 GEOMETRY_FEATURES = 8  # x1, y1, x2, y2, cx, cy, log w, log h
-
-
-def colour_channels(cell_stride: int) -> int:
-    """Channels the colour map adds to a stride-``cell_stride`` feature map (folded space-to-depth)."""
-    return 3 * (cell_stride // COLOUR_STRIDE) ** 2
-
-
-def colour_map(image: Tensor, cell_stride: int) -> Tensor:
-    """The normalised image ``(B, 3, S, S)`` averaged over ``COLOUR_STRIDE``-pixel squares and folded into the
-    stride-``cell_stride`` grid: ``(B, colour_channels(cell_stride), S/cell_stride, S/cell_stride)``."""
-    pooled = F.avg_pool2d(image.float(), COLOUR_STRIDE)
-    return F.pixel_unshuffle(pooled, cell_stride // COLOUR_STRIDE).to(image.dtype)
-
-
-def unfold_colour_map(folded: Tensor, cell_stride: int) -> Tensor:
-    """Inverse of the folding in :func:`colour_map`: ``(B, 3, S/COLOUR_STRIDE, S/COLOUR_STRIDE)``."""
-    return F.pixel_shuffle(folded, cell_stride // COLOUR_STRIDE)
 
 
 def candidate_colours(colours: Tensor, boxes: Tensor) -> Tensor:
@@ -80,20 +69,47 @@ def box_geometry(boxes: Tensor) -> Tensor:
     return torch.cat([boxes, centre, size.log()], -1)
 
 
-class CandidateRanker(nn.Module):
-    """Scores ``K`` candidate objects against the query (see the module docstring)."""
+@dataclass
+class RankRecord:
+    cells: Tensor  # (B, K) the candidate cells, in the first look's order (candidate 0: its best cell)
+    boxes: Tensor  # (B, K, 4) their boxes
+    scores: Tensor  # (B, K) the ranking's logits
 
-    def __init__(
-        self,
-        dim: int,
-        text_dim: int,
-        heads: int,
-        ffn_dim: int,
-        layers: int,
-        max_tokens: int,
-        categories: int,
-    ) -> None:
+
+def ranking_targets(boxes: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+    """Which candidate should win: among those whose box is centred in the target, the one with the highest IoU.
+    ``boxes`` (B, K, 4) and ``target`` (B, 4) normalised → (index (B,), has_one (B,) bool: some candidate is
+    centred in the target; a sample without one has no target)."""
+    boxes, t = boxes.float(), target.float()[:, None]
+    centre = (boxes[..., :2] + boxes[..., 2:]) / 2
+    inside = ((centre >= t[..., :2]) & (centre <= t[..., 2:])).all(-1)
+    low, high = torch.maximum(boxes[..., :2], t[..., :2]), torch.minimum(boxes[..., 2:], t[..., 2:])
+    overlap = (high - low).clamp(min=0).prod(-1)
+    union = (boxes[..., 2:] - boxes[..., :2]).prod(-1) + (t[..., 2:] - t[..., :2]).prod(-1) - overlap
+    iou = overlap / union.clamp(min=1e-12)
+    return (iou + 2.0 * inside.float()).argmax(1), inside.any(1)
+
+
+class CandidateRanking(Stage):
+    """Scores the first look's ``rank_candidates`` best cells as objects against the query (see the module
+    docstring); the best candidate's box becomes the answer. Needs ``model.head: cells``."""
+
+    name = "rank"
+    feature_parts = ("colours",)
+    loss_terms = ("rank",)
+    step_key = "reranked"
+    step_title = "candidate ranking"
+
+    def __init__(self, cfg: ModelConfig, dim: int, text_dim: int) -> None:
         super().__init__()
+        self.candidates = cfg.rank_candidates
+        categories, heads, ffn_dim, layers, max_tokens = (
+            len(DIOR_CLASSES),
+            cfg.heads,
+            cfg.ffn_dim,
+            cfg.rank_layers,
+            cfg.max_tokens,
+        )
         features = categories + 2 + GEOMETRY_FEATURES + 2 * 3 * COLOUR_BINS**2
         self.categories = categories
         self.input = nn.Sequential(nn.LayerNorm(features), nn.Linear(features, dim))
@@ -108,7 +124,39 @@ class CandidateRanker(nn.Module):
         # how much of the first look's score the ranking keeps (learned; starts at all of it)
         self.first_weight = nn.Parameter(torch.ones(()))
 
-    def forward(
+    def forward(self, out: GroundingOutput, ctx: StageContext) -> None:
+        """Rank the first look's best cells; everything taken from the first look is detached."""
+        if out.cell_scores is None or out.cell_boxes is None:
+            raise ValueError("model.rank ranks the cells head's best cells: it needs model.head: cells")
+        first = out.cell_scores.detach()
+        top = first.topk(min(self.candidates, first.shape[1]), 1)
+        rows = torch.arange(len(first), device=first.device)
+        boxes = out.cell_boxes.detach()[rows[:, None], top.indices]
+        objects = out.stages.get("object_head")
+        categories = None if objects is None else objects.object_logits.detach()[rows[:, None], top.indices]
+        scores = self.score_candidates(
+            boxes, top.values, categories, ctx.colours, ctx.words, ctx.sentence, ctx.text_padding
+        )
+        out.stages[self.name] = RankRecord(top.indices, boxes, scores)
+        out.boxes = boxes[rows, scores.argmax(1)].to(out.boxes.dtype)
+
+    def loss(
+        self, out: GroundingOutput, target: Tensor, batch: Mapping[str, Any], cfg: LossConfig
+    ) -> tuple[Tensor | None, dict[str, Tensor]]:
+        """Cross-entropy of the ranking against :func:`ranking_targets`, over the samples that have a target."""
+        record: RankRecord = out.stages[self.name]
+        best, has_one = ranking_targets(record.boxes, target)
+        per_sample = F.cross_entropy(record.scores.float().clamp(min=-1e4), best, reduction="none")
+        rank = (per_sample * has_one).sum() / has_one.sum().clamp(min=1)
+        return cfg.rank_weight * rank, {"rank": rank.detach()}
+
+    def changed(self, record: RankRecord) -> Tensor:
+        return record.scores.argmax(1).ne(0)  # candidate 0 is the first look's best cell
+
+    def boxes_before(self, record: RankRecord) -> Tensor:
+        return record.boxes[:, 0]
+
+    def score_candidates(
         self,
         boxes: Tensor,
         first_scores: Tensor,

@@ -1,13 +1,11 @@
 """Box refinement (``model.refine``, not in the paper): the answer's box read again, finer, and corrected.
 
 Every box the model gives comes from one token: a stride-32 cell of the first look (12×12 cells at 384 px), or a
-stride-16 cell of the second look's window. Such a box is often on the right object but a poor fit: on the
-synthetic demo data 9.4 % of all test answers had their centre inside the target and still an IoU of at most
-0.5 (11.0 % of the targets 120 px and wider).
+stride-16 cell of the second look's window. Such a box is often on the right object but a poor fit.
 
 So the answer's box, grown by ``refine_grow`` to see the object's edges, is read as a ``refine_bins`` ×
 ``refine_bins`` grid (``roi_align``) from the backbone's stride-16 map (behind a LayerNorm) and from the image's
-colour map (:func:`~rsvg.models.rank.colour_map`, the image averaged over 4 px), and an MLP gives the correction:
+colour map (:mod:`rsvg.models.stages.colours`, the image averaged over 4 px), and an MLP gives the correction:
 a shift of the centre in units of the box size and a log-scale of width and height. The last layer starts at
 zero, so an untrained refiner returns the box unchanged.
 
@@ -18,9 +16,24 @@ six boxes per sample instead of one.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
 import torch
 from torch import Tensor, nn
 from torchvision.ops import roi_align
+
+from rsvg.boxes import stack_objects
+from rsvg.data.extras import ImageObjects
+from rsvg.models.loss import grounding_loss
+from rsvg.models.stages.base import Stage, StageContext
+from rsvg.models.stages.object_head import normalised_objects
+
+if TYPE_CHECKING:
+    from rsvg.models.config import ModelConfig
+    from rsvg.models.loss import LossConfig
+    from rsvg.models.mgvlf import GroundingOutput
 
 REFINE_HIDDEN = 256
 GEOMETRY_INPUTS = 4  # centre x, y and log width, log height of the box being refined
@@ -42,11 +55,30 @@ def _to_map(boxes: Tensor, rows: Tensor, height: int, width: int) -> Tensor:
     return torch.cat([rows[:, None].to(boxes.dtype), boxes * scale], 1)
 
 
-class BoxRefiner(nn.Module):
-    """Corrects normalised boxes from a stride-16 map ``(B, channels, H, W)`` and a colour map ``(B, 3, H', W')``."""
+@dataclass
+class RefineRecord:
+    boxes: Tensor  # training: the refined jittered objects (N, 4); inference: the refined answers (B, 4)
+    truth: Tensor | None = None  # training: those objects' boxes (N, 4)
+    unrefined: Tensor | None = None  # inference: the answers before the refinement (B, 4)
 
-    def __init__(self, channels: int, bins: int = 7, grow: float = 1.5, hidden: int = REFINE_HIDDEN) -> None:
+
+class BoxRefiner(Stage):
+    """Corrects normalised boxes from the stride-16 map ``(B, channels, H, W)`` and the colour map
+    ``(B, 3, H', W')``: in training the image's annotated objects, moved at random (the loss compares them with
+    their boxes; the answer stays), at inference the answer's box. Needs ``model.stride16_detail``."""
+
+    name = "refine"
+    feature_parts = ("colours",)
+    batch_keys = ("objects",)
+    loss_terms = ("refine",)
+    step_key = "refined"
+    step_title = "box refinement"
+    before_field = "unrefined_iou"
+
+    def __init__(self, cfg: ModelConfig, channels: int, hidden: int = REFINE_HIDDEN) -> None:
         super().__init__()
+        self.image_size = cfg.image_size
+        bins, grow = cfg.refine_bins, cfg.refine_grow
         self.bins, self.grow = bins, grow
         self.detail_norm = nn.LayerNorm(channels)
         self.mlp = nn.Sequential(
@@ -64,7 +96,41 @@ class BoxRefiner(nn.Module):
         nn.init.zeros_(self.mlp[-1].weight)
         nn.init.zeros_(self.mlp[-1].bias)
 
-    def forward(self, detail: Tensor, colours: Tensor, rows: Tensor, boxes: Tensor) -> Tensor:
+    def forward(self, out: GroundingOutput, ctx: StageContext) -> None:
+        detail, colours = ctx.stride16, ctx.colours
+        if self.training:
+            table, rows = stack_objects(normalised_objects(ctx.batch, self.image_size))
+            truth = table[:, 1:].to(detail.device, torch.float32)
+            rows = rows.to(detail.device)
+            out.stages[self.name] = RefineRecord(self.refine(detail, colours, rows, jitter_boxes(truth)), truth)
+            return
+        rows = torch.arange(len(out.boxes), device=detail.device)
+        refined = self.refine(detail, colours, rows, out.boxes.detach()).to(out.boxes.dtype)
+        out.stages[self.name] = RefineRecord(refined, unrefined=out.boxes)
+        out.boxes = refined
+
+    def loss(
+        self, out: GroundingOutput, target: Tensor, batch: Mapping[str, Any], cfg: LossConfig
+    ) -> tuple[Tensor | None, dict[str, Tensor]]:
+        """The paper's box loss of the refined jittered objects against their boxes."""
+        record: RefineRecord = out.stages[self.name]
+        if record.truth is None or not len(record.truth):
+            return None, {}
+        refine = grounding_loss(record.boxes, record.truth, cfg)["loss"]
+        return cfg.refine_weight * refine, {"refine": refine.detach()}
+
+    def sample_extras(self, training: bool) -> tuple[Any, ...]:
+        return (ImageObjects(),) if training else ()
+
+    def changed(self, record: RefineRecord) -> Tensor | None:
+        if record.unrefined is None:
+            return None
+        return torch.ones(len(record.boxes), dtype=torch.bool, device=record.boxes.device)
+
+    def boxes_before(self, record: RefineRecord) -> Tensor | None:
+        return record.unrefined
+
+    def refine(self, detail: Tensor, colours: Tensor, rows: Tensor, boxes: Tensor) -> Tensor:
         """``rows`` (N,) the sample each box ``(N, 4)`` (normalised to the input) belongs to → refined boxes
         ``(N, 4)``."""
         boxes = boxes.float()

@@ -1,0 +1,143 @@
+"""What a stage is: a step after the paper's model that reads its result and may change the answer.
+
+The core model (:class:`~rsvg.models.mgvlf.MGVLF`) runs the paper's path — encoders, MLCM, fusion, a head — and
+then each enabled stage in order. A stage is an ``nn.Module`` with one small interface:
+
+* what it needs: ``batch_keys`` (entries of a batch it reads, handed over in :attr:`StageContext.batch`),
+  ``feature_parts`` (maps riding in the visual feature map, e.g. ``"colours"``), and ``sample_extras`` (what the
+  dataset must add to each sample for it, :mod:`rsvg.data.extras`);
+* what it adds: its own record in ``GroundingOutput.stages[name]``; it may replace the answer's box
+  (``out.boxes``) or the cell scores;
+* its loss terms: :meth:`Stage.loss` returns named terms and their weighted sum; :attr:`Stage.loss_terms` names
+  them up front (the trainer logs every name every step).
+
+Nothing outside :mod:`rsvg.models.stages` knows a stage by name: trainer, evaluation, inference and benchmarks
+ask the model's stages through this interface.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rsvg.models.config import ModelConfig
+from rsvg.models.stages.colours import unfold_colour_map
+
+if TYPE_CHECKING:
+    from rsvg.data.records import GroundingSample
+    from rsvg.models.loss import LossConfig
+    from rsvg.models.mgvlf import GroundingOutput
+
+BACKBONE_STRIDE = 32
+
+
+@dataclass
+class StageContext:
+    """What the core model hands to the stages after its own steps (one batch)."""
+
+    cfg: ModelConfig
+    padding_mask: Tensor  # (B, S, S) True on letterbox padding
+    visual_padding: Tensor  # (B, h*w) True on padding tokens
+    grid: tuple[int, int]  # (h, w) of the visual tokens
+    tokens: Tensor  # (B, h*w, D) the fusion's visual tokens
+    words: Tensor  # (B, Nt, T) the text encoder's word features, before the model's own normalisation
+    sentence: Tensor  # (B, T) its sentence feature, likewise
+    normalised_sentence: Tensor  # (B, T) the sentence feature as the core model read it (model.text_norm)
+    text_padding: Tensor  # (B, Nt) True on padding
+    backbone: nn.Module
+    need_attention: bool
+    # the feature map's parts beyond the backbone's stride-32 map: "detail" (the folded stride-16 map,
+    # model.stride16_detail) and what the stages asked for (feature_parts), still folded into the stride-32 grid
+    folded: Mapping[str, Tensor] = field(default_factory=dict)
+    batch: Mapping[str, Any] = field(default_factory=dict)  # the batch entries the stages named (batch_keys)
+
+    @cached_property
+    def stride16(self) -> Tensor:
+        """The backbone's stride-16 map ``(B, C16, 2h, 2w)``, unfolded from the stride-32 cells that carry it."""
+        return F.pixel_shuffle(self.folded["detail"], 2)
+
+    @cached_property
+    def colours(self) -> Tensor:
+        """The image's colour map ``(B, 3, S/4, S/4)`` (:mod:`rsvg.models.stages.colours`)."""
+        return unfold_colour_map(self.folded["colours"], BACKBONE_STRIDE)
+
+
+class Stage(nn.Module):
+    """Base class of the stages (see the module docstring)."""
+
+    #: key of the stage's record in ``GroundingOutput.stages`` and of its options' ``model.<name>`` switch
+    name: ClassVar[str]
+    #: batch entries the stage reads (absent ones are simply not handed over)
+    batch_keys: ClassVar[tuple[str, ...]] = ()
+    #: maps the stage reads from the visual feature map (:data:`rsvg.models.stages.FEATURE_PARTS`)
+    feature_parts: ClassVar[tuple[str, ...]] = ()
+    #: backbone strides it reads besides the core model's (the backbone then returns those maps too)
+    backbone_strides: ClassVar[tuple[int, ...]] = ()
+    #: the names of the loss terms :meth:`loss` returns
+    loss_terms: ClassVar[tuple[str, ...]] = ()
+    #: whether a training step may leave some of its parameters without a gradient (DDP must then look for them)
+    may_skip_parameters: ClassVar[bool] = False
+    #: what it shows in answers and predictions: the key of "did it change the answer" and the step's title
+    step_key: ClassVar[str | None] = None
+    step_title: ClassVar[str] = ""
+
+    def reset_parameters(self) -> None:
+        """Initialisation after the model-wide Xavier init (which covers every matrix)."""
+
+    def forward(self, out: GroundingOutput, ctx: StageContext) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def loss(
+        self, out: GroundingOutput, target: Tensor, batch: Mapping[str, Any], cfg: LossConfig
+    ) -> tuple[Tensor | None, dict[str, Tensor]]:
+        """The stage's weighted loss (None when this batch gives it none) and its named terms (detached)."""
+        return None, {}
+
+    def sample_extras(self, training: bool) -> tuple[Any, ...]:
+        """What each sample of a training (or evaluation) set must carry for this stage: sample extras
+        (:mod:`rsvg.data.extras`)."""
+        return ()
+
+    def prepare_training(
+        self, model: nn.Module, samples: Sequence[GroundingSample], device: torch.device, seed: int = 0
+    ) -> Any:
+        """Work done once before training (e.g. encoding crops with the frozen backbone); returns a sample extra
+        (:class:`rsvg.data.extras.SampleExtra`) for the training set, or None."""
+        return None
+
+    def describe_preparation(self, extra: Any, samples: int) -> str:
+        """What :meth:`prepare_training` made, for the training log."""
+        return f"{self.name}'s training inputs"
+
+    def changed(self, record: Any) -> Tensor | None:
+        """``(B,)`` bool: which answers this stage changed (None when it has no say in the answer)."""
+        return None
+
+    def boxes_before(self, record: Any) -> Tensor | None:
+        """``(B, 4)`` the answers' boxes before this stage, normalised (None when not kept)."""
+        return None
+
+    def prediction_fields(self, record: Any, rows: int) -> list[dict[str, Any]]:
+        """Per-sample fields a prediction row gets from this stage (beyond :meth:`changed`)."""
+        return [{} for _ in range(rows)]
+
+    def example_extras(self, sample: dict[str, Any], index: int, generator: torch.Generator) -> None:
+        """Add this stage's training inputs to a synthetic benchmark sample (random values of the right shape)."""
+
+
+def check_augmentation(stages: Sequence[Stage], augment: object | None) -> None:
+    """Refuse augmentation with a stage whose training inputs are computed once (they would not follow it)."""
+    if augment is None:
+        return
+    for stage in stages:
+        if not getattr(stage, "supports_augmentation", True):
+            raise ValueError(
+                f"model.{stage.name} does not work with augmentation ({stage.augmentation_note}): set data.augment "
+                f"null or model.{stage.name} false"
+            )
