@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from helpers.models import WEB_TINY, lite_checkpoint
 from rsvg.cli import app
 from rsvg.config import load_config
 from rsvg.engine.batching import forward_batch
@@ -18,12 +18,6 @@ from rsvg.engine.trainer import train
 from rsvg.inference import STEP_NAMES, Grounder
 from rsvg.viz import answer_boxes
 from rsvg.web.app import create_app
-from test_web_api import WEB_TINY, tiny_checkpoint
-
-
-def lite_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny lite-config checkpoint (ranking, second look, refinement on), made once per test run."""
-    return tiny_checkpoint(tmp_path_factory, "configs/mgvlf_lite.yaml", "lite_tiny_checkpoint")
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """A model saved before the stages moved to ``rsvg.models.stages`` loads and answers exactly as it did.
 
-``data/legacy_tiny_model.json`` lists a tiny model's parameters under their old names (every stage on), in the
-order they were filled from a seeded generator; ``data/legacy_tiny_io.safetensors`` holds fixed inputs (visual
+``fixtures/legacy_tiny_model.json`` lists a tiny model's parameters under their old names (every stage on), in the
+order they were filled from a seeded generator; ``fixtures/legacy_tiny_io.safetensors`` holds fixed inputs (visual
 and text features, training crops, objects) and what that model returned for them then: the answer and every
 intermediate, in evaluation and in a training forward, and the loss terms. Run with ``OMP_NUM_THREADS=1`` on the
 x86-64 machine that wrote the fixture, every tensor is bit-identical; other thread counts and CPUs change the
@@ -20,7 +20,7 @@ from rsvg.models.build import build_model
 from rsvg.models.config import ModelConfig
 from rsvg.models.loss import LossConfig, model_loss
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent / "fixtures"
 
 
 def legacy_state() -> tuple[dict, dict[str, torch.Tensor]]:

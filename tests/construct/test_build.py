@@ -11,6 +11,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from helpers.scenes import crafted_dataset
 from rsvg.commands.build import build as build_command
 from rsvg.construct import pipeline
 from rsvg.construct.build import SUMMARY_FILE, build_dataset
@@ -18,7 +19,6 @@ from rsvg.construct.matching import ExpressionSpec
 from rsvg.construct.parsing import parse_expression
 from rsvg.data.dior_rsvg import group_by_split, read_grounding_annotations, validate_splits
 from rsvg.data.records import DatasetError, DatasetNotFoundError
-from test_construct_helpers import crafted_dataset
 
 
 @pytest.fixture(scope="module")

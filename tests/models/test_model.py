@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from helpers.models import TINY, inputs
 from rsvg.config import load_config
 from rsvg.models.build import build_model
 from rsvg.models.config import ModelConfig
@@ -11,39 +12,11 @@ from rsvg.models.heads import CellHead
 from rsvg.models.loss import model_loss
 from rsvg.models.mgvlf import visual_padding_mask
 
-TINY = {
-    "backbone": "efficientnet_lite0",
-    "pretrained_backbone": False,
-    "image_size": 64,
-    "max_tokens": 12,
-    "hidden_dim": 32,
-    "heads": 4,
-    "ffn_dim": 64,
-    "dropout": 0.0,
-    "visual_encoder_layers": 1,
-    "fusion_layers": 1,
-    "extra_padding": 1,
-}
-
 
 @pytest.fixture(scope="module")
 def tiny_model():
     torch.manual_seed(0)
     return build_model(ModelConfig(**TINY)).eval()
-
-
-def inputs(batch=2, size=64, nt=12, valid=(5, 9)):
-    torch.manual_seed(1)
-    image = torch.randn(batch, 3, size, size)
-    pad = torch.zeros(batch, size, size, dtype=torch.bool)
-    pad[0, 32:, :] = True  # a letterboxed image: the bottom half is padding (the second row of 2x2 tokens)
-    ids = torch.randint(1000, 5000, (batch, nt))
-    mask = torch.zeros(batch, nt, dtype=torch.long)
-    for b, n in enumerate(valid):
-        mask[b, :n] = 1
-        ids[b, 0], ids[b, n - 1] = 101, 102
-        ids[b, n:] = 0
-    return image, pad, ids, mask
 
 
 def test_paper_config_matches_the_reference_size():

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from conftest import make_official_dataset, write_official_xml
+from helpers.datasets import make_official_dataset, write_official_xml
 from rsvg.data.categories import DIOR_CLASSES
 from rsvg.data.dataset import RSVGDataset, box_to_original
 from rsvg.data.extras import ImageObjects

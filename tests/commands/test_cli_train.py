@@ -6,10 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
+from helpers.models import TINY_MODEL
 from rsvg.cli import app
-from test_train import TINY_MODEL
 
 runner = CliRunner()
 
@@ -105,6 +106,7 @@ def test_bad_command_input_is_named(official_dataset, tmp_path):
     assert res.exit_code != 0
 
 
+@pytest.mark.slow
 def test_two_process_ddp_training(official_dataset, tmp_path):
     # 5 training samples over 2 ranks (uneven) and 3 validation samples (each seen exactly once)
     (official_dataset / "train.txt").write_text("0\n1\n2\n3\n5\n")

@@ -11,10 +11,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from helpers.scenes import crafted_dataset
 from rsvg.commands.stats import stats as stats_command
 from rsvg.construct.build import build_dataset
 from rsvg.construct.stats import dataset_stats
-from test_construct_helpers import crafted_dataset
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import subprocess
 import pytest
 from rich.console import Console
 
+from helpers.models import TINY_MODEL
 from rsvg.demo.baselines import blind_pick_baseline, prior_box_baseline
 from rsvg.demo.pipeline import Demo, DemoOptions
-from test_train import TINY_MODEL
 
 TINY = [x for x in TINY_MODEL if not x.startswith("data.")] + ["model.freeze_backbone=true", "train.batch_size=8"]
 

@@ -4,7 +4,7 @@ import json
 
 from typer.testing import CliRunner
 
-from conftest import make_official_dataset, write_official_xml
+from helpers.datasets import make_official_dataset, write_official_xml
 from rsvg.cli import app
 
 runner = CliRunner()

@@ -4,12 +4,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from helpers.models import TINY, inputs
 from rsvg.models.build import build_model
 from rsvg.models.config import ModelConfig
 from rsvg.models.loss import model_loss
 from rsvg.models.stages.colours import COLOUR_STRIDE, colour_channels, colour_map, unfold_colour_map
 from rsvg.models.stages.rank import CandidateRanking, candidate_colours, ranking_targets
-from test_model import TINY, inputs
 
 RANK = {**TINY, "head": "cells", "object_head": True, "rank": True, "rank_candidates": 3, "rank_layers": 1}
 

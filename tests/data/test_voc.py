@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import write_image
+from helpers.datasets import write_image
 from rsvg.data.records import DatasetError, DatasetNotFoundError
 from rsvg.data.voc import find_detection_layout, read_detection, read_detection_root
 

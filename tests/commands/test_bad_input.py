@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import make_official_dataset
+from helpers.datasets import make_official_dataset
+from helpers.models import TINY_MODEL
 from rsvg.cli import app
-from test_train import TINY_MODEL
 
 runner = CliRunner()
 IMAGE = Path("JPEGImages") / "00003.jpg"  # objects 4 (test) and 5 (train)

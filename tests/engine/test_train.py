@@ -9,51 +9,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import make_official_dataset
-from rsvg.config import load_config
-from rsvg.data.dataset import RSVGDataset
+from helpers.datasets import make_official_dataset
+from helpers.models import model_dataset, tiny_config
 from rsvg.data.image_io import ImageReadError
 from rsvg.data.tokenizer import QueryTooLongError
 from rsvg.engine.checkpoint import CheckpointError
 from rsvg.engine.trainer import train
 from rsvg.inference import Grounder
-
-# the lite config's second look, scaled to a 64-px input (a 32-px window, 4x4 tokens at 2x)
-TINY_ZOOM = ["model.zoom_window=32", "model.zoom_jitter=8", "model.zoom_max_side=24"]
-
-TINY_MODEL = [
-    "model.pretrained_backbone=false",
-    "model.image_size=64",
-    "model.max_tokens=16",
-    "model.hidden_dim=32",
-    "model.heads=4",
-    "model.ffn_dim=64",
-    "model.dropout=0.1",
-    "model.visual_encoder_layers=1",
-    "model.fusion_layers=1",
-    "model.extra_padding=1",
-    "data.workers=0",
-    "train.log_every=50",
-    "train.channels_last=false",
-    *TINY_ZOOM,
-]
-
-
-def tiny_config(root: Path, *extra: str):
-    return load_config(None, [*TINY_MODEL, f"data.root={root}", *extra])
-
-
-def model_dataset(root: Path, split: str, model) -> RSVGDataset:
-    """A split read as the tiny configs' model reads its input (64 px, 16 tokens, its backbone's normalisation)."""
-    return RSVGDataset(
-        root,
-        split,
-        image_size=64,
-        tokenizer=model.text.tokenizer(),
-        max_tokens=16,
-        mean=model.backbone.mean,
-        std=model.backbone.std,
-    )
 
 
 def test_overfits_a_few_samples(official_dataset, tmp_path):

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import OFFICIAL_DESCRIPTIONS_IN_ORDER, make_official_dataset, write_official_xml
+from helpers.datasets import OFFICIAL_DESCRIPTIONS_IN_ORDER, make_official_dataset, write_official_xml
 from rsvg.data.dior_rsvg import (
     GroundingDatasetWriter,
     GroundingObject,

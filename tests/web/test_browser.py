@@ -18,7 +18,6 @@ from rsvg.inference import Grounder
 from rsvg.web.app import create_app
 from rsvg.web.export import export_reviewed
 from rsvg.web.server import BackgroundServer
-from test_web_api import tiny_checkpoint
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -31,6 +30,9 @@ from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+from helpers.datasets import make_official_dataset  # noqa: E402
+from helpers.models import lite_checkpoint, tiny_checkpoint  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +62,6 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chro
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BackgroundServer, Path]]:
-    from conftest import make_official_dataset
 
     root = make_official_dataset(tmp_path_factory.mktemp("browser") / "dior_rsvg")
     grounder = Grounder.from_checkpoint(tiny_checkpoint(tmp_path_factory))
@@ -180,8 +181,6 @@ def test_grounding_page_upload(browser, server):
 
 def test_grounding_page_says_which_step_moved_the_box(browser, tmp_path_factory):
     """With the lite config's later steps, the caption under the answer is the API's provenance sentence."""
-    from conftest import make_official_dataset
-    from test_provenance import lite_checkpoint
 
     root = make_official_dataset(tmp_path_factory.mktemp("browser_lite") / "dior_rsvg")
     grounder = Grounder.from_checkpoint(lite_checkpoint(tmp_path_factory))

@@ -8,12 +8,12 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+from helpers.scenes import COLORS, blank, draw_disc, draw_rect, random_scene
 from rsvg.construct.attributes import ObjectAttributes, SceneAttributes, extract_scene
 from rsvg.construct.expressions import ExpressionGenerator, generate_expression
 from rsvg.construct.matching import ExpressionSpec, PhraseSpec, matches, matching_objects
 from rsvg.construct.parsing import parse_expression
 from rsvg.construct.render import render
-from test_construct_helpers import COLORS, blank, draw_disc, draw_rect, random_scene
 
 
 def _obj(i: int, category: str, box: tuple, **plausible: set[str]) -> ObjectAttributes:

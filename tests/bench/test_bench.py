@@ -12,6 +12,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from helpers.models import TINY_ZOOM
 from rsvg.bench.model_bench import (
     ALL,
     INFERENCE_OPTIMISATIONS,
@@ -31,7 +32,6 @@ from rsvg.bench.model_bench import (
 )
 from rsvg.cli import app
 from rsvg.models.transformer import MultiheadAttention, plain_attention, plain_attention_enabled
-from test_train import TINY_ZOOM
 
 TINY = [
     "model.image_size=64",

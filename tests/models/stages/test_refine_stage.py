@@ -4,12 +4,12 @@ import pytest
 import torch
 from torchvision.ops import box_iou
 
+from helpers.models import TINY, inputs
 from rsvg.models.build import build_model
 from rsvg.models.config import ModelConfig
 from rsvg.models.loss import LossConfig, model_loss
 from rsvg.models.stages.colours import colour_channels
 from rsvg.models.stages.refine import BoxRefiner, jitter_boxes
-from test_model import TINY, inputs
 
 REFINE = {**TINY, "head": "cells", "stride16_detail": True, "refine": True, "refine_bins": 3}
 

@@ -10,14 +10,15 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
+from helpers.models import TINY_MODEL
 from rsvg.config import load_config
 from rsvg.engine.determinism import deterministic_mode, mkl_cnr_mode
 from rsvg.engine.trainer import train
 from rsvg.models.text_encoder import TextEncoder
-from test_train import TINY_MODEL
 
 LITE = "configs/mgvlf_lite.yaml"
 # the lite config at the tiny test size: frozen backbone and text encoder (both cached), second look, object head,
@@ -33,6 +34,7 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
     return load_file(str(run / "last" / "model.safetensors"))
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_exactly(official_dataset, tmp_path):
     straight = tmp_path / "straight"
     train(load_config(LITE, [*KILL_RUN, f"data.root={official_dataset}"]), straight)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from helpers.scenes import COLORS, blank, draw_disc, draw_rect
 from rsvg.construct.attributes import extract_scene
 from rsvg.construct.color import classify_pixels, object_color, palette_labels
 from rsvg.construct.geometry import object_geometry
@@ -17,7 +18,6 @@ from rsvg.construct.location import (
     size_word,
 )
 from rsvg.construct.mask import object_mask
-from test_construct_helpers import COLORS, blank, draw_disc, draw_rect
 
 
 def test_red_car_among_gray_cars_is_red() -> None:

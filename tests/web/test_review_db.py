@@ -10,7 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from conftest import OFFICIAL_DESCRIPTIONS_IN_ORDER, make_official_dataset
+from helpers.datasets import OFFICIAL_DESCRIPTIONS_IN_ORDER, make_official_dataset
 from rsvg.commands.serve import review_export
 from rsvg.data.check import check_dataset
 from rsvg.data.dior_rsvg import read_grounding_annotations, read_split_file

@@ -15,37 +15,18 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-import torch
 import typer
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from conftest import make_official_dataset
+from helpers.datasets import make_official_dataset
+from helpers.models import tiny_checkpoint
 from rsvg.commands.serve import serve
-from rsvg.config import load_config
-from rsvg.engine.trainer import train
 from rsvg.inference import Grounder, GroundingResult
 from rsvg.web.app import create_app
 from rsvg.web.dataset_view import default_db_path
 from rsvg.web.guards import Limits
 from rsvg.web.server import BackgroundServer
-from test_train import TINY_MODEL
-
-WEB_TINY = [*TINY_MODEL, "train.epochs=1", "train.batch_size=3"]
-
-
-def tiny_checkpoint(
-    tmp_path_factory: pytest.TempPathFactory, config: str | None = None, name: str = "web_tiny_checkpoint"
-) -> Path:
-    """A tiny trained checkpoint (a few seconds) of ``config`` (None: the built-in defaults, the paper's model),
-    made once per test run under ``name`` and shared by the tests that ask for it."""
-    base = tmp_path_factory.getbasetemp() / name
-    best = base / "run" / "best"
-    if not (best / "config.json").is_file():
-        root = make_official_dataset(base / "data")
-        torch.manual_seed(0)
-        train(load_config(config, [*WEB_TINY, f"data.root={root}"]), base / "run")
-    return best
 
 
 def jpeg_bytes(width: int = 120, height: int = 90) -> bytes:

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from helpers.models import tiny_config
+from helpers.scenes import crafted_dataset
 from rsvg.construct.build import build_dataset
 from rsvg.data.partials import remove_stale_partials
 from rsvg.engine.trainer import train
 from rsvg.synth import write_synthetic_dataset
-from test_construct_helpers import crafted_dataset
-from test_train import tiny_config
 
 
 def _stale_folder(path: Path) -> Path:

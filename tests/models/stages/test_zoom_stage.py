@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import write_image
+from helpers.datasets import write_image
+from helpers.models import TINY
 from rsvg.data.dataset import RSVGDataset
 from rsvg.data.extras import ZoomCanvas
 from rsvg.data.records import DatasetError
@@ -25,7 +26,6 @@ from rsvg.models.stages.zoom import (
     window_origins,
     window_token_padding,
 )
-from test_model import TINY
 
 ZOOM = {
     **TINY,
