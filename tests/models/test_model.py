@@ -256,3 +256,59 @@ def test_object_head_trains_every_part_with_its_loss():
         n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or p.grad.abs().sum() == 0)
     ]
     assert missing == [], missing
+
+
+REG_FIXES = {"reg_from_query": True, "reg_centre_from_attention": True}
+
+
+def test_the_reg_centre_is_where_the_reg_token_looks():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(**TINY, **REG_FIXES)).eval()
+    image, pad, ids, mask = inputs()
+    with torch.inference_mode():
+        out = model(image, pad, ids, mask, need_attention=True)
+    attention = out.attention.flatten(1)
+    attention = attention / attention.sum(1, keepdim=True)
+    centres = torch.tensor([0.25, 0.75])  # the 2x2 grid's cell centres
+    cx = (attention.reshape(-1, 2, 2) * centres[None, None, :]).sum((1, 2))
+    cy = (attention.reshape(-1, 2, 2) * centres[None, :, None]).sum((1, 2))
+    box_cx, box_cy = (out.boxes[:, 0] + out.boxes[:, 2]) / 2, (out.boxes[:, 1] + out.boxes[:, 3]) / 2
+    assert ((box_cx - cx).abs() <= 0.5 + 1e-6).all() and ((box_cy - cy).abs() <= 0.5 + 1e-6).all()  # <= one cell
+    assert (out.boxes[:, 2:] > out.boxes[:, :2]).all()
+    # padding cells get no attention: sample 0's bottom row is padding
+    assert out.attention[0, 1].sum() == 0
+
+
+def test_the_reg_token_starts_from_the_query_only_with_the_option():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(**TINY, reg_from_query=True)).eval()
+    assert model.reg_query_proj is not None
+    assert build_model(ModelConfig(**TINY)).reg_query_proj is None  # the paper: one learned token for every query
+    image, pad, ids, mask = inputs()
+    with torch.inference_mode():
+        before = model(image, pad, ids, mask).boxes
+        model.reg_query_proj.weight.zero_()
+        model.reg_query_proj.bias.zero_()
+        after = model(image, pad, ids, mask).boxes
+    assert not torch.allclose(before, after)
+
+
+def test_reg_attention_loss_trains_the_reg_fixes_end_to_end():
+    from rsvg.models.loss import LossConfig, attention_loss, loss_terms
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(**TINY, **REG_FIXES)).train()
+    image, pad, ids, mask = inputs()
+    box = torch.tensor([[0.1, 0.1, 0.4, 0.3], [0.5, 0.5, 0.9, 0.8]]) * 64
+    cfg = LossConfig(reg_attention_weight=0.5)
+    with pytest.raises(ValueError, match="need_attention"):
+        model_loss(model, model(image, pad, ids, mask), {"box": box}, cfg)
+    out = model(image, pad, ids, mask, need_attention=True)
+    losses = model_loss(model, out, {"box": box}, cfg)
+    assert set(losses) == set(loss_terms(model, cfg)) == {"loss", "l1", "giou", "attention"}
+    torch.testing.assert_close(losses["attention"], attention_loss(out.attention, box / 64))
+    losses["loss"].backward()
+    missing = [
+        n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or p.grad.abs().sum() == 0)
+    ]
+    assert missing == [], missing

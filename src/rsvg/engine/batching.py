@@ -7,25 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-TENSOR_KEYS = (
-    "image",
-    "image_features",
-    "padding_mask",
-    "box",
-    "orig_box",
-    "orig_size",
-    "letterbox",
-    "input_ids",
-    "attention_mask",
-    "category_index",
-    "zoom_image",
-    "zoom_features",
-    "zoom_origin",
-    "zoom_valid",
-)
-
-
-# per-sample tensors of varying length: kept as a list of tensors (moved to the device one by one)
+# per-sample tensors of varying length (an image's objects, rsvg.data.extras): kept as a list of tensors
 LIST_KEYS = ("objects",)
 
 
@@ -44,14 +26,14 @@ def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def to_device(batch: dict[str, Any], device: torch.device, channels_last: bool = False) -> dict[str, Any]:
-    """Move the tensors of a batch (non-blocking from pinned memory); images optionally channels-last."""
+    """Move every tensor of a batch, and every list of tensors, to ``device`` (non-blocking from pinned memory);
+    images optionally channels-last."""
     out = dict(batch)
-    for key in TENSOR_KEYS:
-        if key in out:
-            out[key] = out[key].to(device, non_blocking=True)
-    for key in LIST_KEYS:
-        if key in out:
-            out[key] = [t.to(device, non_blocking=True) for t in out[key]]
+    for key, value in batch.items():
+        if isinstance(value, Tensor):
+            out[key] = value.to(device, non_blocking=True)
+        elif isinstance(value, list) and value and all(isinstance(v, Tensor) for v in value):
+            out[key] = [v.to(device, non_blocking=True) for v in value]
     if channels_last and "image" in out:
         out["image"] = out["image"].contiguous(memory_format=torch.channels_last)
     return out

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from rsvg.engine.amp import autocast_context
 from rsvg.engine.batching import forward_batch
-from rsvg.models.loss import LossConfig, model_loss
+from rsvg.models.loss import LossConfig, model_loss, needs_attention
 from rsvg.models.mgvlf import MGVLF
 
 
@@ -42,7 +42,7 @@ def train_step(
     t0 = time.perf_counter()
     device = next(model.parameters()).device
     with autocast_context(device, amp):
-        out = forward_batch(net, batch)
+        out = forward_batch(net, batch, need_attention=needs_attention(model, loss_cfg))
     losses = model_loss(model, out, batch, loss_cfg)
     scaler.scale(losses["loss"]).backward()
     if grad_clip > 0:

@@ -297,7 +297,7 @@ class Trainer:
         self.net.train()
         loader = self._train_loader()
         # every term the model's loss can return, logged each step (a term a batch lacks adds 0)
-        sums = {name: 0.0 for name in loss_terms(self.model)}
+        sums = {name: 0.0 for name in loss_terms(self.model, cfg.loss)}
         count, t0, seen = 0, time.perf_counter(), 0
         if self.step_in_epoch > 0:  # resumed mid-epoch: continue the interrupted epoch's sums
             sums.update({k: v for k, v in self.running["sums"].items() if k in sums})

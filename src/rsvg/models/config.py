@@ -69,6 +69,14 @@ class ModelConfig:
     # of the fusion scores itself as the referred object's cell and regresses a box around its cell; the box of
     # the best-scoring cell is the answer (one-stage detection style: converges in far fewer steps).
     head: str = "reg"
+    # The [REG] token starts as the learned token plus a projection of the query's sentence feature, so that its
+    # attention in the first fusion layer can already look for what the query names (the paper's [REG] token is
+    # the same for every query and learns what to look for only through the fusion's mixing).
+    reg_from_query: bool = False
+    # The [REG] box's centre is where the [REG] token looks: the average of the visual cells' centres weighted by its
+    # attention in the last fusion layer, moved by at most one cell by the MLP, which also gives the size. The
+    # centre loss then reaches the attention directly instead of only through the values it mixes.
+    reg_centre_from_attention: bool = False
     # Per visual token of the fusion output, logits over the 20 DIOR categories of the objects centred in its
     # cell, trained (loss.object_weight) on every object of the image the training split annotates, not only
     # the referred one: dense supervision of what the cells head must recognise, from the same annotation files.

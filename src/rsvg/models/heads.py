@@ -22,6 +22,28 @@ class BoxHead(nn.Module):
         return torch.stack((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), -1)
 
 
+class AttentionBoxHead(BoxHead):
+    """``model.reg_centre_from_attention`` (not in the paper): the [REG] box's centre is the attention-weighted mean
+    of the visual cells' centres, plus an MLP offset of at most one cell; its size comes from the MLP, as in
+    :class:`BoxHead`."""
+
+    def forward(self, x: Tensor, attention: Tensor, height: int, width: int) -> Tensor:  # type: ignore[override]
+        """``x`` (B, D) the [REG] output, ``attention`` (B, h*w) its attention over the visual tokens."""
+        a = attention.float()
+        a = a / a.sum(-1, keepdim=True).clamp(min=1e-12)
+        gy, gx = torch.meshgrid(
+            (torch.arange(height, device=x.device, dtype=torch.float32) + 0.5) / height,
+            (torch.arange(width, device=x.device, dtype=torch.float32) + 0.5) / width,
+            indexing="ij",
+        )
+        centre_x, centre_y = (a * gx.flatten()).sum(-1), (a * gy.flatten()).sum(-1)
+        ox, oy, tw, th = self.fc2(F.relu(self.fc1(x))).float().unbind(-1)
+        cx = centre_x + torch.tanh(ox) / width
+        cy = centre_y + torch.tanh(oy) / height
+        w, h = tw.sigmoid(), th.sigmoid()
+        return torch.stack((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), -1)
+
+
 class CellHead(nn.Module):
     """``head: cells`` (not in the paper): per visual token a score and a box anchored on the token's cell.
 

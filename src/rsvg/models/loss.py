@@ -35,6 +35,9 @@ class LossConfig:
     zoom_weight: float = 1.0  # model.zoom only: weight of the second look's cells loss (its own L1, GIoU, cell)
     rank_weight: float = 1.0  # model.rank only: weight of the candidate ranking's cross-entropy
     refine_weight: float = 1.0  # model.refine only: weight of the refined objects' L1 + GIoU (l1/giou_weight)
+    # head: reg only: weight of a cross-entropy pulling the [REG] token's attention over the visual tokens (last
+    # fusion layer) onto the cells the target covers (:func:`attention_loss`)
+    reg_attention_weight: float = 0.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -46,6 +49,7 @@ class LossConfig:
             "zoom_weight",
             "rank_weight",
             "refine_weight",
+            "reg_attention_weight",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"loss.{name} must be >= 0, got {getattr(self, name)}")
@@ -62,6 +66,31 @@ def grounding_loss(pred: Tensor, target: Tensor, cfg: LossConfig | None = None) 
     l1 = F.smooth_l1_loss(pred, target, beta=cfg.smooth_l1_beta, reduction="none").sum(-1).mean()
     giou = generalized_box_iou_loss(pred, target, reduction="mean")
     return {"loss": cfg.l1_weight * l1 + cfg.giou_weight * giou, "l1": l1.detach(), "giou": giou.detach()}
+
+
+def cell_targets(boxes: Tensor, height: int, width: int) -> Tensor:
+    """``(B, height, width)``: the share of each box in each cell of a grid tiling the normalised input.
+
+    A cell's weight is the area it shares with the box divided by the smaller of the cell's and the box's areas
+    (so a cell inside the box, or a box inside the cell, gives 1), then normalised to sum to 1 per box. Every
+    box, however small, gets its mass on the cells it touches.
+    """
+    x1, y1, x2, y2 = (c.float()[:, None, None] for c in boxes.unbind(-1))
+    gy = torch.arange(height, device=boxes.device, dtype=torch.float32)[None, :, None]
+    gx = torch.arange(width, device=boxes.device, dtype=torch.float32)[None, None, :]
+    ix = ((gx + 1) / width).minimum(x2) - (gx / width).maximum(x1)
+    iy = ((gy + 1) / height).minimum(y2) - (gy / height).maximum(y1)
+    inter = ix.clamp(min=0) * iy.clamp(min=0)
+    box_area = ((x2 - x1) * (y2 - y1)).clamp(min=1e-12)
+    weight = inter / box_area.clamp(max=1.0 / (height * width))
+    return weight / weight.flatten(1).sum(1).clamp(min=1e-12)[:, None, None]
+
+
+def attention_loss(attention: Tensor, boxes: Tensor) -> Tensor:
+    """Cross-entropy ``-Σ t·log a`` between the target's cell shares ``t`` (:func:`cell_targets`) and the
+    attention ``a`` ``(B, h, w)`` over the visual tokens, averaged over the batch."""
+    target = cell_targets(boxes, attention.shape[1], attention.shape[2])
+    return -(target * attention.float().clamp(min=1e-8).log()).flatten(1).sum(1).mean()
 
 
 def centre_cells(boxes: Tensor, height: int, width: int) -> Tensor:
@@ -87,9 +116,16 @@ def cell_losses(
     return losses
 
 
-def loss_terms(model: MGVLF) -> tuple[str, ...]:
+def needs_attention(model: MGVLF, cfg: LossConfig) -> bool:
+    """Whether the loss reads the model's attention map (the forward must then return it)."""
+    return model.cfg.head == "reg" and cfg.reg_attention_weight > 0
+
+
+def loss_terms(model: MGVLF, cfg: LossConfig | None = None) -> tuple[str, ...]:
     """The names :func:`model_loss` returns for ``model`` (a stage's terms may be absent from a batch)."""
     head = ("loss", "l1", "giou", "cell") if model.cfg.head == "cells" else ("loss", "l1", "giou")
+    if needs_attention(model, cfg or LossConfig()):
+        head += ("attention",)
     return head + tuple(t for stage in model.stage_list() for t in stage.loss_terms)
 
 
@@ -110,6 +146,14 @@ def model_loss(
         losses = cell_losses(out.cell_scores, out.cell_boxes, target, side, side, cfg)
     else:
         losses = grounding_loss(out.boxes, target, cfg)
+    if needs_attention(model, cfg):
+        if out.attention is None:
+            raise ValueError(
+                "loss.reg_attention_weight needs the [REG] attention map: run the model with need_attention"
+            )
+        attention = attention_loss(out.attention, target)
+        losses["loss"] = losses["loss"] + cfg.reg_attention_weight * attention
+        losses["attention"] = attention.detach()
     for stage in model.stage_list():
         weighted, terms = stage.loss(out, target, batch, cfg)
         if weighted is not None:

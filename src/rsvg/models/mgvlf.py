@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from rsvg.models.config import ModelConfig
 from rsvg.models.detr_init import DetrInitReport
-from rsvg.models.heads import BoxHead, CellHead
+from rsvg.models.heads import AttentionBoxHead, BoxHead, CellHead
 from rsvg.models.stages import FEATURE_PARTS, Stage, StageContext, build_stages, upgrade_legacy_names
 from rsvg.models.stages.base import BACKBONE_STRIDE
 from rsvg.models.text_encoder import TextEncoder
@@ -162,11 +162,15 @@ class MGVLF(nn.Module):
         self.fusion_visual_proj = nn.Linear(d, d)
         self.fusion_text_proj = nn.Linear(b, d)
         self.reg_token = nn.Parameter(torch.zeros(1, 1, d))
+        self.reg_query_proj = nn.Linear(b, d) if cfg.reg_from_query else None
         self.fusion_pos = nn.Embedding(self.num_visual + cfg.max_tokens + 1, d)
         self.fusion = Encoder(cfg.fusion_layers, d, cfg.heads, cfg.ffn_dim, cfg.dropout)
 
         # --- Localisation ---
-        self.head: nn.Module = BoxHead(d) if cfg.head == "reg" else CellHead(d, b)
+        if cfg.head == "cells":
+            self.head: nn.Module = CellHead(d, b)
+        else:
+            self.head = AttentionBoxHead(d) if cfg.reg_centre_from_attention else BoxHead(d)
 
         # --- The stages after the paper's model (rsvg.models.stages), in the order they run ---
         self.stages = build_stages(cfg, d, b, self.level_channels)
@@ -285,19 +289,15 @@ class MGVLF(nn.Module):
 
         # 3. Fusion of visual tokens, word tokens and the [REG] token
         nt = words.shape[1]
-        tokens = torch.cat(
-            [
-                F.relu(self.fusion_visual_proj(x)),
-                F.relu(self.fusion_text_proj(words)),
-                self.reg_token.expand(bsz, -1, -1),
-            ],
-            1,
-        )
+        reg = self.reg_token.expand(bsz, -1, -1)
+        if self.reg_query_proj is not None:  # model.reg_from_query
+            reg = reg + self.reg_query_proj(sentence).unsqueeze(1)
+        tokens = torch.cat([F.relu(self.fusion_visual_proj(x)), F.relu(self.fusion_text_proj(words)), reg], 1)
         pos = torch.cat([self.fusion_pos.weight[: h * w + nt], self.fusion_pos.weight[-1:]], 0).unsqueeze(0)
         if self.cfg.positions_in_tokens:
             tokens = tokens + pos
         mask = torch.cat([vis_mask, text_pad, torch.zeros(bsz, 1, dtype=torch.bool, device=x.device)], 1)
-        reg_attention = need_attention and self.cfg.head == "reg"
+        reg_attention = self.cfg.head == "reg" and (need_attention or self.cfg.reg_centre_from_attention)
         out, weights = self.fusion(tokens, pos, mask, need_weights=reg_attention)
 
         # 4. Localisation from the [REG] token (the paper), or from the best of the visual tokens (head: cells)
@@ -305,6 +305,11 @@ class MGVLF(nn.Module):
             scores, cell_boxes = self.head(out[:, : h * w], vis_mask, h, w, sentence)
             result = GroundingOutput(scores.new_empty(0), mlcm_attention=mlcm_attention, cell_boxes=cell_boxes)
             result.choose_cell(scores, (h, w), need_attention)
+        elif isinstance(self.head, AttentionBoxHead):
+            assert weights is not None
+            boxes = self.head(out[:, -1], weights[:, -1, : h * w], h, w)
+            attention = weights[:, -1, : h * w].reshape(bsz, h, w) if need_attention else None
+            result = GroundingOutput(boxes, attention=attention, mlcm_attention=mlcm_attention)
         else:
             attention = weights[:, -1, : h * w].reshape(bsz, h, w) if weights is not None else None
             result = GroundingOutput(self.head(out[:, -1]), attention=attention, mlcm_attention=mlcm_attention)
