@@ -108,6 +108,11 @@ def test_baselines_are_computed_on_the_test_split(demo_run):
         assert all(0 <= v <= 100 for v in values.values())
     # picking one of the image's own objects beats a fixed box, and is below 100 % (images hold several objects)
     assert 0 < blind["Pr@0.5"] < 100
+    # on another split: the same computation over that split's expressions (the validation bar of training curves)
+    val = blind_pick_baseline(out / "rsvg", "val")
+    assert 0 < val["Pr@0.5"] < 100 and val != blind
+    with pytest.raises(ValueError, match="split must be one of"):
+        blind_pick_baseline(out / "rsvg", "no_such_split")
 
 
 def test_report_opens_in_headless_chromium(demo_run, tmp_path):

@@ -19,10 +19,10 @@ from rsvg.data.dior_rsvg import load_split, read_grounding_annotations
 from rsvg.metrics import THRESHOLDS, grounding_metrics
 
 
-def prior_box_baseline(root: Path) -> dict[str, float]:
-    """The seven metrics of predicting the mean normalised training box on the test split."""
+def prior_box_baseline(root: Path, split: str = "test") -> dict[str, float]:
+    """The seven metrics of predicting the mean normalised training box on ``split``."""
     train = load_split(root, "train")
-    test = load_split(root, "test")
+    test = load_split(root, split)
     norm = np.array([[s.box[0] / s.width, s.box[1] / s.height, s.box[2] / s.width, s.box[3] / s.height] for s in train])
     mean = norm.mean(0)
     size = np.array([[s.width, s.height, s.width, s.height] for s in test], dtype=np.float64)
@@ -31,13 +31,14 @@ def prior_box_baseline(root: Path) -> dict[str, float]:
     return grounding_metrics(pred, gt).overall.values
 
 
-def blind_pick_baseline(root: Path) -> dict[str, float]:
-    """Expected Pr@k and meanIoU of picking one of the image's referred objects at random (query ignored)."""
+def blind_pick_baseline(root: Path, split: str = "test") -> dict[str, float]:
+    """Expected Pr@k and meanIoU on ``split`` of picking one of the image's referred objects at random (query
+    ignored)."""
     samples = read_grounding_annotations(root).samples
     by_image: dict[str, list[tuple[float, ...]]] = defaultdict(list)
     for s in samples:
         by_image[s.image_id].append(s.box)
-    test = load_split(root, "test")
+    test = load_split(root, split)
     hits = {t: 0.0 for t in THRESHOLDS}
     mean_iou = total_inter = total_union = 0.0
     for s in test:
