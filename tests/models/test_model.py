@@ -312,3 +312,18 @@ def test_reg_attention_loss_trains_the_reg_fixes_end_to_end():
         n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or p.grad.abs().sum() == 0)
     ]
     assert missing == [], missing
+
+
+def test_the_lite_reg_configs_are_the_papers_model_with_the_reg_fixes():
+    paper = load_config("configs/mgvlf_lite_reg.yaml")
+    baseline = load_config("configs/mgvlf_lite_reg_baseline.yaml")
+    m = paper.model
+    assert m.head == "reg" and m.mlcm and not (m.object_head or m.rank or m.zoom or m.refine)
+    assert m.reg_from_query and m.reg_centre_from_attention and paper.loss.reg_attention_weight > 0
+    assert not baseline.model.mlcm
+    assert baseline.model.to_dict() | {"mlcm": True} == m.to_dict() and baseline.loss == paper.loss
+    model = build_model(m, load_pretrained=False)
+    assert len(model.stages) == 0 and model.feature_channels == model.core_channels  # no stage maps to cache
+    # the paper configs keep the paper's [REG] token
+    dior = load_config("configs/mgvlf_dior.yaml")
+    assert not (dior.model.reg_from_query or dior.model.reg_centre_from_attention or dior.loss.reg_attention_weight)
