@@ -80,7 +80,7 @@ def stage_fields(
             for k, flag in enumerate(changed.tolist()):
                 fields[k][stage.step_key] = bool(flag)
         before = stage.boxes_before(record)
-        field_name = getattr(stage, "before_field", None)
+        field_name = stage.before_field
         if field_name and before is not None:
             boxes = box_to_original(before.float() * image_size, batch["letterbox"]).cpu().numpy()
             for k, value in enumerate(paired_iou(boxes, gt)):

@@ -86,6 +86,11 @@ class Stage(nn.Module):
     #: what it shows in answers and predictions: the key of "did it change the answer" and the step's title
     step_key: ClassVar[str | None] = None
     step_title: ClassVar[str] = ""
+    #: a prediction-row field for the IoU the answer had before this stage (None: none)
+    before_field: ClassVar[str | None] = None
+    #: False when its training inputs are computed once and would not follow a geometric augmentation (and why)
+    supports_augmentation: ClassVar[bool] = True
+    augmentation_note: ClassVar[str] = ""
 
     def reset_parameters(self) -> None:
         """Initialisation after the model-wide Xavier init (which covers every matrix)."""
@@ -123,10 +128,6 @@ class Stage(nn.Module):
         """``(B, 4)`` the answers' boxes before this stage, normalised (None when not kept)."""
         return None
 
-    def prediction_fields(self, record: Any, rows: int) -> list[dict[str, Any]]:
-        """Per-sample fields a prediction row gets from this stage (beyond :meth:`changed`)."""
-        return [{} for _ in range(rows)]
-
     def example_extras(self, sample: dict[str, Any], index: int, generator: torch.Generator) -> None:
         """Add this stage's training inputs to a synthetic benchmark sample (random values of the right shape)."""
 
@@ -136,7 +137,7 @@ def check_augmentation(stages: Sequence[Stage], augment: object | None) -> None:
     if augment is None:
         return
     for stage in stages:
-        if not getattr(stage, "supports_augmentation", True):
+        if not stage.supports_augmentation:
             raise ValueError(
                 f"model.{stage.name} does not work with augmentation ({stage.augmentation_note}): set data.augment "
                 f"null or model.{stage.name} false"

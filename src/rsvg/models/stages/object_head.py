@@ -68,7 +68,6 @@ def normalised_objects(batch: Mapping[str, Any], image_size: int) -> list[Tensor
 
 class ObjectHead(Stage):
     name = "object_head"
-    batch_keys = ()
     loss_terms = ("object", "category")
 
     def __init__(self, cfg: Any, dim: int, text_dim: int) -> None:
@@ -104,6 +103,3 @@ class ObjectHead(Stage):
         obj = object_loss(record.object_logits, normalised_objects(batch, self.image_size))
         cat = F.cross_entropy(record.query_category_logits.float(), batch["category_index"])
         return cfg.object_weight * (obj + cat), {"object": obj.detach(), "category": cat.detach()}
-
-    def example_extras(self, sample: dict[str, Any], index: int, generator: torch.Generator) -> None:
-        pass  # benchmark samples carry objects and categories for every model
