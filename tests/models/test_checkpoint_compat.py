@@ -1,5 +1,8 @@
 """A model saved before the stages moved to ``rsvg.models.stages`` loads and answers exactly as it did.
 
+The fixture was written on 2026-12-03 by the model code as it was before the move (parameters filled as
+:func:`legacy_state` fills them, then the model run on the stored inputs).
+
 ``fixtures/legacy_tiny_model.json`` lists a tiny model's parameters under their old names (every stage on), in the
 order they were filled from a seeded generator; ``fixtures/legacy_tiny_io.safetensors`` holds fixed inputs (visual
 and text features, training crops, objects) and what that model returned for them then: the answer and every
