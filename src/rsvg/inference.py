@@ -83,11 +83,9 @@ class Grounder:
         self.image_size = model.cfg.image_size
         self.max_tokens = model.cfg.max_tokens
         # what the model's stages need in each sample at inference (rsvg.data.extras)
-        self.extras = [e for stage in model.stage_list() for e in stage.sample_extras(training=False)]
         self.builder = SampleBuilder(self.image_size, self.tokenizer, self.max_tokens, mean, std)
-        for extra in self.extras:
-            extra.bind([])
-            self.builder.extras.append(extra)
+        for extra in model.sample_extras(training=False):
+            self.builder.add_extra(extra)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", *, fold_batchnorm: bool = True) -> Grounder:
@@ -126,7 +124,7 @@ class Grounder:
             max_tokens=self.max_tokens,
             mean=self.mean,
             std=self.std,
-            extras=[e for stage in self.model.stage_list() for e in stage.sample_extras(training=False)],
+            extras=self.model.sample_extras(training=False),
         )
         verify_images(dataset.samples)
         return dataset

@@ -114,15 +114,12 @@ class RSVGDataset(Dataset):
         return self.builder.max_tokens
 
     def add_extra(self, extra: SampleExtra) -> None:
-        """Have every sample carry what ``extra`` adds (one provider per key: a repeated key is ignored)."""
-        if any(e.key == extra.key for e in self.builder.extras):
-            return
+        """Have every sample carry what ``extra`` adds (:meth:`SampleBuilder.add_extra`)."""
         if self.augment is not None and not extra.supports_augmentation:
             raise ValueError(
                 f"{extra.key} does not follow augmentation (a model part that needs it is on): set data.augment null"
             )
-        extra.bind(self.samples)
-        self.builder.extras.append(extra)
+        self.builder.add_extra(extra, self.samples)
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the augmentation stream (call once per epoch, like ``DistributedSampler.set_epoch``)."""

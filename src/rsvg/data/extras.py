@@ -11,8 +11,8 @@ interface, :class:`SampleExtra`, whatever the stage:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import torch
 
@@ -63,6 +63,16 @@ class ImageObjects:
         boxes = torch.as_tensor(params.box_to_network(objects[:, 1:]), dtype=torch.float32)
         out["objects"] = torch.cat([objects[:, :1].float(), boxes.reshape(-1, 4)], 1)
         out["category_index"] = torch.tensor(CLASS_INDEX[sample.category], dtype=torch.int64)
+
+
+def normalised_objects(batch: Mapping[str, Any], image_size: int) -> list[torch.Tensor]:
+    """The image objects of each sample of a batch (:class:`ImageObjects`), ``(K, 5)`` rows ``(class, x1,
+    y1, x2, y2)`` with boxes normalised to the network input."""
+    if "objects" not in batch:
+        raise ValueError("this model trains on the image's annotated objects: the batch has no 'objects'")
+    objects = batch["objects"]
+    scale = torch.tensor([1.0, *(4 * [1.0 / image_size])])
+    return [o.float() * scale.to(o.device) for o in objects]
 
 
 class ZoomCanvas:

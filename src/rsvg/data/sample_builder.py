@@ -49,6 +49,14 @@ class SampleBuilder:
         self.std = tuple(std)
         self.extras: list[SampleExtra] = []
 
+    def add_extra(self, extra: SampleExtra, samples: Sequence[GroundingSample] = ()) -> None:
+        """Have every sample carry what ``extra`` adds, bound to ``samples`` (the set's annotations); a second
+        extra with the same key is ignored."""
+        if any(e.key == extra.key for e in self.extras):
+            return
+        extra.bind(samples)
+        self.extras.append(extra)
+
     def from_image(
         self,
         image: torch.Tensor,

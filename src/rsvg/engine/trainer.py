@@ -120,8 +120,7 @@ class Trainer:
             "mean": self.model.backbone.mean,
             "std": self.model.backbone.std,
         }
-        stages = self.model.stage_list()
-        check_augmentation(stages, cfg.data.augment)
+        check_augmentation(self.model.stage_list(), cfg.data.augment)
         augment = build_train_transforms(cfg.data.augment) if cfg.data.augment is not None else None
         # what each sample must carry for the model's stages (rsvg.data.extras)
         self.train_set = RSVGDataset(
@@ -129,11 +128,12 @@ class Trainer:
             cfg.data.train_split,
             augment=augment,
             seed=cfg.train.seed,
-            extras=[e for stage in stages for e in stage.sample_extras(training=True)],
+            extras=self.model.sample_extras(training=True),
             **common,
         )
-        val_extras = [e for stage in stages for e in stage.sample_extras(training=False)]
-        self.val_set = RSVGDataset(cfg.data.root, cfg.data.val_split, extras=val_extras, **common)
+        self.val_set = RSVGDataset(
+            cfg.data.root, cfg.data.val_split, extras=self.model.sample_extras(training=False), **common
+        )
         if len(self.train_set) == 0:
             raise DatasetError(f"{cfg.data.root}: the {cfg.data.train_split} split is empty")
         verify_images([*self.train_set.samples, *self.val_set.samples])  # before hours of work, not in the middle

@@ -357,6 +357,11 @@ class MGVLF(nn.Module):
         """The enabled stages, in the order they run."""
         return list(self.stages.values())  # type: ignore[arg-type]
 
+    def sample_extras(self, training: bool) -> list[Any]:
+        """New sample extras (:mod:`rsvg.data.extras`) for a training or an evaluation set: what each sample must
+        carry for the enabled stages. Fresh ones every call (an extra is bound to one set's samples)."""
+        return [e for stage in self.stage_list() for e in stage.sample_extras(training)]
+
     def encode_image(self, image: Tensor) -> Tensor:
         """The visual input ``(B, feature_channels, h, w)`` of the normalised ``image``: :meth:`feature_map` of the
         backbone's maps."""

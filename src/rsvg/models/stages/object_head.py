@@ -21,7 +21,7 @@ from torchvision.ops import sigmoid_focal_loss
 
 from rsvg.boxes import stack_objects
 from rsvg.data.categories import DIOR_CLASSES
-from rsvg.data.extras import ImageObjects
+from rsvg.data.extras import ImageObjects, normalised_objects
 from rsvg.models.loss import centre_cells
 from rsvg.models.stages.base import Stage, StageContext
 
@@ -54,16 +54,6 @@ def object_loss(logits: Tensor, objects: list[Tensor]) -> Tensor:
     target = object_targets(objects, side, side, logits.shape[2])
     positives = max(float(target.sum()), 1.0)
     return sigmoid_focal_loss(logits.float(), target, reduction="sum") / positives
-
-
-def normalised_objects(batch: Mapping[str, Any], image_size: int) -> list[Tensor]:
-    """The image objects of each sample (:class:`~rsvg.data.extras.ImageObjects`), ``(K, 5)`` rows ``(class, x1,
-    y1, x2, y2)`` with boxes normalised to the network input."""
-    if "objects" not in batch:
-        raise ValueError("this model trains on the image's annotated objects: the batch has no 'objects'")
-    objects = batch["objects"]
-    scale = torch.tensor([1.0, *(4 * [1.0 / image_size])])
-    return [o.float() * scale.to(o.device) for o in objects]
 
 
 class ObjectHead(Stage):

@@ -25,10 +25,9 @@ from torch import Tensor, nn
 from torchvision.ops import roi_align
 
 from rsvg.boxes import stack_objects
-from rsvg.data.extras import ImageObjects
+from rsvg.data.extras import ImageObjects, normalised_objects
 from rsvg.models.loss import grounding_loss
 from rsvg.models.stages.base import Stage, StageContext
-from rsvg.models.stages.object_head import normalised_objects
 
 if TYPE_CHECKING:
     from rsvg.models.config import ModelConfig

@@ -141,7 +141,6 @@ class ZoomRecord:
     origins: Tensor  # (Z, 2) their windows' input-pixel corners
     scores: Tensor  # (Z, g²) the second look's cell scores
     boxes: Tensor  # (Z, g², 4) its window-normalised boxes
-    batch_size: int
     first_boxes: Tensor | None = None  # (B, 4) at inference: the answers before the second look
 
 
@@ -246,7 +245,7 @@ class SecondLook(Stage):
         if len(rows) == 0:
             empty = out.boxes.new_zeros((0, cfg.zoom_grid**2))
             out.stages[self.name] = ZoomRecord(
-                rows, origins, empty, empty.new_zeros((0, cfg.zoom_grid**2, 4)), len(out.boxes), first_boxes
+                rows, origins, empty, empty.new_zeros((0, cfg.zoom_grid**2, 4)), first_boxes
             )
             return
         if crops:
@@ -273,7 +272,7 @@ class SecondLook(Stage):
             ctx.sentence[rows],
             ctx.text_padding[rows],
         )
-        out.stages[self.name] = ZoomRecord(rows, origins, scores, boxes, len(out.boxes), first_boxes)
+        out.stages[self.name] = ZoomRecord(rows, origins, scores, boxes, first_boxes)
         if not crops:  # the second look's box replaces the first
             best = boxes[torch.arange(len(rows), device=rows.device), scores.argmax(1)]
             answers = out.boxes.clone()
@@ -351,7 +350,7 @@ class SecondLook(Stage):
     def changed(self, record: ZoomRecord) -> Tensor | None:
         if record.first_boxes is None:
             return None
-        looked = torch.zeros(record.batch_size, dtype=torch.bool, device=record.rows.device)
+        looked = torch.zeros(len(record.first_boxes), dtype=torch.bool, device=record.rows.device)
         looked[record.rows] = True
         return looked
 
