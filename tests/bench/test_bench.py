@@ -86,6 +86,7 @@ def bench_result(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) -> d
     assert result.exit_code == 0, result.output
     assert "rsvg bench model" in result.output and "floor on this machine" in result.output
     assert "torch_threads" in result.output
+    assert "PROJECTION, not measured" in result.output and "H100 SXM" in result.output
     return json.loads(out.read_text())
 
 
@@ -119,6 +120,18 @@ def test_json_structure(bench_result: dict) -> None:
         f"train_without_{o}" for o in TRAINING_OPTIMISATIONS
     }
     assert set(r["phase_seconds"]) == set(PHASES) | ablated
+
+
+def test_projection_uses_the_measured_flops_and_loader(bench_result: dict) -> None:
+    p, r = bench_result["projection"], bench_result
+    assert p["forward_gflops_per_image"] == pytest.approx(r["flops"]["per_image_trimmed_text_gflops"])
+    assert p["expressions"] == 26_991 and p["epochs"] == 150
+    # workers 0: the loader ran in the main process, which counts as one worker
+    assert p["loader_samples_per_s_per_worker"] == pytest.approx(r["data"]["samples_per_s"])
+    here = p["this_machine"]
+    step = r["training"]["optimised"]["seconds"]
+    assert here["training_gflops_per_s"] == pytest.approx(2 * p["training_gflops_per_image"] / step)
+    assert here["of_matmul_rate"] == pytest.approx(here["training_gflops_per_s"] / r["floor"]["matmul_gflops"])
 
 
 def test_ablation_leaves_out_each_optimisation_and_keeps_the_boxes(bench_result: dict) -> None:

@@ -764,6 +764,7 @@ def summarise(
 ) -> dict[str, Any]:
     """Turn the phases' raw results into the report: check, ratios, floor, memory, projections."""
     from rsvg.bench.floor import floor_estimates
+    from rsvg.bench.projection import project_training
 
     floor_raw = raw["floor"]
     plain, opt = raw["infer_plain"], raw["infer_optimised"]
@@ -825,9 +826,21 @@ def summarise(
         f"achieved_gflops_{bkey}": flops["model_trimmed_text"] / bn / 1e9,
     }
     ablation = ablation_summary(raw, bkey, ok) if settings.ablate else None
+    data = raw["data"]
+    projection = project_training(
+        flops["model_trimmed_text"] / 1e9,
+        expressions=DIOR_RSVG_TRAIN_EXPRESSIONS,
+        loader_samples_per_s_per_worker=data["samples_per_s"] / max(job.workers, 1),
+    )
+    if training is not None:
+        # the same FLOP model on this machine: what share of its matmul rate the measured training step reaches
+        achieved = job.train_batch * projection["training_gflops_per_image"] / training["optimised"]["seconds"]
+        projection["this_machine"] = {
+            "training_gflops_per_s": achieved,
+            "of_matmul_rate": achieved / floor_raw["matmul"]["gflops"],
+        }
     memory = {name: raw[name]["peak_rss_gib"] for name in raw if "peak_rss_gib" in raw[name]}
     gpu_memory = {name: raw[name]["peak_gpu_gib"] for name in raw if "peak_gpu_gib" in raw[name]}
-    data = raw["data"]
     rates = {"inference": job.batch / inference[bkey]["optimised"]["seconds"]}
     if training is not None:
         rates["training"] = training["optimised_images_per_s"]
@@ -888,6 +901,7 @@ def summarise(
             "keeps_up_with_training": training is None or data["samples_per_s"] >= rates["training"],
         },
         "floor": floor,
+        "projection": projection,
         "peak_rss_gib": memory,
         "peak_gpu_gib": gpu_memory or None,
     }

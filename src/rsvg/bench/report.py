@@ -145,6 +145,8 @@ def render_model_bench(result: dict[str, Any], console: Console) -> None:
             ft.add_row(f"achieved GFLOP/s, {key.removeprefix('achieved_gflops_')}", _f(value, 1))
     console.print(ft)
 
+    render_projection(result.get("projection"), console)
+
     mt = Table(title="machine", show_header=False)
     for k, v in result["machine"].items():
         mt.add_row(k, _f(v))
@@ -154,3 +156,46 @@ def render_model_bench(result: dict[str, Any], console: Console) -> None:
     for note in s["notes"]:
         mt.add_row("note", note)
     console.print(mt)
+
+
+def _span(pair: list[float], digits: int = 1) -> str:
+    lo, hi = pair
+    return f"{lo:.{digits}f}–{hi:.{digits}f}"
+
+
+def render_projection(projection: dict[str, Any] | None, console: Console) -> None:
+    """Print the GPU projection of :func:`rsvg.bench.projection.project_training` (marked as a projection)."""
+    if not projection:
+        return
+    lo, hi = projection["utilisation"]
+    pt = Table(
+        title=(
+            f"PROJECTION, not measured: DIOR-RSVG training ({projection['expressions']:,} expressions) at "
+            f"{projection['training_gflops_per_image']:.0f} GFLOPs per training image (3× the forward), "
+            f"{lo:.0%}–{hi:.0%} of each GPU's peak, DDP at {projection['ddp_efficiency']:.0%} per extra GPU"
+        )
+    )
+    for col in ("GPU", "precision", "GPUs", "images/s", "epoch (min)", f"{projection['epochs']} epochs (h)"):
+        pt.add_column(col, justify="left" if col == "GPU" else "right")
+    workers = any("loader_workers" in r for r in projection["rows"])
+    if workers:
+        pt.add_column("loader workers", justify="right")
+    for r in projection["rows"]:
+        cells = [
+            r["accelerator"],
+            r["precision"],
+            str(r["gpus"]),
+            _span(r["images_per_s"], 0),
+            _span(r["epoch_min"]),
+            _span(r["run_h"]),
+        ]
+        if workers:
+            cells.append(str(r.get("loader_workers", "–")))
+        pt.add_row(*cells)
+    console.print(pt)
+    here = projection.get("this_machine")
+    if here:
+        console.print(
+            f"this machine's training step: {here['training_gflops_per_s']:.1f} GFLOP/s by the same count, "
+            f"{here['of_matmul_rate']:.0%} of its fp32 matmul rate"
+        )
