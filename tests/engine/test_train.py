@@ -201,6 +201,69 @@ def test_evaluation_runs_the_backbone_once_per_image_of_a_batch(tmp_path):
         np.testing.assert_allclose(a["pred_box"], b["pred_box"], rtol=1e-4, atol=1e-3)
 
 
+def test_evaluation_decodes_and_encodes_each_image_once_whatever_the_split_order(tmp_path, monkeypatch):
+    from rsvg.data import dataset as dataset_mod
+    from rsvg.engine.evaluate import eval_loader, predict
+    from rsvg.models.build import build_model
+
+    # the split interleaves the images: 00001, 00003, 00002, 00003, 00002, 00002
+    root = make_official_dataset(tmp_path / "d", {"train": [0, 4, 1, 5, 2, 3]})
+    cfg = tiny_config(root, "model.head=cells")
+    torch.manual_seed(0)
+    model = build_model(cfg.model).eval()
+    cpu = torch.device("cpu")
+    ds = model_dataset(root, "train", model)
+    one_by_one = [predict(model, eval_loader(one, 1, 0, cpu), cpu, image_size=64)[0] for one in _singletons(ds)]
+    decoded, encoded = [], []
+    read = dataset_mod.read_image_rgb
+    monkeypatch.setattr(dataset_mod, "read_image_rgb", lambda path: decoded.append(path.name) or read(path))
+    encode = model.encode_image
+    model.encode_image = lambda image: encoded.append(len(image)) or encode(image)  # type: ignore[method-assign]
+    ds = model_dataset(root, "train", model)
+    loader = eval_loader(ds, 4, 0, cpu)
+    # 00001 (1) and 00003 (2) fill the first batch; 00002's three do not fit beside them
+    assert [sorted(ds.samples[i].image_id for i in b) for b in loader.batch_sampler] == [
+        ["00001", "00003", "00003"],
+        ["00002", "00002", "00002"],
+    ]
+    rows = predict(model, loader, cpu, image_size=64)
+    assert sorted(decoded) == ["00001.jpg", "00002.jpg", "00003.jpg"] and encoded == [1, 1, 1]
+    assert [r["index"] for r in rows] == [0, 4, 1, 5, 2, 3]  # the split's order
+    for a, b in zip(rows, one_by_one, strict=True):
+        assert a["index"] == b["index"]
+        np.testing.assert_allclose(a["pred_box"], b["pred_box"], rtol=1e-5, atol=1e-4)
+
+
+def _singletons(ds):
+    """One dataset per sample of ``ds`` (the same model input), to predict each expression on its own."""
+    import copy
+
+    for s in ds.samples:
+        one = copy.copy(ds)
+        one.samples = [s]
+        yield one
+
+
+def test_image_batches_cover_every_index_once_across_ranks():
+    from rsvg.engine.sampler import ImageBatchSampler
+
+    ids = ["a", "b", "a", "c", "c", "c", "c", "c", "d", "b"]
+    for world in (1, 2, 3):
+        seen = []
+        for rank in range(world):
+            for batch in ImageBatchSampler(ids, 3, rank=rank, world_size=world):
+                assert 1 <= len(batch) <= 3
+                seen += batch
+                # an image is split only when it has more expressions than a batch holds
+                for image in {ids[i] for i in batch}:
+                    members = [i for i, x in enumerate(ids) if x == image]
+                    if len(members) <= 3:
+                        assert set(members) <= set(batch)
+        assert sorted(seen) == list(range(len(ids)))
+    with pytest.raises(ValueError, match="batch_size"):
+        ImageBatchSampler(ids, 0)
+
+
 def test_a_frozen_text_encoder_encodes_each_query_once_with_the_same_features(official_dataset, tmp_path):
     from rsvg.engine.trainer import Trainer
 

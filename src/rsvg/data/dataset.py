@@ -96,6 +96,7 @@ class RSVGDataset(Dataset):
         self.epoch = 0
         self.load_images = load_images
         self.image_features = image_features
+        self._last_image: tuple[Path, torch.Tensor] | None = None  # see _decode
         if augment is not None and not load_images:
             raise ValueError("augmentation needs the images: load_images=False only works without augment")
         for extra in extras:
@@ -135,8 +136,7 @@ class RSVGDataset(Dataset):
         s = self.samples[i]
         if not self.load_images:
             return self._without_image(s)
-        rgb = read_image_rgb(s.image_path)
-        image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).contiguous()
+        image = self._decode(s)
         box = torch.tensor(s.box, dtype=torch.float64)
         query = s.description
         if self.augment is not None:
@@ -146,6 +146,18 @@ class RSVGDataset(Dataset):
         out, _ = self.builder.from_image(image, query, box=box, sample=s)
         out.update(orig_box=box.to(torch.float64), query=query, image_id=s.image_id, index=s.index, category=s.category)
         return out
+
+    def _decode(self, s: GroundingSample) -> torch.Tensor:
+        """The sample's image as uint8 ``(3, H, W)``. Without augmentation the last image decoded is kept (one per
+        process), so an image's expressions, which evaluation batches keep together, decode it once; nothing
+        writes to it (letterboxing makes a new canvas)."""
+        if self.augment is None and self._last_image is not None and self._last_image[0] == s.image_path:
+            return self._last_image[1]
+        rgb = read_image_rgb(s.image_path)
+        image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).contiguous()
+        if self.augment is None:
+            self._last_image = (s.image_path, image)
+        return image
 
     def _without_image(self, s: GroundingSample) -> dict:
         """Everything but the pixels, with the geometry taken from the annotation's image size (for training

@@ -17,19 +17,20 @@ from rsvg.engine import distributed as dist
 from rsvg.engine.amp import autocast_context
 from rsvg.engine.batching import collate, forward_batch, to_device
 from rsvg.engine.feature_cache import encode_images
-from rsvg.engine.sampler import ResumableShardedSampler
+from rsvg.engine.sampler import ImageBatchSampler
 from rsvg.metrics import MetricsReport, grounding_metrics
 
 
 def eval_loader(dataset: RSVGDataset, batch_size: int, workers: int, device: torch.device) -> DataLoader:
-    """Every sample exactly once across ranks (no padding, no drop_last)."""
-    sampler = ResumableShardedSampler(
-        len(dataset), shuffle=False, rank=dist.rank(), world_size=dist.world_size(), pad=False
+    """Every sample exactly once across ranks (no padding, no drop_last), in batches that keep each image's
+    expressions together (:class:`~rsvg.engine.sampler.ImageBatchSampler`): each image is decoded and encoded
+    once."""
+    sampler = ImageBatchSampler(
+        [s.image_id for s in dataset.samples], batch_size, rank=dist.rank(), world_size=dist.world_size()
     )
     return DataLoader(
         dataset,
-        batch_size=batch_size,
-        sampler=sampler,
+        batch_sampler=sampler,
         num_workers=workers,
         collate_fn=collate,
         pin_memory=device.type == "cuda",
@@ -124,6 +125,10 @@ def predict(
                     **extra[k],
                 }
             )
+    # in the split's order (the batches group by image)
+    position = {s.index: k for k, s in enumerate(getattr(loader.dataset, "samples", ()))}
+    if position:
+        rows.sort(key=lambda r: position[r["index"]])
     return rows
 
 
