@@ -8,6 +8,7 @@ from rsvg import __version__
 from rsvg.commands.bench import bench_app
 from rsvg.commands.build import build
 from rsvg.commands.check_data import check_data
+from rsvg.commands.compare import compare
 from rsvg.commands.demo import demo
 from rsvg.commands.evaluate import evaluate
 from rsvg.commands.ground import ground
@@ -46,6 +47,7 @@ app.command("build")(build)
 app.command("stats")(stats)
 app.command("train")(train)
 app.command("eval")(evaluate)
+app.command("compare")(compare)
 app.command("ground")(ground)
 app.command("serve")(serve)
 app.command("review-export")(review_export)

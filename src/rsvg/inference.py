@@ -14,8 +14,10 @@ from rsvg.data.image_io import ImageReadError, read_image_rgb
 from rsvg.data.sample_builder import SampleBuilder
 from rsvg.data.tokenizer import QueryTooLongError
 from rsvg.data.transforms import LetterboxParams
+from rsvg.engine.amp import autocast_context
 from rsvg.engine.batching import collate, forward_batch, to_device
 from rsvg.engine.checkpoint import TEXT_DIR, CheckpointError, load_weights, read_checkpoint_meta
+from rsvg.engine.precision import Precision, resolve_precision
 from rsvg.models.build import build_model
 from rsvg.models.config import ModelConfig
 from rsvg.models.mgvlf import MGVLF, GroundingOutput
@@ -75,9 +77,18 @@ STEP_NAMES = step_titles()
 class Grounder:
     """A trained model plus its input pipeline, ready to ground queries on any image."""
 
-    def __init__(self, model: MGVLF, mean: tuple[float, ...], std: tuple[float, ...], device: torch.device) -> None:
+    def __init__(
+        self,
+        model: MGVLF,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        device: torch.device,
+        precision: str = "fp32",
+    ) -> None:
         self.model = model.eval().to(device)
         self.device = device
+        #: fp32, or bf16 autocast (``auto``: where the hardware has native bf16, :mod:`rsvg.engine.precision`)
+        self.precision: Precision = resolve_precision(precision, device)
         self.mean, self.std = mean, std
         self.tokenizer = model.text.tokenizer()
         self.image_size = model.cfg.image_size
@@ -88,9 +99,12 @@ class Grounder:
             self.builder.add_extra(extra)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "cpu", *, fold_batchnorm: bool = True) -> Grounder:
+    def from_checkpoint(
+        cls, path: str | Path, device: str = "cpu", *, precision: str = "fp32", fold_batchnorm: bool = True
+    ) -> Grounder:
         """Load a checkpoint folder written by ``rsvg train`` (``OUT/best``); no training config is needed.
 
+        ``precision``: ``fp32``, ``bf16`` or ``auto`` (:func:`~rsvg.engine.precision.resolve_precision`).
         ``fold_batchnorm`` folds the backbone's frozen BatchNorm into its convolutions (same boxes up to float
         rounding, faster; ``rsvg bench model --ablate`` measures it): the loaded model is for inference only."""
         folder = Path(path)
@@ -111,7 +125,7 @@ class Grounder:
             raise CheckpointError(f"{folder}: weights do not match the model config ({str(exc)[:300]})") from None
         if fold_batchnorm:
             model.backbone.fold_frozen_batchnorm()
-        return cls(model, tuple(meta["mean"]), tuple(meta["std"]), torch.device(device))
+        return cls(model, tuple(meta["mean"]), tuple(meta["std"]), torch.device(device), precision)
 
     def dataset(self, root: str | Path, split: str) -> RSVGDataset:
         """A split of a DIOR-RSVG-layout dataset read as this model reads its input (size, tokenizer, normalisation);
@@ -152,7 +166,8 @@ class Grounder:
         """Ground ``query`` on ``image`` (a path or an RGB array). Raises :class:`ImageReadError`,
         :class:`QueryTooLongError` or ``ValueError`` (empty query) on bad input."""
         batch, params = self._prepare(image, query)
-        out = forward_batch(self.model, batch, need_attention=return_attention)
+        with autocast_context(self.device, self.precision.amp):
+            out = forward_batch(self.model, batch, need_attention=return_attention)
         box = params.box_to_original(out.boxes[0].double().cpu() * self.image_size)
         attention = mlcm = None
         if out.attention is not None:

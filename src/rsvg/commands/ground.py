@@ -57,6 +57,9 @@ def ground(
     strict: Annotated[
         bool, typer.Option(help="Refuse a query whose tokens are mostly unknown to the text encoder (else a warning).")
     ] = False,
+    precision: Annotated[
+        str, typer.Option(help="fp32, bf16, or auto: bf16 where the CPU or GPU has native bf16 units.")
+    ] = "fp32",
 ) -> None:
     """Print the box in original pixels as JSON and write a PNG with the box and the attention heatmap."""
     from rsvg.data.image_io import ImageReadError, read_image_rgb
@@ -72,10 +75,11 @@ def ground(
         raise typer.BadParameter("give IMAGE and QUERY, or --batch FILE")
     try:
         pairs = _read_pairs(batch) if batch is not None else [(str(image), str(query))]
-        grounder = Grounder.from_checkpoint(checkpoint, device=device)
+        grounder = Grounder.from_checkpoint(checkpoint, device=device, precision=precision)
     except (CheckpointError, FileNotFoundError, ValueError) as exc:
         err.print(f"error: {exc}", style="red", markup=False)
         raise typer.Exit(2) from None
+    err.print(grounder.precision.describe(), markup=False)
     failures = 0
     for k, (img_path, q) in enumerate(pairs):
         unknown = grounder.tokenizer.unknown_share(q) if hasattr(grounder.tokenizer, "unknown_share") else 0.0

@@ -31,6 +31,9 @@ def serve(
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port.")] = 8000,
     db: Annotated[Path | None, typer.Option(help="Review database (SQLite). Default: DATASET/review.sqlite3.")] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda, for the model.")] = "cpu",
+    precision: Annotated[
+        str, typer.Option(help="fp32, bf16, or auto: bf16 where the CPU or GPU has native bf16 units.")
+    ] = "fp32",
     max_upload_mb: Annotated[float, typer.Option(min=0.01, help="Largest upload accepted, in MB.")] = 20.0,
     max_image_pixels: Annotated[
         int, typer.Option(min=1, help="Largest image accepted, in pixels (width × height).")
@@ -60,12 +63,15 @@ def serve(
             dataset,
             db_path=db,
             device=device,
+            precision=precision,
             limits=limits,
             allowed_hosts=[*LOOPBACK_HOSTS] if host in LOOPBACK else None,
         )
-    except (CheckpointError, DatasetError, ReviewDBError, OSError) as exc:
+    except (CheckpointError, DatasetError, ReviewDBError, OSError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    if app.state.web.grounder is not None:
+        err.print(app.state.web.grounder.precision.describe(), markup=False)
     if host not in LOOPBACK:
         err.print(
             f"warning: listening on {host}: anyone who can reach it can use the model and post review decisions",

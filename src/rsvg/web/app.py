@@ -40,6 +40,7 @@ def create_app(
     *,
     db_path: Path | None = None,
     device: str = "cpu",
+    precision: str = "fp32",
     limits: Limits | None = None,
     allowed_hosts: list[str] | None = None,
     grounder: Grounder | None = None,
@@ -56,7 +57,7 @@ def create_app(
     elif checkpoint is not None:
         from rsvg.inference import Grounder
 
-        ctx.grounder = Grounder.from_checkpoint(checkpoint, device=device)
+        ctx.grounder = Grounder.from_checkpoint(checkpoint, device=device, precision=precision)
     if dataset is not None:
         from rsvg.web.dataset_view import ReviewDataset, default_db_path
         from rsvg.web.review_db import ReviewStore
