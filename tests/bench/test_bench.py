@@ -15,6 +15,8 @@ from typer.testing import CliRunner
 from helpers.models import TINY_ZOOM
 from rsvg.bench.model_bench import (
     ALL,
+    BF16_PHASE,
+    BF16_TOLERANCE,
     INFERENCE_OPTIMISATIONS,
     OPTIMISATIONS,
     PHASES,
@@ -79,7 +81,7 @@ def bench_result(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) -> d
         args += ["--set", item]
     args += ["--repeats", "1", "--warmup", "0", "--batch", "3", "--train-batch", "2", "--workers", "0"]
     args += ["--data-images", "2", "--data-samples", "4", "--matmul-size", "256", "--threads", "1"]
-    args += ["--in-process", "--ablate", "--json", str(out)]
+    args += ["--in-process", "--ablate", "--bf16", "--json", str(out)]
     threads = torch.get_num_threads()
     result = CliRunner().invoke(app, args)
     torch.set_num_threads(threads)
@@ -119,7 +121,29 @@ def test_json_structure(bench_result: dict) -> None:
     ablated = {f"infer_without_{o}" for o in INFERENCE_OPTIMISATIONS} | {
         f"train_without_{o}" for o in TRAINING_OPTIMISATIONS
     }
-    assert set(r["phase_seconds"]) == set(PHASES) | ablated
+    assert set(r["phase_seconds"]) == set(PHASES) | ablated | {BF16_PHASE}
+
+
+def test_bf16_is_timed_beside_fp32_and_checked_against_its_boxes(bench_result: dict) -> None:
+    b = bench_result["bf16"]
+    check = b["check"]
+    assert check["tolerance"] == BF16_TOLERANCE and check["max_rel_diff_vs_fp32"] > 0  # bf16 rounds: never exact
+    assert check["passed"] == (check["max_rel_diff_vs_fp32"] <= BF16_TOLERANCE)
+    for key in ("batch1", "batch3"):
+        row = b[key]
+        assert row["bf16"] > 0
+        assert (
+            row["fp32"]
+            == bench_result["inference"][key]["optimised"]["seconds" if key == "batch1" else "seconds_per_image"]
+        )
+        assert row["speedup"] == (pytest.approx(row["fp32"] / row["bf16"]) if check["passed"] else None)
+
+
+def test_bf16_is_left_out_under_an_autocast_and_follows_the_flag() -> None:
+    from rsvg.bench.model_bench import wants_bf16
+
+    assert not wants_bf16(BenchSettings(bf16=True), "bf16")
+    assert wants_bf16(BenchSettings(bf16=True), "off") and not wants_bf16(BenchSettings(bf16=False), "off")
 
 
 def test_projection_uses_the_measured_flops_and_loader(bench_result: dict) -> None:

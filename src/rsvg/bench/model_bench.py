@@ -67,6 +67,12 @@ QUERIES = (
 )
 
 PHASES = ("floor", "infer_plain", "infer_optimised", "train_plain", "train_optimised", "data")
+#: the optimised inference path under bf16 autocast, beside fp32 (``--bf16``); its boxes are checked against the
+#: fp32 optimised path's within :data:`BF16_TOLERANCE`
+BF16_PHASE = "infer_bf16"
+#: bf16 keeps 8 bits of mantissa (about 2-3 significant digits), and the error grows through the layers: its boxes
+#: may differ from fp32's by up to this fraction of the largest coordinate (the network frame, 0..1)
+BF16_TOLERANCE = 0.02
 
 #: The optimisations of the optimised path, each of which ``--ablate`` leaves out in turn (phases
 #: ``infer_without_<name>`` / ``train_without_<name>``). The plain path has none of them.
@@ -121,6 +127,7 @@ class BenchSettings:
     compile: bool = False
     ablate: bool = False  # also measure the optimised path without each optimisation in turn
     skip_train: bool = False
+    bf16: bool | None = None  # also time inference in bf16 beside fp32 (None: where the hardware has native bf16)
     workers: int | None = None  # data loader workers (None: data.workers)
     data_images: int = 16  # distinct synthetic JPEGs
     data_samples: int = 128  # samples per timed pass of the loader
@@ -192,6 +199,19 @@ def resolve_settings(settings: BenchSettings, cfg: RunConfig) -> tuple[int, int,
     amp = resolve_amp(settings.amp or cfg.train.amp, torch.device(settings.device))
     workers = cfg.data.workers if settings.workers is None else settings.workers
     return batch, train_batch, amp, workers
+
+
+def wants_bf16(settings: BenchSettings, amp: str) -> bool:
+    """Whether the run times bf16 beside fp32: as ``settings.bf16`` says, by default where
+    :func:`~rsvg.engine.precision.resolve_precision` ``auto`` picks bf16; never when the whole run is already
+    under an autocast (``--amp``)."""
+    from rsvg.engine.precision import resolve_precision
+
+    if amp != "off":
+        return False
+    if settings.bf16 is not None:
+        return settings.bf16
+    return resolve_precision("auto", settings.device).name == "bf16"
 
 
 def check_device(device: str) -> None:
@@ -429,8 +449,10 @@ def phase_floor(job: PhaseJob) -> dict[str, Any]:
     return out
 
 
-def phase_infer(job: PhaseJob, opts: frozenset[str]) -> dict[str, Any]:
-    """Batch-1 latency and per-image time at ``job.batch``; fp32 boxes of both batches for the check."""
+def phase_infer(job: PhaseJob, opts: frozenset[str], amp: str | None = None) -> dict[str, Any]:
+    """Batch-1 latency and per-image time at ``job.batch``, and the boxes of both batches for the check: in exact
+    fp32, or, for a phase timed under ``amp`` (the ``infer_bf16`` phase), in that precision."""
+    amp = job.amp if amp is None else amp
     s = job.settings
     lm = load_model(job)
     model = lm.model.eval()
@@ -449,7 +471,7 @@ def phase_infer(job: PhaseJob, opts: frozenset[str]) -> dict[str, Any]:
         batch = make_batch(samples[:n], opts, s.device)
 
         def run(batch: dict[str, Any] = batch) -> Any:
-            with path_context(opts, job.amp, s.device, grad=False):
+            with path_context(opts, amp, s.device, grad=False):
                 return forward_batch(net, batch)
 
         first = time.perf_counter()
@@ -458,7 +480,7 @@ def phase_infer(job: PhaseJob, opts: frozenset[str]) -> dict[str, Any]:
             sync()
         first_s = time.perf_counter() - first
         times = timed_runs(run, s.repeats, max(s.warmup - 1, 0), sync)
-        with exact_fp32(s.device), path_context(opts, "off", s.device, grad=False):
+        with exact_fp32(s.device), path_context(opts, "off" if amp == job.amp else amp, s.device, grad=False):
             boxes = forward_batch(net, batch).boxes.float().cpu()
         out[key] = {
             "batch": n,
@@ -648,6 +670,8 @@ def run_phase_here(name: str, job: PhaseJob) -> dict[str, Any]:
     t0 = time.perf_counter()
     if name == "floor":
         out = phase_floor(job)
+    elif name == BF16_PHASE:
+        out = phase_infer(job, ALL, amp="bf16")
     elif name.startswith("infer_"):
         out = phase_infer(job, phase_optimisations(name))
     elif name.startswith("train_"):
@@ -690,6 +714,27 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 def box_difference(plain: dict[str, Any], other: dict[str, Any], bkey: str) -> float:
     """The larger of the batch-1 and batch-``B`` relative box differences of two inference phases."""
     return max(compare_boxes(plain[k]["boxes"], other[k]["boxes"])["max_rel_diff"] for k in ("batch1", bkey))
+
+
+def bf16_summary(raw: dict[str, dict[str, Any]], bkey: str) -> dict[str, Any]:
+    """bf16 beside fp32 on the optimised path: each batch's time, ``fp32 / bf16`` (above 1: bf16 is faster),
+    and how far bf16's boxes are from fp32's; the ratios are withheld when that exceeds :data:`BF16_TOLERANCE`."""
+    fp32, bf16 = raw["infer_optimised"], raw[BF16_PHASE]
+    diff = box_difference(fp32, bf16, bkey)
+    passed = diff <= BF16_TOLERANCE
+    out: dict[str, Any] = {
+        "check": {"max_rel_diff_vs_fp32": diff, "tolerance": BF16_TOLERANCE, "passed": passed},
+        "peak_rss_gib": bf16.get("peak_rss_gib"),
+    }
+    for key in ("batch1", bkey):
+        field = "seconds" if key == "batch1" else "seconds_per_image"
+        out[key] = {
+            "fp32": fp32[key][field],
+            "bf16": bf16[key][field],
+            "spread": bf16[key]["spread"],
+            "speedup": _ratio(fp32[key][field], bf16[key][field]) if passed else None,
+        }
+    return out
 
 
 def ablation_summary(raw: dict[str, dict[str, Any]], bkey: str, ok: bool) -> dict[str, Any]:
@@ -745,6 +790,8 @@ def benchmark_model(settings: BenchSettings, progress: Callable[[str], None] | N
         phases += [f"infer_without_{o}" for o in INFERENCE_OPTIMISATIONS]
         phases += [f"train_without_{o}" for o in TRAINING_OPTIMISATIONS]
     phases = [p for p in phases if not (settings.skip_train and p.startswith("train"))]
+    if wants_bf16(settings, amp):
+        phases.insert(phases.index("infer_optimised") + 1, BF16_PHASE)
     raw: dict[str, dict[str, Any]] = {}
     load_at_start = load_average()
     t_start = time.perf_counter()
@@ -826,6 +873,7 @@ def summarise(
         f"achieved_gflops_{bkey}": flops["model_trimmed_text"] / bn / 1e9,
     }
     ablation = ablation_summary(raw, bkey, ok) if settings.ablate else None
+    bf16 = bf16_summary(raw, bkey) if BF16_PHASE in raw else None
     data = raw["data"]
     projection = project_training(
         flops["model_trimmed_text"] / 1e9,
@@ -895,6 +943,7 @@ def summarise(
         "inference": inference,
         "training": training,
         "ablation": ablation,
+        "bf16": bf16,
         "images_per_s": rates,
         "data": {
             **data,

@@ -75,6 +75,18 @@ def render_model_bench(result: dict[str, Any], console: Console) -> None:
     for phase_key, label in (("infer", "peak GPU mem., inference (GiB)"), ("train", "peak GPU mem., training (GiB)")):
         if f"{phase_key}_plain" in gpu:
             t.add_row(label, _f(gpu[f"{phase_key}_plain"], 2), _f(gpu[f"{phase_key}_optimised"], 2), "")
+    b16 = result.get("bf16")
+    if b16:
+        for key, row in b16.items():
+            if not key.startswith("batch"):
+                continue
+            unit = "s" if key == "batch1" else "s/image"
+            t.add_row(f"  same, optimised in bf16 ({unit})", "", _f(row["bf16"]), _x(row["speedup"]) + " fp32/bf16")
+        bc = b16["check"]
+        verdict = "within" if bc["passed"] else "[red]BEYOND: no bf16 ratio[/red]"
+        t.add_row(
+            "max rel. box difference bf16 vs fp32", "", _f(bc["max_rel_diff_vs_fp32"]), f"{verdict} {bc['tolerance']:g}"
+        )
     c = result["check"]
     verdict = "same boxes" if c["passed"] else "[red]DIFFERENT: no ratio[/red]"
     t.add_row("max rel. box difference (fp32)", "", _f(c["max_rel_diff"]), verdict)

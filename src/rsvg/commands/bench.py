@@ -129,6 +129,14 @@ def bench_model(
         typer.Option("--ablate", help="Also time the optimised path without each optimisation in turn (slower)."),
     ] = False,
     skip_train: Annotated[bool, typer.Option("--skip-train", help="Leave out the training steps.")] = False,
+    bf16: Annotated[
+        bool | None,
+        typer.Option(
+            "--bf16/--no-bf16",
+            help="Also time inference in bf16 beside fp32, its boxes checked against fp32's "
+            "(default: where the CPU or GPU has native bf16 units).",
+        ),
+    ] = None,
     workers: Annotated[int | None, typer.Option(min=0, help="Data loader workers (default: data.workers).")] = None,
     data_images: Annotated[int, typer.Option(min=1, help="Synthetic 800x800 JPEGs for the data-loading rate.")] = 16,
     data_samples: Annotated[int, typer.Option(min=1, help="Samples per timed pass of the data loader.")] = 128,
@@ -163,6 +171,7 @@ def bench_model(
         compile=compile_model,
         ablate=ablate,
         skip_train=skip_train,
+        bf16=bf16,
         workers=workers,
         data_images=data_images,
         data_samples=data_samples,
