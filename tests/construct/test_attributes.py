@@ -124,8 +124,14 @@ def test_absolute_location_grid(centre: tuple[int, int], word: str) -> None:
     assert absolute_location((cx - 10, cy - 10, cx + 10, cy + 10), 800, 800) == word
 
 
+def test_the_middle_band_is_wider_than_a_third() -> None:
+    # grid lines at 30 % and 70 % (DIOR-RSVG's share of "in the middle"): 250 px of 800 is in the middle column
+    assert absolute_location((260.0, 390.0, 300.0, 410.0), 800, 800) == "middle"  # centre x 280 (35 %)
+    assert absolute_location((200.0, 390.0, 220.0, 410.0), 800, 800) == "left"  # centre x 210 (26 %)
+
+
 def test_absolute_location_near_a_grid_line_is_not_said_but_plausible_both_ways() -> None:
-    box = (257.0, 90.0, 277.0, 110.0)  # centre x = 267, the line is at 266.7
+    box = (231.0, 90.0, 251.0, 110.0)  # centre x = 241, the line is at 240 (30 % of 800)
     assert absolute_location(box, 800, 800) is None
     assert {"top left", "top"} <= plausible_locations(box, 800, 800)
     # An object on the top left may also be called "on the left" or "at the top", never "in the middle".

@@ -24,6 +24,7 @@ def stats(
     DIOR-RSVG (attributes read from the text).
     """
     from rsvg.construct.stats import TEXT_INFERRED_NOTE, dataset_stats, steps_label
+    from rsvg.construct.vocabulary import LOCATION_PHRASES
 
     console = Console()
     if not root.is_dir():
@@ -49,6 +50,14 @@ def stats(
     for step in ("cat+", "att+", "rel+"):
         label = f"{step} (%, {estimated})" if estimated else f"{step} (%)"
         table.add_row(label, f"{content[step]:.2f}", str(paper[step]))
+    dior = result["dior_rsvg_text"]
+    table.add_row("relation sentences (%)", f"{content['rel']:.2f}", str(dior["sentences_percent"]))
+    for word, share in dior["location_phrases_percent"].items():
+        table.add_row(
+            f"  {LOCATION_PHRASES[word]} (% of locations)",
+            f"{result['location_phrases_percent'][word]:.2f}",
+            str(share),
+        )
     console.print(table)
     if estimated:
         console.print(TEXT_INFERRED_NOTE, highlight=False)

@@ -1,15 +1,24 @@
-"""Step 3 of the paper: one unambiguous expression per sampled object.
+"""Step 3 of the paper: one unambiguous expression per sampled object, written as DIOR-RSVG writes them.
 
 The algorithm, for a target object of a scene:
 
-1. ``cat+`` — its category is unique in the image: a phrase with the category and a random choice of its
-   definite own attributes (none with probability 0.35, one 0.40, two 0.20, three 0.05);
+1. ``cat+`` — its category is unique in the image: a phrase with the category and the definite own attributes
+   the construction found (size, shape, colour, location), each written with probability ``ATTRIBUTE_KEEP_P``;
 2. ``att+`` — otherwise the smallest sets of its definite own attributes that no other object of the image
-   plausibly has; one is chosen at random, and with probability 0.3 one more attribute is added for variety;
+   plausibly has; one is chosen at random, and each of its other definite attributes is added with probability
+   ``ATTRIBUTE_KEEP_P``;
 3. ``rel+`` — otherwise a sentence: a definite relation (a6 or a7) to an *anchor* object of any category
    that a phrase singles out by itself, with as few target attributes as possible (0 to 2). Anchors are tried
    nearest first (the ``MAX_ANCHORS`` (12) nearest describable ones); one valid option is chosen at random;
 4. otherwise the object is discarded.
+
+As in DIOR-RSVG, the anchor of a sentence is described with its own attributes and location ("The bridge is on
+the lower right of the tiny stadium on the upper right"), and a target that a phrase already singles out is
+described by a sentence to a near anchor with probability ``OPTIONAL_RELATION_P`` (its step stays ``cat+`` /
+``att+`` when its phrase in the sentence is unique by itself, else ``rel+``). An expression is at least
+``MIN_WORDS`` words when the scene allows: a shorter phrase ("The ship") becomes a sentence where it can.
+Adding a definite attribute of an object to a phrase that singles it out keeps it singled out, so none of this can
+make an expression ambiguous.
 
 Every candidate is checked against the whole scene (all objects, including those sampled out) and the chosen
 one is verified once more with the reference matcher :func:`rsvg.construct.matching.matches`: exactly one
@@ -29,8 +38,10 @@ from rsvg.construct.attributes import SceneAttributes
 from rsvg.construct.matching import ExpressionSpec, PhraseSpec, is_unambiguous
 from rsvg.construct.render import render
 
-CAT_ATTRIBUTE_P = (0.35, 0.40, 0.20, 0.05)
-EXTRA_ATTRIBUTE_P = 0.3
+ATTRIBUTE_KEEP_P = 0.55
+OPTIONAL_RELATION_P = 0.06
+OPTIONAL_RELATION_ANCHORS = 3  # the nearest describable objects an optional relation may name
+MIN_WORDS = 3
 MAX_RELATION_TARGET_ATTRIBUTES = 2
 MAX_ANCHORS = 12
 
@@ -109,23 +120,48 @@ class ExpressionGenerator:
         self.scene = scene
         self.vectors = _Vectors(scene)
 
+    def _enrich(self, phrase: PhraseSpec, index: int, rng: np.random.Generator, *, location: bool = True) -> PhraseSpec:
+        """``phrase`` with each other definite own attribute of object ``index`` added with probability
+        ``ATTRIBUTE_KEEP_P`` (the location only with ``location``): the paper's template names the attributes
+        the construction found. Still fits the object, and fits no object the phrase did not."""
+        obj = self.scene.objects[index]
+        extra = tuple(
+            kv
+            for kv in obj.definite.items()
+            if kv not in phrase.attributes and (location or kv[0] != "location") and rng.random() < ATTRIBUTE_KEEP_P
+        )
+        return PhraseSpec(phrase.category, (*phrase.attributes, *extra)) if extra else phrase
+
     def _category_step(self, target: int, rng: np.random.Generator) -> ExpressionSpec:
-        obj = self.scene.objects[target]
-        own = list(obj.definite.items())
-        k = min(int(rng.choice(len(CAT_ATTRIBUTE_P), p=CAT_ATTRIBUTE_P)), len(own))
-        chosen = sorted(rng.choice(len(own), size=k, replace=False).tolist()) if k else []
-        return ExpressionSpec(PhraseSpec(obj.category, tuple(own[i] for i in chosen)))
+        return ExpressionSpec(self._enrich(PhraseSpec(self.scene.objects[target].category), target, rng))
 
     def _attribute_step(self, target: int, rng: np.random.Generator) -> ExpressionSpec | None:
-        obj = self.scene.objects[target]
         options = self.vectors.unique_phrases(target)
         if not options:
             return None
-        phrase = _pick(rng, options)
-        rest = [kv for kv in obj.definite.items() if kv not in phrase.attributes]
-        if rest and rng.random() < EXTRA_ATTRIBUTE_P:
-            phrase = PhraseSpec(obj.category, (*phrase.attributes, _pick(rng, rest)))
-        return ExpressionSpec(phrase)
+        return ExpressionSpec(self._enrich(_pick(rng, options), target, rng))
+
+    def _optional_relation(
+        self, spec: ExpressionSpec, target: int, step: str, rng: np.random.Generator
+    ) -> tuple[ExpressionSpec, int, str] | None:
+        """The phrase ``spec`` (which singles the target out) as a sentence to one of the nearest anchors: the
+        target's phrase without its location, a definite relation, the anchor's phrase with its own attributes.
+        ``None`` when no such sentence singles the target out."""
+        phrase = PhraseSpec(spec.target.category, tuple(kv for kv in spec.target.attributes if kv[0] != "location"))
+        target_vec = self.vectors.phrase(phrase)
+        options = []
+        for anchor in self._anchors(target)[:OPTIONAL_RELATION_ANCHORS]:
+            for relation in self.scene.definite_relations(target, anchor):
+                for anchor_phrase in self.vectors.unique_phrases(anchor):
+                    vec = self.vectors.sentence(target_vec, relation, self.vectors.phrase(anchor_phrase))
+                    if vec[target] and vec.sum() == 1:
+                        options.append((relation, anchor, anchor_phrase))
+        if not options:
+            return None
+        relation, anchor, anchor_phrase = _pick(rng, options)
+        sentence = ExpressionSpec(phrase, relation, self._enrich(anchor_phrase, anchor, rng))
+        unique_alone = target_vec.sum() == 1
+        return sentence, anchor, step if unique_alone else "rel+"
 
     def _anchors(self, target: int) -> list[int]:
         objects = self.scene.objects
@@ -155,7 +191,13 @@ class ExpressionGenerator:
                             if vec[target] and vec.sum() == 1:
                                 options.append((ExpressionSpec(phrase, relation, anchor_phrase), anchor))
             if options:
-                return _pick(rng, options)
+                spec, anchor = _pick(rng, options)
+                enriched = ExpressionSpec(
+                    self._enrich(spec.target, target, rng, location=False),
+                    spec.relation,
+                    self._enrich(spec.anchor, anchor, rng),  # type: ignore[arg-type]
+                )
+                return enriched, anchor
         return None
 
     def generate(self, target: int, rng: np.random.Generator) -> Expression | None:
@@ -170,7 +212,15 @@ class ExpressionGenerator:
             if spec is None:
                 found = self._relation_step(target, rng)
                 spec, anchor, step = (found[0], found[1], "rel+") if found else (None, None, "")
-        if spec is None or not is_unambiguous(spec, self.scene, target):
+        if spec is None:
+            return None
+        if spec.relation is None and (
+            rng.random() < OPTIONAL_RELATION_P or len(render(spec, np.random.default_rng(0)).split()) < MIN_WORDS
+        ):
+            found_optional = self._optional_relation(spec, target, step, rng)
+            if found_optional is not None:
+                spec, anchor, step = found_optional
+        if not is_unambiguous(spec, self.scene, target):
             return None
         return Expression(text=render(spec, rng), spec=spec, step=step, target=target, anchor=anchor)
 

@@ -29,7 +29,7 @@ import numpy as np
 from rsvg.construct.matching import ExpressionSpec
 from rsvg.construct.parsing import CATEGORY_SYNONYMS, normalize, parse_expression
 from rsvg.construct.pipeline import PROVENANCE_TAG
-from rsvg.construct.vocabulary import OWN_ATTRIBUTES, RELATIONS
+from rsvg.construct.vocabulary import LOCATION_PHRASES, LOCATIONS, OWN_ATTRIBUTES, RELATIONS
 from rsvg.data.categories import DIOR_CLASSES, natural_name
 from rsvg.data.dior_rsvg import group_by_split, read_grounding_annotations
 from rsvg.data.records import DatasetError, GroundingSample
@@ -49,6 +49,23 @@ PAPER_NUMBERS: dict[str, Any] = {
     "rel+": 15.74,
 }
 TOP_WORDS = 15
+#: measured on the published DIOR-RSVG annotations (all 38,320 expressions): the share of relation sentences
+#: ("The X is on the ... of the ...") and each location phrase's share among all location phrases (target's and
+#: anchor's; the rest, under 1 %, are rarer wordings such as "on the far left")
+DIOR_RSVG_TEXT: dict[str, Any] = {
+    "sentences_percent": 25.5,
+    "location_phrases_percent": {
+        "middle": 21.6,
+        "right": 13.6,
+        "left": 13.0,
+        "bottom": 9.7,
+        "top": 8.8,
+        "top right": 8.4,
+        "bottom left": 8.3,
+        "bottom right": 8.2,
+        "top left": 8.1,
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -166,6 +183,12 @@ def compute_stats(root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             own_by_cat[r.sample.category][attr] += 1
         if r.spec.relation is not None:
             rel_by_cat[r.sample.category][r.spec.relation[0]] += 1
+    locations = Counter(
+        phrase.get("location")
+        for r in records
+        for phrase in (r.spec.target, r.spec.anchor)
+        if phrase is not None and phrase.get("location")
+    )
     lengths = np.array([len(r.words) for r in records])
     widths = np.array([r.sample.box[2] - r.sample.box[0] for r in records], float)
     heights = np.array([r.sample.box[3] - r.sample.box[1] for r in records], float)
@@ -197,6 +220,7 @@ def compute_stats(root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             "rel": _share(sum(r.spec.relation is not None for r in records), n),
             "rel+": _share(steps["rel+"], n),
         },
+        "location_phrases_percent": {w: _share(locations[w], sum(locations.values())) for w in LOCATIONS},
         "length": {
             "mean": round(float(lengths.mean()), 2),
             "min": int(lengths.min()),
@@ -209,6 +233,7 @@ def compute_stats(root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         "box_area_fraction": _summary(areas),
         "top_words": {g: dict(c.most_common(TOP_WORDS)) for g, c in groups.items()},
         "paper": PAPER_NUMBERS,
+        "dior_rsvg_text": DIOR_RSVG_TEXT,
     }
     arrays = {"lengths": lengths, "widths": widths, "heights": heights, "areas": areas, "words": groups}
     return stats, arrays
@@ -252,6 +277,19 @@ def _markdown(stats: dict[str, Any]) -> str:
         f"| min / max length | {length['min']} / {length['max']} | {paper['length_min']} / {paper['length_max']} |",
         f"| vocabulary | {stats['vocabulary']} | {paper['vocabulary']} |",
         *(f"| {step} (%{suffix}) | {content[step]:.2f} | {paper[step]}{paper_suffix} |" for step in STEPS),
+        f"| relation sentences (%) | {content['rel']:.2f} | {stats['dior_rsvg_text']['sentences_percent']} |",
+        "",
+        "## Location phrases (share of all location phrases, %)",
+        "",
+        "| phrase | this dataset | DIOR-RSVG |",
+        "|---|---:|---:|",
+        *(
+            f"| {LOCATION_PHRASES[w]} | {stats['location_phrases_percent'].get(w, 0.0):.2f} | "
+            f"{stats['dior_rsvg_text']['location_phrases_percent'][w]} |"
+            for w in LOCATIONS
+        ),
+        "",
+        "DIOR-RSVG's figures here were measured on its published annotations (all 38,320 expressions).",
         "",
         f"Expressions with provenance: {stats['with_provenance']} of {stats['expressions']} "
         "(the others' attributes are read from the text).",

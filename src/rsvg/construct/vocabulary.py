@@ -31,16 +31,17 @@ LOCATIONS: tuple[str, ...] = (
     "bottom",
     "bottom right",
 )
+# DIOR-RSVG's nine phrases (its expressions say "on the upper left", never "on the top left" or "at the top").
 LOCATION_PHRASES: dict[str, str] = {
-    "top left": "on the top left",
-    "top": "at the top",
-    "top right": "on the top right",
+    "top left": "on the upper left",
+    "top": "on the top",
+    "top right": "on the upper right",
     "left": "on the left",
     "middle": "in the middle",
     "right": "on the right",
-    "bottom left": "on the bottom left",
+    "bottom left": "on the lower left",
     "bottom": "at the bottom",
-    "bottom right": "on the bottom right",
+    "bottom right": "on the lower right",
 }
 
 # a6: relative location of the target with respect to the anchor, as a direction (degrees, y pointing up).
