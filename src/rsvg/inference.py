@@ -21,7 +21,7 @@ from rsvg.engine.precision import Precision, resolve_precision
 from rsvg.models.build import build_model
 from rsvg.models.config import ModelConfig
 from rsvg.models.mgvlf import MGVLF, GroundingOutput
-from rsvg.models.stages import step_titles
+from rsvg.models.stages import stage_reports, step_titles
 
 __all__ = ["Grounder", "GroundingResult", "ImageReadError", "QueryTooLongError"]
 
@@ -192,18 +192,9 @@ class Grounder:
     def _provenance(self, out: GroundingOutput) -> tuple[torch.Tensor | None, dict[str, bool]]:
         """The first look's box (network frame, 0..1) and which later stages changed the answer, for sample 0:
         the box before the earliest stage that kept one is the first look's."""
-        steps: dict[str, bool] = {}
-        first = None
-        for stage in self.model.stage_list():
-            record = out.stages.get(stage.name)
-            if record is None:
-                continue
-            changed = stage.changed(record)
-            if stage.step_key and changed is not None:
-                steps[stage.step_key] = bool(changed[0])
-            before = stage.boxes_before(record)
-            if first is None and before is not None:
-                first = before[0]
+        reports = stage_reports(self.model.stage_list(), out.stages)
+        steps = {r.stage.step_key: bool(r.changed[0]) for r in reports if r.stage.step_key and r.changed is not None}
+        first = next((r.boxes_before[0] for r in reports if r.boxes_before is not None), None)
         return (first if steps else None), steps
 
     def _attention_to_image(self, att: torch.Tensor, params) -> np.ndarray:

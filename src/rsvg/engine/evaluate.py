@@ -19,6 +19,7 @@ from rsvg.engine.batching import collate, forward_batch, to_device
 from rsvg.engine.feature_cache import encode_images
 from rsvg.engine.sampler import ImageBatchSampler
 from rsvg.metrics import MetricsReport, grounding_metrics
+from rsvg.models.stages import stage_reports
 
 
 def eval_loader(dataset: RSVGDataset, batch_size: int, workers: int, device: torch.device) -> DataLoader:
@@ -72,20 +73,15 @@ def stage_fields(
     ``reranked``, ``second_look``) and, where a stage names a ``before_field`` (e.g. ``unrefined_iou``), the IoU
     the box had before it."""
     fields: list[dict[str, Any]] = [{} for _ in range(len(gt))]
-    for stage in model.stage_list():
-        record = out.stages.get(stage.name)
-        if record is None:
-            continue
-        changed = stage.changed(record)
-        if stage.step_key and changed is not None:
-            for k, flag in enumerate(changed.tolist()):
+    for report in stage_reports(model.stage_list(), out.stages):
+        stage = report.stage
+        if stage.step_key and report.changed is not None:
+            for k, flag in enumerate(report.changed.tolist()):
                 fields[k][stage.step_key] = bool(flag)
-        before = stage.boxes_before(record)
-        field_name = stage.before_field
-        if field_name and before is not None:
-            boxes = box_to_original(before.float() * image_size, batch["letterbox"]).cpu().numpy()
+        if stage.before_field and report.boxes_before is not None:
+            boxes = box_to_original(report.boxes_before.float() * image_size, batch["letterbox"]).cpu().numpy()
             for k, value in enumerate(paired_iou(boxes, gt)):
-                fields[k][field_name] = float(value)
+                fields[k][stage.before_field] = float(value)
     return fields
 
 

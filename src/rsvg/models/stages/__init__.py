@@ -15,8 +15,9 @@ so feature caches hold them too.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -32,9 +33,11 @@ __all__ = [
     "FEATURE_PARTS",
     "Stage",
     "StageContext",
+    "StageReport",
     "build_stages",
     "check_augmentation",
     "enabled_stages",
+    "stage_reports",
     "step_titles",
     "upgrade_legacy_names",
 ]
@@ -83,6 +86,27 @@ def build_stages(cfg: ModelConfig, dim: int, text_dim: int, level_channels: dict
 def step_titles() -> dict[str, str]:
     """``step_key → title`` of every stage that can change the answer, in the order they run."""
     return {cls.step_key: cls.step_title for cls in (CandidateRanking, SecondLook, BoxRefiner) if cls.step_key}
+
+
+@dataclass(frozen=True)
+class StageReport:
+    """What one stage that ran says about a batch's answers: which it changed (``(B,)`` bool, None when it has
+    no say) and their boxes before it (``(B, 4)`` normalised, None when not kept)."""
+
+    stage: Stage
+    changed: Tensor | None
+    boxes_before: Tensor | None
+
+
+def stage_reports(stages: Sequence[Stage], stage_records: Mapping[str, Any]) -> list[StageReport]:
+    """For each stage that left a record in an output's ``stages``, in the order they ran, what it says about the
+    answers: the one reading of stage records that evaluation rows and :class:`rsvg.inference.Grounder` share."""
+    reports = []
+    for stage in stages:
+        record = stage_records.get(stage.name)
+        if record is not None:
+            reports.append(StageReport(stage, stage.changed(record), stage.boxes_before(record)))
+    return reports
 
 
 #: checkpoints written before the stages had their own folder named their parameters differently
