@@ -15,6 +15,10 @@ from pathlib import Path
 import torch
 
 PRECISIONS = ("auto", "fp32", "bf16")
+#: what bf16 must keep for ``auto`` to choose it, on trained weights: each answer's box within this IoU of its
+#: fp32 box, and no answer of a model that has memorised its samples moved across IoU 0.5 (tested); on the demo's
+#: model, docs/inference.md gives the measured changes over a whole test split
+BF16_MIN_IOU_TO_FP32 = 0.9
 #: CPU flags of native bf16 matrix instructions (Intel AMX; AVX-512 BF16 on Intel Cooper Lake+ and AMD Zen 4+)
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 
