@@ -32,6 +32,8 @@ BOXES = [
     (250, 540, 580, 780),
 ]
 NAMES = ["vehicle", "ship", "storagetank", "airplane", "bridge", "dam", "chimney", "windmill"]
+EPOCHS = 60  # one step each (batch 8)
+EVAL_EVERY = 10
 
 
 def eight_samples(root: Path) -> Path:
@@ -83,6 +85,3 @@ def test_the_paper_config_overfits_eight_samples(tmp_path: Path) -> None:
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert history[-1]["loss"] < history[0]["loss"] / 2
 
-
-EPOCHS = 60
-EVAL_EVERY = 10
