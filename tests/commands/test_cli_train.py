@@ -80,6 +80,14 @@ def test_train_eval_ground_commands(official_dataset, tmp_path):
     assert head["box"] == answer["box"]
     assert Path(head["picture"]).read_bytes() != Path(answer["picture"]).read_bytes()
     assert runner.invoke(app, [*ground, "--heatmap", "nope"]).exit_code == 2
+    # bf16 on request: the choice is printed, the answer is close to fp32's; a wrong precision is named
+    res = runner.invoke(app, [*ground, "--out", str(tmp_path / "b"), "--precision", "bf16"])
+    assert res.exit_code == 0, res.output
+    assert "precision bf16 (asked for)" in res.output
+    bf16 = json.loads(res.output.strip().splitlines()[-1])
+    assert max(abs(a - b) for a, b in zip(bf16["box"], answer["box"], strict=True)) < 0.1 * answer["width"]
+    res = runner.invoke(app, [*ground, "--precision", "fp8"])
+    assert res.exit_code == 2 and "precision must be one of" in res.output
 
     batch = tmp_path / "pairs.csv"
     batch.write_text(f"image,query\n{image},a ship\nmissing.jpg,a ship\n")
