@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.rsvg-installed
 DEMO := demo_out
 
-.PHONY: demo test test-paper lint install browser clean
+.PHONY: demo test lint install browser clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,10 +30,6 @@ browser:
 
 test: $(STAMP) lint browser
 	$(BIN)/python -m pytest
-
-# The paper's configuration (ResNet-50, bert-base shape, 640 px) memorising eight samples: minutes on a CPU.
-test-paper: $(STAMP)
-	$(BIN)/python -m pytest -m paper_scale
 
 clean:
 	rm -rf $(DEMO) .pytest_cache .ruff_cache

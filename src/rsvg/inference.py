@@ -143,7 +143,9 @@ class Grounder:
         verify_images(dataset.samples)
         return dataset
 
-    def _prepare(self, image: str | Path | np.ndarray, query: str) -> tuple[dict, LetterboxParams]:
+    def _prepare(
+        self, image: str | Path | np.ndarray, query: str, truncate: bool = False
+    ) -> tuple[dict, LetterboxParams]:
         """The user's image and query as a batch of one (the dataset's sample builder; text trimmed as in
         :func:`~rsvg.engine.batching.collate`) and the letterbox geometry."""
         if isinstance(image, (str, Path)):
@@ -158,14 +160,22 @@ class Grounder:
         if not query or not query.strip():
             raise ValueError("the query is empty")
         tensor = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)
-        sample, params = self.builder.from_image(tensor, " ".join(query.split()), truncate=False)
+        sample, params = self.builder.from_image(tensor, " ".join(query.split()), truncate=truncate)
         return to_device(collate([sample]), self.device), params
 
     @torch.inference_mode()
-    def predict(self, image: str | Path | np.ndarray, query: str, return_attention: bool = False) -> GroundingResult:
+    def predict(
+        self,
+        image: str | Path | np.ndarray,
+        query: str,
+        return_attention: bool = False,
+        *,
+        truncate: bool = False,
+    ) -> GroundingResult:
         """Ground ``query`` on ``image`` (a path or an RGB array). Raises :class:`ImageReadError`,
-        :class:`QueryTooLongError` or ``ValueError`` (empty query) on bad input."""
-        batch, params = self._prepare(image, query)
+        :class:`QueryTooLongError` or ``ValueError`` (empty query) on bad input. ``truncate=True`` cuts a query
+        longer than the model's ``max_tokens`` instead, as training and evaluation do with a dataset's queries."""
+        batch, params = self._prepare(image, query, truncate)
         with autocast_context(self.device, self.precision.amp):
             out = forward_batch(self.model, batch, need_attention=return_attention)
         box = params.box_to_original(out.boxes[0].double().cpu() * self.image_size)

@@ -85,9 +85,9 @@ def test_model_loaded_once_per_app(official_dataset, checkpoint, monkeypatch):
     calls = []
     original = Grounder.from_checkpoint.__func__
 
-    def counting(cls, path, device="cpu"):
+    def counting(cls, path, device="cpu", **kwargs):
         calls.append(path)
-        return original(cls, path, device)
+        return original(cls, path, device, **kwargs)
 
     monkeypatch.setattr(Grounder, "from_checkpoint", classmethod(counting))
     client = TestClient(create_app(checkpoint, official_dataset))

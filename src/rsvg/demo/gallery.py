@@ -42,7 +42,8 @@ def make_gallery(checkpoint: Path, root: Path, predictions: Path, out: Path, n: 
     items = []
     for k, r in enumerate(chosen):
         rgb = read_image_rgb(paths[r["index"]])
-        res = grounder.predict(rgb, r["query"], return_attention=True)
+        # a dataset query, read as evaluation read it (cut at the model's max_tokens)
+        res = grounder.predict(rgb, r["query"], return_attention=True, truncate=True)
         name = f"{k:02d}_{r['image_id']}_{r['index']}.png"
         picture = overlay(rgb, [(r["gt_box"], GREEN, "truth"), *answer_boxes(res)], res.attention)
         save_png(out / name, picture)
