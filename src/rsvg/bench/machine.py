@@ -38,15 +38,11 @@ def cpu_model() -> str:
 
 def cpu_flags() -> list[str]:
     """The vector extensions the CPU reports (avx2, avx512f, amx ...): they decide the matmul rate."""
+    from rsvg.engine.precision import cpu_flags as reported
+
     wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                return [f for f in wanted if f in flags]
-    except OSError:
-        pass
-    return []
+    flags = reported()
+    return [f for f in wanted if f in flags]
 
 
 def load_average() -> float | None:

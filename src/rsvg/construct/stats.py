@@ -220,7 +220,7 @@ def compute_stats(root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             "rel": _share(sum(r.spec.relation is not None for r in records), n),
             "rel+": _share(steps["rel+"], n),
         },
-        "location_phrases_percent": {w: _share(locations[w], sum(locations.values())) for w in LOCATIONS},
+        "location_phrases_percent": {w: _share(locations[w], locations.total()) for w in LOCATIONS},
         "length": {
             "mean": round(float(lengths.mean()), 2),
             "min": int(lengths.min()),
@@ -284,7 +284,7 @@ def _markdown(stats: dict[str, Any]) -> str:
         "| phrase | this dataset | DIOR-RSVG |",
         "|---|---:|---:|",
         *(
-            f"| {LOCATION_PHRASES[w]} | {stats['location_phrases_percent'].get(w, 0.0):.2f} | "
+            f"| {LOCATION_PHRASES[w]} | {stats['location_phrases_percent'][w]:.2f} | "
             f"{stats['dior_rsvg_text']['location_phrases_percent'][w]} |"
             for w in LOCATIONS
         ),

@@ -39,18 +39,24 @@ class Precision:
         return f"precision {self.name} ({self.reason})"
 
 
-def cpu_bf16_flags(cpuinfo: str | None = None) -> list[str]:
-    """The native bf16 flags this CPU reports (empty when none, or where ``/proc/cpuinfo`` does not exist)."""
+def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
+    """Every flag the CPU reports on the first ``flags`` line of ``cpuinfo`` (default: ``/proc/cpuinfo``; empty
+    where it does not exist)."""
     if cpuinfo is None:
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text()
         except OSError:
-            return []
+            return frozenset()
     for line in cpuinfo.splitlines():
         if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            return [f for f in BF16_CPU_FLAGS if f in flags]
-    return []
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
+
+
+def cpu_bf16_flags(cpuinfo: str | None = None) -> list[str]:
+    """The native bf16 flags this CPU reports (empty when none, or where ``/proc/cpuinfo`` does not exist)."""
+    flags = cpu_flags(cpuinfo)
+    return [f for f in BF16_CPU_FLAGS if f in flags]
 
 
 def resolve_precision(precision: str, device: torch.device | str, *, cpuinfo: str | None = None) -> Precision:

@@ -9,6 +9,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+def corners(cx: Tensor, cy: Tensor, w: Tensor, h: Tensor) -> Tensor:
+    """``(..., 4)`` boxes ``(x1, y1, x2, y2)`` from centres and sizes."""
+    return torch.stack((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), -1)
+
+
 class BoxHead(nn.Module):
     """MLP(D → D → 4) with a ReLU; sigmoid ``(cx, cy, w, h)`` → ``(x1, y1, x2, y2)`` (never inverted)."""
 
@@ -19,7 +24,7 @@ class BoxHead(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         cx, cy, w, h = self.fc2(F.relu(self.fc1(x))).float().sigmoid().unbind(-1)
-        return torch.stack((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), -1)
+        return corners(cx, cy, w, h)
 
 
 class AttentionBoxHead(BoxHead):
@@ -41,7 +46,7 @@ class AttentionBoxHead(BoxHead):
         cx = centre_x + torch.tanh(ox) / width
         cy = centre_y + torch.tanh(oy) / height
         w, h = tw.sigmoid(), th.sigmoid()
-        return torch.stack((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), -1)
+        return corners(cx, cy, w, h)
 
 
 class CellHead(nn.Module):
@@ -87,4 +92,4 @@ class CellHead(nn.Module):
         cy = (grid_y.flatten() + 2 * ty.sigmoid() - 0.5) / height
         w = (tw.clamp(max=math.log(width)).exp() / width).clamp(max=1.0)
         h = (th.clamp(max=math.log(height)).exp() / height).clamp(max=1.0)
-        return scores, torch.stack((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), -1)
+        return scores, corners(cx, cy, w, h)

@@ -305,14 +305,15 @@ class MGVLF(nn.Module):
             scores, cell_boxes = self.head(out[:, : h * w], vis_mask, h, w, sentence)
             result = GroundingOutput(scores.new_empty(0), mlcm_attention=mlcm_attention, cell_boxes=cell_boxes)
             result.choose_cell(scores, (h, w), need_attention)
-        elif isinstance(self.head, AttentionBoxHead):
-            assert weights is not None
-            boxes = self.head(out[:, -1], weights[:, -1, : h * w], h, w)
-            attention = weights[:, -1, : h * w].reshape(bsz, h, w) if need_attention else None
-            result = GroundingOutput(boxes, attention=attention, mlcm_attention=mlcm_attention)
         else:
-            attention = weights[:, -1, : h * w].reshape(bsz, h, w) if weights is not None else None
-            result = GroundingOutput(self.head(out[:, -1]), attention=attention, mlcm_attention=mlcm_attention)
+            # the [REG] token's attention over the visual tokens (computed when asked for or read by the head)
+            reg_weights = weights[:, -1, : h * w] if weights is not None else None
+            if isinstance(self.head, AttentionBoxHead):  # model.reg_centre_from_attention
+                boxes = self.head(out[:, -1], reg_weights, h, w)
+            else:
+                boxes = self.head(out[:, -1])
+            attention = reg_weights.reshape(bsz, h, w) if need_attention and reg_weights is not None else None
+            result = GroundingOutput(boxes, attention=attention, mlcm_attention=mlcm_attention)
 
         # 5. The stages after the paper's model, in order (none in the paper's configs)
         if len(self.stages):
