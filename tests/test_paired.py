@@ -62,6 +62,8 @@ def test_the_command_prints_both_and_names_a_bad_file(tmp_path: Path) -> None:
     assert "fp32" in result.output and "right only for fp32: 1, only for bf16: 0" in result.output
     saved = json.loads(out.read_text())
     assert saved["names"] == ["fp32", "bf16"] and saved["changed"] == 1 and saved["metrics_b"]["Pr@0.5"] == 75.0
+    result = CliRunner().invoke(app, ["compare", str(a), str(b), "--names", "fp32"])
+    assert result.exit_code == 2 and "--names" in result.output
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"index": 0}\nnot json\n')
     result = CliRunner().invoke(app, ["compare", str(a), str(bad)])
