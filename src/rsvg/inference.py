@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -23,6 +25,9 @@ from rsvg.models.config import ModelConfig
 from rsvg.models.mgvlf import MGVLF, GroundingOutput
 from rsvg.models.stages import stage_reports, step_titles
 
+if TYPE_CHECKING:
+    from rsvg.geo.scene import SceneGrounding
+
 __all__ = ["Grounder", "GroundingResult", "ImageReadError", "QueryTooLongError"]
 
 
@@ -31,7 +36,9 @@ class GroundingResult:
     """A predicted box in original image pixels ``(x1, y1, x2, y2)``, the image size, and optionally two maps
     resized to the image (``H × W`` floats in 0..1): ``attention``, where the head looks (the cells head's scores
     or the [REG] token's attention), and ``mlcm_attention``, the MLCM attention map of the paper's Fig. 6 (``None``
-    for variants whose MLCM memory has no visual part, or no MLCM)."""
+    for variants whose MLCM memory has no visual part, or no MLCM). ``score`` is the model's own confidence in
+    the answer (:meth:`rsvg.models.mgvlf.GroundingOutput.score`: the chosen cell's softmax probability, or the
+    peak of the [REG] attention), ``None`` for a [REG] model asked without its attention."""
 
     box: tuple[float, float, float, float]
     width: int
@@ -42,6 +49,7 @@ class GroundingResult:
     # (the best cell's, what the cell heatmap shows) and, per step the model has, whether it changed the answer
     first_look_box: tuple[float, float, float, float] | None = None
     steps: dict[str, bool] = field(default_factory=dict)
+    score: float | None = None
 
     @property
     def moved_by(self) -> list[str]:
@@ -62,6 +70,8 @@ class GroundingResult:
 
     def to_dict(self) -> dict:
         out: dict = {"box": [round(v, 2) for v in self.box], "width": self.width, "height": self.height}
+        if self.score is not None:
+            out["score"] = round(self.score, 4)
         if self.steps:
             out["steps"] = dict(self.steps)
             out["first_look_box"] = [round(v, 2) for v in self.first_look_box] if self.first_look_box else None
@@ -148,20 +158,25 @@ class Grounder:
     ) -> tuple[dict, LetterboxParams]:
         """The user's image and query as a batch of one (the dataset's sample builder; text trimmed as in
         :func:`~rsvg.engine.batching.collate`) and the letterbox geometry."""
-        if isinstance(image, (str, Path)):
-            rgb = read_image_rgb(image)
-        else:
-            rgb = np.asarray(image)
-            if rgb.ndim == 2:
-                rgb = np.repeat(rgb[..., None], 3, axis=2)
-            if rgb.ndim != 3 or rgb.shape[2] not in (3, 4) or rgb.dtype != np.uint8:
-                raise ImageReadError(f"expected an H×W, H×W×3 or H×W×4 uint8 array, got {rgb.shape} {rgb.dtype}")
-            rgb = rgb[..., :3]
+        samples, params = self._samples([image], query, truncate)
+        return to_device(collate(samples), self.device), params[0]
+
+    def _samples(
+        self, images: Sequence[str | Path | np.ndarray], query: str, truncate: bool
+    ) -> tuple[list[dict], list[LetterboxParams]]:
+        """One sample per image with the same query, and each image's letterbox geometry (the images are read
+        before the query is checked, so a missing file is named first)."""
+        arrays = [_as_rgb(image) for image in images]
         if not query or not query.strip():
             raise ValueError("the query is empty")
-        tensor = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)
-        sample, params = self.builder.from_image(tensor, " ".join(query.split()), truncate=truncate)
-        return to_device(collate([sample]), self.device), params
+        text = " ".join(query.split())
+        samples, params = [], []
+        for rgb in arrays:
+            tensor = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)
+            sample, geometry = self.builder.from_image(tensor, text, truncate=truncate)
+            samples.append(sample)
+            params.append(geometry)
+        return samples, params
 
     @torch.inference_mode()
     def predict(
@@ -175,37 +190,86 @@ class Grounder:
         """Ground ``query`` on ``image`` (a path or an RGB array). Raises :class:`ImageReadError`,
         :class:`QueryTooLongError` or ``ValueError`` (empty query) on bad input. ``truncate=True`` cuts a query
         longer than the model's ``max_tokens`` instead, as training and evaluation do with a dataset's queries."""
-        batch, params = self._prepare(image, query, truncate)
+        return self.predict_many([image], query, return_attention, truncate=truncate)[0]
+
+    @torch.inference_mode()
+    def predict_many(
+        self,
+        images: Sequence[str | Path | np.ndarray],
+        query: str,
+        return_attention: bool = False,
+        *,
+        truncate: bool = False,
+        need_score: bool = False,
+    ) -> list[GroundingResult]:
+        """Ground the same ``query`` on each of ``images`` in one batch (e.g. the tiles of a scene): one result per
+        image, as :meth:`predict` gives it. ``need_score`` runs the forward with the attention the [REG] head's
+        :attr:`GroundingResult.score` is read from, without resizing the maps to the images (the cells head
+        always has its score)."""
+        if not images:
+            return []
+        samples, params = self._samples(images, query, truncate)
+        batch = to_device(collate(samples), self.device)
         with autocast_context(self.device, self.precision.amp):
-            out = forward_batch(self.model, batch, need_attention=return_attention)
-        box = params.box_to_original(out.boxes[0].double().cpu() * self.image_size)
-        attention = mlcm = None
-        if out.attention is not None:
-            attention = self._attention_to_image(out.attention[0].float().cpu(), params)
-        if out.mlcm_attention is not None:
-            mlcm = self._attention_to_image(out.mlcm_attention[0].float().cpu(), params)
-        corners = tuple(float(v) for v in box)
-        first_look, steps = self._provenance(out)
-        first = None
-        if first_look is not None:
-            first = tuple(float(v) for v in params.box_to_original(first_look.double().cpu() * self.image_size))
-        return GroundingResult(
-            corners,  # type: ignore[arg-type]
-            params.orig_w,
-            params.orig_h,
-            attention,
-            mlcm,
-            first_look_box=first,  # type: ignore[arg-type]
-            steps=steps,
-        )
+            out = forward_batch(self.model, batch, need_attention=return_attention or need_score)
+        scores = out.score()
+        first_looks, steps = self._provenance_all(out, len(samples))
+        results = []
+        for i, geometry in enumerate(params):
+            box = geometry.box_to_original(out.boxes[i].double().cpu() * self.image_size)
+            attention = mlcm = None
+            if return_attention and out.attention is not None:
+                attention = self._attention_to_image(out.attention[i].float().cpu(), geometry)
+            if return_attention and out.mlcm_attention is not None:
+                mlcm = self._attention_to_image(out.mlcm_attention[i].float().cpu(), geometry)
+            first = None
+            if first_looks[i] is not None:
+                original = geometry.box_to_original(first_looks[i].double().cpu() * self.image_size)
+                first = tuple(float(v) for v in original)
+            results.append(
+                GroundingResult(
+                    tuple(float(v) for v in box),  # type: ignore[arg-type]
+                    geometry.orig_w,
+                    geometry.orig_h,
+                    attention,
+                    mlcm,
+                    first_look_box=first,  # type: ignore[arg-type]
+                    steps=steps[i],
+                    score=None if scores is None else float(scores[i]),
+                )
+            )
+        return results
+
+    def ground_scene(self, path: str | Path, query: str, **options: Any) -> SceneGrounding:
+        """Ground ``query`` on a raster scene of any size (a GeoTIFF, read with rasterio): tiles at this model's
+        input size, answers ranked by :attr:`GroundingResult.score` and merged across overlapping tiles, boxes in
+        scene pixels and map coordinates. ``options`` are :class:`~rsvg.geo.scene.SceneOptions` fields
+        (``bands``, ``scale`` or ``tile_gsd``, ``overlap``, ``top_k``, ``percentiles``, ``nodata``, ...)."""
+        from rsvg.geo.scene import SceneGrounder, SceneOptions
+
+        return SceneGrounder(self).ground(path, query, SceneOptions(**options))
 
     def _provenance(self, out: GroundingOutput) -> tuple[torch.Tensor | None, dict[str, bool]]:
-        """The first look's box (network frame, 0..1) and which later stages changed the answer, for sample 0:
-        the box before the earliest stage that kept one is the first look's."""
+        """The first look's box (network frame, 0..1) and which later stages changed the answer, for sample 0."""
+        firsts, steps = self._provenance_all(out, 1)
+        return firsts[0], steps[0]
+
+    def _provenance_all(
+        self, out: GroundingOutput, size: int
+    ) -> tuple[list[torch.Tensor | None], list[dict[str, bool]]]:
+        """Per sample of a batch of ``size``: the first look's box (network frame, 0..1) and which later stages
+        changed the answer; the box before the earliest stage that kept one is the first look's."""
         reports = stage_reports(self.model.stage_list(), out.stages)
-        steps = {r.stage.step_key: bool(r.changed[0]) for r in reports if r.stage.step_key and r.changed is not None}
-        first = next((r.boxes_before[0] for r in reports if r.boxes_before is not None), None)
-        return (first if steps else None), steps
+        firsts: list[torch.Tensor | None] = []
+        steps: list[dict[str, bool]] = []
+        for i in range(size):
+            changed = {
+                r.stage.step_key: bool(r.changed[i]) for r in reports if r.stage.step_key and r.changed is not None
+            }
+            first = next((r.boxes_before[i] for r in reports if r.boxes_before is not None), None)
+            firsts.append(first if changed else None)
+            steps.append(changed)
+        return firsts, steps
 
     def _attention_to_image(self, att: torch.Tensor, params) -> np.ndarray:
         """Token attention (h × w) → canvas → crop of the image area → original size, scaled to 0..1."""
@@ -215,3 +279,15 @@ class Grounder:
         full = F.interpolate(crop[None, None], size=(params.orig_h, params.orig_w), mode="bilinear")[0, 0]
         full = full - full.min()
         return (full / full.max().clamp(min=1e-12)).numpy()
+
+
+def _as_rgb(image: str | Path | np.ndarray) -> np.ndarray:
+    """An image path or array as an H×W×3 RGB uint8 array (grayscale repeated, alpha dropped)."""
+    if isinstance(image, (str, Path)):
+        return read_image_rgb(image)
+    rgb = np.asarray(image)
+    if rgb.ndim == 2:
+        rgb = np.repeat(rgb[..., None], 3, axis=2)
+    if rgb.ndim != 3 or rgb.shape[2] not in (3, 4) or rgb.dtype != np.uint8:
+        raise ImageReadError(f"expected an H×W, H×W×3 or H×W×4 uint8 array, got {rgb.shape} {rgb.dtype}")
+    return rgb[..., :3]

@@ -92,6 +92,17 @@ class GroundingOutput:
         if need_attention:
             self.attention = scores.softmax(1).reshape(-1, *grid)
 
+    def score(self) -> Tensor | None:
+        """``(B,)`` the model's own confidence in its answer, the peak of the map the head shows: the chosen
+        cell's softmax probability over the cells (cells head), or the peak of the [REG] token's attention over
+        the visual tokens ([REG] head; ``None`` unless the forward ran with ``need_attention``). Comparable
+        between inputs of the same model (the same number of cells), e.g. the tiles of one scene."""
+        if self.cell_scores is not None:
+            return self.cell_scores.float().softmax(1).amax(1)
+        if self.attention is not None:
+            return self.attention.float().flatten(1).amax(1)
+        return None
+
 
 def visual_padding_mask(padding_mask: Tensor, height: int, width: int) -> Tensor:
     """``(B, H, W)`` pixel mask (True = padding) → ``(B, h*w)`` token mask: a token is padding only if every
