@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from rsvg.geo.scene import SceneOptions
+    from rsvg.inference import Grounder
 
 # above this share of [UNK] tokens a query is warned about (refused with --strict)
 UNKNOWN_QUERY_SHARE = 0.5
@@ -40,7 +45,9 @@ def _read_pairs(path: Path) -> list[tuple[str, str]]:
 
 def ground(
     checkpoint: Annotated[Path, typer.Option(help="Checkpoint folder written by rsvg train (e.g. runs/x/best).")],
-    image: Annotated[Path | None, typer.Argument(help="Image file (JPEG, PNG, TIFF, ...).")] = None,
+    image: Annotated[
+        Path | None, typer.Argument(help="Image file (JPEG, PNG, TIFF, ...) or a scene (GeoTIFF, any size).")
+    ] = None,
     query: Annotated[str | None, typer.Argument(help='The referring expression, e.g. "the red vehicle".')] = None,
     batch: Annotated[
         Path | None, typer.Option(help="CSV (image,query) or JSONL file of pairs instead of IMAGE QUERY.")
@@ -60,8 +67,101 @@ def ground(
     precision: Annotated[
         str, typer.Option(help="fp32, bf16, or auto: bf16 where the CPU or GPU has native bf16 units.")
     ] = "fp32",
+    scene: Annotated[
+        bool,
+        typer.Option(
+            "--scene",
+            help="Read the image as a scene (tiled, any size) even when nothing else asks for it. GeoTIFFs are "
+            "scenes when georeferenced, not 8-bit, not 1/3/4 bands or over 8192 px a side; the options below "
+            "imply it.",
+            rich_help_panel="Scenes (GeoTIFF)",
+        ),
+    ] = False,
+    bands: Annotated[
+        str | None,
+        typer.Option(
+            help="Bands to read as red,green,blue (or one band as grey), numbered from 1 as in GDAL, e.g. 3,2,1 "
+            "(default: the bands marked red, green, blue, else 1,2,3).",
+            rich_help_panel="Scenes (GeoTIFF)",
+        ),
+    ] = None,
+    tile_gsd: Annotated[
+        float | None,
+        typer.Option(
+            help="Metres per pixel the tiles are read at (the resolution the model was trained on); needs a "
+            "projected CRS in metres.",
+            rich_help_panel="Scenes (GeoTIFF)",
+        ),
+    ] = None,
+    scale: Annotated[
+        float | None,
+        typer.Option(
+            help="Scene pixels per model pixel (2: tiles cover twice the model's input side at half resolution). "
+            "Default 1.",
+            rich_help_panel="Scenes (GeoTIFF)",
+        ),
+    ] = None,
+    overlap: Annotated[
+        float,
+        typer.Option(help="Overlap of neighbouring tiles, a fraction of the side.", rich_help_panel="Scenes (GeoTIFF)"),
+    ] = 0.25,
+    top_k: Annotated[
+        int, typer.Option(help="Answers to return, best first, after merging.", rich_help_panel="Scenes (GeoTIFF)")
+    ] = 5,
+    merge_iou: Annotated[
+        float,
+        typer.Option(
+            help="Answers of overlapping tiles whose boxes overlap by more than this IoU are one: the best is kept.",
+            rich_help_panel="Scenes (GeoTIFF)",
+        ),
+    ] = 0.5,
+    percentiles: Annotated[
+        str | None,
+        typer.Option(
+            help="LOW,HIGH percentiles each band is stretched between to 0..255 (default 2,98; computed on a "
+            "decimated overview, nodata left out).",
+            rich_help_panel="Scenes (GeoTIFF)",
+        ),
+    ] = None,
+    stretch: Annotated[
+        str,
+        typer.Option(
+            help="auto: 8-bit data as it is, other data stretched; always: stretch 8-bit data too.",
+            rich_help_panel="Scenes (GeoTIFF)",
+        ),
+    ] = "auto",
+    nodata: Annotated[
+        float | None,
+        typer.Option(help="Nodata value of every band (default: the file's).", rich_help_panel="Scenes (GeoTIFF)"),
+    ] = None,
+    tile_batch: Annotated[int, typer.Option(help="Tiles grounded at once.", rich_help_panel="Scenes (GeoTIFF)")] = 4,
+    geojson: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the answers as GeoJSON polygons in the file's CRS.", rich_help_panel="Scenes (GeoTIFF)"
+        ),
+    ] = None,
+    geojson_4326: Annotated[
+        Path | None,
+        typer.Option(
+            "--geojson-4326",
+            help="Write the answers as GeoJSON polygons in EPSG:4326 (longitude, latitude).",
+            rich_help_panel="Scenes (GeoTIFF)",
+        ),
+    ] = None,
+    overview: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the scene's overview with the answers drawn here (default: a PNG in --out).",
+            rich_help_panel="Scenes (GeoTIFF)",
+        ),
+    ] = None,
 ) -> None:
-    """Print the box in original pixels as JSON and write a PNG with the box and the attention heatmap."""
+    """Print the box in original pixels as JSON and write a PNG with the box and the attention heatmap.
+
+    A scene (a GeoTIFF of any size, 16-bit or float, any number of bands) is read in overlapping tiles at the
+    model's input size; the answers are ranked by the model's score, merged across tiles, and given in scene
+    pixels and map coordinates, optionally as GeoJSON, with a picture of the overview."""
     from rsvg.data.image_io import ImageReadError, read_image_rgb
     from rsvg.data.tokenizer import QueryTooLongError, shorten
     from rsvg.engine.checkpoint import CheckpointError
@@ -73,8 +173,19 @@ def ground(
         raise typer.BadParameter("choose mlcm or head", param_hint="--heatmap")
     if batch is None and (image is None or query is None):
         raise typer.BadParameter("give IMAGE and QUERY, or --batch FILE")
+    scene_outputs = {"--geojson": geojson, "--geojson-4326": geojson_4326, "--overview": overview}
     try:
+        settings = _scene_settings(
+            bands, percentiles, scale, tile_gsd, overlap, merge_iou, top_k, stretch, nodata, tile_batch
+        )
+        implied = scene or any(v is not None for v in (bands, percentiles, scale, tile_gsd, nodata))
+        implied = implied or any(v is not None for v in scene_outputs.values())
+        if batch is not None and any(v is not None for v in scene_outputs.values()):
+            named = ", ".join(k for k, v in scene_outputs.items() if v is not None)
+            raise ValueError(f"{named} names one file: give IMAGE QUERY instead of --batch")
         pairs = _read_pairs(batch) if batch is not None else [(str(image), str(query))]
+        if geojson is not None or geojson_4326 is not None:
+            _check_map_outputs(pairs[0][0], geojson_4326 is not None)
         grounder = Grounder.from_checkpoint(checkpoint, device=device, precision=precision)
     except (CheckpointError, FileNotFoundError, ValueError) as exc:
         err.print(f"error: {exc}", style="red", markup=False)
@@ -93,6 +204,11 @@ def ground(
                 failures += 1
                 continue
             err.print(f"warning: {note}; the box below means little", style="yellow", markup=False)
+        if implied or _is_scene(img_path):
+            picture = overview or out / f"{k:04d}_{Path(img_path).stem}.png"
+            if not _ground_scene(grounder, img_path, q, settings, picture, geojson, geojson_4326, err):
+                failures += 1
+            continue
         try:
             rgb = read_image_rgb(img_path)
             result = grounder.predict(rgb, q, return_attention=True)
@@ -110,3 +226,128 @@ def ground(
         typer.echo(json.dumps({"image": img_path, "query": q, **result.to_dict(), "picture": str(picture)}))
     if failures:
         raise typer.Exit(1 if failures < len(pairs) else 2)
+
+
+def _scene_settings(
+    bands: str | None,
+    percentiles: str | None,
+    scale: float | None,
+    tile_gsd: float | None,
+    overlap: float,
+    merge_iou: float,
+    top_k: int,
+    stretch: str,
+    nodata: float | None,
+    tile_batch: int,
+) -> SceneOptions:
+    """The scene options from the command line, checked (a :class:`~rsvg.geo.raster.SceneError` names the
+    option)."""
+    from rsvg.geo.raster import DEFAULT_PERCENTILES, STRETCH_MODES, SceneError, parse_bands, parse_percentiles
+    from rsvg.geo.scene import SceneOptions
+    from rsvg.geo.tiling import MAX_OVERLAP
+
+    if not 0 <= overlap <= MAX_OVERLAP:
+        raise SceneError(f"--overlap {overlap}: give a fraction of the tile side from 0 to {MAX_OVERLAP}")
+    if stretch not in STRETCH_MODES:
+        raise SceneError(f"--stretch {stretch!r}: choose one of {', '.join(STRETCH_MODES)}")
+    options = SceneOptions(
+        bands=None if bands is None else parse_bands(bands),
+        scale=scale,
+        tile_gsd=tile_gsd,
+        overlap=overlap,
+        merge_iou=merge_iou,
+        top_k=top_k,
+        percentiles=DEFAULT_PERCENTILES if percentiles is None else parse_percentiles(percentiles),
+        stretch=stretch,
+        nodata=nodata,
+        batch=tile_batch,
+    )
+    options.check()
+    return options
+
+
+def _check_map_outputs(path: str, wgs84: bool) -> None:
+    """Refuse --geojson / --geojson-4326 before any grounding when the file has no map coordinates (or, for
+    EPSG:4326, a CRS that cannot be transformed)."""
+    from rsvg.geo.georef import GeoreferenceError
+    from rsvg.geo.raster import scene_georeference
+
+    geo, reason = scene_georeference(path)
+    if geo is None:
+        raise GeoreferenceError(
+            f"{path}: no map coordinates ({reason}), so --geojson cannot be written; without it the boxes are "
+            "given in scene pixels"
+        )
+    if wgs84:
+        x, y = geo.to_map(0.5, 0.5)
+        geo.to_wgs84({"type": "Point", "coordinates": [x, y]}, path)
+
+
+def _is_scene(path: str) -> bool:
+    """A raster file that must be read as a scene (:func:`~rsvg.geo.raster.needs_scene_reading`)."""
+    from rsvg.geo.raster import looks_like_raster, needs_scene_reading
+
+    return looks_like_raster(path) and needs_scene_reading(path)
+
+
+def _ground_scene(
+    grounder: Grounder,
+    path: str,
+    query: str,
+    options: SceneOptions,
+    picture: Path,
+    geojson: Path | None,
+    geojson_4326: Path | None,
+    err: Console,
+) -> bool:
+    """Ground one query on a scene, write its outputs, print its JSON line; False (after printing the error)
+    when the file, an option or the query cannot be used."""
+    from rsvg.data.tokenizer import QueryTooLongError
+    from rsvg.geo.geojson import feature_collection, write_geojson
+    from rsvg.geo.georef import GeoreferenceError
+    from rsvg.geo.overview import overview_picture
+    from rsvg.geo.raster import SceneError
+    from rsvg.geo.scene import SceneGrounder
+    from rsvg.viz import save_png
+
+    try:
+        result = SceneGrounder(grounder).ground(path, query, options, _progress(err))
+        outputs: dict[str, str] = {}
+        if geojson is not None:
+            write_geojson(geojson, feature_collection(result))
+            outputs["geojson"] = str(geojson)
+        if geojson_4326 is not None:
+            write_geojson(geojson_4326, feature_collection(result, wgs84=True))
+            outputs["geojson_4326"] = str(geojson_4326)
+        save_png(picture, overview_picture(result))
+    except (SceneError, GeoreferenceError) as exc:  # their messages name the file or the option
+        err.print(f"error: {exc}", style="red", markup=False)
+        return False
+    except (QueryTooLongError, ValueError, OSError) as exc:
+        err.print(f"error: {path}: {exc}", style="red", markup=False)
+        return False
+    err.print(
+        f"{path}: {result.tiles} tiles of {result.tile_side} px read at {result.image_size} px (scale "
+        f"{result.scale:g}, overlap {result.overlap:.0%}), {result.tiles_skipped} all nodata, "
+        f"{result.seconds['total']:.1f} s; {result.stretch.describe()}",
+        markup=False,
+        highlight=False,
+    )
+    if result.note:
+        err.print(f"note: {result.note}", style="yellow", markup=False)
+    line = {"image": path, "query": query, "scene": True, **result.to_dict(), **outputs, "picture": str(picture)}
+    typer.echo(json.dumps(line))
+    return True
+
+
+def _progress(err: Console) -> Callable[[int, int], None] | None:
+    """A progress callback that redraws one line on a terminal and says nothing elsewhere."""
+    if not err.is_terminal:
+        return None
+
+    def show(done: int, total: int) -> None:
+        err.print(f"\rtiles {done}/{total}", end="", markup=False, highlight=False)
+        if done == total:
+            err.print("\r", end="")
+
+    return show

@@ -48,11 +48,15 @@ class Georeference:
         """The pixel box as a closed ring in the CRS, counter-clockwise on the map (RFC 7946's exterior rings);
         a rotated geotransform gives a rotated rectangle."""
         x1, y1, x2, y2 = box
-        corners = [self.transform * (x, y) for x, y in ((x1, y1), (x2, y1), (x2, y2), (x1, y2))]
+        corners = [self.to_map(x, y) for x, y in ((x1, y1), (x2, y1), (x2, y2), (x1, y2))]
         if _signed_area(corners) < 0:
             corners.reverse()
-        ring = [(float(x), float(y)) for x, y in corners]
-        return [*ring, ring[0]]
+        return [*corners, corners[0]]
+
+    def to_map(self, col: float, row: float) -> tuple[float, float]:
+        """Pixel-corner coordinates ``(col, row)`` → ``(x, y)`` in the CRS (the affine geotransform, written out)."""
+        t = self.transform
+        return (float(t.a * col + t.b * row + t.c), float(t.d * col + t.e * row + t.f))
 
     def bounds(self, box: Box) -> Box:
         """``(min x, min y, max x, max y)`` in the CRS of the pixel box's four corners."""

@@ -130,7 +130,7 @@ def scene_georeference(path: str | Path) -> tuple[Georeference | None, str]:
     except (RasterioError, OSError) as exc:
         if not Path(path).exists():
             raise SceneError(f"scene not found: {path}") from None
-        raise SceneError(f"{path}: not a readable raster ({_gdal_message(exc)})") from None
+        raise SceneError(f"{path}: not a readable raster ({_gdal_message(exc, path)})") from None
 
 
 class SceneReader:
@@ -165,7 +165,7 @@ class SceneReader:
                 self._src = rasterio.open(self.path)
                 crs, transform = self._src.crs, self._src.transform
         except (RasterioError, OSError) as exc:
-            raise SceneError(f"{self.name}: not a readable raster ({_gdal_message(exc)})") from None
+            raise SceneError(f"{self.name}: not a readable raster ({_gdal_message(exc, self.path)})") from None
         try:
             self._setup(bands, percentiles, stretch, nodata, overview_side, crs, transform)
         except BaseException:
@@ -261,7 +261,7 @@ class SceneReader:
                 )
                 valid &= mask > 0
         except RasterioError as exc:
-            raise SceneError(f"{self.name}: cannot read pixels ({_gdal_message(exc)})") from None
+            raise SceneError(f"{self.name}: cannot read pixels ({_gdal_message(exc, self.path)})") from None
         if self._float:
             valid &= np.isfinite(data).all(0)
         return data, valid
@@ -314,7 +314,12 @@ class SceneReader:
         self.close()
 
 
-def _gdal_message(exc: BaseException) -> str:
-    """GDAL's message without the path it repeats (the caller names the file once)."""
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]
+def _gdal_message(exc: BaseException, path: str | Path) -> str:
+    """GDAL's message, first line, without the file name it often repeats (the caller names the file once); for
+    rasterio's "see previous exception", the GDAL error it was raised from."""
+    while "previous exception" in str(exc) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    text = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+    for name in (str(path), Path(path).name):
+        text = text.replace(f"{name}: ", "").replace(f"{name}, ", "").replace(name, "the file")
+    return text[:300]
