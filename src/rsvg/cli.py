@@ -16,6 +16,7 @@ from rsvg.commands.serve import review_export, serve
 from rsvg.commands.stats import stats
 from rsvg.commands.synth import synth
 from rsvg.commands.train import train
+from rsvg.commands.users import users_app
 
 app = typer.Typer(
     name="rsvg",
@@ -51,6 +52,7 @@ app.command("compare")(compare)
 app.command("ground")(ground)
 app.command("serve")(serve)
 app.command("review-export")(review_export)
+app.add_typer(users_app, name="users")
 app.add_typer(bench_app, name="bench")
 
 if __name__ == "__main__":

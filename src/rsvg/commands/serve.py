@@ -24,8 +24,8 @@ def serve(
     host: Annotated[
         str,
         typer.Option(
-            help="Address to listen on. The default serves this machine only; 0.0.0.0 opens it "
-            "to the network (there is no login)."
+            help="Address to listen on. The default serves this machine only. Any other address (0.0.0.0: the "
+            "network) needs accounts in the review database (rsvg users add), and then every page asks for a login."
         ),
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port.")] = 8000,
@@ -38,6 +38,12 @@ def serve(
     max_image_pixels: Annotated[
         int, typer.Option(min=1, help="Largest image accepted, in pixels (width × height).")
     ] = 64_000_000,
+    max_ground_requests: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Grounding requests the server holds at once (running or waiting); more get 429 at once."
+        ),
+    ] = 4,
 ) -> None:
     """Serve the grounding page (/), the JSON API (POST /api/ground, documented at /docs) and the review tool
     (/review), where annotators accept, reject or correct a dataset's expressions and boxes."""
@@ -52,11 +58,16 @@ def serve(
         raise typer.Exit(2) from None
     from rsvg.data.records import DatasetError
     from rsvg.engine.checkpoint import CheckpointError
+    from rsvg.web.accounts import AccountError
     from rsvg.web.review_db import ReviewDBError
 
     if checkpoint is None and dataset is None:
         err.print("note: no --checkpoint and no --dataset: the pages will say what is missing", markup=False)
-    limits = Limits(max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_image_pixels=max_image_pixels)
+    limits = Limits(
+        max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+        max_image_pixels=max_image_pixels,
+        max_ground_requests=max_ground_requests,
+    )
     try:
         app = create_app(
             checkpoint,
@@ -67,14 +78,29 @@ def serve(
             limits=limits,
             allowed_hosts=[*LOOPBACK_HOSTS] if host in LOOPBACK else None,
         )
-    except (CheckpointError, DatasetError, ReviewDBError, OSError, ValueError) as exc:
+    except (CheckpointError, DatasetError, ReviewDBError, AccountError, OSError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    accounts = app.state.web.accounts
+    users = accounts.users() if accounts is not None else []
+    if host not in LOOPBACK and not users:
+        where = f"--db {db}" if db is not None else f"--dataset {dataset}" if dataset is not None else "--db FILE"
+        typer.echo(
+            f"error: --host {host} serves beyond this machine, and there are no accounts: anyone who reaches the "
+            f"port could post decisions and use the model. Add one first (rsvg users add NAME --role admin {where}), "
+            f"then start the server with the same {where.split()[0]}.",
+            err=True,
+        )
+        raise typer.Exit(2)
     if app.state.web.grounder is not None:
         err.print(app.state.web.grounder.precision.describe(), markup=False)
+    if users:
+        admins = sum(u.is_admin for u in users)
+        err.print(f"login required: {len(users)} accounts ({admins} admins) in {accounts.path}", markup=False)
     if host not in LOOPBACK:
         err.print(
-            f"warning: listening on {host}: anyone who can reach it can use the model and post review decisions",
+            f"note: listening on {host} over plain HTTP; put a reverse proxy with HTTPS in front (README: review "
+            "with a team), or passwords and session cookies cross the network readable",
             style="yellow",
             markup=False,
         )
@@ -116,6 +142,16 @@ def review_export(
     for status, n in summary.statuses.items():
         table.add_row(status, str(n))
     table.add_row("splits", ", ".join(f"{k} {v}" for k, v in summary.splits.items()))
+    agree = summary.agreement
+    if agree.pairs:
+        iou = f"{agree.mean_edit_iou:.3f}" if agree.mean_edit_iou is not None else "n/a (no pair edited both)"
+        table.add_row(
+            "agreement",
+            f"{100 * (agree.same_verdict or 0):.1f} % same verdict over {agree.pairs} annotator pairs on "
+            f"{agree.expressions} expressions; edited boxes' mean IoU {iou} over {len(agree.edit_ious)} pairs",
+        )
+    else:
+        table.add_row("agreement", "no expression was reviewed by two annotators")
     console.print(table)
     if json_out is not None:
         atomic_write_text(json_out, json.dumps(summary.to_dict(), indent=2))

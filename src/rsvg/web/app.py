@@ -11,7 +11,8 @@ from fastapi.responses import JSONResponse
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from rsvg import __version__
-from rsvg.web import ground_api, pages, review_api
+from rsvg.web import auth, ground_api, pages, review_api
+from rsvg.web.accounts import AccountStore
 from rsvg.web.context import WebContext
 from rsvg.web.guards import GuardMiddleware, Limits
 
@@ -24,8 +25,10 @@ DESCRIPTION = """Visual grounding on remote sensing images (MGVLF, Zhan et al., 
 
 * `POST /api/ground`: the box of a referring expression on an image, in original pixels.
 * `/api/review/...`: the annotators' review of a dataset (paper Sec. III, step 4), stored in SQLite.
+* `/api/auth/...`: login. Once the review database has accounts (`rsvg users add`), every page and API needs a
+  session cookie, and every POST the session's `X-CSRF-Token` header (from `GET /api/auth/me`).
 
-Pages: [grounding](/) · [review](/review)."""
+Pages: [grounding](/) · [review](/review) · [login](/login)."""
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -46,7 +49,9 @@ def create_app(
     grounder: Grounder | None = None,
 ) -> FastAPI:
     """Build the app. The model is loaded here, once per process (or passed in as ``grounder``); the
-    dataset is read and its review database (``db_path``, default ``ROOT/review.sqlite3``) opened.
+    dataset is read and its review database (``db_path``, default ``ROOT/review.sqlite3``) opened. The accounts
+    live in that database (``db_path`` alone, without a dataset, holds just accounts); with at least one, every
+    page and API asks for a login (:mod:`rsvg.web.auth`).
 
     ``allowed_hosts`` limits the Host header (against DNS rebinding when serving on loopback); ``None``
     accepts any host.
@@ -68,6 +73,13 @@ def create_app(
             len(ctx.dataset),
             ctx.dataset.fingerprint,
         )
+    accounts_path = Path(db_path) if db_path is not None else None
+    if accounts_path is None and dataset is not None:
+        from rsvg.web.dataset_view import default_db_path
+
+        accounts_path = default_db_path(dataset)
+    if accounts_path is not None:
+        ctx.accounts = AccountStore(accounts_path)
     app = FastAPI(
         title="rsvg",
         version=__version__,
@@ -77,6 +89,7 @@ def create_app(
     )
     app.state.web = ctx
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.include_router(auth.router)
     app.include_router(ground_api.router)
     app.include_router(review_api.router)
     app.include_router(pages.router)
@@ -86,6 +99,8 @@ def create_app(
         GuardMiddleware,
         limit_for=lambda path: lim.max_upload_bytes if path == "/api/ground" else lim.max_json_bytes,
     )
+    if ctx.accounts is not None:  # outside the body guard: a request without a session is refused unread
+        app.add_middleware(auth.AuthMiddleware, accounts=ctx.accounts)
     if allowed_hosts is not None:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
     return app

@@ -13,20 +13,27 @@ from rsvg.web.guards import Limits
 
 if TYPE_CHECKING:
     from rsvg.inference import Grounder
+    from rsvg.web.accounts import AccountStore
     from rsvg.web.dataset_view import ReviewDataset
     from rsvg.web.review_db import ReviewStore
 
 
 @dataclass
 class WebContext:
-    """Shared by every request of one app; the model lock keeps one forward pass at a time."""
+    """Shared by every request of one app; the model lock keeps one forward pass at a time, and the grounding
+    slots cap how many grounding requests are in the server at once (running or waiting for the model)."""
 
     grounder: Grounder | None = None
     checkpoint: Path | None = None
     dataset: ReviewDataset | None = None
     store: ReviewStore | None = None
     limits: Limits = field(default_factory=Limits)
+    accounts: AccountStore | None = None
     model_lock: threading.Lock = field(default_factory=threading.Lock)
+    ground_slots: threading.BoundedSemaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.ground_slots = threading.BoundedSemaphore(self.limits.max_ground_requests)
 
     def require_dataset(self) -> tuple[ReviewDataset, ReviewStore]:
         """The dataset and its review store, or a 404 that says how to load one."""

@@ -16,6 +16,7 @@ from PIL import Image
 
 from rsvg.data.dior_rsvg import GroundingDatasetWriter, GroundingObject, samples_by_image
 from rsvg.data.records import DatasetError
+from rsvg.web.agreement import AgreementReport, agreement
 from rsvg.web.dataset_view import ReviewDataset, default_db_path
 from rsvg.web.review_db import ItemState, ReviewStore
 
@@ -31,6 +32,7 @@ class ExportSummary:
     statuses: dict[str, int] = field(default_factory=dict)  # accepted / rejected / edited / unreviewed
     splits: dict[str, int] = field(default_factory=dict)
     index_map: dict[int, int] = field(default_factory=dict)  # old global index -> new one (kept objects)
+    agreement: AgreementReport = field(default_factory=AgreementReport)
 
     def to_dict(self) -> dict:
         return {
@@ -40,6 +42,7 @@ class ExportSummary:
             "images_out": self.images_out,
             "statuses": self.statuses,
             "splits": self.splits,
+            "agreement": self.agreement.to_dict(),
         }
 
 
@@ -66,7 +69,8 @@ def export_reviewed(
     if Path(out).resolve() == Path(root).resolve():
         raise DatasetError("the export must go to a new folder, not over the reviewed dataset")
     store = ReviewStore(db_path, len(dataset), dataset.fingerprint)
-    states = store.recomputed_states()
+    history = store.decisions()
+    states = store.recomputed_states(history)
     statuses = Counter(states.get(s.index, ItemState()).status for s in dataset.samples)
     removed = {i for i, st in states.items() if st.status == "rejected"}
     if drop_unreviewed:
@@ -106,4 +110,5 @@ def export_reviewed(
         statuses={k: statuses.get(k, 0) for k in ("accepted", "edited", "rejected", "unreviewed")},
         splits={k: len(v) for k, v in splits.items()},
         index_map=index_map,
+        agreement=agreement(history),
     )

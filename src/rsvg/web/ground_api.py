@@ -29,7 +29,7 @@ BROWSER_IMAGE_TYPES = {
 }
 ATTENTION_SIDE = 256  # the heatmap is sent small; the page stretches it over the image
 
-_ERRORS = {code: {"model": ErrorResponse} for code in (400, 403, 404, 413, 415, 503)}
+_ERRORS = {code: {"model": ErrorResponse} for code in (400, 403, 404, 413, 415, 429, 503)}
 
 
 def attention_data_url(attention: np.ndarray) -> str:
@@ -100,10 +100,32 @@ async def ground(
 
     Send ``multipart/form-data`` with ``image`` (a file) or ``dataset_image`` (an image id of the loaded
     dataset), and ``query``. Errors: 400 (no image or both), 404 (unknown dataset image), 413 (upload or image
-    too large), 415 (not an image), 422 (empty or too long query), 503 (no model loaded).
+    too large), 415 (not an image), 422 (empty or too long query), 429 (the server already holds its limit of
+    grounding requests: try again shortly), 503 (no model loaded).
     """
     started = time.perf_counter()
     ctx.require_grounder()
+    if not ctx.ground_slots.acquire(blocking=False):
+        raise HTTPException(
+            429,
+            f"the server is grounding {ctx.limits.max_ground_requests} requests already: try again shortly",
+            headers={"Retry-After": "1"},
+        )
+    try:
+        return await _ground_request(ctx, query, image, dataset_image, attention, started)
+    finally:
+        ctx.ground_slots.release()
+
+
+async def _ground_request(
+    ctx: WebContext,
+    query: str,
+    image: UploadFile | None,
+    dataset_image: str | None,
+    attention: bool,
+    started: float,
+) -> GroundResponse:
+    """Read the upload or the dataset image, then ground in a worker thread (within one grounding slot)."""
     if (image is None) == (dataset_image is None):
         raise HTTPException(400, "send either an image file (field 'image') or a dataset image id ('dataset_image')")
     if image is not None:

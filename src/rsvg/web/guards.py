@@ -23,6 +23,11 @@ class Limits:
     max_json_bytes: int = 64 * 1024
     max_image_pixels: int = 64_000_000
     max_image_side: int = 16_384
+    max_ground_requests: int = 4  # grounding requests in the server at once; more get 429 at once
+
+    def __post_init__(self) -> None:
+        if self.max_ground_requests < 1:
+            raise ValueError(f"max_ground_requests must be at least 1, got {self.max_ground_requests}")
 
 
 class GuardError(Exception):

@@ -40,6 +40,12 @@ def review_page() -> HTMLResponse:
     return _page("review.html")
 
 
+@router.get("/login")
+def login_page() -> HTMLResponse:
+    """The login form (only servers with accounts ask for it)."""
+    return _page("login.html")
+
+
 def mount_assets(app: FastAPI) -> None:
     """Serve static/ and the API docs page, whose Swagger UI files come from an installed package."""
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -11,10 +11,14 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 
+from rsvg.web.accounts import User
+from rsvg.web.agreement import agreement
+from rsvg.web.auth import current_user
 from rsvg.web.context import WebContext, get_context
 from rsvg.web.dataset_view import ReviewDataset
-from rsvg.web.review_db import Decision, ReviewDBError, ReviewStore
+from rsvg.web.review_db import Decision, ReviewDBError, ReviewPermissionError, ReviewStore
 from rsvg.web.schemas import (
+    Agreement,
     DecisionIn,
     DecisionOut,
     DecisionResult,
@@ -32,6 +36,23 @@ StatusFilter = Literal["all", "unreviewed", "reviewed", "accepted", "rejected", 
 
 def _decision_out(d: Decision) -> DecisionOut:
     return DecisionOut(**d.to_dict())
+
+
+def acting_annotator(user: User | None, named: str | None) -> str:
+    """Who a decision or undo is recorded under: the logged-in user on a server with accounts (a different name
+    in the request is refused), else the name the request gives (which it must then give)."""
+    if user is not None:
+        if named is not None and named != user.name:
+            raise HTTPException(403, f"you are logged in as {user.name!r}: decisions are recorded under that name")
+        return user.name
+    if named is None:
+        raise HTTPException(422, "this server has no accounts: name the annotator in the request ('annotator')")
+    return named
+
+
+def sees_everything(user: User | None) -> bool:
+    """Admins, and everyone on a server without accounts, see the agreement and the whole history."""
+    return user is None or user.is_admin
 
 
 def build_item(dataset: ReviewDataset, store: ReviewStore, index: int) -> ReviewItem:
@@ -107,8 +128,10 @@ def next_item(
 def progress(
     category: Annotated[str | None, Query(max_length=100, description="Count only this class.")] = None,
     ctx: WebContext = Depends(get_context),
+    user: User | None = Depends(current_user),
 ) -> Progress:
-    """Objects reviewed so far (done / total, accepted, rejected, edited), the classes and the annotators."""
+    """Objects reviewed so far (done / total, accepted, rejected, edited), the classes and the annotators; for
+    admins also the inter-annotator agreement."""
     dataset, store = ctx.require_dataset()
     statuses = store.statuses()
     counts = dict.fromkeys(("accepted", "rejected", "edited", "unreviewed"), 0)
@@ -123,15 +146,29 @@ def progress(
         done=total - counts["unreviewed"],
         categories=dataset.categories,
         annotators=store.annotator_counts(),
+        agreement=Agreement(**agreement(store.decisions()).to_dict()) if sees_everything(user) else None,
         **counts,
     )
 
 
+@router.get("/decisions", response_model=list[DecisionOut], responses={403: {"model": ErrorResponse}})
+def decisions(ctx: WebContext = Depends(get_context), user: User | None = Depends(current_user)) -> list[DecisionOut]:
+    """The whole decision history, oldest first, undone decisions included (admins only on a server with
+    accounts): the review's export as JSON, beside ``rsvg review-export``'s corrected dataset."""
+    _, store = ctx.require_dataset()
+    if not sees_everything(user):
+        raise HTTPException(403, "only an admin can export the review")
+    return [_decision_out(d) for d in store.decisions()]
+
+
 @router.post("/decision", response_model=DecisionResult, responses={422: {"model": ErrorResponse}})
-def decide(body: DecisionIn, ctx: WebContext = Depends(get_context)) -> DecisionResult:
-    """Record a decision (committed before the answer). ``edit`` takes the corrected ``description`` and/or
-    ``box`` (the other keeps its current value); the box must lie inside the image."""
+def decide(
+    body: DecisionIn, ctx: WebContext = Depends(get_context), user: User | None = Depends(current_user)
+) -> DecisionResult:
+    """Record a decision (committed before the answer) under the logged-in user. ``edit`` takes the corrected
+    ``description`` and/or ``box`` (the other keeps its current value); the box must lie inside the image."""
     dataset, store = ctx.require_dataset()
+    annotator = acting_annotator(user, body.annotator)
     if body.index >= len(dataset):
         raise HTTPException(404, f"no object {body.index}: the dataset has objects 0..{len(dataset) - 1}")
     description, box = None, None
@@ -146,26 +183,27 @@ def decide(body: DecisionIn, ctx: WebContext = Depends(get_context)) -> Decision
             raise HTTPException(422, f"the box {box} is not inside the {w}x{h} image")
     try:
         decision, created = store.record(
-            body.index, body.annotator, body.action, description, tuple(box) if box else None, body.request_id
+            body.index, annotator, body.action, description, tuple(box) if box else None, body.request_id
         )
     except ReviewDBError as exc:
         raise HTTPException(422, str(exc)) from None
-    if not created and (decision.index, decision.action, decision.annotator) != (
-        body.index,
-        body.action,
-        body.annotator,
-    ):
+    if not created and (decision.index, decision.action, decision.annotator) != (body.index, body.action, annotator):
         raise HTTPException(409, f"request id {body.request_id!r} was already used for another decision")
     return DecisionResult(
         decision=_decision_out(decision), created=created, item=build_item(dataset, store, body.index)
     )
 
 
-@router.post("/undo", response_model=UndoResult)
-def undo(body: UndoIn, ctx: WebContext = Depends(get_context)) -> UndoResult:
-    """Undo a decision (by id) or the annotator's latest one still in force; the history keeps it, marked."""
+@router.post("/undo", response_model=UndoResult, responses={403: {"model": ErrorResponse}})
+def undo(body: UndoIn, ctx: WebContext = Depends(get_context), user: User | None = Depends(current_user)) -> UndoResult:
+    """Undo a decision (by id) or the annotator's latest one still in force; the history keeps it, marked.
+    An annotator can undo only their own decisions, an admin anyone's."""
     dataset, store = ctx.require_dataset()
-    undone = store.undo(" ".join(body.annotator.split()), body.decision_id)
+    annotator = acting_annotator(user, " ".join(body.annotator.split()) if body.annotator is not None else None)
+    try:
+        undone = store.undo(annotator, body.decision_id, own_only=user is not None and not user.is_admin)
+    except ReviewPermissionError as exc:
+        raise HTTPException(403, str(exc)) from None
     if undone is None:
         return UndoResult(undone=None, item=None)
     return UndoResult(undone=_decision_out(undone), item=build_item(dataset, store, undone.index))

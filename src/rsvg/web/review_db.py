@@ -60,6 +60,10 @@ class ReviewDBError(Exception):
     """The review database cannot be used (unreadable, another dataset's, or a request it must refuse)."""
 
 
+class ReviewPermissionError(ReviewDBError):
+    """A user asked to change a decision that is not theirs."""
+
+
 @dataclass(frozen=True)
 class Decision:
     """One row of the review history."""
@@ -261,9 +265,11 @@ class ReviewStore:
             self._refresh_state(conn, index)
         return decision, True
 
-    def undo(self, annotator: str, decision_id: int | None = None) -> Decision | None:
+    def undo(self, annotator: str, decision_id: int | None = None, *, own_only: bool = False) -> Decision | None:
         """Undo ``decision_id`` (or the annotator's latest decision still in force); returns the undone
-        decision, or ``None`` when there is nothing left to undo. Undoing an undone decision changes nothing."""
+        decision, or ``None`` when there is nothing left to undo. Undoing an undone decision changes nothing.
+        With ``own_only`` (an annotator, not an admin), another annotator's decision raises
+        :class:`ReviewPermissionError`, checked in the same transaction as the undo."""
         with self._write() as conn:
             if decision_id is None:
                 row = conn.execute(
@@ -274,6 +280,10 @@ class ReviewStore:
                 row = conn.execute("SELECT * FROM decisions WHERE id = ?", (decision_id,)).fetchone()
             if row is None:
                 return None
+            if own_only and row["annotator"] != annotator:
+                raise ReviewPermissionError(
+                    f"decision {row['id']} is {row['annotator']}'s: only an admin can undo another's decision"
+                )
             if row["undone_at"] is None:
                 conn.execute(
                     "UPDATE decisions SET undone_at = ?, undone_by = ? WHERE id = ?", (_now(), annotator, row["id"])
@@ -324,10 +334,11 @@ class ReviewStore:
         with self._read() as conn:
             return dict(conn.execute("SELECT item, status FROM item_state").fetchall())
 
-    def recomputed_states(self) -> dict[int, ItemState]:
-        """The states folded afresh from the history (what the export uses; equals :meth:`states`)."""
+    def recomputed_states(self, history: list[Decision] | None = None) -> dict[int, ItemState]:
+        """The states folded afresh from the history (what the export uses; equals :meth:`states`), from
+        ``history`` when the caller has read it already."""
         by_item: dict[int, list[Decision]] = {}
-        for d in self.decisions():
+        for d in self.decisions() if history is None else history:
             by_item.setdefault(d.index, []).append(d)
         out = {i: fold_decisions(ds) for i, ds in by_item.items()}
         return {i: s for i, s in out.items() if s.status != "unreviewed"}

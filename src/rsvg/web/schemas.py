@@ -75,7 +75,13 @@ class DecisionIn(BaseModel):
     """A review decision about one object (by its global index)."""
 
     index: int = Field(ge=0, description="Global object index (as the split files count).")
-    annotator: str = Field(min_length=1, max_length=64, description="Who decides.")
+    annotator: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="Who decides, on a server without accounts. With accounts the logged-in user decides, and a "
+        "different name here is refused.",
+    )
     action: Literal["accept", "reject", "edit", "skip"]
     description: str | None = Field(
         None, max_length=1000, description="edit: the corrected expression (default: the current one)."
@@ -87,7 +93,9 @@ class DecisionIn(BaseModel):
 
     @field_validator("annotator")
     @classmethod
-    def _clean_annotator(cls, v: str) -> str:
+    def _clean_annotator(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
         v = " ".join(v.split())
         if not v or not v.isprintable():
             raise ValueError("the annotator name must be printable text")
@@ -108,7 +116,9 @@ class DecisionIn(BaseModel):
 class UndoIn(BaseModel):
     """Undo a decision: a given one, or the annotator's latest one still in force."""
 
-    annotator: str = Field(min_length=1, max_length=64)
+    annotator: str | None = Field(
+        None, min_length=1, max_length=64, description="Whose latest decision, on a server without accounts."
+    )
     decision_id: int | None = Field(None, ge=1)
 
 
@@ -166,6 +176,27 @@ class NextResult(BaseModel):
     index: int | None
 
 
+class PairAgreement(BaseModel):
+    """Agreement of two annotators over the expressions both reviewed."""
+
+    annotators: list[str]
+    expressions: int
+    same_verdict: float = Field(description="Share of those expressions with the same verdict (0..1).")
+    both_edited: int
+    mean_edit_iou: float | None = Field(None, description="Mean IoU of their boxes where both edited.")
+
+
+class Agreement(BaseModel):
+    """Inter-annotator agreement over the expressions two or more annotators reviewed (decisions in force)."""
+
+    expressions: int = Field(description="Expressions with verdicts of two or more annotators.")
+    pairs: int = Field(description="Annotator pairs over those expressions (an expression of 3 annotators: 3).")
+    same_verdict: float | None = Field(None, description="Share of pairs with the same verdict (0..1).")
+    edited_pairs: int = Field(description="Pairs where both annotators edited the box.")
+    mean_edit_iou: float | None = Field(None, description="Mean IoU of the two boxes over those pairs.")
+    by_pair: list[PairAgreement] = Field(default_factory=list)
+
+
 class Progress(BaseModel):
     """How far the review is, over the objects the filters' category selects."""
 
@@ -177,3 +208,6 @@ class Progress(BaseModel):
     unreviewed: int
     categories: list[str]
     annotators: dict[str, int]
+    agreement: Agreement | None = Field(
+        None, description="Inter-annotator agreement (for admins, or for everyone on a server without accounts)."
+    )

@@ -18,12 +18,37 @@ function detailText(detail) {
   return JSON.stringify(detail);
 }
 
+// The session's CSRF token (servers with accounts): every POST sends it back in a header.
+let csrfToken = null;
+
+// Who is logged in ({login_required, name, role, csrf}); a page that needs a login and has none goes to /login.
+export async function loadSession() {
+  const me = await getJSON("/api/auth/me");
+  csrfToken = me.csrf || null;
+  if (me.login_required && !me.name) {
+    location.assign(`/login?next=${encodeURIComponent(location.pathname + location.search + location.hash)}`);
+  }
+  return me;
+}
+
+export async function logout() {
+  await postJSON("/api/auth/logout", {});
+  location.assign("/login");
+}
+
+function writeHeaders(extra = {}) {
+  return csrfToken ? { ...extra, "X-CSRF-Token": csrfToken } : extra;
+}
+
 async function handle(response) {
   let payload = null;
   try {
     payload = await response.json();
   } catch {
     payload = null;
+  }
+  if (response.status === 401 && !location.pathname.startsWith("/login")) {
+    location.assign(`/login?next=${encodeURIComponent(location.pathname + location.search + location.hash)}`);
   }
   if (!response.ok) {
     const detail = payload && payload.detail !== undefined ? detailText(payload.detail) : response.statusText;
@@ -40,14 +65,14 @@ export async function postJSON(url, body) {
   return handle(
     await fetch(url, {
       method: "POST",
-      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      headers: writeHeaders({ "Content-Type": "application/json", Accept: "application/json" }),
       body: JSON.stringify(body),
     }),
   );
 }
 
 export async function postForm(url, formData) {
-  return handle(await fetch(url, { method: "POST", body: formData }));
+  return handle(await fetch(url, { method: "POST", body: formData, headers: writeHeaders() }));
 }
 
 export function requestId() {

@@ -1,6 +1,6 @@
 // The grounding page: an uploaded (or dataset) image and a query → the predicted box and the attention map.
 
-import { $, fmt, getJSON, postForm } from "/static/api.js";
+import { $, fmt, getJSON, loadSession, postForm } from "/static/api.js";
 import { BoxEditor } from "/static/boxeditor.js";
 
 const box = new BoxEditor($("#overlay"), { editable: false });
@@ -99,6 +99,8 @@ async function submit(e) {
 }
 
 async function start() {
+  const me = await loadSession();
+  if (me.login_required && !me.name) return; // on the way to the login page
   const status = await getJSON("/api/status");
   const parts = [];
   parts.push(status.model_loaded ? `model: ${status.checkpoint}` : "no model loaded (start with --checkpoint)");

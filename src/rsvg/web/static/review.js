@@ -1,7 +1,7 @@
 // The review tool: one expression at a time, keyboard first. Each decision is posted and committed by the
 // server before the next item is shown; the URL's #index brings a reload back to the same item.
 
-import { $, fmt, getJSON, postJSON, requestId, toast } from "/static/api.js";
+import { $, fmt, getJSON, loadSession, logout, postJSON, requestId, toast } from "/static/api.js";
 import { BoxEditor } from "/static/boxeditor.js";
 
 const state = {
@@ -10,12 +10,13 @@ const state = {
   busy: false,
   editingText: false,
   pending: null, // {key, id}: a failed post is retried with the same request id (never recorded twice)
+  account: null, // the logged-in user on a server with accounts: decisions are recorded under that name
 };
 
 const editor = new BoxEditor($("#overlay"), { onChange: () => updateDirty() });
 
 function annotator() {
-  return $("#annotator").value.trim();
+  return state.account ? state.account.name : $("#annotator").value.trim();
 }
 
 function filters() {
@@ -113,6 +114,13 @@ async function refreshProgress() {
   $("#progress-rejected").textContent = `${p.rejected} rejected`;
   $("#progress-edited").textContent = `${p.edited} edited`;
   $("#progress-fill").style.width = p.total ? `${(100 * p.done) / p.total}%` : "0";
+  const agree = $("#progress-agreement");
+  const a = p.agreement;
+  agree.hidden = !(a && a.pairs);
+  if (a && a.pairs) {
+    const iou = a.mean_edit_iou === null ? "" : `, edits IoU ${a.mean_edit_iou.toFixed(2)}`;
+    agree.textContent = `agreement ${(100 * a.same_verdict).toFixed(0)}% over ${a.expressions} shared${iou}`;
+  }
   const sel = $("#filter-category");
   if (sel.options.length === 1) {
     for (const c of p.categories) sel.add(new Option(c, c));
@@ -147,7 +155,8 @@ function needAnnotator() {
 async function decide(action) {
   const item = state.item;
   if (!item || state.busy || needAnnotator()) return;
-  const body = { index: item.index, annotator: annotator(), action };
+  const body = { index: item.index, action };
+  if (!state.account) body.annotator = annotator();
   if (action === "accept" && isDirty()) body.action = "edit";
   if (body.action === "edit") {
     body.description = $("#expression").value;
@@ -173,7 +182,7 @@ async function undo() {
   if (state.busy || needAnnotator()) return;
   state.busy = true;
   try {
-    const res = await postJSON("/api/review/undo", { annotator: annotator() });
+    const res = await postJSON("/api/review/undo", state.account ? {} : { annotator: annotator() });
     if (!res.undone) {
       toast("Nothing of yours to undo.");
       return;
@@ -284,6 +293,15 @@ function onKey(e) {
 }
 
 async function start() {
+  const me = await loadSession();
+  if (me.login_required && !me.name) return; // on the way to the login page
+  if (me.name) {
+    state.account = me;
+    $("#annotator-label").hidden = true;
+    $("#account").hidden = false;
+    $("#account-name").textContent = `${me.name} (${me.role})`;
+    $("#btn-logout").addEventListener("click", () => logout().catch((err) => toast(err.message, "error")));
+  }
   const status = await getJSON("/api/status");
   if (!status.dataset) {
     showMessage("No dataset is loaded: start the server with `rsvg serve --dataset ROOT`.");
@@ -314,7 +332,7 @@ async function start() {
   const fromHash = Number.parseInt(location.hash.slice(1), 10);
   if (Number.isInteger(fromHash) && fromHash >= 0 && fromHash < status.objects) await show(fromHash, false);
   else await goNext(-1);
-  if (!annotator()) $("#annotator").focus();
+  if (!annotator() && !state.account) $("#annotator").focus();
   document.body.dataset.ready = "1";
 }
 

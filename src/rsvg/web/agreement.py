@@ -1,0 +1,101 @@
+"""Inter-annotator agreement over a review: where two or more annotators judged the same expression.
+
+Each annotator's verdict on an expression is the fold of their own decisions in force on it (undone ones and
+skips do not count; :func:`~rsvg.web.review_db.fold_decisions`): accepted, rejected or edited, with the box of
+their latest edit. Every pair of annotators of an expression is compared: the share of pairs with the same
+verdict, and over the pairs where both edited, the mean IoU of their two boxes (how well corrections agree).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from itertools import combinations
+
+from rsvg.boxes import paired_iou
+from rsvg.web.review_db import Decision, ItemState, fold_decisions
+
+
+@dataclass
+class PairStats:
+    """Agreement of one pair of annotators."""
+
+    annotators: tuple[str, str]
+    expressions: int = 0
+    same: int = 0
+    edit_ious: list[float] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "annotators": list(self.annotators),
+            "expressions": self.expressions,
+            "same_verdict": self.same / self.expressions if self.expressions else 0.0,
+            "both_edited": len(self.edit_ious),
+            "mean_edit_iou": sum(self.edit_ious) / len(self.edit_ious) if self.edit_ious else None,
+        }
+
+
+@dataclass
+class AgreementReport:
+    """Agreement over the whole review (see the module docstring)."""
+
+    expressions: int = 0
+    pairs: int = 0
+    same: int = 0
+    edit_ious: list[float] = field(default_factory=list)
+    by_pair: dict[tuple[str, str], PairStats] = field(default_factory=dict)
+
+    @property
+    def same_verdict(self) -> float | None:
+        return self.same / self.pairs if self.pairs else None
+
+    @property
+    def mean_edit_iou(self) -> float | None:
+        return sum(self.edit_ious) / len(self.edit_ious) if self.edit_ious else None
+
+    def to_dict(self) -> dict:
+        return {
+            "expressions": self.expressions,
+            "pairs": self.pairs,
+            "same_verdict": self.same_verdict,
+            "edited_pairs": len(self.edit_ious),
+            "mean_edit_iou": self.mean_edit_iou,
+            "by_pair": [p.to_dict() for _, p in sorted(self.by_pair.items())],
+        }
+
+
+def verdicts(decisions: Iterable[Decision]) -> dict[int, dict[str, ItemState]]:
+    """Per expression, each annotator's own verdict (annotators whose decisions there all were undone or
+    skips are left out)."""
+    by_key: dict[tuple[int, str], list[Decision]] = defaultdict(list)
+    for d in sorted(decisions, key=lambda d: d.id):
+        by_key[(d.index, d.annotator)].append(d)
+    out: dict[int, dict[str, ItemState]] = defaultdict(dict)
+    for (index, annotator), own in by_key.items():
+        state = fold_decisions(own)
+        if state.status != "unreviewed":
+            out[index][annotator] = state
+    return {i: v for i, v in out.items() if v}
+
+
+def agreement(decisions: Iterable[Decision]) -> AgreementReport:
+    """The agreement of a review's decisions (any order; they are taken by id)."""
+    report = AgreementReport()
+    for per_annotator in verdicts(decisions).values():
+        if len(per_annotator) < 2:
+            continue
+        report.expressions += 1
+        for a, b in combinations(sorted(per_annotator), 2):
+            sa, sb = per_annotator[a], per_annotator[b]
+            pair = report.by_pair.setdefault((a, b), PairStats((a, b)))
+            pair.expressions += 1
+            report.pairs += 1
+            if sa.status == sb.status:
+                pair.same += 1
+                report.same += 1
+            if sa.status == sb.status == "edited" and sa.box is not None and sb.box is not None:
+                iou = float(paired_iou([sa.box], [sb.box])[0])
+                pair.edit_ious.append(iou)
+                report.edit_ious.append(iou)
+    return report
