@@ -51,6 +51,7 @@ def _error(res, *named: str) -> None:
 def test_ground_a_geotiff_end_to_end(checkpoint, scene, tmp_path):
     geojson, wgs84, picture = tmp_path / "a.geojson", tmp_path / "a4326.geojson", tmp_path / "overview.png"
     args = ["ground", "--checkpoint", str(checkpoint), str(scene), "the ship on the left", "--scale", "2"]
+    args += ["--out", str(tmp_path / "pictures")]
     res = _run([*args, "--top-k", "3", "--geojson", str(geojson), "--geojson-4326", str(wgs84)])
     assert res.exit_code == 0, res.output
     res2 = _run([*args, "--top-k", "3", "--overview", str(picture)])
@@ -90,6 +91,7 @@ def test_ground_a_geotiff_end_to_end(checkpoint, scene, tmp_path):
 
     decoded = cv2.imread(str(picture))
     assert decoded.shape == (512, 512, 3)
+    assert [p.name for p in (tmp_path / "pictures").iterdir()] == ["0000_scene.png"]  # the first run's picture
     assert json.loads(res2.output.strip().splitlines()[-1])["picture"] == str(picture)
 
 

@@ -195,3 +195,59 @@ def bench_model(
             f">= {result['check']['tolerance']:g}, same weights: {result['check']['same_weights']})[/red]"
         )
         raise typer.Exit(1)
+
+
+@bench_app.command("scene")
+def bench_scene(
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="A trained checkpoint folder (default: the config's model at random init).")
+    ] = None,
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="Run config whose model is timed at random init.")
+    ] = Path("configs/mgvlf_lite.yaml"),
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="Config override key=value.")] = None,
+    size: Annotated[int, typer.Option(help="Side of the synthetic scene in pixels (less for a quick run).")] = 10_000,
+    scale: Annotated[float, typer.Option(help="Scene pixels per model pixel.")] = 1.0,
+    overlap: Annotated[float, typer.Option(help="Overlap of neighbouring tiles, a fraction of the side.")] = 0.25,
+    tile_batch: Annotated[int, typer.Option(help="Tiles grounded at once.")] = 4,
+    compress: Annotated[str, typer.Option(help="Compression of the scene file: none, deflate or lzw.")] = "none",
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    precision: Annotated[str, typer.Option(help="fp32, bf16 or auto.")] = "fp32",
+    threads: Annotated[int | None, typer.Option(help="Torch threads (default: torch's).")] = None,
+    folder: Annotated[
+        Path | None, typer.Option(help="Where the temporary scene file goes (default: the system's temp folder).")
+    ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results here.")] = None,
+) -> None:
+    """Scene grounding speed: tiles/s and the time for a 10,000 x 10,000 scene (a synthetic GeoTIFF written into a
+    temporary folder first, not timed; a smaller --size projects the 10,000² time from its tiles/s)."""
+    import torch
+
+    from rsvg.bench.model_bench import BenchError, check_device
+    from rsvg.bench.scene_bench import benchmark_scene, load_predictor
+    from rsvg.engine.checkpoint import CheckpointError
+    from rsvg.geo.raster import SceneError
+
+    err = Console(stderr=True)
+    try:
+        if size < 64:
+            raise ValueError(f"--size {size}: the scene must be at least 64 pixels a side")
+        if not scale > 0:
+            raise ValueError(f"--scale {scale}: give a positive number of scene pixels per model pixel")
+        if tile_batch < 1:
+            raise ValueError(f"--tile-batch {tile_batch}: give at least 1")
+        if threads is not None:
+            if threads < 1:
+                raise ValueError(f"--threads {threads}: give at least 1")
+            torch.set_num_threads(threads)
+        check_device(device)
+        predictor, model_line = load_predictor(checkpoint, config, list(overrides or []), device, precision)
+        err.print(f"timing {model_line} on a {size}x{size} synthetic scene ...", highlight=False)
+        results = benchmark_scene(
+            predictor, size, scale=scale, overlap=overlap, batch=tile_batch, compress=compress, folder=folder
+        )
+    except (BenchError, CheckpointError, SceneError, FileNotFoundError, ValueError) as exc:
+        err.print(f"error: {exc}", style="red", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    results = {"model": model_line, "device": device, "precision": precision, **results}
+    print_bench("rsvg bench scene", results, Console(), json_out)
