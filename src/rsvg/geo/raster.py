@@ -130,7 +130,7 @@ def scene_georeference(path: str | Path) -> tuple[Georeference | None, str]:
     except (RasterioError, OSError) as exc:
         if not Path(path).exists():
             raise SceneError(f"scene not found: {path}") from None
-        raise SceneError(f"{path}: not a readable raster ({_gdal_message(exc, path)})") from None
+        raise SceneError(f"{path}: not a readable raster ({gdal_message(exc, path)})") from None
 
 
 class SceneReader:
@@ -150,22 +150,25 @@ class SceneReader:
         stretch: str = "auto",
         nodata: float | None = None,
         overview_side: int = OVERVIEW_SIDE,
+        name: str | None = None,
     ) -> None:
         if stretch not in STRETCH_MODES:
             raise SceneError(f"--stretch {stretch!r}: choose one of {', '.join(STRETCH_MODES)}")
         self.path = Path(path)
-        self.name = str(path)
-        if not self.path.exists():
+        #: how messages name the scene (the path, or e.g. "upload" for an in-memory GDAL file)
+        self.name = str(path) if name is None else name
+        in_memory = str(path).startswith("/vsimem/")
+        if not in_memory and not self.path.exists():
             raise SceneError(f"scene not found: {self.name}")
         if self.path.is_dir():
             raise SceneError(f"{self.name}: a folder, not a raster file")
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                self._src = rasterio.open(self.path)
+                self._src = rasterio.open(str(path) if in_memory else self.path)
                 crs, transform = self._src.crs, self._src.transform
         except (RasterioError, OSError) as exc:
-            raise SceneError(f"{self.name}: not a readable raster ({_gdal_message(exc, self.path)})") from None
+            raise SceneError(f"{self.name}: not a readable raster ({gdal_message(exc, self.path)})") from None
         try:
             self._setup(bands, percentiles, stretch, nodata, overview_side, crs, transform)
         except BaseException:
@@ -261,7 +264,7 @@ class SceneReader:
                 )
                 valid &= mask > 0
         except RasterioError as exc:
-            raise SceneError(f"{self.name}: cannot read pixels ({_gdal_message(exc, self.path)})") from None
+            raise SceneError(f"{self.name}: cannot read pixels ({gdal_message(exc, self.path)})") from None
         if self._float:
             valid &= np.isfinite(data).all(0)
         return data, valid
@@ -314,7 +317,7 @@ class SceneReader:
         self.close()
 
 
-def _gdal_message(exc: BaseException, path: str | Path) -> str:
+def gdal_message(exc: BaseException, path: str | Path) -> str:
     """GDAL's message, first line, without the file name it often repeats (the caller names the file once); for
     rasterio's "see previous exception", the GDAL error it was raised from."""
     while "previous exception" in str(exc) and exc.__cause__ is not None:
