@@ -251,3 +251,26 @@ def bench_scene(
         raise typer.Exit(2) from None
     results = {"model": model_line, "device": device, "precision": precision, **results}
     print_bench("rsvg bench scene", results, Console(), json_out)
+
+
+@bench_app.command("review")
+def bench_review(
+    annotators: Annotated[int, typer.Option(min=1, max=200, help="Annotators logged in at once.")] = 20,
+    decisions: Annotated[int, typer.Option(min=1, max=10_000, help="Decisions per annotator.")] = 100,
+    images: Annotated[int, typer.Option(min=1, help="Images of the review dataset (4 expressions each).")] = 50,
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="A checkpoint folder: grounding requests then run beside the review.")
+    ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results here.")] = None,
+) -> None:
+    """The review server (rsvg serve, in a child process on loopback) under a team of logged-in annotators:
+    decisions/s and latency, against one annotator alone in the same run, checked against the database."""
+    from rsvg.bench.review_bench import benchmark_review
+
+    err = Console(stderr=True)
+    results = benchmark_review(
+        annotators, decisions, images, checkpoint, progress=lambda msg: err.print(msg, highlight=False)
+    )
+    print_bench("rsvg bench review", results, Console(), json_out)
+    if not results["database check"].startswith("every"):
+        raise typer.Exit(1)

@@ -264,7 +264,7 @@ def _annotate(
             index = int(rng.integers(items))
             r, _ = client.request("GET", f"/api/review/item/{index}")
             item = r.json()  # type: ignore[attr-defined]
-            body: dict = {"index": index, "action": action, "request_id": f"{name}-{k}"}
+            body: dict = {"index": index, "action": action, "request_id": f"{name}-{seed}-{k}"}
             if action == "edit":
                 x1, y1, x2, y2 = item["box"]
                 dx, dy = (float(v) for v in rng.normal(0, 3, 2))
