@@ -209,7 +209,9 @@ def bench_scene(
     size: Annotated[int, typer.Option(help="Side of the synthetic scene in pixels (less for a quick run).")] = 10_000,
     scale: Annotated[float, typer.Option(help="Scene pixels per model pixel.")] = 1.0,
     overlap: Annotated[float, typer.Option(help="Overlap of neighbouring tiles, a fraction of the side.")] = 0.25,
-    tile_batch: Annotated[int, typer.Option(help="Tiles grounded at once.")] = 4,
+    tile_batch: Annotated[
+        int | None, typer.Option(help="Tiles grounded at once (default: 1 on a CPU, 8 on a GPU).")
+    ] = None,
     compress: Annotated[str, typer.Option(help="Compression of the scene file: none, deflate or lzw.")] = "none",
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     precision: Annotated[str, typer.Option(help="fp32, bf16 or auto.")] = "fp32",
@@ -234,7 +236,7 @@ def bench_scene(
             raise ValueError(f"--size {size}: the scene must be at least 64 pixels a side")
         if not scale > 0:
             raise ValueError(f"--scale {scale}: give a positive number of scene pixels per model pixel")
-        if tile_batch < 1:
+        if tile_batch is not None and tile_batch < 1:
             raise ValueError(f"--tile-batch {tile_batch}: give at least 1")
         if threads is not None:
             if threads < 1:

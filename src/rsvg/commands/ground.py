@@ -134,7 +134,12 @@ def ground(
         float | None,
         typer.Option(help="Nodata value of every band (default: the file's).", rich_help_panel="Scenes (GeoTIFF)"),
     ] = None,
-    tile_batch: Annotated[int, typer.Option(help="Tiles grounded at once.", rich_help_panel="Scenes (GeoTIFF)")] = 4,
+    tile_batch: Annotated[
+        int | None,
+        typer.Option(
+            help="Tiles grounded at once (default: 1 on a CPU, 8 on a GPU).", rich_help_panel="Scenes (GeoTIFF)"
+        ),
+    ] = None,
     geojson: Annotated[
         Path | None,
         typer.Option(
@@ -238,7 +243,7 @@ def _scene_settings(
     top_k: int,
     stretch: str,
     nodata: float | None,
-    tile_batch: int,
+    tile_batch: int | None,
 ) -> SceneOptions:
     """The scene options from the command line, checked (a :class:`~rsvg.geo.raster.SceneError` names the
     option)."""

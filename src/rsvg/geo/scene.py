@@ -25,7 +25,9 @@ if TYPE_CHECKING:
     from rsvg.inference import GroundingResult
 
 DEFAULT_TOP_K = 5
-DEFAULT_TILE_BATCH = 4
+#: tiles grounded at once by default: one on a CPU (the backbone's depthwise layers are memory-bound, and one
+#: tile's activations stay in the caches: docs/benchmarks.md), eight on a GPU
+CPU_TILE_BATCH, GPU_TILE_BATCH = 1, 8
 
 
 class TilePredictor(Protocol):
@@ -50,7 +52,8 @@ class SceneOptions:
 
     ``scale`` is scene pixels per model pixel (2: a tile covers twice the model's input side, read at half the
     resolution); ``tile_gsd`` asks for it in metres per model pixel instead (the scene's own GSD from its
-    geotransform sets the scale). At most one of them; neither means scale 1.
+    geotransform sets the scale). At most one of them; neither means scale 1. ``batch``: tiles grounded at
+    once (default :func:`default_tile_batch`).
     """
 
     bands: tuple[int, ...] | None = None
@@ -62,7 +65,7 @@ class SceneOptions:
     percentiles: tuple[float, float] = DEFAULT_PERCENTILES
     stretch: str = "auto"
     nodata: float | None = None
-    batch: int = DEFAULT_TILE_BATCH
+    batch: int | None = None
     truncate: bool = False
 
     def check(self) -> None:
@@ -75,7 +78,7 @@ class SceneOptions:
             raise SceneError(f"--tile-gsd {self.tile_gsd}: give a positive number of metres per pixel")
         if self.top_k < 1:
             raise SceneError(f"--top-k {self.top_k}: give at least 1")
-        if self.batch < 1:
+        if self.batch is not None and self.batch < 1:
             raise SceneError(f"--tile-batch {self.batch}: give at least 1")
         if not 0 <= self.merge_iou <= 1:
             raise SceneError(f"--merge-iou {self.merge_iou}: give an IoU from 0 to 1")
@@ -164,6 +167,13 @@ class SceneGrounding:
         return out
 
 
+def default_tile_batch(predictor: TilePredictor) -> int:
+    """Tiles grounded at once when not asked: :data:`GPU_TILE_BATCH` for a model on a GPU, else
+    :data:`CPU_TILE_BATCH`."""
+    device = getattr(predictor, "device", None)
+    return GPU_TILE_BATCH if getattr(device, "type", None) == "cuda" else CPU_TILE_BATCH
+
+
 def resolve_scale(options: SceneOptions, reader: SceneReader) -> float:
     """Scene pixels per model pixel: ``--scale``, or ``--tile-gsd`` over the scene's GSD, or 1."""
     if options.tile_gsd is None:
@@ -242,7 +252,8 @@ class SceneGrounder:
     ) -> tuple[list[Answer], int, dict[str, float]]:
         """Every tile's answer, the number of tiles skipped (all nodata), and the seconds spent reading (in the
         reading thread, overlapping the model) and in the model."""
-        batches = [tiles[i : i + options.batch] for i in range(0, len(tiles), options.batch)]
+        step = options.batch or default_tile_batch(self.predictor)
+        batches = [tiles[i : i + step] for i in range(0, len(tiles), step)]
         read_seconds = 0.0
 
         def load(batch: list[Tile]) -> list[tuple[Tile, np.ndarray, bool]]:
