@@ -198,3 +198,53 @@ def test_grounding_page_says_which_step_moved_the_box(browser, tmp_path_factory)
         assert shown == [round(v, 2) for v in expected.box]
         assert caption.is_displayed() and caption.text == expected.provenance()
         assert "first look" in caption.text
+
+
+def test_login_review_ground_and_logout(browser, tmp_path_factory):
+    """With accounts: /review sends the browser to the login page, which brings it back logged in; decisions go
+    under the account (no name field), the grounding page posts with the session's CSRF token, Log out ends it."""
+    from rsvg.web.accounts import AccountStore
+    from rsvg.web.dataset_view import ReviewDataset, default_db_path
+    from rsvg.web.review_db import ReviewStore
+
+    root = make_official_dataset(tmp_path_factory.mktemp("browser_login") / "dior_rsvg")
+    AccountStore(default_db_path(root)).add_user("ana", "ana's password", "annotator")
+    grounder = Grounder.from_checkpoint(tiny_checkpoint(tmp_path_factory))
+    browser.delete_all_cookies()
+    try:
+        with BackgroundServer(create_app(dataset=root, grounder=grounder)) as srv:
+            browser.get(f"{srv.url}/review")
+            _wait(browser, "return document.body.dataset.ready === '1' && location.pathname === '/login'")
+            browser.find_element(By.ID, "name").send_keys("ana")
+            browser.find_element(By.ID, "password").send_keys("not her password", Keys.ENTER)
+            _wait(browser, "return !document.getElementById('login-error').hidden")
+            assert "Wrong user name or password" in browser.find_element(By.ID, "login-error").text
+            browser.find_element(By.ID, "password").clear()
+            browser.find_element(By.ID, "password").send_keys("ana's password", Keys.ENTER)
+            _wait(browser, "return location.pathname === '/review' && document.body.dataset.ready === '1'")
+            cookie = browser.get_cookie("rsvg_session")
+            assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+            assert browser.find_element(By.ID, "account-name").text == "ana (annotator)"
+            assert not browser.find_element(By.ID, "annotator").is_displayed()
+            _wait_index(browser, 0)
+            browser.find_element(By.TAG_NAME, "body").send_keys("a")  # accept 0, recorded under ana
+            _wait_index(browser, 1)
+            dataset = ReviewDataset(root)
+            store = ReviewStore(default_db_path(root), len(dataset), dataset.fingerprint)
+            WebDriverWait(browser, 10).until(lambda _: [d.annotator for d in store.decisions()] == ["ana"])
+
+            browser.get(f"{srv.url}/")  # the grounding page's POST carries the CSRF token
+            _wait(browser, "return document.body.dataset.ready === '1'")
+            browser.find_element(By.ID, "file").send_keys(str(root / "JPEGImages" / "00002.jpg"))
+            browser.find_element(By.ID, "query").send_keys("the large ship on the lower right", Keys.ENTER)
+            _wait(browser, "return document.body.dataset.result !== undefined", timeout=20)
+
+            browser.get(f"{srv.url}/review")
+            _wait(browser, "return document.body.dataset.ready === '1'")
+            browser.find_element(By.ID, "btn-logout").click()
+            _wait(browser, "return location.pathname === '/login'")
+            assert browser.get_cookie("rsvg_session") is None
+            browser.get(f"{srv.url}/review")
+            _wait(browser, "return location.pathname === '/login'")
+    finally:
+        browser.delete_all_cookies()
