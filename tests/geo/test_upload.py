@@ -54,3 +54,29 @@ def test_limits_and_unreadable_files(scene_bytes):
     with pytest.raises(SceneUploadError) as info:
         decode_scene_upload(scene_bytes[:6000], **LIMITS)  # cut short: the header reads, the pixels do not
     assert info.value.status == 415 and "upload" in info.value.detail and "vsimem" not in info.value.detail
+
+
+def test_the_grounding_api_takes_a_16_bit_geotiff(scene_bytes):
+    """POST /api/ground with the scene: answered in the scene's pixels; over the pixel limit it is 413."""
+    from fastapi.testclient import TestClient
+
+    from rsvg.inference import GroundingResult
+    from rsvg.web.app import create_app
+    from rsvg.web.guards import Limits
+
+    seen = []
+
+    class RecordingGrounder:
+        def predict(self, image, query, return_attention=False):
+            seen.append(image)
+            return GroundingResult((1.0, 2.0, 3.0, 4.0), image.shape[1], image.shape[0])
+
+    files = {"image": ("scene.tif", scene_bytes, "image/tiff")}
+    client = TestClient(create_app(grounder=RecordingGrounder()))  # type: ignore[arg-type]
+    r = client.post("/api/ground", files=files, data={"query": "the magenta target"})
+    assert r.status_code == 200, r.text
+    assert (r.json()["width"], r.json()["height"]) == (512, 512)
+    x1, y1, x2, y2 = TARGET_BOX
+    assert seen[0].dtype == np.uint8 and (seen[0][y1:y2, x1:x2] == (255, 0, 255)).all()
+    small = TestClient(create_app(grounder=RecordingGrounder(), limits=Limits(max_image_pixels=512 * 511)))  # type: ignore[arg-type]
+    assert small.post("/api/ground", files=files, data={"query": "x"}).status_code == 413

@@ -7,7 +7,6 @@ import re
 import sqlite3
 import struct
 import threading
-import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path

@@ -14,6 +14,7 @@ from fastapi.responses import FileResponse, Response
 
 from rsvg.data.image_io import ImageReadError, decode_image_rgb
 from rsvg.data.tokenizer import QueryTooLongError
+from rsvg.geo.upload import SceneUploadError, decode_scene_upload
 from rsvg.web.context import WebContext, get_context
 from rsvg.web.guards import GuardError, check_image_header
 from rsvg.web.schemas import DatasetImage, ErrorResponse, GroundResponse, Status, Timing
@@ -51,9 +52,12 @@ def _predict(ctx: WebContext, data: bytes, query: str, attention: bool, started:
     grounder = ctx.require_grounder()
     t0 = time.perf_counter()
     try:
-        check_image_header(data, ctx.limits)
-        rgb = decode_image_rgb(data, "upload")
-    except GuardError as exc:
+        # a georeferenced, 16-bit, float or many-band TIFF is read as a scene is (bands, stretch, nodata)
+        rgb = decode_scene_upload(data, ctx.limits.max_image_pixels, ctx.limits.max_image_side)
+        if rgb is None:
+            check_image_header(data, ctx.limits)
+            rgb = decode_image_rgb(data, "upload")
+    except (GuardError, SceneUploadError) as exc:
         raise HTTPException(exc.status, exc.detail) from None
     except ImageReadError:
         raise HTTPException(415, "not a readable image: upload a JPEG, PNG, TIFF, BMP or WebP file") from None
