@@ -246,5 +246,12 @@ def test_login_review_ground_and_logout(browser, tmp_path_factory):
             assert browser.get_cookie("rsvg_session") is None
             browser.get(f"{srv.url}/review")
             _wait(browser, "return location.pathname === '/login'")
+            # a "next" that leads off this server is not followed
+            browser.get(f"{srv.url}/login?next=%2F%5Cevil.test%2Fx")
+            _wait(browser, "return document.body.dataset.ready === '1'")
+            browser.find_element(By.ID, "name").send_keys("ana")
+            browser.find_element(By.ID, "password").send_keys("ana's password", Keys.ENTER)
+            _wait(browser, "return location.pathname === '/review' && document.body.dataset.ready === '1'")
+            assert browser.current_url.startswith(srv.url)
     finally:
         browser.delete_all_cookies()

@@ -4,8 +4,15 @@ import { $, postJSON } from "/static/api.js";
 
 function nextPage() {
   const next = new URLSearchParams(location.search).get("next") || "/review";
-  // only paths of this server (never "//host" or a full URL)
-  return next.startsWith("/") && !next.startsWith("//") ? next : "/review";
+  // only pages of this server: "//host", "/\\host" or a full URL elsewhere fall back to the review page
+  let url;
+  try {
+    url = new URL(next, location.origin);
+  } catch {
+    return "/review";
+  }
+  if (url.origin !== location.origin || !next.startsWith("/")) return "/review";
+  return url.pathname + url.search + url.hash;
 }
 
 async function submit(e) {
