@@ -322,6 +322,7 @@ def test_the_lite_reg_configs_are_the_papers_model_with_the_reg_fixes():
     assert m.reg_from_query and m.reg_centre_from_attention and paper.loss.reg_attention_weight > 0
     assert not baseline.model.mlcm
     assert baseline.model.to_dict() | {"mlcm": True} == m.to_dict() and baseline.loss == paper.loss
+    assert baseline.train == paper.train and (paper.train.epochs, paper.train.lr) == (20, 5e-4)  # same budget
     model = build_model(m, load_pretrained=False)
     assert len(model.stages) == 0 and model.feature_channels == model.core_channels  # no stage maps to cache
     # the paper configs keep the paper's [REG] token
