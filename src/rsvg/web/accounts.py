@@ -18,10 +18,10 @@ import hmac
 import secrets
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from rsvg.web.sqlite_file import SQLiteFile
 
 ROLES: tuple[str, ...] = ("annotator", "admin")
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
@@ -127,7 +127,7 @@ _DUMMY_SALT = secrets.token_bytes(16)
 _DUMMY_HASH = hash_password(secrets.token_urlsafe(16), _DUMMY_SALT)
 
 
-class AccountStore:
+class AccountStore(SQLiteFile):
     """Users, sessions and failed logins in the SQLite file at ``path`` (created if missing)."""
 
     def __init__(self, path: Path, session_seconds: int = SESSION_SECONDS) -> None:
@@ -141,36 +141,6 @@ class AccountStore:
                         conn.execute(statement)
         except sqlite3.DatabaseError as exc:
             raise AccountError(f"{self.path}: not a usable review database ({exc})") from None
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA busy_timeout=30000")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA synchronous=FULL")
-        return conn
-
-    @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        conn = self._connect()
-        try:
-            yield conn
-        finally:
-            conn.close()
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        conn = self._connect()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
 
     # ---- users -------------------------------------------------------------------------------------------
 
@@ -208,8 +178,7 @@ class AccountStore:
 
     def has_users(self) -> bool:
         """Whether any account exists (then every page and API but the login needs a session)."""
-        with self._read() as conn:
-            return conn.execute("SELECT 1 FROM users LIMIT 1").fetchone() is not None
+        return self.request_login(None)[0]
 
     # ---- login -------------------------------------------------------------------------------------------
 
@@ -255,14 +224,26 @@ class AccountStore:
 
     def session(self, token: str | None) -> LoginSession | None:
         """The live session of a cookie's token, or ``None`` (no token, unknown, expired or user removed)."""
+        with self._read() as conn:
+            return self._session(conn, token)
+
+    def request_login(self, token: str | None) -> tuple[bool, LoginSession | None]:
+        """Whether any account exists, and the live session of ``token``: what every request needs, read in one
+        connection."""
+        with self._read() as conn:
+            if conn.execute("SELECT 1 FROM users LIMIT 1").fetchone() is None:
+                return False, None
+            return True, self._session(conn, token)
+
+    @staticmethod
+    def _session(conn: sqlite3.Connection, token: str | None) -> LoginSession | None:
         if not token or len(token) > 256:
             return None
-        with self._read() as conn:
-            row = conn.execute(
-                "SELECT s.csrf, s.expires_at, u.name, u.role, u.created_at FROM login_sessions s "
-                "JOIN users u ON u.name = s.name WHERE s.token_sha256 = ? AND s.expires_at > ?",
-                (_token_digest(token), time.time()),
-            ).fetchone()
+        row = conn.execute(
+            "SELECT s.csrf, s.expires_at, u.name, u.role, u.created_at FROM login_sessions s "
+            "JOIN users u ON u.name = s.name WHERE s.token_sha256 = ? AND s.expires_at > ?",
+            (_token_digest(token), time.time()),
+        ).fetchone()
         if row is None:
             return None
         return LoginSession(User(row["name"], row["role"], row["created_at"]), row["csrf"], row["expires_at"])

@@ -90,10 +90,10 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         conn = HTTPConnection(scope)
-        if not self.accounts.has_users():
+        required, login = self.accounts.request_login(conn.cookies.get(COOKIE))
+        if not required:
             await self.app(scope, receive, send)
             return
-        login = self.accounts.session(conn.cookies.get(COOKIE))
         scope.setdefault("state", {})["login"] = login
         path = scope["path"]
         if path in PUBLIC_PATHS:
@@ -173,9 +173,9 @@ def logout(request: Request, ctx: Annotated[WebContext, Depends(get_context)]) -
 @router.get("/me", response_model=Me)
 def me(request: Request, ctx: Annotated[WebContext, Depends(get_context)]) -> Me:
     """Whether the server asks for logins, and if this browser is logged in, as whom (with its CSRF token)."""
-    if ctx.accounts is None or not ctx.accounts.has_users():
+    required, session = ctx.accounts.request_login(request.cookies.get(COOKIE)) if ctx.accounts else (False, None)
+    if not required:
         return Me(login_required=False)
-    session = ctx.accounts.session(request.cookies.get(COOKIE))
     if session is None:
         return Me(login_required=True)
     return Me(

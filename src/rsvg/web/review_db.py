@@ -14,13 +14,13 @@ before the call returns. A client-chosen ``request_id`` (unique) makes a retried
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from rsvg.data.records import BoxXYXY
+from rsvg.web.sqlite_file import SQLiteFile
 
 ACTIONS: tuple[str, ...] = ("accept", "reject", "edit", "skip")
 STATUSES: tuple[str, ...] = ("unreviewed", "accepted", "rejected", "edited")
@@ -140,7 +140,7 @@ def _row_to_decision(row: sqlite3.Row) -> Decision:
     )
 
 
-class ReviewStore:
+class ReviewStore(SQLiteFile):
     """The decisions of one dataset, in one SQLite file (safe to use from many threads and processes)."""
 
     def __init__(self, path: Path, total: int, fingerprint: str) -> None:
@@ -192,36 +192,6 @@ class ReviewStore:
                 f"then, {self.total} now, or changed annotations): its decisions would land on the wrong "
                 "objects. Restore the dataset, or start a new review file with --db."
             )
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA busy_timeout=30000")
-        conn.execute("PRAGMA synchronous=FULL")
-        return conn
-
-    @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        conn = self._connect()
-        try:
-            yield conn
-        finally:
-            conn.close()
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, committed (durably) before the block's caller goes on."""
-        conn = self._connect()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
 
     def _check_index(self, index: int) -> None:
         if not 0 <= index < self.total:
