@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.rsvg-installed
 DEMO := demo_out
 
-.PHONY: demo test lint install browser clean
+.PHONY: demo test test-paper lint install browser clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ browser:
 
 test: $(STAMP) lint browser
 	$(BIN)/python -m pytest
+
+# The paper's config itself (ResNet-50, bert-base shape, 640 px) memorising eight samples: about an hour on 2 CPU
+# cores, a minute on a GPU; not part of `make test` (tests/engine/test_paper_config.py says why).
+test-paper: $(STAMP)
+	$(BIN)/python -m pytest -m paper_scale tests/engine/test_paper_config.py
 
 clean:
 	rm -rf $(DEMO) .pytest_cache .ruff_cache

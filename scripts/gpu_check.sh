@@ -3,7 +3,7 @@
 #   1. rsvg bench model on the paper config (random weights): fp32 and bf16, eager and --compile, batch 1 and 8,
 #      the training step at the paper's batch 8;
 #   2. rsvg train of the paper config (random weights) for a few hundred steps with bf16 autocast, then --resume,
-#      then rsvg eval;
+#      then rsvg eval; the paper config memorising eight samples (make test-paper);
 #   3. the same training under torchrun --nproc_per_node 1 (NCCL), and 2 where the machine has two GPUs;
 #   4. the lite config's training throughput (samples/s) on the GPU and on the same machine's CPU.
 # Every step runs even when an earlier one failed; each writes STEP.log, and OUT/summary.json and OUT/summary.md
@@ -81,6 +81,11 @@ step train "${RSVG[@]}" train "${TRAIN[@]}" --out "$OUT/run" --set "train.epochs
 step resume "${RSVG[@]}" train "${TRAIN[@]}" --out "$OUT/run" --set "train.epochs=${EPOCHS[1]}" --resume
 step eval "${RSVG[@]}" eval --checkpoint "$OUT/run/best" --data "$OUT/rsvg" --split test --device "$DEVICE" \
     --workers 0 --out "$OUT/eval"
+
+# --- the paper config memorises eight samples (tests/engine/test_paper_config.py: an hour on 2 CPU cores) ---
+if [ "$SMOKE" != 1 ] && "$PY" -c "import pytest" 2>/dev/null; then
+    step paper_memorises "$PY" -m pytest -q -m paper_scale tests/engine/test_paper_config.py
+fi
 
 # --- 3. the same under torchrun (NCCL on GPUs) ---
 for n in 1 2; do
