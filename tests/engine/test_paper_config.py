@@ -87,7 +87,8 @@ def test_the_paper_config_memorises_eight_samples(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     history = json.loads((run / "history.json").read_text())
     assert len(history) == EPOCHS
-    assert history[-1]["loss"] < history[0]["loss"] / 2
+    last = [e["loss"] for e in history[-10:]]  # one step each: a single epoch's loss swings by a third
+    assert sum(last) / len(last) < history[0]["loss"] / 2
 
     # the best checkpoint, read back as a user's `rsvg eval` reads it
     res = CliRunner().invoke(
