@@ -12,6 +12,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from helpers.cli import set_args
 from helpers.models import TINY_ZOOM
 from rsvg.bench.model_bench import (
     ALL,
@@ -333,7 +334,7 @@ def test_bench_features_compares_the_cache_batch_with_the_baseline(tmp_path: Pat
         "configs/mgvlf_lite.yaml",
         "--set",
         "model.image_size=64",
-        *(arg for item in TINY_ZOOM for arg in ("--set", item)),
+        *set_args(TINY_ZOOM),
     ]
     args += ["--set", "model.pretrained_backbone=false", "--images", "4", "--repeats", "1", "--json", str(out)]
     result = CliRunner().invoke(app, args)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from helpers.cli import set_args
 from helpers.datasets import make_official_dataset
 from helpers.models import TINY_MODEL
 from rsvg.cli import app
@@ -80,16 +81,12 @@ def _clean(output: str) -> None:
     assert "error: error:" not in output
 
 
-def _sets(*items: str) -> list[str]:
-    return [arg for item in items for arg in ("--set", item)]
-
-
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("ckpt")
     root = make_official_dataset(base / "data")
     args = ["train", "-c", "configs/mgvlf_lite.yaml", "--data", str(root), "--out", str(base / "run")]
-    res = runner.invoke(app, [*args, *_sets(*TINY_MODEL, "train.epochs=1", "train.batch_size=3")])
+    res = runner.invoke(app, [*args, *set_args([*TINY_MODEL, "train.epochs=1", "train.batch_size=3"])])
     assert res.exit_code == 0, res.output
     return base / "run" / "best"
 
@@ -107,7 +104,7 @@ def test_check_data(tmp_path, name, corrupt, named):
 def test_train(tmp_path, name, corrupt, named):
     root = _dataset(tmp_path, corrupt)
     args = ["train", "-c", "configs/mgvlf_lite.yaml", "--data", str(root), "--out", str(tmp_path / "run")]
-    res = runner.invoke(app, [*args, *_sets(*TINY_MODEL, "train.epochs=1")], terminal_width=300)
+    res = runner.invoke(app, [*args, *set_args([*TINY_MODEL, "train.epochs=1"])], terminal_width=300)
     _clean(_text(res))
     assert res.exit_code == 2, res.output
     assert named in _text(res)
@@ -146,7 +143,7 @@ def test_train_config(official_dataset, tmp_path, name, text, items, named):
         config = tmp_path / "config.yaml"
         config.write_text(text)
     args = ["train", "-c", str(config), "--data", str(official_dataset), "--out", str(tmp_path / "run")]
-    res = runner.invoke(app, [*args, *_sets(*TINY_MODEL, *items)], terminal_width=300)
+    res = runner.invoke(app, [*args, *set_args([*TINY_MODEL, *items])], terminal_width=300)
     _clean(_text(res))
     assert res.exit_code == 2, res.output
     for part in named:

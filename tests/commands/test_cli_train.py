@@ -9,14 +9,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from helpers.cli import set_args
 from helpers.models import TINY_MODEL
 from rsvg.cli import app
 
 runner = CliRunner()
-
-
-def sets(*items: str) -> list[str]:
-    return [arg for item in items for arg in ("--set", item)]
 
 
 def test_train_eval_ground_commands(official_dataset, tmp_path):
@@ -31,8 +28,8 @@ def test_train_eval_ground_commands(official_dataset, tmp_path):
             str(official_dataset),
             "--out",
             str(out),
-            *sets(
-                *TINY_MODEL, "model.freeze_backbone=false", "model.zoom=false", "train.epochs=1", "train.batch_size=3"
+            *set_args(
+                [*TINY_MODEL, "model.freeze_backbone=false", "model.zoom=false", "train.epochs=1", "train.batch_size=3"]
             ),
         ],
     )
@@ -141,7 +138,7 @@ def test_two_process_ddp_training(official_dataset, tmp_path):
         str(out),
         "--device",
         "cpu",
-        *sets(*TINY_MODEL, "train.epochs=2", "train.batch_size=2", "train.eval_batch_size=1"),
+        *set_args([*TINY_MODEL, "train.epochs=2", "train.batch_size=2", "train.eval_batch_size=1"]),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from helpers.cli import set_args
 from helpers.datasets import write_official_xml
 from helpers.scenes import COLORS, blank, draw_rect
 from rsvg.cli import app
@@ -81,9 +82,8 @@ def test_the_paper_config_memorises_eight_samples(tmp_path: Path) -> None:
     assert cfg.train.lr_groups == "reference" and (cfg.train.lr, cfg.train.lr_pretrained) == (1e-4, 1e-5)
     assert cfg.train.batch_size == 8 and cfg.train.grad_clip == 0.1
 
-    sets = [arg for item in OVERRIDES for arg in ("--set", item)]
     run = tmp_path / "run"
-    res = CliRunner().invoke(app, ["train", "-c", PAPER, "--data", str(root), "--out", str(run), *sets])
+    res = CliRunner().invoke(app, ["train", "-c", PAPER, "--data", str(root), "--out", str(run), *set_args(OVERRIDES)])
     assert res.exit_code == 0, res.output
     history = json.loads((run / "history.json").read_text())
     assert len(history) == EPOCHS

@@ -14,6 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from helpers.cli import set_args
 from helpers.models import TINY_MODEL
 from rsvg.config import load_config
 from rsvg.engine.determinism import deterministic_mode, mkl_cnr_mode
@@ -24,10 +25,6 @@ LITE = "configs/mgvlf_lite.yaml"
 # the lite config at the tiny test size: frozen backbone and text encoder (both cached), second look, object head,
 # ranking and refinement; one sample a step and a checkpoint after every step
 KILL_RUN = [*TINY_MODEL, "train.epochs=12", "train.batch_size=1", "train.checkpoint_every_steps=1", "train.seed=3"]
-
-
-def _sets(items: list[str]) -> list[str]:
-    return [arg for item in items for arg in ("--set", item)]
 
 
 def _weights(run: Path) -> dict[str, torch.Tensor]:
@@ -41,7 +38,7 @@ def test_killed_run_resumes_exactly(official_dataset, tmp_path):
 
     killed = tmp_path / "killed"
     cmd = [sys.executable, "-m", "rsvg.cli", "train", "-c", LITE, "--data", str(official_dataset), "--out", str(killed)]
-    proc = subprocess.Popen([*cmd, *_sets(KILL_RUN)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([*cmd, *set_args(KILL_RUN)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     state_file = killed / "last" / "training_state.pt"
     deadline = time.monotonic() + 240
     while not state_file.exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -53,7 +50,7 @@ def test_killed_run_resumes_exactly(official_dataset, tmp_path):
     state = torch.load(state_file, weights_only=False)
     assert state["epoch"] < 12  # it was interrupted before the end
 
-    res = subprocess.run([*cmd, "--resume", *_sets(KILL_RUN)], capture_output=True, text=True, timeout=300)
+    res = subprocess.run([*cmd, "--resume", *set_args(KILL_RUN)], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     assert "resumed from" in res.stdout
     a, b = _weights(straight), _weights(killed)
