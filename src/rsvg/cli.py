@@ -11,6 +11,7 @@ from rsvg.commands.check_data import check_data
 from rsvg.commands.compare import compare
 from rsvg.commands.demo import demo
 from rsvg.commands.evaluate import evaluate
+from rsvg.commands.failures import ErrorReportingGroup
 from rsvg.commands.ground import ground
 from rsvg.commands.serve import review_export, serve
 from rsvg.commands.stats import stats
@@ -20,6 +21,7 @@ from rsvg.commands.users import users_app
 
 app = typer.Typer(
     name="rsvg",
+    cls=ErrorReportingGroup,
     help="Visual grounding on remote sensing images: build, check and analyse datasets, train and evaluate "
     "MGVLF (Zhan et al., IEEE TGRS 2023), ground queries on your own images.",
     no_args_is_help=True,

@@ -49,6 +49,7 @@ import torch
 from rsvg.bench.machine import GIB, load_average, machine_info, median, peak_rss_bytes, rss_bytes, timed_runs
 from rsvg.config import RunConfig, config_from_dict, load_config
 from rsvg.data.categories import DIOR_CLASSES
+from rsvg.errors import BenchError
 
 DIOR_RSVG_TRAIN_EXPRESSIONS = 26_991
 RELATIVE_TOLERANCE = 1e-4
@@ -103,10 +104,6 @@ def phase_optimisations(name: str) -> frozenset[str]:
     if not rest.startswith("without_") or left_out not in OPTIMISATIONS:
         raise ValueError(f"unknown phase {name!r}")
     return ALL - {left_out}
-
-
-class BenchError(RuntimeError):
-    """The benchmark cannot run as asked (missing CUDA, a text encoder that is not there ...)."""
 
 
 @dataclass

@@ -8,11 +8,9 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from rsvg.errors import ImageReadError
+
 UNKNOWN_FORMAT = "not JPEG, PNG, TIFF, BMP, WebP or another known format"
-
-
-class ImageReadError(ValueError):
-    """A file is missing or is not an image we can decode."""
 
 
 # how much of a file's end check_complete looks at for the end-of-image marker

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rsvg.errors import DatasetError, DatasetNotFoundError  # noqa: F401 (re-exported)
+
 BoxXYXY = tuple[float, float, float, float]
 
 
@@ -25,14 +27,6 @@ class Problem:
     def __str__(self) -> str:
         where = self.file if self.object_index is None else f"{self.file} [object {self.object_index}]"
         return f"{self.severity}: {where}: {self.kind}: {self.message}"
-
-
-class DatasetError(Exception):
-    """A dataset cannot be used as given; the message names the file and what to do."""
-
-
-class DatasetNotFoundError(DatasetError):
-    """A dataset folder or one of its required parts is missing."""
 
 
 @dataclass(frozen=True)

@@ -12,15 +12,12 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from rsvg.data.records import DatasetNotFoundError
+from rsvg.errors import QueryTooLongError
 
 
 def shorten(text: str, limit: int = 80) -> str:
     """The start of a long text for an error message (a 40 KB query is not repeated whole)."""
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
-
-
-class QueryTooLongError(ValueError):
-    """A query needs more tokens than the model takes (Nt)."""
 
 
 @runtime_checkable

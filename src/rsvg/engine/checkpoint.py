@@ -29,6 +29,7 @@ from safetensors.torch import load_file, save_file
 
 from rsvg import __version__
 from rsvg.data.partials import remove_stale_partials
+from rsvg.errors import CheckpointError
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -45,10 +46,6 @@ TOKENIZER_FILES = (
     "spiece.model",
     "sentencepiece.bpe.model",
 )
-
-
-class CheckpointError(ValueError):
-    """A checkpoint folder is missing, incomplete or not an rsvg checkpoint."""
 
 
 def _replace_dir(tmp: Path, dst: Path) -> None:

@@ -14,14 +14,12 @@ from rasterio.crs import CRS
 from rasterio.errors import CRSError
 from rasterio.transform import Affine
 
+from rsvg.errors import GeoreferenceError
+
 Box = tuple[float, float, float, float]
 Ring = list[tuple[float, float]]
 
 WGS84 = "EPSG:4326"
-
-
-class GeoreferenceError(ValueError):
-    """A scene's coordinates cannot be given or transformed as asked (the message names the file)."""
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
 
+from rsvg.errors import SceneError
 from rsvg.geo.georef import Georeference, georeference_of
 
 #: longest side of the decimated overview read for the percentiles and the overview picture
@@ -30,10 +31,6 @@ DEFAULT_PERCENTILES = (2.0, 98.0)
 STRETCH_MODES = ("auto", "always")
 #: suffixes of files ``rsvg ground`` looks at with rasterio before deciding how to read them
 RASTER_SUFFIXES = frozenset({".tif", ".tiff", ".gtif", ".gtiff", ".vrt", ".img", ".jp2"})
-
-
-class SceneError(ValueError):
-    """A scene that cannot be read as asked; the message names the file or the argument."""
 
 
 def parse_bands(text: str) -> tuple[int, ...]:

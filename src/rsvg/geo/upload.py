@@ -8,28 +8,16 @@ then read a strip of rows at a time, so the float working copy of the stretch ne
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.io import MemoryFile
 
+from rsvg.errors import SceneUploadError
 from rsvg.geo.raster import SceneError, SceneReader, gdal_message
 
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic TIFF and BigTIFF, both byte orders
 STRIP_ROWS = 1024
-
-
-@dataclass
-class SceneUploadError(ValueError):
-    """An uploaded scene that cannot be used: ``status`` is the HTTP code to answer with (413 over the limits,
-    415 unreadable), ``detail`` the sentence to answer."""
-
-    status: int
-    detail: str
-
-    def __str__(self) -> str:
-        return self.detail
 
 
 def is_tiff(data: bytes) -> bool:

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from rsvg.errors import AccountError, LoginThrottled
 from rsvg.web.sqlite_file import SQLiteFile
 
 ROLES: tuple[str, ...] = ("annotator", "admin")
@@ -60,18 +61,6 @@ CREATE TABLE IF NOT EXISTS login_failures (
 );
 CREATE INDEX IF NOT EXISTS login_failures_at ON login_failures (at);
 """
-
-
-class AccountError(ValueError):
-    """A request about accounts that cannot be done (bad name, role or password, unknown user)."""
-
-
-class LoginThrottled(Exception):
-    """Too many failed logins for this name or client: ``retry_after`` seconds until the next attempt counts."""
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"too many failed logins: try again in {retry_after} s")
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)

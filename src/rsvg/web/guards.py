@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 from PIL import Image, UnidentifiedImageError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from rsvg.errors import GuardError
+
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -28,15 +30,6 @@ class Limits:
     def __post_init__(self) -> None:
         if self.max_ground_requests < 1:
             raise ValueError(f"max_ground_requests must be at least 1, got {self.max_ground_requests}")
-
-
-class GuardError(Exception):
-    """A request that breaks a limit: ``status`` is the HTTP code to answer with."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
 
 
 async def _send_error(send: Send, status: int, detail: str) -> None:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from rsvg.data.records import BoxXYXY
+from rsvg.errors import ReviewDBError, ReviewPermissionError
 from rsvg.web.sqlite_file import SQLiteFile
 
 ACTIONS: tuple[str, ...] = ("accept", "reject", "edit", "skip")
@@ -54,14 +55,6 @@ CREATE TABLE IF NOT EXISTS item_state (
     at TEXT NOT NULL
 );
 """
-
-
-class ReviewDBError(Exception):
-    """The review database cannot be used (unreadable, another dataset's, or a request it must refuse)."""
-
-
-class ReviewPermissionError(ReviewDBError):
-    """A user asked to change a decision that is not theirs."""
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from rsvg.errors import WeightsFormatError, WeightsNotFoundError
+
 __all__ = [
     "KeyComparison",
     "LoadReport",
@@ -36,14 +38,6 @@ __all__ = [
 
 # Buffers that carry no learned information: BatchNorm's step counter. Their absence is never an error.
 _BOOKKEEPING_SUFFIXES = ("num_batches_tracked",)
-
-
-class WeightsNotFoundError(FileNotFoundError):
-    """A weights file is not where it was said to be; the message says which file to put where."""
-
-
-class WeightsFormatError(ValueError):
-    """A weights file exists but is not in the expected format (wrong keys, wrong shapes, unreadable)."""
 
 
 def _is_bookkeeping(key: str) -> bool:
