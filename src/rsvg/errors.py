@@ -98,7 +98,12 @@ class SceneUploadError(RsvgError, ValueError):
 # --- training ---------------------------------------------------------------------------------------------------
 
 
-class TrainingDivergedError(RsvgError, FloatingPointError):
+class NonFiniteError(RsvgError, FloatingPointError):
+    """A model's boxes became NaN or infinite (weights that diverged, or a corrupt checkpoint): refused before
+    they reach a kernel that cannot take them (``roi_align`` crashes the process on them) or a metric."""
+
+
+class TrainingDivergedError(NonFiniteError):
     """The loss or a predicted box became NaN or infinite; the message names the epoch and step, and the last
     checkpoint written before it is left as it was."""
 
