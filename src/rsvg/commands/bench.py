@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rsvg.bench.machine import machine_info
+from rsvg.commands.options import JsonOut
 
 bench_app = typer.Typer(
     help="Speed measurements (each prints the machine, threads and versions).", no_args_is_help=True
@@ -35,7 +36,7 @@ def print_bench(title: str, results: dict, console: Console, json_out: Path | No
 def bench_synth(
     images: Annotated[int, typer.Option(min=1, help="Scenes to generate (after one warm-up scene).")] = 50,
     size: Annotated[int, typer.Option(min=64, help="Scene side in pixels.")] = 800,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results here.")] = None,
+    json_out: JsonOut = None,
 ) -> None:
     """Synthetic scene generation speed on one core (generation + JPEG encoding, no disk)."""
     from rsvg.synth import benchmark_synth
@@ -48,7 +49,7 @@ def bench_build(
     images: Annotated[int, typer.Option(min=1, help="Synthetic scenes to build from (made first, not timed).")] = 100,
     size: Annotated[int, typer.Option(min=64, help="Scene side in pixels.")] = 800,
     workers: Annotated[int, typer.Option(min=1, help="Processes.")] = 2,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results here.")] = None,
+    json_out: JsonOut = None,
 ) -> None:
     """Dataset construction speed (rsvg build) in images/s on synthetic scenes."""
     from rsvg.construct.build import benchmark_build_summary
@@ -76,7 +77,7 @@ def bench_features(
     repeats: Annotated[int, typer.Option(min=1, help="Alternating passes; the best of each is kept.")] = 3,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     overrides: Annotated[list[str] | None, typer.Option("--set", help="Config override key=value.")] = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results here.")] = None,
+    json_out: JsonOut = None,
 ) -> None:
     """The frozen backbone's feature cache: ms per image at the cache's batch size against a baseline batch."""
     from rsvg.bench.feature_bench import benchmark_features
@@ -145,7 +146,7 @@ def bench_model(
         bool,
         typer.Option("--in-process", help="Run every phase in this process (faster; peak memory is then cumulative)."),
     ] = False,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results here.")] = None,
+    json_out: JsonOut = None,
 ) -> None:
     """The model's inference latency and throughput, training step, peak memory, data-loading rate and FLOPs,
     plain eager against optimised (same weights, same boxes), and the machine's floor."""
@@ -219,7 +220,7 @@ def bench_scene(
     folder: Annotated[
         Path | None, typer.Option(help="Where the temporary scene file goes (default: the system's temp folder).")
     ] = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results here.")] = None,
+    json_out: JsonOut = None,
 ) -> None:
     """Scene grounding speed: tiles/s and the time for a 10,000 x 10,000 scene (a synthetic GeoTIFF written into a
     temporary folder first, not timed; a smaller --size projects the 10,000² time from its tiles/s)."""
@@ -263,7 +264,7 @@ def bench_review(
     checkpoint: Annotated[
         Path | None, typer.Option(help="A checkpoint folder: grounding requests then run beside the review.")
     ] = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results here.")] = None,
+    json_out: JsonOut = None,
 ) -> None:
     """The review server (rsvg serve, in a child process on loopback) under a team of logged-in annotators:
     decisions/s and latency, against one annotator alone in the same run, checked against the database."""

@@ -26,8 +26,10 @@ def demo(
     changed option re-runs only the steps that depend on it.
     """
     from rsvg.demo.pipeline import Demo, DemoOptions
+    from rsvg.output_paths import check_output_folder
 
     console = Console()
+    check_output_folder(out, "--out", inputs={"--config": config})
     opts = DemoOptions(
         out=out, images=images, seed=seed, config=config, epochs=epochs, overrides=list(set_ or []), workers=workers
     )

@@ -25,10 +25,12 @@ def stats(
     """
     from rsvg.construct.stats import TEXT_INFERRED_NOTE, dataset_stats, steps_label
     from rsvg.construct.vocabulary import LOCATION_PHRASES
+    from rsvg.output_paths import check_output_folder
 
     console = Console()
     if not root.is_dir():
         raise typer.BadParameter(f"folder not found: {root}", param_hint="ROOT")
+    check_output_folder(out, "OUT", inputs={"ROOT": root}, may_lie_inside_inputs=True)
     try:
         result = dataset_stats(root, out)
     except DatasetError as exc:
