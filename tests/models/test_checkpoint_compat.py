@@ -7,8 +7,10 @@ The fixture was written on 2026-12-03 by the model code as it was before the mov
 order they were filled from a seeded generator; ``fixtures/legacy_tiny_io.safetensors`` holds fixed inputs (visual
 and text features, training crops, objects) and what that model returned for them then: the answer and every
 intermediate, in evaluation and in a training forward, and the loss terms. Run with ``OMP_NUM_THREADS=1`` on the
-x86-64 machine that wrote the fixture, every tensor is bit-identical; other thread counts and CPUs change the
-kernels' summation order, so the comparison allows float rounding (1e-5).
+x86-64 machine that wrote the fixture (an AMD EPYC), every tensor is bit-identical; other thread counts and CPUs
+change the kernels' summation order, and float32 rounding grows through the model's dozen layers: on an Intel Xeon a
+box corner moved by 1.7e-5 px. The comparison allows 1e-4 (absolute and relative; boxes are in pixels of a 64-px
+input), far below any change of behaviour.
 """
 
 import json
@@ -47,7 +49,7 @@ def legacy():
 
 
 def close(a: torch.Tensor, b: torch.Tensor) -> None:
-    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, equal_nan=True)
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4, equal_nan=True)
 
 
 def test_old_parameter_names_load_under_the_stages(legacy):
