@@ -1,21 +1,46 @@
-"""Rich tables of what the data commands report: a dataset construction's summary and a dataset check.
+"""Rich tables of what the data commands report: a dataset construction's summary and a dataset check, and the
+check of a ``--json`` report path made before the work.
 
-Shared by the command line (``rsvg build``, ``rsvg check-data``) and the demo pipeline.
+Shared by the command line (``rsvg build``, ``rsvg check-data``, ``rsvg review-export``) and the demo pipeline.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from rsvg.construct.build import PAPER_STEP_SHARES, BuildSummary
+from rsvg.construct.build import PAPER_STEP_SHARES, SUMMARY_FILE, BuildSummary, describe_skipped
 from rsvg.data.check import CheckReport
+from rsvg.errors import OutputPathError
+from rsvg.output_paths import check_output_file, resolved
 
 
-def print_summary(summary: BuildSummary, console: Console) -> None:
-    """Render a :class:`BuildSummary` as rich tables."""
+def check_report_file(path: Path, option: str, inputs: Mapping[str, Path | None]) -> Path:
+    """Refuse a report file (``--json``) that cannot be written, before any work: a folder, a path under a file,
+    one of the ``inputs`` (:func:`~rsvg.output_paths.check_output_file`), or an existing file inside an input
+    folder (an annotation, a split file, the review database: writing the report would replace it)."""
+    real = check_output_file(path, option, inputs=inputs)
+    if real.is_file():
+        for name, given in inputs.items():
+            if given is not None and Path(given).is_dir() and resolved(given) in real.parents:
+                raise OutputPathError(
+                    f"{option} {path} is a file of the input {name} ({given}); writing the report would replace it, "
+                    "choose a path outside it"
+                )
+    return real
+
+
+# skipped images and objects named on screen; build_summary.json names every one
+SKIPPED_SHOWN = 5
+
+
+def print_summary(summary: BuildSummary, console: Console, summary_file: Path | None = None) -> None:
+    """Render a :class:`BuildSummary` as rich tables, then its warnings and the first :data:`SKIPPED_SHOWN`
+    images and objects skipped for a problem of the input (``summary_file``, where all are listed, is named)."""
     table = Table(title=f"grounding dataset: {summary.out}", show_header=False)
     table.add_row("images read / written", f"{summary.images_read} / {summary.images_written}")
     table.add_row("objects read", str(summary.objects_read))
@@ -36,6 +61,20 @@ def print_summary(summary: BuildSummary, console: Console) -> None:
             for reason, n in counts.items():
                 t.add_row(reason, str(n))
             console.print(t)
+    print_skipped(summary, console, summary_file)
+    for warning in summary.warnings:
+        console.print(f"warning: {warning}", style="yellow", markup=False, highlight=False)
+
+
+def print_skipped(summary: BuildSummary, console: Console, summary_file: Path | None = None) -> None:
+    """One line per image or object left out for a problem of the input, the first :data:`SKIPPED_SHOWN` of them,
+    and how many more ``summary_file`` lists."""
+    for entry in summary.skipped[:SKIPPED_SHOWN]:
+        console.print(f"skipped: {describe_skipped(entry)}", style="yellow", markup=False, highlight=False)
+    more = len(summary.skipped) - SKIPPED_SHOWN
+    if more > 0:
+        where = summary_file if summary_file is not None else SUMMARY_FILE
+        console.print(f"... {more} more, see {where}", style="yellow", markup=False, highlight=False)
 
 
 def print_report(report: CheckReport, console: Console, max_problems: int | None = None) -> None:

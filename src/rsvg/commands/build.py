@@ -9,10 +9,11 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from rsvg.construct.build import build_dataset
+from rsvg.construct.build import SUMMARY_FILE, build_dataset
 from rsvg.construct.classmap import load_class_mapping
 from rsvg.construct.split import parse_split
 from rsvg.data.records import DatasetError
+from rsvg.output_paths import check_output_folder
 from rsvg.reports import print_summary
 
 
@@ -24,8 +25,13 @@ def build(
             "JPEGImages-trainval/, JPEGImages-test/) or VOC (Annotations/, JPEGImages/)."
         ),
     ],
-    out: Annotated[Path, typer.Argument(help="Output folder for the grounding dataset (must not exist).")],
-    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same dataset.")] = 0,
+    out: Annotated[
+        Path,
+        typer.Argument(
+            help="Output folder for the grounding dataset (must not exist, nor be, hold or lie inside DETECTION_ROOT)."
+        ),
+    ],
+    seed: Annotated[int, typer.Option(min=0, help="Random seed: the same seed gives the same dataset.")] = 0,
     split: Annotated[
         str,
         typer.Option(
@@ -37,11 +43,17 @@ def build(
         Path | None,
         typer.Option(help="YAML or JSON file mapping other class names to DIOR classes, e.g. {car: vehicle}."),
     ] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace OUT if it exists (the old one stays until the new one is complete).")
+    ] = False,
 ) -> None:
     """Build image/expression/box triplets from detection boxes: box sampling, 7 attributes, template
     expressions that are unambiguous by construction (paper Sec. III, steps 1-3)."""
     console = Console()
+    # a file, an input, the current folder: refused with or without --overwrite (the existing-folder check follows)
+    check_output_folder(out, "OUT", inputs={"DETECTION_ROOT": detection_root, "--class-map": class_map}, overwrite=True)
+    if out.exists() and not overwrite:
+        raise typer.BadParameter(f"{out} already exists (choose another folder or pass --overwrite)", param_hint="OUT")
     try:
         ratios = parse_split(split)
     except ValueError as exc:
@@ -53,9 +65,8 @@ def build(
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--class-map") from None
     if not detection_root.is_dir():
-        raise typer.BadParameter(f"folder not found: {detection_root}", param_hint="DETECTION_ROOT")
-    if out.exists() and not overwrite:
-        raise typer.BadParameter(f"{out} already exists (choose another folder or pass --overwrite)", param_hint="OUT")
+        what = "is a file, not a folder" if detection_root.exists() else "not found"
+        raise typer.BadParameter(f"{detection_root} {what}", param_hint="DETECTION_ROOT")
     columns = (TextColumn("building"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     try:
         with Progress(*columns, console=console, transient=True) as bar:
@@ -73,4 +84,4 @@ def build(
     except DatasetError as exc:
         console.print(f"error: {exc}", style="red", markup=False, highlight=False)
         raise typer.Exit(2) from None
-    print_summary(summary, console)
+    print_summary(summary, console, Path(out) / SUMMARY_FILE)

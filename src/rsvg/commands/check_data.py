@@ -12,7 +12,7 @@ from rich.console import Console
 from rsvg.data.check import check_dataset
 from rsvg.data.records import DatasetError
 from rsvg.data.xmlio import atomic_write_text
-from rsvg.reports import print_report
+from rsvg.reports import check_report_file, print_report
 
 
 def check_data(
@@ -24,19 +24,25 @@ def check_data(
         ),
     ],
     kind: Annotated[str, typer.Option(help="auto (decide by layout), grounding or detection.")] = "auto",
-    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the full report as JSON here.")] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the full report as JSON here (a file outside ROOT).")
+    ] = None,
     max_problems: Annotated[
-        int | None, typer.Option(help="Print at most this many problem lines (all are counted).")
+        int | None, typer.Option(min=0, help="Print at most this many problem lines (all are counted).")
     ] = None,
 ) -> None:
     """Print images, objects, per-split counts, categories, expression length stats and every problem.
 
-    Exits 1 when the dataset is broken (overlapping or out-of-range split indices; missing, empty, truncated or
-    mis-sized images; empty descriptions, malformed XML, missing split files), 2 when the folder cannot be read.
+    Exits 1 when the dataset is broken: whatever rsvg train or rsvg eval would refuse (an empty split, split
+    indices out of range, repeated or in two splits, an object listed in a split with a bad box, an empty
+    description or a class that is not a DIOR class, malformed XML, a missing split file) and every missing, empty,
+    truncated, unreadable or mis-sized image, in a grounding or a detection folder; 2 when the folder cannot be read.
     """
     console = Console()
     if kind not in ("auto", "grounding", "detection"):
         raise typer.BadParameter("must be auto, grounding or detection", param_hint="--kind")
+    if json_out is not None:
+        check_report_file(json_out, "--json", inputs={"ROOT": root})
     try:
         report = check_dataset(root, kind)
     except DatasetError as exc:

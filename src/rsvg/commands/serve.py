@@ -115,21 +115,37 @@ def serve(
 
 def review_export(
     root: Annotated[Path, typer.Argument(help="The reviewed DIOR-RSVG folder.")],
-    out: Annotated[Path, typer.Argument(help="Folder for the corrected dataset (must not exist).")],
+    out: Annotated[
+        Path,
+        typer.Argument(
+            help="Folder for the corrected dataset (must not exist, nor be, hold or lie inside ROOT or hold --db)."
+        ),
+    ],
     db: Annotated[Path | None, typer.Option(help="Review database. Default: ROOT/review.sqlite3.")] = None,
     drop_unreviewed: Annotated[
         bool, typer.Option(help="Also leave out the objects nobody has accepted, edited or rejected yet.")
     ] = False,
-    overwrite: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the summary as JSON here.")] = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace OUT if it exists (the old one stays until the new one is complete).")
+    ] = False,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the summary as JSON here (a file outside ROOT).")
+    ] = None,
 ) -> None:
     """Write the dataset as the annotators corrected it: rejected expressions removed, edited texts and boxes
     applied, split files renumbered (every kept expression stays in its split). Check it with rsvg check-data."""
     from rsvg.data.records import DatasetError
     from rsvg.data.xmlio import atomic_write_text
+    from rsvg.output_paths import check_output_folder
+    from rsvg.reports import check_report_file
+    from rsvg.web.dataset_view import default_db_path
     from rsvg.web.export import export_reviewed
     from rsvg.web.review_db import ReviewDBError
 
+    inputs = {"ROOT": root, "--db": db if db is not None else default_db_path(root)}
+    check_output_folder(out, "OUT", inputs=inputs, overwrite=overwrite)
+    if json_out is not None:
+        check_report_file(json_out, "--json", inputs=inputs)
     console = Console()
     try:
         summary = export_reviewed(root, out, db, drop_unreviewed=drop_unreviewed, overwrite=overwrite)
@@ -153,6 +169,15 @@ def review_export(
     else:
         table.add_row("agreement", "no expression was reviewed by two annotators")
     console.print(table)
+    for name, n in summary.splits.items():
+        if n == 0:
+            console.print(
+                f"warning: the {name} split of {summary.out} is empty (every object it listed was rejected or left "
+                "out): rsvg check-data reports it, rsvg train and rsvg eval refuse an empty split they read",
+                style="yellow",
+                markup=False,
+                highlight=False,
+            )
     if json_out is not None:
         atomic_write_text(json_out, json.dumps(summary.to_dict(), indent=2))
     sys.stdout.flush()

@@ -27,8 +27,9 @@ from rsvg.construct import pipeline
 from rsvg.construct.classmap import check_class_mapping
 from rsvg.construct.split import DEFAULT_SPLIT, check_ratios, split_indices
 from rsvg.data.dior_rsvg import GroundingDatasetWriter
-from rsvg.data.records import DatasetError, DetectionImage
+from rsvg.data.records import DatasetError, DetectionImage, Problem
 from rsvg.data.voc import read_detection_root
+from rsvg.output_paths import check_output_folder
 
 STEPS: tuple[str, ...] = ("cat+", "att+", "rel+")
 SUMMARY_FILE = "build_summary.json"
@@ -53,6 +54,10 @@ class BuildSummary:
     steps: dict[str, int] = field(default_factory=dict)  # cat+ / att+ / rel+ -> expressions
     splits: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    # every image and object left out for a problem of the input: {"file", "object", "reason", "message"}
+    # ("object": its position in the file, None for a whole image)
+    skipped: list[dict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # what the output lacks that a user would want to know
 
     @property
     def step_shares(self) -> dict[str, float]:
@@ -88,13 +93,37 @@ def _results(
         yield from executor.map(pipeline.process_image, tasks, chunksize=chunk)
 
 
-def _count_reader_problems(problems: Iterable, summary: BuildSummary) -> tuple[Counter, Counter]:
+def _count_reader_problems(problems: Iterable[Problem], summary: BuildSummary) -> tuple[Counter, Counter]:
+    """Count the reader's problems by kind (whole images, objects) and name each in ``summary.skipped``."""
     images, objects = Counter(), Counter()
     for p in problems:
         (images if p.object_index is None else objects)[p.kind] += 1
+        summary.skipped.append(skipped_entry(p.file, p.object_index, p.kind, p.message))
     summary.images_read += sum(images.values())
     summary.objects_read += sum(objects.values())
     return images, objects
+
+
+def skipped_entry(file: str | Path, obj: int | None, reason: str, message: str) -> dict:
+    """One line of ``build_summary.json``'s ``skipped``: which file (and object), why."""
+    return {"file": str(file), "object": obj, "reason": reason, "message": message}
+
+
+def describe_skipped(entry: dict) -> str:
+    """``FILE [object K]: reason: message`` for one skipped entry."""
+    where = entry["file"] if entry["object"] is None else f"{entry['file']} [object {entry['object']}]"
+    return f"{where}: {entry['reason']}: {entry['message']}"
+
+
+def _split_warnings(splits: Mapping[str, Sequence[int]], ratios: tuple[float, float, float]) -> list[str]:
+    """A sentence for each split the build leaves empty (train refuses an empty train or val split, eval an empty
+    split it scores), saying whether ``--split`` asked for it or the dataset is too small."""
+    out = []
+    for (name, indices), ratio in zip(splits.items(), ratios, strict=True):
+        if not indices:
+            why = f"--split gives it {ratio:g}" if ratio == 0 else "too few expressions to give it one"
+            out.append(f"the {name} split is empty ({why}): rsvg train and rsvg eval refuse an empty split they read")
+    return out
 
 
 def build_dataset(
@@ -114,17 +143,27 @@ def build_dataset(
     ``progress(done, total)`` is called after each image. With ``workers > 1`` images are described in
     spawned processes, so a script calling this needs the usual ``if __name__ == "__main__":`` guard.
 
-    Raises :class:`DatasetError` (or its ``DatasetNotFoundError``) for an unusable input or output folder and
-    when no expression could be made; ``ValueError`` for bad ``split``, ``workers`` or ``class_mapping``.
+    Every image and object left out for a problem of the input is named in ``summary.skipped`` (and in
+    ``build_summary.json``); objects the method leaves out by design (too small, too large, over the per-category
+    cap, no unambiguous expression) are counted by reason in ``objects_dropped``.
+
+    Raises :class:`DatasetError` (or its ``DatasetNotFoundError``) for an unusable input folder, an existing
+    ``out`` without ``overwrite``, and when no expression could be made; :class:`~rsvg.errors.OutputPathError`
+    when ``out`` is a file, is or holds ``detection_root``, lies inside it, or is the current folder;
+    ``ValueError`` for bad ``split``, ``workers``, ``seed`` or ``class_mapping``. ``out`` is replaced only once the
+    new dataset is complete.
     """
     start = time.perf_counter()
     ratios = check_ratios(split)
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
+    if seed < 0:
+        raise ValueError(f"seed must be 0 or more, got {seed}")
     mapping = check_class_mapping(class_mapping) if class_mapping else None
     out = Path(out)
     if out.exists() and not overwrite:
         raise DatasetError(f"output folder already exists: {out} (choose another or pass overwrite)")
+    check_output_folder(out, "out", inputs={"detection_root": detection_root}, overwrite=overwrite)
     read = read_detection_root(Path(detection_root), strict=False, class_mapping=mapping)
     summary = BuildSummary(str(detection_root), str(out), seed, ratios, workers)
     images_skipped, dropped = _count_reader_problems(read.problems, summary)
@@ -140,11 +179,19 @@ def build_dataset(
         with GroundingDatasetWriter(out, overwrite=overwrite) as writer:
             for done, result in enumerate(_results(read.images, seed, workers, executor), start=1):
                 dropped.update(result.dropped)
+                image = read.images[done - 1]
                 if result.skipped is not None:
                     images_skipped[result.skipped] += 1
-                    dropped["in_skipped_image"] += len(read.images[done - 1].objects)
+                    dropped["in_skipped_image"] += len(image.objects)
+                    summary.skipped.append(skipped_entry(image.annotation_path, None, result.skipped, result.message))
                 elif not result.objects:
                     images_skipped["no_expression"] += 1
+                    message = (
+                        f"none of its {len(image.objects)} usable objects could be described unambiguously"
+                        if image.objects
+                        else "no usable object"
+                    )
+                    summary.skipped.append(skipped_entry(image.annotation_path, None, "no_expression", message))
                 else:
                     writer.add_image(result.image_id, result.image_path, result.width, result.height, result.objects)
                     steps.update(result.steps)
@@ -153,11 +200,14 @@ def build_dataset(
                 if progress is not None:
                     progress(done, len(read.images))
             if summary.expressions == 0:
+                named = "; ".join(describe_skipped(e) for e in summary.skipped[:3])
                 raise DatasetError(
                     f"no expression could be generated from {detection_root} "
                     f"(images skipped: {dict(images_skipped)}; objects dropped: {dict(dropped)})"
+                    + (f"; first skipped: {named}" if named else "")
                 )
             splits = split_indices(summary.expressions, ratios, seed)
+            summary.warnings.extend(_split_warnings(splits, ratios))
             summary.images_skipped = dict(sorted(images_skipped.items()))
             summary.objects_dropped = dict(sorted(dropped.items()))
             summary.steps = {s: steps.get(s, 0) for s in STEPS}

@@ -35,16 +35,19 @@ def check_class_mapping(mapping: Mapping[str, str]) -> dict[str, str]:
 def load_class_mapping(path: Path) -> dict[str, str]:
     """Read and validate a YAML or JSON class-mapping file; ``ValueError`` naming the file on any problem."""
     path = Path(path)
+    fmt = "JSON" if path.suffix.lower() == ".json" else "YAML"
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ValueError(f"{path}: cannot read the class mapping ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text file in UTF-8, so not a {fmt} class mapping") from None
     try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+        data = json.loads(text) if fmt == "JSON" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ValueError(
-            f"{path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {str(exc).splitlines()[0]}"
-        ) from None
+        raise ValueError(f"{path}: not valid {fmt}: {str(exc).splitlines()[0]}") from None
+    if data is None or data == {}:
+        raise ValueError(f"{path}: the class mapping is empty; write one line per class, e.g. 'car: vehicle'")
     try:
         return check_class_mapping(data)
     except ValueError as exc:

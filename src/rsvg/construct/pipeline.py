@@ -12,13 +12,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from rsvg.construct.attributes import extract_scene
 from rsvg.construct.expressions import ExpressionGenerator
 from rsvg.construct.sampling import sample_objects
 from rsvg.data.dior_rsvg import GroundingObject
+from rsvg.data.image_io import ImageReadError, read_image_rgb
 from rsvg.data.records import DetectionImage
 
 PROVENANCE_TAG = "provenance"
@@ -45,13 +45,10 @@ def image_rng(seed: int, image_id: str) -> np.random.Generator:
     return np.random.default_rng([int(seed), int.from_bytes(digest, "little")])
 
 
-def load_rgb(path: Path) -> np.ndarray | None:
-    """An image file as RGB ``uint8``, or ``None`` when it cannot be decoded."""
-    data = np.fromfile(str(path), dtype=np.uint8) if Path(path).is_file() else None
-    if data is None or data.size == 0:
-        return None
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+def load_rgb(path: Path) -> np.ndarray:
+    """An image file as RGB ``uint8``; :class:`~rsvg.errors.ImageReadError` naming the file when it is missing,
+    empty, truncated (a JPEG or PNG that ends early would otherwise decode with a grey part) or not an image."""
+    return read_image_rgb(path)
 
 
 def describe_image(image: DetectionImage, rgb: np.ndarray, seed: int) -> ImageResult:
@@ -83,9 +80,12 @@ def process_image(task: tuple[DetectionImage, int]) -> ImageResult:
     image, seed = task
     skipped = ImageResult(image.image_id, image.image_path, image.width, image.height)
     try:
-        rgb = load_rgb(image.image_path) if image.image_path is not None else None
-        if rgb is None:
-            return _skip(skipped, "unreadable_image", f"cannot decode {image.image_path}")
+        if image.image_path is None:
+            return _skip(skipped, "missing_image", f"no image file for {image.annotation_path}")
+        try:
+            rgb = load_rgb(image.image_path)
+        except ImageReadError as exc:
+            return _skip(skipped, "unreadable_image", str(exc))
         if rgb.shape[:2] != (image.height, image.width):
             return _skip(
                 skipped,

@@ -1,8 +1,9 @@
 """Split a built dataset by expression: a seeded permutation of the global object indices.
 
-Sizes: ``round(n x train)`` and ``round(n x val)`` expressions, the rest for test. The default is 70/10/20;
-the paper's text gives 40/10/50 (its released files hold 70/10/20). Splits share images, never expressions,
-as in DIOR-RSVG. Each list is sorted.
+Sizes: ``round(n x train)`` and ``round(n x val)`` expressions, the rest for test; a split given a non-zero
+fraction gets at least one expression when there are enough (train and eval refuse an empty split). The default
+is 70/10/20; the paper's text gives 40/10/50 (its released files hold 70/10/20). Splits share images, never
+expressions, as in DIOR-RSVG. Each list is sorted.
 """
 
 from __future__ import annotations
@@ -41,12 +42,27 @@ def parse_split(text: str) -> tuple[float, float, float]:
     return check_ratios(values)
 
 
-def split_indices(n: int, ratios: Sequence[float] = DEFAULT_SPLIT, seed: int = 0) -> dict[str, list[int]]:
-    """``{"train": [...], "val": [...], "test": [...]}`` over ``range(n)``, disjoint and covering."""
-    train, val, _ = check_ratios(ratios)
-    order = np.random.default_rng([seed, 0x5B17]).permutation(n)
+def split_sizes(n: int, ratios: Sequence[float] = DEFAULT_SPLIT) -> tuple[int, int, int]:
+    """How many of ``n`` expressions go to train, val and test: ``round(n x train)``, ``round(n x val)``, the
+    rest; a split with a non-zero fraction that would round to none takes one from the largest split while that
+    keeps at least one (4 expressions at 0.7/0.1/0.2 give 2/1/1, not 3/0/1)."""
+    train, val, test = check_ratios(ratios)
     n_train = round(n * train)
     n_val = min(round(n * val), n - n_train)
+    sizes = [n_train, n_val, n - n_train - n_val]
+    for k, ratio in enumerate((train, val, test)):
+        donor = max(range(3), key=lambda j: sizes[j])
+        if ratio > 0 and sizes[k] == 0 and sizes[donor] > 1:
+            sizes[donor] -= 1
+            sizes[k] += 1
+    return sizes[0], sizes[1], sizes[2]
+
+
+def split_indices(n: int, ratios: Sequence[float] = DEFAULT_SPLIT, seed: int = 0) -> dict[str, list[int]]:
+    """``{"train": [...], "val": [...], "test": [...]}`` over ``range(n)``, disjoint and covering, of
+    :func:`split_sizes`."""
+    n_train, n_val, _ = split_sizes(n, ratios)
+    order = np.random.default_rng([seed, 0x5B17]).permutation(n)
     return {
         "train": sorted(order[:n_train].tolist()),
         "val": sorted(order[n_train : n_train + n_val].tolist()),

@@ -7,9 +7,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rsvg.data.dior_rsvg import SPLITS, read_grounding_annotations, read_split_file, validate_splits
+from rsvg.data.dior_rsvg import (
+    SPLITS,
+    listed_sample_problems,
+    read_grounding_annotations,
+    read_split_file,
+    split_path,
+    validate_splits,
+)
 from rsvg.data.image_io import ImageReadError, image_size
-from rsvg.data.records import DatasetError, GroundingSample, Problem
+from rsvg.data.records import DatasetError, DatasetNotFoundError, GroundingSample, Problem
 from rsvg.data.voc import find_detection_layout, read_detection_root
 
 
@@ -59,28 +66,34 @@ def detect_kind(root: Path) -> str:
     return "detection"
 
 
-def image_problems(samples: Iterable[GroundingSample]) -> list[Problem]:
-    """Open every distinct image of ``samples`` (its header and its end, no decoding): one problem per image that
-    is missing, empty, truncated or unreadable, or whose size is not the one its annotation's ``<size>`` gives."""
+def image_file_problems(entries: Iterable[tuple[str, Path, int, int]]) -> list[Problem]:
+    """Open every distinct image of ``entries`` (``(annotation file, image path, width, height)``; its header and
+    its end, no decoding): one problem, filed under the annotation, per image that is missing, empty, truncated or
+    unreadable, or whose size is not the ``width`` x ``height`` its annotation's ``<size>`` gives."""
     problems: list[Problem] = []
     seen: set[Path] = set()
-    for s in samples:
-        if s.image_path in seen:
+    for where, path, expected_w, expected_h in entries:
+        if path in seen:
             continue
-        seen.add(s.image_path)
-        where = str(s.annotation_path)
-        if not s.image_path.is_file():
-            problems.append(Problem(where, "missing_image", f"{s.image_path} not found"))
+        seen.add(path)
+        if not path.is_file():
+            what = "is not a file" if path.exists() else "not found"
+            problems.append(Problem(where, "missing_image", f"{path} {what}"))
             continue
         try:
-            width, height = image_size(s.image_path)
+            width, height = image_size(path)
         except ImageReadError as exc:
             problems.append(Problem(where, "unreadable_image", str(exc)))
             continue
-        if (width, height) != (s.width, s.height):
-            message = f"<size> says {s.width}x{s.height} but {s.image_path} is {width}x{height}"
+        if (width, height) != (expected_w, expected_h):
+            message = f"<size> says {expected_w}x{expected_h} but {path} is {width}x{height}"
             problems.append(Problem(where, "image_size_mismatch", message))
     return problems
+
+
+def image_problems(samples: Iterable[GroundingSample]) -> list[Problem]:
+    """:func:`image_file_problems` for the images of grounding samples (what train and eval check first)."""
+    return image_file_problems((str(s.annotation_path), s.image_path, s.width, s.height) for s in samples)
 
 
 def check_grounding(root: Path) -> CheckReport:
@@ -118,7 +131,7 @@ def check_grounding(root: Path) -> CheckReport:
         seen.setdefault(key, s.object_in_file)
     splits: dict[str, list[int]] = {}
     for split in SPLITS:
-        path = root / f"{split}.txt"
+        path = split_path(root, split)
         if not path.is_file():
             report.problems.append(Problem(str(path), "missing_split_file", "split file not found"))
             continue
@@ -130,14 +143,19 @@ def check_grounding(root: Path) -> CheckReport:
     report.problems.extend(split_report.problems)
     report.split_counts = split_report.counts
     report.shared_images = {f"{a}/{b}": n for (a, b), n in split_report.shared_images.items()}
+    # the objects each split lists that train / eval would refuse (load_split decides with the same function)
+    reported: set[tuple[str, int | None]] = set()
+    for split, indices in splits.items():
+        for problem in listed_sample_problems(ann, split, indices):
+            if (problem.file, problem.object_index) not in reported:
+                reported.add((problem.file, problem.object_index))
+                report.problems.append(problem)
+    # an unknown class is a warning for an object in no split, an error (just added) for one a split lists
+    report.problems = [
+        p for p in report.problems if not (p.kind == "unknown_class" and (p.file, p.object_index) in reported)
+    ]
     listed = {i for idx in splits.values() for i in idx}
-    for i, reason in sorted(ann.unusable.items()):
-        if i in listed:
-            s = ann.samples[i]
-            report.problems.append(
-                Problem(str(s.annotation_path), "unusable_sample_in_split", f"index {i}: {reason}", s.object_in_file)
-            )
-    unlisted = len(ann.samples) - len(listed)
+    unlisted = len(ann.samples) - len(listed & set(range(len(ann.samples))))
     # only meaningful when every split file could be read (a bad one is reported above, not counted again here)
     if len(splits) == len(SPLITS) and unlisted > 0:
         report.problems.append(
@@ -147,7 +165,8 @@ def check_grounding(root: Path) -> CheckReport:
 
 
 def check_detection(root: Path) -> CheckReport:
-    """Check a DIOR / VOC detection folder (non-strict read: every problem reported)."""
+    """Check a DIOR / VOC detection folder (non-strict read: every problem reported), opening every image as the
+    grounding check does (:func:`image_file_problems`): what ``rsvg build`` would skip is reported here."""
     root = Path(root)
     find_detection_layout(root)
     result = read_detection_root(root)
@@ -155,11 +174,23 @@ def check_detection(root: Path) -> CheckReport:
     report.images = len(result.images)
     report.objects = result.num_objects
     report.categories = dict(sorted(Counter(o.category for im in result.images for o in im.objects).items()))
+    entries = [
+        (str(im.annotation_path), im.image_path, im.width, im.height)
+        for im in result.images
+        if im.image_path is not None
+    ]
+    report.problems.extend(image_file_problems(entries))
+    if not result.images:
+        report.problems.append(Problem(str(root), "no_images", "no annotation file could be used"))
     return report
 
 
 def check_dataset(root: Path, kind: str = "auto") -> CheckReport:
-    """Check ``root`` as a grounding or detection dataset (``kind="auto"`` decides by its layout)."""
+    """Check ``root`` as a grounding or detection dataset (``kind="auto"`` decides by its layout);
+    :class:`~rsvg.errors.DatasetNotFoundError` when ``root`` is not a folder."""
+    root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise DatasetNotFoundError(f"{root} is a file; give the dataset's folder")
     if kind == "auto":
         kind = detect_kind(root)
     if kind == "grounding":

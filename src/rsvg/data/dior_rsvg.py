@@ -13,11 +13,12 @@ document order, counting from 0. Fields are read by tag name, never by position.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
 import xml.etree.ElementTree as ET
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,8 +26,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from rsvg.data.categories import canonical_category
-from rsvg.data.partials import remove_stale_partials
+from rsvg.data.categories import CLASS_INDEX, DIOR_CLASSES, canonical_category
+from rsvg.data.partials import remove_stale_partials, replace_folder, writer_lock
 from rsvg.data.records import (
     BoxXYXY,
     DatasetError,
@@ -43,6 +44,8 @@ from rsvg.data.xmlio import (
     parse_size,
     write_xml,
 )
+from rsvg.errors import ConfigError
+from rsvg.output_paths import check_output_folder
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
@@ -86,9 +89,10 @@ def read_grounding_annotations(root: Path, class_mapping: Mapping[str, str] | No
         name = str(xml_path)
         try:
             xml_root = ET.parse(xml_path).getroot()
-        except ET.ParseError as exc:
+        except (ET.ParseError, OSError) as exc:
             # Its objects cannot be counted, so every later index is uncertain: fatal for the splits.
-            result.problems.append(Problem(name, "malformed_xml", f"{exc}; global indices after it are unreliable"))
+            what = exc if isinstance(exc, ET.ParseError) else f"cannot be read ({exc.strerror or exc})"
+            result.problems.append(Problem(name, "malformed_xml", f"{what}; global indices after it are unreliable"))
             continue
         image_path = _image_path(root, xml_root, xml_path.stem)
         size = parse_size(xml_root)
@@ -148,8 +152,14 @@ def read_split_file(path: Path) -> list[int]:
     path = Path(path)
     if not path.is_file():
         raise DatasetNotFoundError(f"split file not found: {path}")
+    try:
+        content = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(
+            f"{path}: not UTF-8 text (byte {exc.start}); a split file lists one integer index per line"
+        ) from None
     out: list[int] = []
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+    for lineno, line in enumerate(content.splitlines(), start=1):
         text = line.strip()
         if not text:
             continue
@@ -158,6 +168,106 @@ def read_split_file(path: Path) -> list[int]:
         except ValueError:
             raise DatasetError(f"{path}:{lineno}: not an integer index: {text!r}") from None
     return out
+
+
+# Problems of the annotations that make every split unusable: an object count that cannot be trusted shifts the
+# global index of every later object.
+FATAL_ANNOTATION_PROBLEMS: frozenset[str] = frozenset({"malformed_xml"})
+
+
+def split_path(root: Path, split: str) -> Path:
+    """The split file of ``split`` under ``root``."""
+    return Path(root) / f"{split}.txt"
+
+
+def index_problems(root: Path, split: str, indices: Sequence[int], n: int) -> list[Problem]:
+    """What is wrong with a split's list of indices on its own: it is empty, an index is outside ``0..n-1``, an
+    index is listed twice (trained on twice or scored twice). One problem per kind, naming the split file."""
+    fname = str(split_path(root, split))
+    problems: list[Problem] = []
+    if not indices:  # the words of rsvg.data.dataset.require_samples, which refuses it in train and eval
+        problems.append(
+            Problem(
+                fname,
+                "empty_split",
+                f"lists no samples: the {split} split of the dataset {root} is empty; rsvg train refuses an empty "
+                "train or val split, rsvg eval an empty split it scores",
+            )
+        )
+    bad = [i for i in indices if not 0 <= i < n]
+    if bad:
+        problems.append(Problem(fname, "index_out_of_range", f"{len(bad)} indices outside 0..{n - 1}, e.g. {bad[:5]}"))
+    first: dict[int, int] = {}
+    repeated: dict[int, tuple[int, int]] = {}
+    for position, i in enumerate(indices, start=1):
+        if i in first:
+            repeated.setdefault(i, (first[i], position))
+        first.setdefault(i, position)
+    if repeated:
+        i, (a, b) = next(iter(repeated.items()))
+        problems.append(
+            Problem(
+                fname,
+                "repeated_index",
+                f"{len(repeated)} indices listed twice, e.g. index {i} (entries {a} and {b}): each object may appear "
+                f"once in a split",
+            )
+        )
+    return problems
+
+
+def unknown_class_message(category: str) -> str | None:
+    """Why an object's class cannot be used by a model whose stages learn the object classes (the lite config's
+    object head and box refinement), or ``None`` for one of the 20 DIOR classes."""
+    if category in CLASS_INDEX:
+        return None
+    return f"class {category!r} is not a DIOR class (e.g. {', '.join(DIOR_CLASSES[:3])}, ...)"
+
+
+def listed_sample_problems(
+    ann: GroundingAnnotations, split: str, indices: Sequence[int], *, dior_classes: bool = True
+) -> list[Problem]:
+    """One problem per object a split lists that cannot be trained on or scored: a missing, non-numeric or empty
+    box, an empty description, and (``dior_classes``) a class that is not one of the 20 DIOR classes
+    (:func:`unknown_class_message`: the default model refuses it), each naming the annotation file and the object."""
+    problems: list[Problem] = []
+    for i in dict.fromkeys(indices):
+        if not 0 <= i < len(ann.samples):
+            continue
+        s = ann.samples[i]
+        reasons = [ann.unusable[i]] if i in ann.unusable else []
+        unknown = unknown_class_message(s.category) if dior_classes else None
+        if unknown is not None:
+            reasons.append(f"{unknown}; rsvg train refuses it for models with the object head or box refinement")
+        if reasons:
+            message = f"index {i} (split {split}): {', '.join(reasons)}"
+            problems.append(Problem(str(s.annotation_path), "unusable_sample_in_split", message, s.object_in_file))
+    return problems
+
+
+def split_problems(
+    ann: GroundingAnnotations, split: str, indices: Sequence[int], *, dior_classes: bool = True
+) -> list[Problem]:
+    """Every reason rsvg train and rsvg eval refuse one split of ``ann`` (``rsvg check-data`` reports the same
+    problems, so a dataset it calls OK loads): annotations whose object count cannot be trusted, then
+    :func:`index_problems`, then :func:`listed_sample_problems`. Images are checked separately
+    (:func:`rsvg.data.check.image_problems`), and so are classes outside DIOR when ``dior_classes`` is false (the
+    model's sample extras refuse them, :class:`rsvg.data.extras.ImageObjects`, with the same message)."""
+    fatal = [p for p in ann.problems if p.kind in FATAL_ANNOTATION_PROBLEMS]
+    return [
+        *fatal,
+        *index_problems(ann.root, split, indices, len(ann.samples)),
+        *listed_sample_problems(ann, split, indices, dior_classes=dior_classes),
+    ]
+
+
+def refusal(problems: Sequence[Problem], root: Path) -> DatasetError:
+    """The error that refuses a dataset for its first problem (the file, the object, what is wrong), with the
+    number of others and where to see them all."""
+    first = problems[0]
+    where = first.file if first.object_index is None else f"{first.file} [object {first.object_index}]"
+    more = f"; {len(problems) - 1} more problem(s)" if len(problems) > 1 else ""
+    return DatasetError(f"{where}: {first.kind}: {first.message}{more} (`rsvg check-data {root}` lists them all)")
 
 
 @dataclass
@@ -170,22 +280,13 @@ class SplitReport:
 
 
 def validate_splits(splits: Mapping[str, Sequence[int]], samples: Sequence[GroundingSample], root: Path) -> SplitReport:
-    """Check split indices: in range, not repeated, the splits pairwise disjoint; count shared images."""
+    """Check split indices: each split's :func:`index_problems` (not empty, in range, not repeated), the splits
+    pairwise disjoint; count the images two splits share."""
     n = len(samples)
     problems: list[Problem] = []
     members: dict[str, set[int]] = {}
     for split, indices in splits.items():
-        fname = str(Path(root) / f"{split}.txt")
-        bad = [i for i in indices if not 0 <= i < n]
-        if bad:
-            problems.append(
-                Problem(fname, "index_out_of_range", f"{len(bad)} indices outside 0..{n - 1}, e.g. {bad[:5]}")
-            )
-        dup = [i for i, c in Counter(indices).items() if c > 1]
-        if dup:
-            problems.append(
-                Problem(fname, "repeated_index", f"{len(dup)} indices listed twice, e.g. {sorted(dup)[:5]}")
-            )
+        problems.extend(index_problems(root, split, indices, n))
         members[split] = {i for i in indices if 0 <= i < n}
     names = list(splits)
     shared_images: dict[tuple[str, str], int] = {}
@@ -195,7 +296,7 @@ def validate_splits(splits: Mapping[str, Sequence[int]], samples: Sequence[Groun
             if common:
                 problems.append(
                     Problem(
-                        f"{Path(root) / (a + '.txt')} / {b}.txt",
+                        f"{split_path(root, a)} / {b}.txt",
                         "overlapping_splits",
                         f"{len(common)} expressions in both splits, e.g. {sorted(common)[:5]}",
                     )
@@ -207,38 +308,21 @@ def validate_splits(splits: Mapping[str, Sequence[int]], samples: Sequence[Groun
 
 
 def load_split(root: Path, split: str, class_mapping: Mapping[str, str] | None = None) -> list[GroundingSample]:
-    """The samples of one split in split-file order; raises :class:`DatasetError` on unusable entries."""
+    """The samples of one split in split-file order; :class:`DatasetError` naming the first of
+    :func:`split_problems` when the split cannot be used as it is."""
     if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     ann = read_grounding_annotations(root, class_mapping)
-    fatal = [p for p in ann.problems if p.kind == "malformed_xml"]
-    if fatal:
-        problem = fatal[0]
-        where = problem.file if problem.object_index is None else f"{problem.file} [object {problem.object_index}]"
-        raise DatasetError(
-            f"{where}: {problem.kind}: {problem.message} (run `rsvg check-data {root}` for all problems)"
-        )
-    indices = read_split_file(Path(root) / f"{split}.txt")
-    first: dict[int, int] = {}
-    for position, i in enumerate(indices):
-        if i in first:
-            # trained on twice or scored twice: refused, as check-data reports it
-            raise DatasetError(
-                f"{Path(root) / (split + '.txt')}: index {i} is listed twice (entries {first[i] + 1} and "
-                f"{position + 1}); each object may appear once in a split"
-            )
-        first[i] = position
-    out = []
-    for i in indices:
-        if not 0 <= i < len(ann.samples):
-            raise DatasetError(f"{Path(root) / (split + '.txt')}: index {i} outside 0..{len(ann.samples) - 1}")
-        if i in ann.unusable:
-            s = ann.samples[i]
-            raise DatasetError(
-                f"{s.annotation_path} [object {s.object_in_file}] (index {i}, split {split}): {ann.unusable[i]}"
-            )
-        out.append(ann.samples[i])
-    return out
+    fatal = [p for p in ann.problems if p.kind in FATAL_ANNOTATION_PROBLEMS]
+    if fatal:  # before the split file: its indices mean nothing then
+        raise refusal(fatal, root)
+    indices = read_split_file(split_path(root, split))
+    # a class outside DIOR only matters to the models that learn the classes: their sample extras refuse it;
+    # an empty split is refused by the caller that needs samples (rsvg.data.dataset.require_samples)
+    problems = [p for p in split_problems(ann, split, indices, dior_classes=False) if p.kind != "empty_split"]
+    if problems:
+        raise refusal(problems, root)
+    return [ann.samples[i] for i in indices]
 
 
 @dataclass
@@ -262,19 +346,29 @@ class GroundingDatasetWriter:
             w.commit({"train": [...], "val": [...], "test": [...]})
 
     Leaving the block without :meth:`commit` (an error, an interrupt) removes the temporary folder and leaves
-    ``out`` untouched.
+    ``out`` untouched. With ``overwrite`` an existing ``out`` stays complete until the new folder replaces it
+    (:func:`~rsvg.data.partials.replace_folder`). The writer holds the output's lock
+    (:func:`~rsvg.data.partials.writer_lock`) from before it clears stale partials until commit or cleanup: a second
+    writer of the same folder is refused with :class:`~rsvg.errors.OutputLockedError`.
     """
 
     def __init__(self, out: Path, overwrite: bool = False) -> None:
         self.out = Path(out)
         if self.out.exists() and not overwrite:
             raise DatasetError(f"output folder already exists: {self.out} (choose another or pass overwrite)")
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        # a killed writer's hidden folder is never renamed nor removed: clear those before making this one's
-        remove_stale_partials(self.out.parent, self.out.name)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", suffix=".partial", dir=self.out.parent))
-        (self.tmp / "Annotations").mkdir()
-        (self.tmp / "JPEGImages").mkdir()
+        # a file there, or the current folder, is refused; a link is followed (the folder it names is replaced)
+        self.target = check_output_folder(self.out, "output folder", overwrite=overwrite)
+        self._lock = contextlib.ExitStack()
+        self._lock.enter_context(writer_lock(self.target, "dataset"))
+        try:
+            # a killed writer's hidden folder is never renamed nor removed: clear those before making this one's
+            remove_stale_partials(self.target.parent, self.target.name)
+            self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.", suffix=".partial", dir=self.target.parent))
+            (self.tmp / "Annotations").mkdir()
+            (self.tmp / "JPEGImages").mkdir()
+        except BaseException:
+            self._lock.close()
+            raise
         self._counts: dict[str, int] = {}
         self._committed = False
         self.overwrite = overwrite
@@ -283,8 +377,11 @@ class GroundingDatasetWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if not self._committed:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        try:
+            if not self._committed:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+        finally:
+            self._lock.close()
 
     def add_image(
         self,
@@ -332,17 +429,11 @@ class GroundingDatasetWriter:
             if bad:
                 raise DatasetError(f"split {split}: indices outside 0..{total - 1}: {bad[:5]}")
             atomic_write_text(self.tmp / f"{split}.txt", "".join(f"{i}\n" for i in indices))
-        if self.out.exists():
-            if not self.overwrite:
-                raise DatasetError(f"output folder appeared while writing: {self.out}")
-            old = self.out.with_name(f".{self.out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(self.out, old)
-            os.replace(self.tmp, self.out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(self.tmp, self.out)
+        if self.target.exists() and not self.overwrite:
+            raise DatasetError(f"output folder appeared while writing: {self.out}")
+        replace_folder(self.tmp, self.target)
         self._committed = True
+        self._lock.close()
         return self.out
 
 

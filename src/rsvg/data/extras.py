@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import torch
 
 from rsvg.data.categories import CLASS_INDEX
+from rsvg.data.dior_rsvg import unknown_class_message
 from rsvg.data.records import DatasetError, GroundingSample
 from rsvg.data.transforms import LetterboxParams, zoom_letterbox
 
@@ -49,8 +50,9 @@ class ImageObjects:
     def bind(self, samples: Sequence[GroundingSample]) -> None:
         rows: dict[str, dict[tuple, None]] = {}
         for s in samples:
-            if s.category not in CLASS_INDEX:
-                raise DatasetError(f"{s.annotation_path}: category {s.category!r} is not a DIOR class")
+            unknown = unknown_class_message(s.category)
+            if unknown is not None:  # the words rsvg check-data uses for it
+                raise DatasetError(f"{s.annotation_path} [object {s.object_in_file}] (index {s.index}): {unknown}")
             rows.setdefault(s.image_id, {})[(CLASS_INDEX[s.category], *s.box)] = None
         self.by_image = {image_id: torch.tensor(list(r), dtype=torch.float64) for image_id, r in rows.items()}
 

@@ -17,14 +17,29 @@ Two naming styles are in use, both anchored on the destination's name ``NAME``:
 
 Nothing else is matched: not the destination itself, not the ``.NAME.old`` copies kept during a swap (they may be
 the only complete copy), not another destination's partials, not a user's file with a similar name.
+
+The dataset writers also share how a finished folder takes its destination's place (:func:`replace_folder`: an
+interruption at any point leaves the old or the new complete output, never neither) and the lock they hold for the
+whole write (:func:`writer_lock`), so a second process writing the same destination is refused instead of deleting
+the first one's temporary folder as a stale partial.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import errno
+import functools
+import os
 import re
 import shutil
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
+
+from rsvg.errors import OutputLockedError
+from rsvg.output_paths import output_lock
 
 PartialStyle = Literal["partial", "tmp"]
 
@@ -74,3 +89,100 @@ def remove_stale_partials(parent: Path, final_name: str, style: PartialStyle = "
         if not path.exists():
             removed.append(path)
     return removed
+
+
+# --- replacing a finished output and locking it while it is written ----------------------------------------------
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_NO_EXCHANGE = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV}
+
+
+def old_copy_path(out: Path) -> Path:
+    """A free hidden name beside ``out`` where :func:`replace_folder` keeps the previous output while it swaps
+    without an atomic exchange: ``.NAME.old``, or ``.NAME.old-HHHHHHHH`` when that is taken (an earlier copy is
+    never overwritten: it may be the only complete one)."""
+    out = Path(out)
+    old = out.with_name(f".{out.name}.old")
+    while os.path.lexists(old):
+        old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+    return old
+
+
+@functools.cache
+def _renameat2() -> Callable[..., int] | None:
+    """The C library's ``renameat2`` (Linux, glibc 2.28+), or ``None`` where there is none."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def exchange_paths(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one atomic step (``renameat2(RENAME_EXCHANGE)``); ``False`` where the system or
+    the file system cannot, so the caller falls back to two renames."""
+    fn = _renameat2()
+    if fn is None:
+        return False
+    if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in _NO_EXCHANGE:
+        return False
+    raise OSError(err, os.strerror(err), str(a), None, str(b))
+
+
+def replace_folder(new: Path, out: Path) -> None:
+    """Put the finished folder ``new`` at ``out``, replacing what is there, so that an interruption at any point
+    leaves a complete output: the old one or the new one.
+
+    Where the system can swap two paths atomically (Linux), ``out`` always holds one complete folder and the old
+    content, then at ``new``'s (hidden, partial-style) name, is deleted afterwards; a killed deletion is cleared by
+    the next writer's :func:`remove_stale_partials`. Elsewhere the old folder is first renamed to
+    :func:`old_copy_path` and deleted once the new one is in place; an error or interrupt between the two renames
+    puts it back at once, and only a killed process leaves it there, complete, under its hidden name (nothing
+    deletes it).
+    """
+    new, out = Path(new), Path(out)
+    if not os.path.lexists(out):
+        os.replace(new, out)
+        return
+    if exchange_paths(new, out):
+        shutil.rmtree(new, ignore_errors=True)  # the old output, now under the partial's name
+        return
+    old = old_copy_path(out)
+    os.replace(out, old)
+    try:
+        os.replace(new, out)
+    except BaseException:
+        os.replace(old, out)  # the old output back in place
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def writer_lock(out: Path, what: str) -> Iterator[None]:
+    """Hold :func:`rsvg.output_paths.output_lock` on ``out`` for a whole write, and remove the lock file again
+    when the write ends (while still holding it), so a finished or failed write leaves nothing beside ``out``.
+
+    Because the file is removed, a process that opened it just before the removal could lock the removed file;
+    the lock file names its holder's process id, so a holder that does not find its own id there refuses with
+    :class:`~rsvg.errors.OutputLockedError` instead of writing beside the real holder.
+    """
+    with output_lock(out, what) as path:
+        try:
+            holder = path.read_text(errors="replace").strip()
+        except OSError:
+            holder = ""
+        if holder != str(os.getpid()):
+            raise OutputLockedError(
+                f"another rsvg process is writing the {what} {out} now; wait for it to finish or choose another output"
+            )
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)

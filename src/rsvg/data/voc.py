@@ -14,9 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image
-
 from rsvg.data.categories import canonical_category
+from rsvg.data.image_io import ImageReadError, image_size
 from rsvg.data.records import (
     DatasetError,
     DatasetNotFoundError,
@@ -49,20 +48,33 @@ def find_detection_layout(root: Path) -> tuple[Path, list[Path]]:
     """Locate the annotation folder and image folders of a detection dataset under ``root``."""
     root = Path(root)
     if not root.is_dir():
-        raise DatasetNotFoundError(f"detection dataset folder not found: {root}")
+        what = "is a file, not a folder" if root.exists() else "not found"
+        raise DatasetNotFoundError(f"detection dataset folder {root} {what}")
     candidates = [root / "Annotations" / "Horizontal Bounding Boxes", root / "Annotations"]
     ann = next((c for c in candidates if c.is_dir() and any(c.glob("*.xml"))), None)
     if ann is None:
+        found = _what_is_there(root / "Annotations")
         raise DatasetNotFoundError(
-            f"no annotation XML files under {root}: expected {root}/Annotations/*.xml (VOC layout) or "
+            f"no annotation XML files under {root} ({found}): expected {root}/Annotations/*.xml (VOC layout) or "
             f"{root}/Annotations/Horizontal Bounding Boxes/*.xml (official DIOR layout)"
         )
     image_dirs = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("JPEGImages"))
     if not image_dirs:
+        found = _what_is_there(root / "JPEGImages")
         raise DatasetNotFoundError(
-            f"no image folder under {root}: expected JPEGImages/ (or DIOR's JPEGImages-trainval/ and JPEGImages-test/)"
+            f"no image folder under {root} ({found}): expected JPEGImages/ (or DIOR's JPEGImages-trainval/ and "
+            "JPEGImages-test/)"
         )
     return ann, image_dirs
+
+
+def _what_is_there(path: Path) -> str:
+    """A few words on what ``path`` is, for a message about a folder that cannot be used."""
+    if not path.exists():
+        return f"{path} does not exist"
+    if not path.is_dir():
+        return f"{path} is a file, not a folder"
+    return f"{path} holds no *.xml file" if path.name == "Annotations" else f"{path} is empty"
 
 
 def _index_images(image_dirs: Sequence[Path]) -> dict[str, Path]:
@@ -112,6 +124,9 @@ def read_detection(
         except ET.ParseError as exc:
             report(Problem(name, "malformed_xml", str(exc)))
             continue
+        except OSError as exc:  # a folder named *.xml, no permission to read
+            report(Problem(name, "malformed_xml", f"cannot be read ({exc.strerror or exc})"))
+            continue
         filename = child_text(root, "filename") or f"{xml_path.stem}.jpg"
         image_path = images_by_name.get(filename) or images_by_name.get(Path(filename).stem)
         if image_path is None:
@@ -120,10 +135,9 @@ def read_detection(
         size = parse_size(root)
         if size is None:
             try:
-                with Image.open(image_path) as im:
-                    size = im.size
-            except OSError as exc:
-                report(Problem(name, "unreadable_image", f"{image_path}: {exc}"))
+                size = image_size(image_path)
+            except ImageReadError as exc:
+                report(Problem(name, "unreadable_image", str(exc)))
                 continue
         width, height = size
         objects: list[DetectionObject] = []

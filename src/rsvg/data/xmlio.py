@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import xml.etree.ElementTree as ET
@@ -17,13 +18,17 @@ def child_text(elem: ET.Element, tag: str) -> str | None:
 
 
 def parse_number(text: str | None, what: str) -> float:
-    """Parse a number from an XML field; raise ``ValueError`` naming the field."""
+    """Parse a finite number from an XML field; raise ``ValueError`` naming the field (``nan`` and ``inf`` parse
+    as floats but would make every box computation NaN, so they are refused too)."""
     if text is None or text == "":
         raise ValueError(f"missing <{what}>")
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise ValueError(f"<{what}> is not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"<{what}> is not a finite number: {text!r}")
+    return value
 
 
 def parse_bndbox(obj: ET.Element) -> tuple[float, float, float, float]:
@@ -42,7 +47,7 @@ def parse_size(root: ET.Element) -> tuple[int, int] | None:
     try:
         w = int(float(child_text(size, "width") or 0))
         h = int(float(child_text(size, "height") or 0))
-    except ValueError:
+    except (ValueError, OverflowError):  # not a number, nan, inf
         return None
     return (w, h) if w > 0 and h > 0 else None
 

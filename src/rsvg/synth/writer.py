@@ -9,6 +9,7 @@ the files are byte-identical whatever the number of worker processes.
 
 from __future__ import annotations
 
+import errno
 import multiprocessing
 import os
 import shutil
@@ -25,8 +26,9 @@ import cv2
 import numpy as np
 
 from rsvg.data.categories import DIOR_CLASSES
-from rsvg.data.partials import remove_stale_partials
+from rsvg.data.partials import remove_stale_partials, replace_folder, writer_lock
 from rsvg.data.xmlio import add_object, annotation_element, write_xml
+from rsvg.output_paths import check_output_folder
 from rsvg.synth.scene import Scene, generate_scene
 
 JPEG_QUALITY = 95
@@ -85,30 +87,44 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)
 
 
-def _check_target(out: Path, overwrite: bool) -> None:
-    cwd = Path.cwd().resolve()
-    if out == cwd or out in cwd.parents:
-        raise ValueError(f"refusing to write the dataset over {out}: it is the current folder or holds it")
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise NotADirectoryError(f"{out} exists and is not a folder")
-    if any(out.iterdir()) and not overwrite:
+def _check_target(out: Path, overwrite: bool) -> Path:
+    """Refuse an output that cannot be written (:func:`~rsvg.output_paths.check_output_folder`: a file, the
+    current folder or one holding it) and a non-empty folder without ``overwrite``; returns it with links
+    resolved (a link to a folder writes that folder)."""
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "exists and is not a folder; give a folder for the dataset", str(out))
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out} exists and is not empty; pass overwrite=True to replace it")
+    return check_output_folder(out, "out", overwrite=overwrite)
 
 
-def _move_into_place(tmp: Path, out: Path) -> None:
-    if not out.exists():
-        os.replace(tmp, out)
-        return
-    if not any(out.iterdir()):
-        out.rmdir()
-        os.replace(tmp, out)
-        return
-    old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
-    os.replace(out, old)
-    os.replace(tmp, out)
-    shutil.rmtree(old, ignore_errors=True)
+def _generate(
+    tmp: Path,
+    images: int,
+    seed: int,
+    size: int,
+    workers: int,
+    counts: Counter[str],
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    """Write images 1..``images`` into ``tmp`` (in ``workers`` processes when more than one), counting the
+    categories drawn into ``counts``."""
+    tasks = [(str(tmp), seed, k, size) for k in range(1, images + 1)]
+    if workers == 1:
+        results = map(_write_image, tasks)
+        pool = None
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker)
+        results = pool.map(_write_image, tasks, chunksize=max(1, images // (workers * 8)))
+    try:
+        for done, categories in enumerate(results, start=1):
+            counts.update(categories)
+            if progress is not None:
+                progress(done, images)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
 
 
 def write_synthetic_dataset(
@@ -123,7 +139,9 @@ def write_synthetic_dataset(
     """Generate ``images`` scenes and write them under ``out`` as a DIOR/VOC detection dataset.
 
     ``out`` must not exist or be empty, unless ``overwrite`` (the old content is replaced only once the new
-    dataset is complete). ``workers > 1`` generates images in that many processes; the output is identical.
+    dataset is complete, :func:`~rsvg.data.partials.replace_folder`); it may not be a file, the current folder or
+    one holding it. The output's lock is held for the whole write, so a second process writing the same ``out``
+    is refused. ``workers > 1`` generates images in that many processes; the output is identical.
     ``progress(done, total)`` is called after each image.
     """
     if images < 1:
@@ -132,37 +150,23 @@ def write_synthetic_dataset(
         raise ValueError(f"workers must be at least 1, got {workers}")
     if size < 64:
         raise ValueError(f"size must be at least 64 pixels, got {size}")
-    out = Path(out).resolve()
-    _check_target(out, overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if seed < 0:
+        raise ValueError(f"seed must be 0 or more, got {seed}")
+    out = _check_target(Path(out), overwrite)
     start = time.perf_counter()
-    # a killed run's hidden folder is never renamed nor removed: clear those before making this run's
-    remove_stale_partials(out.parent, out.name, style="tmp")
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    (tmp / "Annotations").mkdir(parents=True)
-    (tmp / "JPEGImages").mkdir()
-    tasks = [(str(tmp), seed, k, size) for k in range(1, images + 1)]
     counts: Counter[str] = Counter()
-    try:
-        if workers == 1:
-            results = map(_write_image, tasks)
-            pool = None
-        else:
-            ctx = multiprocessing.get_context("spawn")
-            pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker)
-            results = pool.map(_write_image, tasks, chunksize=max(1, images // (workers * 8)))
+    with writer_lock(out, "dataset"):
+        # a killed run's hidden folder is never renamed nor removed: clear those before making this run's
+        remove_stale_partials(out.parent, out.name, style="tmp")
+        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
         try:
-            for done, categories in enumerate(results, start=1):
-                counts.update(categories)
-                if progress is not None:
-                    progress(done, images)
-        finally:
-            if pool is not None:
-                pool.shutdown(cancel_futures=True)
-        _move_into_place(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            (tmp / "Annotations").mkdir(parents=True)
+            (tmp / "JPEGImages").mkdir()
+            _generate(tmp, images, seed, size, workers, counts, progress)
+            replace_folder(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     return SynthSummary(
         out=out,
         images=images,

@@ -12,10 +12,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image
-
 from rsvg.data.dior_rsvg import GroundingDatasetWriter, GroundingObject, samples_by_image
+from rsvg.data.image_io import image_size
 from rsvg.data.records import DatasetError
+from rsvg.output_paths import check_output_folder, resolved
 from rsvg.web.agreement import AgreementReport, agreement
 from rsvg.web.dataset_view import ReviewDataset, default_db_path
 from rsvg.web.review_db import ItemState, ReviewStore
@@ -47,11 +47,12 @@ class ExportSummary:
 
 
 def _image_size(dataset: ReviewDataset, image_id: str) -> tuple[int, int]:
+    """The image's size from its XML, or from the file when the XML has no usable ``<size>``
+    (:class:`~rsvg.errors.ImageReadError` naming it when it cannot be read)."""
     width, height = dataset.sizes[image_id]
     if width > 0 and height > 0:
         return width, height
-    with Image.open(dataset.images[image_id]) as im:  # the XML had no usable <size>
-        return im.size
+    return image_size(dataset.images[image_id])
 
 
 def export_reviewed(
@@ -61,13 +62,23 @@ def export_reviewed(
     drop_unreviewed: bool = False,
     overwrite: bool = False,
 ) -> ExportSummary:
-    """Write the corrected copy of the dataset at ``root`` to ``out`` (see the module docstring)."""
-    dataset = ReviewDataset(root)
+    """Write the corrected copy of the dataset at ``root`` to ``out`` (see the module docstring).
+
+    ``out`` may not be ``root`` (:class:`DatasetError`), hold it or the review database, lie inside ``root``, be a
+    file or the current folder (:class:`~rsvg.errors.OutputPathError`); an existing ``out`` needs ``overwrite``
+    and stays complete until the new folder replaces it."""
     db_path = Path(db_path) if db_path is not None else default_db_path(root)
+    if resolved(out) == resolved(root):
+        raise DatasetError(
+            f"the export must go to a new folder, not over the reviewed dataset {root} (its review database and "
+            "every decision would go with it)"
+        )
+    if Path(out).exists() and not overwrite:
+        raise DatasetError(f"output folder already exists: {out} (choose another or pass overwrite)")
+    check_output_folder(out, "out", inputs={"root": root, "db_path": db_path}, overwrite=overwrite)
+    dataset = ReviewDataset(root)
     if not db_path.is_file():
         raise DatasetError(f"no review database at {db_path} (review the dataset with `rsvg serve --dataset` first)")
-    if Path(out).resolve() == Path(root).resolve():
-        raise DatasetError("the export must go to a new folder, not over the reviewed dataset")
     store = ReviewStore(db_path, len(dataset), dataset.fingerprint)
     history = store.decisions()
     states = store.recomputed_states(history)
