@@ -11,14 +11,23 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rsvg.boxes import clip_boxes
 from rsvg.data.dataset import RSVGDataset, verify_images
-from rsvg.data.image_io import ImageReadError, read_image_rgb
+from rsvg.data.image_io import (
+    DEFAULT_LIMITS,
+    MIN_IMAGE_SIDE,
+    ImageLimits,
+    ImageReadError,
+    check_image_side,
+    read_image_rgb,
+)
 from rsvg.data.sample_builder import SampleBuilder
-from rsvg.data.tokenizer import QueryTooLongError
+from rsvg.data.tokenizer import QueryTooLongError, shorten
 from rsvg.data.transforms import LetterboxParams
 from rsvg.engine.amp import autocast_context
 from rsvg.engine.batching import collate, forward_batch, to_device
 from rsvg.engine.checkpoint import TEXT_DIR, CheckpointError, load_weights, read_checkpoint_meta
+from rsvg.engine.devices import parse_device
 from rsvg.engine.precision import Precision, resolve_precision
 from rsvg.models.build import build_model
 from rsvg.models.config import ModelConfig
@@ -28,17 +37,28 @@ from rsvg.models.stages import stage_reports, step_titles
 if TYPE_CHECKING:
     from rsvg.geo.scene import SceneGrounding
 
-__all__ = ["Grounder", "GroundingResult", "ImageReadError", "QueryTooLongError"]
+__all__ = ["MIN_IMAGE_SIDE", "Grounder", "GroundingResult", "ImageReadError", "QueryTooLongError", "clip_box"]
+
+#: above this share of [UNK] tokens a query is warned about (refused by ``rsvg ground --strict``)
+UNKNOWN_QUERY_SHARE = 0.5
+
+
+def clip_box(box: Sequence[float], width: int, height: int) -> tuple[float, float, float, float]:
+    """A box ``(x1, y1, x2, y2)`` clipped to the image ``[0, width] × [0, height]``: what every box rsvg gives a
+    user is (the model's raw box may reach past the image's edges; training and the metrics use it raw)."""
+    x1, y1, x2, y2 = (float(v) for v in clip_boxes(np.asarray(box, np.float64), width, height)[0])
+    return (x1, y1, x2, y2)
 
 
 @dataclass
 class GroundingResult:
-    """A predicted box in original image pixels ``(x1, y1, x2, y2)``, the image size, and optionally two maps
-    resized to the image (``H × W`` floats in 0..1): ``attention``, where the head looks (the cells head's scores
-    or the [REG] token's attention), and ``mlcm_attention``, the MLCM attention map of the paper's Fig. 6 (``None``
-    for variants whose MLCM memory has no visual part, or no MLCM). ``score`` is the model's own confidence in
-    the answer (:meth:`rsvg.models.mgvlf.GroundingOutput.score`: the chosen cell's softmax probability, or the
-    peak of the [REG] attention), ``None`` for a [REG] model asked without its attention."""
+    """A predicted box in original image pixels ``(x1, y1, x2, y2)``, clipped to the image (:func:`clip_box`),
+    the image size, and optionally two maps resized to the image (``H × W`` floats in 0..1): ``attention``, where
+    the head looks (the cells head's scores or the [REG] token's attention), and ``mlcm_attention``, the MLCM
+    attention map of the paper's Fig. 6 (``None`` for variants whose MLCM memory has no visual part, or no MLCM).
+    ``score`` is the model's own confidence in the answer (:meth:`rsvg.models.mgvlf.GroundingOutput.score`: the
+    chosen cell's softmax probability, or the peak of the [REG] attention), ``None`` for a [REG] model asked
+    without its attention."""
 
     box: tuple[float, float, float, float]
     width: int
@@ -105,18 +125,30 @@ class Grounder:
         self.max_tokens = model.cfg.max_tokens
         # what the model's stages need in each sample at inference (rsvg.data.extras)
         self.builder = SampleBuilder(self.image_size, self.tokenizer, self.max_tokens, mean, std)
+        #: the largest image file :meth:`predict` reads by path (arrays are taken as they are)
+        self.image_limits: ImageLimits = DEFAULT_LIMITS
         for extra in model.sample_extras(training=False):
             self.builder.add_extra(extra)
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | Path, device: str = "cpu", *, precision: str = "fp32", fold_batchnorm: bool = True
+        cls,
+        path: str | Path,
+        device: str | torch.device = "cpu",
+        *,
+        precision: str = "fp32",
+        fold_batchnorm: bool = True,
+        device_option: str = "device",
     ) -> Grounder:
         """Load a checkpoint folder written by ``rsvg train`` (``OUT/best``); no training config is needed.
 
+        ``device``: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``, checked first
+        (:func:`~rsvg.engine.devices.parse_device`: an unknown name or a missing GPU is a
+        :class:`~rsvg.errors.DeviceError` naming ``device_option``, before anything is loaded).
         ``precision``: ``fp32``, ``bf16`` or ``auto`` (:func:`~rsvg.engine.precision.resolve_precision`).
         ``fold_batchnorm`` folds the backbone's frozen BatchNorm into its convolutions (same boxes up to float
         rounding, faster; ``rsvg bench model --ablate`` measures it): the loaded model is for inference only."""
+        torch_device = parse_device(str(device), device_option)
         folder = Path(path)
         meta = read_checkpoint_meta(folder)
         if folder.is_file():
@@ -135,7 +167,7 @@ class Grounder:
             raise CheckpointError(f"{folder}: weights do not match the model config ({str(exc)[:300]})") from None
         if fold_batchnorm:
             model.backbone.fold_frozen_batchnorm()
-        return cls(model, tuple(meta["mean"]), tuple(meta["std"]), torch.device(device), precision)
+        return cls(model, tuple(meta["mean"]), tuple(meta["std"]), torch_device, precision)
 
     def dataset(self, root: str | Path, split: str) -> RSVGDataset:
         """A split of a DIOR-RSVG-layout dataset read as this model reads its input (size, tokenizer, normalisation);
@@ -153,6 +185,19 @@ class Grounder:
         verify_images(dataset.samples)
         return dataset
 
+    def query_warning(self, query: str) -> str | None:
+        """A sentence when most of the query's tokens are unknown to the text encoder ([UNK]: another script or
+        language), whose box then means little; ``None`` otherwise. ``rsvg ground`` prints it (refuses the query
+        with ``--strict``) and ``POST /api/ground`` returns it."""
+        share = getattr(self.tokenizer, "unknown_share", None)
+        unknown = share(query) if share is not None else 0.0
+        if unknown <= UNKNOWN_QUERY_SHARE:
+            return None
+        return (
+            f"{unknown:.0%} of the query's tokens are unknown to the text encoder ([UNK]): {shorten(query)!r}; the "
+            "model reads English expressions, so the box means little"
+        )
+
     def _prepare(
         self, image: str | Path | np.ndarray, query: str, truncate: bool = False
     ) -> tuple[dict, LetterboxParams]:
@@ -166,7 +211,9 @@ class Grounder:
     ) -> tuple[list[dict], list[LetterboxParams]]:
         """One sample per image with the same query, and each image's letterbox geometry (the images are read
         before the query is checked, so a missing file is named first)."""
-        arrays = [_as_rgb(image) for image in images]
+        arrays = [_as_rgb(image, self.image_limits) for image in images]
+        for image, rgb in zip(images, arrays, strict=True):
+            check_image_side(rgb.shape[1], rgb.shape[0], str(image) if isinstance(image, (str, Path)) else "image")
         if not query or not query.strip():
             raise ValueError("the query is empty")
         text = " ".join(query.split())
@@ -187,9 +234,11 @@ class Grounder:
         *,
         truncate: bool = False,
     ) -> GroundingResult:
-        """Ground ``query`` on ``image`` (a path or an RGB array). Raises :class:`ImageReadError`,
-        :class:`QueryTooLongError` or ``ValueError`` (empty query) on bad input. ``truncate=True`` cuts a query
-        longer than the model's ``max_tokens`` instead, as training and evaluation do with a dataset's queries."""
+        """Ground ``query`` on ``image`` (a path or an RGB array). The box is clipped to the image. Raises
+        :class:`ImageReadError` (also for an image file over :attr:`image_limits`, or under
+        :data:`MIN_IMAGE_SIDE` pixels a side), :class:`QueryTooLongError` or ``ValueError`` (empty query) on bad
+        input. ``truncate=True`` cuts a query longer than the model's ``max_tokens`` instead, as training and
+        evaluation do with a dataset's queries."""
         return self.predict_many([image], query, return_attention, truncate=truncate)[0]
 
     @torch.inference_mode()
@@ -216,7 +265,8 @@ class Grounder:
         first_looks, steps = self._provenance_all(out, len(samples))
         results = []
         for i, geometry in enumerate(params):
-            box = geometry.box_to_original(out.boxes[i].double().cpu() * self.image_size)
+            width, height = geometry.orig_w, geometry.orig_h
+            box = clip_box(geometry.box_to_original(out.boxes[i].double().cpu() * self.image_size), width, height)
             attention = mlcm = None
             if return_attention and out.attention is not None:
                 attention = self._attention_to_image(out.attention[i].float().cpu(), geometry)
@@ -225,15 +275,15 @@ class Grounder:
             first = None
             if first_looks[i] is not None:
                 original = geometry.box_to_original(first_looks[i].double().cpu() * self.image_size)
-                first = tuple(float(v) for v in original)
+                first = clip_box(original, width, height)
             results.append(
                 GroundingResult(
-                    tuple(float(v) for v in box),  # type: ignore[arg-type]
-                    geometry.orig_w,
-                    geometry.orig_h,
+                    box,
+                    width,
+                    height,
                     attention,
                     mlcm,
-                    first_look_box=first,  # type: ignore[arg-type]
+                    first_look_box=first,
                     steps=steps[i],
                     score=None if scores is None else float(scores[i]),
                 )
@@ -281,10 +331,11 @@ class Grounder:
         return (full / full.max().clamp(min=1e-12)).numpy()
 
 
-def _as_rgb(image: str | Path | np.ndarray) -> np.ndarray:
-    """An image path or array as an H×W×3 RGB uint8 array (grayscale repeated, alpha dropped)."""
+def _as_rgb(image: str | Path | np.ndarray, limits: ImageLimits = DEFAULT_LIMITS) -> np.ndarray:
+    """An image path or array as an H×W×3 RGB uint8 array (grayscale repeated, alpha dropped); a file over
+    ``limits`` is refused from its header."""
     if isinstance(image, (str, Path)):
-        return read_image_rgb(image)
+        return read_image_rgb(image, limits)
     rgb = np.asarray(image)
     if rgb.ndim == 2:
         rgb = np.repeat(rgb[..., None], 3, axis=2)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from rsvg.errors import RowsError
 from rsvg.metrics import METRIC_NAMES
 
 #: an answer "changed" when a corner moved by more than this many original pixels
@@ -61,39 +62,118 @@ def sign_test(wins: int, losses: int) -> tuple[float, float]:
     return min(1.0, 2 * tail), (wins - losses) / math.sqrt(n)
 
 
+#: fields every predictions row needs, and what each holds
+REQUIRED_FIELDS = {
+    "index": "an integer",
+    "category": "a string",
+    "pred_box": "4 finite numbers",
+    "gt_box": "4 finite numbers",
+    "iou": "a finite number",
+}
+#: fields that say which expression a row is: two rows with the same index must agree on those both have
+IDENTITY_FIELDS = ("image_id", "query", "category")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _field_ok(name: str, value: Any) -> bool:
+    if name == "index":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if name == "category":
+        return isinstance(value, str)
+    if name == "iou":
+        return _is_number(value)
+    return isinstance(value, list) and len(value) == 4 and all(_is_number(v) for v in value)
+
+
+def _check_row(row: Any, where: str) -> None:
+    """:class:`RowsError` naming ``where`` (``FILE:LINE``) and the first field that is missing or not usable."""
+    if not isinstance(row, dict):
+        raise RowsError(f"{where}: expected a JSON object with index, pred_box, gt_box and iou")
+    for name, kind in REQUIRED_FIELDS.items():
+        if name not in row:
+            raise RowsError(f"{where}: the field {name!r} is missing")
+        if not _field_ok(name, row[name]):
+            raise RowsError(f"{where}: the field {name!r} is {json.dumps(row[name])[:60]}, not {kind}")
+
+
 def read_predictions(path: str | Path) -> list[dict[str, Any]]:
-    """The rows of a ``predictions.jsonl`` (``rsvg eval``, ``rsvg train``'s ``val_predictions.jsonl``)."""
+    """The rows of a ``predictions.jsonl`` (``rsvg eval``, ``rsvg train``'s ``val_predictions.jsonl``), each with
+    its ``FILE:LINE`` under ``"_where"``. The whole file is read as JSON first, then every row is checked: a
+    :class:`RowsError` names the file, the line and the field that is missing or not usable, or an index given
+    twice."""
     path = Path(path)
+    if path.is_dir():
+        raise RowsError(f"{path} is a folder; give a predictions.jsonl file")
     if not path.is_file():
         raise FileNotFoundError(f"predictions file not found: {path}")
-    rows = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise RowsError(f"{path}: not UTF-8 text; give a predictions.jsonl file") from None
+    parsed: list[tuple[str, Any]] = []
+    for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
-            rows.append({"index": int(row["index"]), **row})
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-            raise ValueError(f"{path}:{n}: expected a JSON object with index, pred_box, gt_box and iou") from None
+            parsed.append((f"{path}:{n}", json.loads(line)))
+        except json.JSONDecodeError:
+            raise RowsError(f"{path}:{n}: not JSON; expected an object with index, pred_box, gt_box and iou") from None
+    rows: list[dict[str, Any]] = []
+    seen: dict[int, str] = {}
+    for where, row in parsed:
+        _check_row(row, where)
+        if row["index"] in seen:
+            raise RowsError(f"{where}: index {row['index']} is also on {seen[row['index']]}")
+        seen[row["index"]] = where
+        rows.append({**row, "_where": where})
     return rows
 
 
+def _where(row: dict[str, Any], fallback: str) -> str:
+    return str(row.get("_where", fallback))
+
+
+def _check_same_expression(ra: dict[str, Any], rb: dict[str, Any]) -> None:
+    """:class:`RowsError` naming both rows when two rows of one index are not the same expression (their image,
+    query or category differ where both have them) or have different ground truth."""
+    index = ra["index"]
+    for name in IDENTITY_FIELDS:
+        if name in ra and name in rb and ra[name] != rb[name]:
+            raise RowsError(
+                f"{_where(ra, 'first')} and {_where(rb, 'second')}: index {index} is not the same expression "
+                f"({name} {json.dumps(ra[name])[:80]} against {json.dumps(rb[name])[:80]}); compare predictions "
+                "made on the same split of the same dataset"
+            )
+    if not np.allclose(ra["gt_box"], rb["gt_box"]):
+        raise RowsError(
+            f"{_where(ra, 'first')} and {_where(rb, 'second')}: index {index}: the two sets have different "
+            "ground-truth boxes"
+        )
+
+
 def compare_predictions(rows_a: list[dict[str, Any]], rows_b: list[dict[str, Any]]) -> PairedComparison:
-    """Pair two prediction sets by expression ``index``; both must hold the same expressions with the same
-    ground truth (a ``ValueError`` names the first that differs)."""
+    """Pair two prediction sets by expression ``index``; both must hold the same expressions (same image, query
+    and category where the rows give them) with the same ground truth: a :class:`RowsError` (a ``ValueError``)
+    names the first that differs."""
     from rsvg.engine.evaluate import metrics_from_rows
 
     a = {r["index"]: r for r in rows_a}
     b = {r["index"]: r for r in rows_b}
     if a.keys() != b.keys():
         only = sorted(a.keys() ^ b.keys())
-        raise ValueError(f"the two sets hold different expressions ({len(only)} unpaired, e.g. index {only[0]})")
+        first = a.get(only[0]) or b[only[0]]
+        raise RowsError(
+            f"the two sets hold different expressions ({len(only)} unpaired, e.g. index {only[0]} at "
+            f"{_where(first, 'one set')} only)"
+        )
     if not a:
-        raise ValueError("no predictions to compare")
+        raise RowsError("no predictions to compare: both files are empty")
     order = sorted(a)
     for i in order:
-        if not np.allclose(a[i]["gt_box"], b[i]["gt_box"]):
-            raise ValueError(f"index {i}: the two sets have different ground-truth boxes")
+        _check_same_expression(a[i], b[i])
     pa = np.array([a[i]["pred_box"] for i in order], dtype=np.float64)
     pb = np.array([b[i]["pred_box"] for i in order], dtype=np.float64)
     shift = np.abs(pa - pb).max(axis=1)

@@ -1,46 +1,160 @@
-"""``rsvg ground``: the box of a query on your own image, as JSON, and a picture with the attention map."""
+"""``rsvg ground``: the box of a query on your own image, as JSON, and a picture with the attention map.
+
+Everything the command is given is checked before the model is loaded: the options, every output path
+(:mod:`rsvg.output_paths`), the batch file's rows (each problem named by its line) and that every image exists.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
+from rsvg.data.image_io import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE
+from rsvg.errors import RowsError
+
 if TYPE_CHECKING:
+    from rsvg.data.image_io import ImageLimits
     from rsvg.geo.scene import SceneOptions
     from rsvg.inference import Grounder
 
-# above this share of [UNK] tokens a query is warned about (refused with --strict)
-UNKNOWN_QUERY_SHARE = 0.5
+#: how many problems of a batch file one refusal lists
+SHOWN_PROBLEMS = 5
+LIMITS_HINT = (
+    "raise the limits with --max-image-pixels / --max-image-side, or save a large image as a (Geo)TIFF to ground "
+    "it as a scene, in tiles"
+)
 
 
-def _read_pairs(path: Path) -> list[tuple[str, str]]:
-    """(image, query) pairs from a CSV with columns image,query or a JSONL file of {"image", "query"}."""
-    if not path.is_file():
-        raise FileNotFoundError(f"batch file not found: {path}")
-    pairs: list[tuple[str, str]] = []
+@dataclass(frozen=True)
+class Pair:
+    """One image and query to ground; ``where`` is the batch file's line (``pairs.csv:3``), empty for IMAGE QUERY."""
+
+    image: str
+    query: str
+    where: str = ""
+
+    def label(self, text: str) -> str:
+        """``text`` prefixed by the batch line it comes from, if any."""
+        return f"{self.where}: {text}" if self.where else text
+
+
+def _read_rows(path: Path) -> list[tuple[int, object, object]]:
+    """``(line, image, query)`` of every row of a CSV (header image,query) or JSONL file, values as read."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise RowsError(f"--batch {path}: not UTF-8 text; give a CSV (image,query) or JSONL file") from None
+    rows: list[tuple[int, object, object]] = []
     if path.suffix.lower() == ".jsonl":
-        for n, line in enumerate(path.read_text().splitlines(), 1):
+        for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
-                pairs.append((str(row["image"]), str(row["query"])))
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise ValueError(f"{path}:{n}: expected a JSON object with 'image' and 'query'") from None
-    else:
-        with path.open(newline="") as f:
-            reader = csv.DictReader(f)
-            if not reader.fieldnames or not {"image", "query"} <= set(reader.fieldnames):
-                raise ValueError(f"{path}: the CSV needs a header with the columns image and query")
-            pairs = [(row["image"], row["query"]) for row in reader]
-    base = path.parent
-    return [(str(Path(img) if Path(img).is_absolute() else base / img), q) for img, q in pairs]
+            except json.JSONDecodeError:
+                row = None
+            if not isinstance(row, dict) or "image" not in row or "query" not in row:
+                raise RowsError(f"{path}:{n}: expected a JSON object with 'image' and 'query'")
+            rows.append((n, row["image"], row["query"]))
+        return rows
+    try:
+        reader = csv.DictReader(text.splitlines())
+        if not reader.fieldnames or not {"image", "query"} <= {f.strip() for f in reader.fieldnames}:
+            raise RowsError(f"{path}:1: the CSV needs a header with the columns image and query")
+        reader.fieldnames = [f.strip() for f in reader.fieldnames]
+        for row in reader:
+            rows.append((reader.line_num, row.get("image"), row.get("query")))
+    except csv.Error as exc:
+        raise RowsError(f"{path}: not a readable CSV ({exc})") from None
+    return rows
+
+
+def _read_pairs(path: Path) -> list[Pair]:
+    """The pairs of a batch file, image paths relative to its folder; :class:`RowsError` names the file and the
+    line of each row without an image or a query or whose image does not exist (up to :data:`SHOWN_PROBLEMS` of
+    them), or an empty file."""
+    if path.is_dir():
+        raise RowsError(f"--batch {path} is a folder; give a CSV (image,query) or JSONL file")
+    if not path.is_file():
+        raise RowsError(f"--batch {path}: file not found")
+    pairs: list[Pair] = []
+    problems: list[str] = []
+    for n, image, query in _read_rows(path):
+        where = f"{path}:{n}"
+        if not isinstance(image, str) or not image.strip():
+            problems.append(f"{where}: no image (the image column is empty)")
+        elif not isinstance(query, str) or not query.strip():
+            problems.append(f"{where}: the query is empty")
+        else:
+            file = Path(image.strip())
+            pair = Pair(str(file if file.is_absolute() else path.parent / file), query, where)
+            missing = _image_problem(pair.image)
+            if missing is not None:
+                problems.append(pair.label(missing))
+            pairs.append(pair)
+    if problems:
+        raise RowsError(_listed(problems))
+    if not pairs:
+        raise RowsError(f"--batch {path}: no rows (only a header, or an empty file): nothing to ground")
+    return pairs
+
+
+def _listed(problems: list[str]) -> str:
+    """The first :data:`SHOWN_PROBLEMS` problems, one per line, and how many more there are."""
+    shown = problems[:SHOWN_PROBLEMS]
+    more = len(problems) - len(shown)
+    return "\n".join(shown) + (f"\n(and {more} more)" if more else "")
+
+
+def _image_problem(image: str) -> str | None:
+    """Why ``image`` cannot be an image file (it does not exist, or is a folder), or ``None``."""
+    path = Path(image)
+    if path.is_dir():
+        return f"{path}: a folder, not an image file"
+    if not path.exists():
+        return f"image not found: {path}"
+    return None
+
+
+def _pictures(out: Path, pairs: list[Pair], scene_picture: Path | None) -> list[Path]:
+    """The picture written for each pair: ``OUT/NNNN_STEM.png`` (or ``--overview`` for a single scene)."""
+    return [scene_picture or out / f"{k:04d}_{Path(p.image).stem}.png" for k, p in enumerate(pairs)]
+
+
+def _check_outputs(
+    out: Path, pairs: list[Pair], checkpoint: Path, named: dict[str, Path | None], pictures: list[Path]
+) -> None:
+    """Refuse every output path that cannot be written, before any work: ``--out`` a file or inside the
+    checkpoint, a picture that is a folder or would replace an input image, ``--overview`` / ``--geojson`` /
+    ``--geojson-4326`` that are folders, inputs or the same file twice."""
+    from rsvg.errors import OutputPathError
+    from rsvg.output_paths import check_output_file, check_output_folder, resolved
+
+    check_output_folder(out, "--out", inputs={"--checkpoint": checkpoint})
+    seen: dict[Path, str] = {}
+    for option, path in named.items():
+        if path is None:
+            continue
+        real = check_output_file(path, option, inputs={"IMAGE": pairs[0].image, "--checkpoint": checkpoint})
+        if real in seen:
+            raise OutputPathError(f"{option} {path} is also {seen[real]}: give each output its own file")
+        seen[real] = option
+    images = {resolved(p.image): p for p in pairs}
+    option = "--overview" if named.get("--overview") is not None else "--out"
+    for picture in dict.fromkeys(pictures):
+        real = check_output_file(picture, option)
+        if real in images:
+            pair = images[real]
+            raise OutputPathError(pair.label(f"{option}: the picture {picture} would replace the input image"))
+        if seen.get(real, option) != option:
+            raise OutputPathError(f"{option}: the picture {picture} is also {seen[real]}")
 
 
 def ground(
@@ -53,7 +167,7 @@ def ground(
         Path | None, typer.Option(help="CSV (image,query) or JSONL file of pairs instead of IMAGE QUERY.")
     ] = None,
     out: Annotated[Path, typer.Option(help="Folder for the PNG pictures (box + attention).")] = Path("grounding_out"),
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "cpu",
     heatmap: Annotated[
         str,
         typer.Option(
@@ -67,6 +181,17 @@ def ground(
     precision: Annotated[
         str, typer.Option(help="fp32, bf16, or auto: bf16 where the CPU or GPU has native bf16 units.")
     ] = "fp32",
+    max_image_pixels: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Largest image read whole, in pixels (width × height), checked from its header before decoding; "
+            "the same limit as rsvg serve's. Scenes are read in tiles and have none.",
+        ),
+    ] = MAX_IMAGE_PIXELS,
+    max_image_side: Annotated[
+        int, typer.Option(min=1, help="Largest side of an image read whole, in pixels.")
+    ] = MAX_IMAGE_SIDE,
     scene: Annotated[
         bool,
         typer.Option(
@@ -162,75 +287,92 @@ def ground(
         ),
     ] = None,
 ) -> None:
-    """Print the box in original pixels as JSON and write a PNG with the box and the attention heatmap.
+    """Print the box in original pixels (clipped to the image) as JSON and write a PNG with the box and the
+    attention heatmap.
 
     A scene (a GeoTIFF of any size, 16-bit or float, any number of bands) is read in overlapping tiles at the
     model's input size; the answers are ranked by the model's score, merged across tiles, and given in scene
     pixels and map coordinates, optionally as GeoJSON, with a picture of the overview."""
-    from rsvg.data.image_io import ImageReadError, read_image_rgb
-    from rsvg.data.tokenizer import QueryTooLongError, shorten
-    from rsvg.engine.checkpoint import CheckpointError
+    from rsvg.data.image_io import ImageLimits, ImageReadError
+    from rsvg.engine.devices import parse_device
+    from rsvg.engine.precision import PRECISIONS
+    from rsvg.errors import SceneError
     from rsvg.inference import Grounder
-    from rsvg.viz import answer_boxes, overlay, save_png
 
     err = Console(stderr=True)
     if heatmap not in ("mlcm", "head"):
         raise typer.BadParameter("choose mlcm or head", param_hint="--heatmap")
+    if precision not in PRECISIONS:
+        raise typer.BadParameter(f"choose {', '.join(PRECISIONS)}", param_hint="--precision")
+    if batch is not None and (image is not None or query is not None):
+        raise typer.BadParameter("give IMAGE and QUERY, or --batch FILE, not both")
     if batch is None and (image is None or query is None):
         raise typer.BadParameter("give IMAGE and QUERY, or --batch FILE")
+    parse_device(device, "--device")
     scene_outputs = {"--geojson": geojson, "--geojson-4326": geojson_4326, "--overview": overview}
-    try:
-        settings = _scene_settings(
-            bands, percentiles, scale, tile_gsd, overlap, merge_iou, top_k, stretch, nodata, tile_batch
-        )
-        implied = scene or any(v is not None for v in (bands, percentiles, scale, tile_gsd, nodata))
-        implied = implied or any(v is not None for v in scene_outputs.values())
-        if batch is not None and any(v is not None for v in scene_outputs.values()):
-            named = ", ".join(k for k, v in scene_outputs.items() if v is not None)
-            raise ValueError(f"{named} names one file: give IMAGE QUERY instead of --batch")
-        pairs = _read_pairs(batch) if batch is not None else [(str(image), str(query))]
-        if geojson is not None or geojson_4326 is not None:
-            _check_map_outputs(pairs[0][0], geojson_4326 is not None)
-        grounder = Grounder.from_checkpoint(checkpoint, device=device, precision=precision)
-    except (CheckpointError, FileNotFoundError, ValueError) as exc:
-        err.print(f"error: {exc}", style="red", markup=False)
-        raise typer.Exit(2) from None
+    settings = _scene_settings(
+        bands, percentiles, scale, tile_gsd, overlap, merge_iou, top_k, stretch, nodata, tile_batch
+    )
+    implied = scene or any(v is not None for v in (bands, percentiles, scale, tile_gsd, nodata))
+    implied = implied or any(v is not None for v in scene_outputs.values())
+    if batch is not None and any(v is not None for v in scene_outputs.values()):
+        named = ", ".join(k for k, v in scene_outputs.items() if v is not None)
+        raise SceneError(f"{named} names one file: give IMAGE QUERY instead of --batch")
+    pairs = _read_pairs(batch) if batch is not None else [Pair(str(image), str(query))]
+    missing = _image_problem(pairs[0].image) if batch is None else None
+    if missing is not None:
+        raise ImageReadError(missing)
+    pictures = _pictures(out, pairs, overview)
+    _check_outputs(out, pairs, checkpoint, scene_outputs, pictures)
+    if geojson is not None or geojson_4326 is not None:
+        _check_map_outputs(pairs[0].image, geojson_4326 is not None)
+    limits = ImageLimits(max_image_pixels, max_image_side, LIMITS_HINT)
+    grounder = Grounder.from_checkpoint(checkpoint, device=device, precision=precision, device_option="--device")
+    grounder.image_limits = limits
     err.print(grounder.precision.describe(), markup=False)
     failures = 0
-    for k, (img_path, q) in enumerate(pairs):
-        unknown = grounder.tokenizer.unknown_share(q) if hasattr(grounder.tokenizer, "unknown_share") else 0.0
-        if unknown > UNKNOWN_QUERY_SHARE:
-            note = (
-                f"{unknown:.0%} of the query's tokens are unknown to the text encoder ([UNK]): {shorten(q)!r}; "
-                "the model reads English expressions"
-            )
+    for pair, picture in zip(pairs, pictures, strict=True):
+        note = grounder.query_warning(pair.query)
+        if note is not None:
             if strict:
-                err.print(f"error: {note} (--strict)", style="red", markup=False)
+                err.print(f"error: {pair.label(note)} (--strict)", style="red", markup=False)
                 failures += 1
                 continue
-            err.print(f"warning: {note}; the box below means little", style="yellow", markup=False)
-        if implied or _is_scene(img_path):
-            picture = overview or out / f"{k:04d}_{Path(img_path).stem}.png"
-            if not _ground_scene(grounder, img_path, q, settings, picture, geojson, geojson_4326, err):
-                failures += 1
-            continue
-        try:
-            rgb = read_image_rgb(img_path)
-            result = grounder.predict(rgb, q, return_attention=True)
-        except ImageReadError as exc:  # its message names the file
-            err.print(f"error: {exc}", style="red", markup=False)
-            failures += 1
-            continue
-        except (QueryTooLongError, ValueError) as exc:
-            err.print(f"error: {img_path}: {exc}", style="red", markup=False)
-            failures += 1
-            continue
-        picture = out / f"{k:04d}_{Path(img_path).stem}.png"
-        heat = result.mlcm_attention if heatmap == "mlcm" and result.mlcm_attention is not None else result.attention
-        save_png(picture, overlay(rgb, answer_boxes(result), heat))
-        typer.echo(json.dumps({"image": img_path, "query": q, **result.to_dict(), "picture": str(picture)}))
+            err.print(f"warning: {pair.label(note)}", style="yellow", markup=False)
+        if implied or _is_scene(pair.image):
+            ok = _ground_scene(grounder, pair, settings, picture, geojson, geojson_4326, err)
+        else:
+            ok = _ground_picture(grounder, pair, heatmap, limits, picture, err)
+        failures += not ok
     if failures:
         raise typer.Exit(1 if failures < len(pairs) else 2)
+
+
+def _ground_picture(
+    grounder: Grounder, pair: Pair, heatmap: str, limits: ImageLimits, picture: Path, err: Console
+) -> bool:
+    """Ground one query on an image read whole, write its picture, print its JSON line; False (after printing
+    the error, prefixed by the batch line) when the image or the query cannot be used."""
+    from rsvg.data.image_io import ImageReadError, check_image_side, read_picture
+    from rsvg.data.tokenizer import QueryTooLongError
+    from rsvg.viz import answer_boxes, overlay, save_png
+
+    try:
+        rgb, notes = read_picture(pair.image, limits)
+        check_image_side(rgb.shape[1], rgb.shape[0], pair.image)
+        result = grounder.predict(rgb, pair.query, return_attention=True)
+    except ImageReadError as exc:  # its message names the file
+        err.print(f"error: {pair.label(str(exc))}", style="red", markup=False)
+        return False
+    except (QueryTooLongError, ValueError) as exc:
+        err.print(f"error: {pair.label(f'{pair.image}: {exc}')}", style="red", markup=False)
+        return False
+    for note in notes:
+        err.print(f"warning: {pair.label(note)}", style="yellow", markup=False)
+    heat = result.mlcm_attention if heatmap == "mlcm" and result.mlcm_attention is not None else result.attention
+    save_png(picture, overlay(rgb, answer_boxes(result), heat))
+    typer.echo(json.dumps({"image": pair.image, "query": pair.query, **result.to_dict(), "picture": str(picture)}))
+    return True
 
 
 def _scene_settings(
@@ -297,16 +439,17 @@ def _is_scene(path: str) -> bool:
 
 def _ground_scene(
     grounder: Grounder,
-    path: str,
-    query: str,
+    pair: Pair,
     options: SceneOptions,
     picture: Path,
     geojson: Path | None,
     geojson_4326: Path | None,
     err: Console,
 ) -> bool:
-    """Ground one query on a scene, write its outputs, print its JSON line; False (after printing the error)
-    when the file, an option or the query cannot be used."""
+    """Ground one query on a scene, write its outputs, print its JSON line; False (after printing the error,
+    prefixed by the batch line) when the file, an option or the query cannot be used."""
+    from rsvg.commands.failures import describe_os_error
+    from rsvg.data.image_io import ImageReadError
     from rsvg.data.tokenizer import QueryTooLongError
     from rsvg.geo.geojson import feature_collection, write_geojson
     from rsvg.geo.georef import GeoreferenceError
@@ -315,8 +458,9 @@ def _ground_scene(
     from rsvg.geo.scene import SceneGrounder
     from rsvg.viz import save_png
 
+    path = pair.image
     try:
-        result = SceneGrounder(grounder).ground(path, query, options, _progress(err))
+        result = SceneGrounder(grounder).ground(path, pair.query, options, _progress(err))
         outputs: dict[str, str] = {}
         if geojson is not None:
             write_geojson(geojson, feature_collection(result))
@@ -326,10 +470,13 @@ def _ground_scene(
             outputs["geojson_4326"] = str(geojson_4326)
         save_png(picture, overview_picture(result))
     except (SceneError, GeoreferenceError) as exc:  # their messages name the file or the option
-        err.print(f"error: {exc}", style="red", markup=False)
+        err.print(f"error: {pair.label(str(exc))}", style="red", markup=False)
         return False
-    except (QueryTooLongError, ValueError, OSError) as exc:
-        err.print(f"error: {path}: {exc}", style="red", markup=False)
+    except (QueryTooLongError, ImageReadError, ValueError) as exc:
+        err.print(f"error: {pair.label(f'{path}: {exc}')}", style="red", markup=False)
+        return False
+    except OSError as exc:
+        err.print(f"error: {pair.label(describe_os_error(exc))}", style="red", markup=False)
         return False
     err.print(
         f"{path}: {result.tiles} tiles of {result.tile_side} px read at {result.image_size} px (scale "
@@ -340,7 +487,7 @@ def _ground_scene(
     )
     if result.note:
         err.print(f"note: {result.note}", style="yellow", markup=False)
-    line = {"image": path, "query": query, "scene": True, **result.to_dict(), **outputs, "picture": str(picture)}
+    line = {"image": path, "query": pair.query, "scene": True, **result.to_dict(), **outputs, "picture": str(picture)}
     typer.echo(json.dumps(line))
     return True
 

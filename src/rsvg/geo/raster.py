@@ -21,6 +21,7 @@ from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
 
+from rsvg.data.image_io import MIN_IMAGE_SIDE
 from rsvg.errors import SceneError
 from rsvg.geo.georef import Georeference, georeference_of
 
@@ -184,6 +185,11 @@ class SceneReader:
     ) -> None:
         src = self._src
         self.width, self.height, self.band_count = src.width, src.height, src.count
+        if min(self.width, self.height) < MIN_IMAGE_SIDE:
+            raise SceneError(
+                f"{self.name}: {self.width}x{self.height} pixels is too small to ground a query in (at least "
+                f"{MIN_IMAGE_SIDE} pixels a side)"
+            )
         self.georef: Georeference | None
         self.georef, self.no_georef_reason = georeference_of(crs, transform)
         self.bands = self._check_bands(bands) if bands is not None else self._default_bands()

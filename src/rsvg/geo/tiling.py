@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from rsvg.data.image_io import MIN_IMAGE_SIDE
+
 Box = tuple[float, float, float, float]
 
 DEFAULT_OVERLAP = 0.25
@@ -78,10 +80,16 @@ def tile_grid(width: int, height: int, image_size: int, scale: float, overlap: f
     for row in axis_starts(height, side, stride):
         for col in axis_starts(width, side, stride):
             w, h = min(side, width - col), min(side, height - row)
-            out_w = image_size if w == side else max(1, round(w / scale))
-            out_h = image_size if h == side else max(1, round(h / scale))
+            out_w = image_size if w == side else _out_side(w, scale)
+            out_h = image_size if h == side else _out_side(h, scale)
             tiles.append(Tile(len(tiles), col, row, w, h, out_w, out_h))
     return tiles
+
+
+def _out_side(length: int, scale: float) -> int:
+    """The side a tile shorter than a full one is read at: ``length / scale``, but never resampled below
+    :data:`~rsvg.data.image_io.MIN_IMAGE_SIDE` (a few pixels hold nothing a box could tell apart)."""
+    return max(min(length, MIN_IMAGE_SIDE), round(length / scale), 1)
 
 
 @dataclass
