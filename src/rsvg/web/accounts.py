@@ -9,6 +9,9 @@ CSRF token that every state-changing request must echo in a header.
 
 Failed logins are counted per user name and per client address over a sliding window; past the limit, further
 attempts are refused (HTTP 429) until the window has moved on, whether or not the password would be right.
+Anyone can thus lock a user they can name out for the window, and one address (a team behind one NAT or proxy)
+locks everyone who logs in from it; an admin lifts a lock at once with :meth:`AccountStore.clear_failures`
+(``rsvg users unlock``).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rsvg.errors import AccountError, LoginThrottled
-from rsvg.web.sqlite_file import SQLiteFile
+from rsvg.web.sqlite_file import SQLiteFile, location_problem
 
 ROLES: tuple[str, ...] = ("annotator", "admin")
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
@@ -119,10 +122,15 @@ _DUMMY_HASH = hash_password(secrets.token_urlsafe(16), _DUMMY_SALT)
 class AccountStore(SQLiteFile):
     """Users, sessions and failed logins in the SQLite file at ``path`` (created if missing)."""
 
-    def __init__(self, path: Path, session_seconds: int = SESSION_SECONDS) -> None:
+    def __init__(self, path: Path, session_seconds: int = SESSION_SECONDS, *, create: bool = True) -> None:
+        """Open the accounts of the database at ``path``, created there if missing unless ``create`` is false;
+        :class:`AccountError` names the path when it is a folder, its folder does not exist, or (``create``
+        false) there is no file."""
         self.path = Path(path)
         self.session_seconds = session_seconds
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        problem = location_problem(self.path, create)
+        if problem is not None:
+            raise AccountError(problem)
         try:
             with self._write() as conn:
                 for statement in _SCHEMA.split(";"):
@@ -181,6 +189,37 @@ class AccountStore(SQLiteFile):
             if len(rows) >= FAILED_LOGIN_LIMIT:
                 oldest = rows[-1]["at"]
                 raise LoginThrottled(max(1, int(oldest + FAILED_LOGIN_WINDOW - now) + 1))
+
+    def locked(self, now: float | None = None) -> dict[tuple[str, str], int]:
+        """What failed logins lock now: ``{("name", NAME) or ("client", ADDRESS): seconds left}``."""
+        now = time.time() if now is None else now
+        since = now - FAILED_LOGIN_WINDOW
+        out: dict[tuple[str, str], int] = {}
+        with self._read() as conn:
+            for column in ("name", "client"):
+                rows = conn.execute(
+                    f"SELECT {column} AS who, COUNT(*) AS n, MIN(at) AS oldest FROM "
+                    f"(SELECT {column}, at, ROW_NUMBER() OVER (PARTITION BY {column} ORDER BY at DESC) AS k "
+                    f"FROM login_failures WHERE at > ?) WHERE k <= ? GROUP BY {column}",
+                    (since, FAILED_LOGIN_LIMIT),
+                ).fetchall()
+                for r in rows:
+                    if r["n"] >= FAILED_LOGIN_LIMIT:
+                        out[(column, r["who"])] = max(1, int(r["oldest"] + FAILED_LOGIN_WINDOW - now) + 1)
+        return out
+
+    def clear_failures(self, name: str | None = None, client: str | None = None) -> int:
+        """Forget the failed logins of a user name and/or of a client address, which lifts the lock they put
+        on it at once (``rsvg users unlock``); returns how many were forgotten."""
+        if name is None and client is None:
+            raise AccountError("say whose failed logins to clear: a user name or a client address")
+        removed = 0
+        with self._write() as conn:
+            if name is not None:
+                removed += conn.execute("DELETE FROM login_failures WHERE name = ?", (name,)).rowcount
+            if client is not None:
+                removed += conn.execute("DELETE FROM login_failures WHERE client = ?", (client,)).rowcount
+        return removed
 
     def login(self, name: str, password: str, client: str = "") -> LoginSession:
         """Check the password and open a session; :class:`AccountError` for a wrong name or password (the same

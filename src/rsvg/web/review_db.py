@@ -21,7 +21,7 @@ from pathlib import Path
 
 from rsvg.data.records import BoxXYXY
 from rsvg.errors import ReviewDBError, ReviewPermissionError
-from rsvg.web.sqlite_file import SQLiteFile
+from rsvg.web.sqlite_file import SQLiteFile, location_problem
 
 ACTIONS: tuple[str, ...] = ("accept", "reject", "edit", "skip")
 STATUSES: tuple[str, ...] = ("unreviewed", "accepted", "rejected", "edited")
@@ -136,12 +136,16 @@ def _row_to_decision(row: sqlite3.Row) -> Decision:
 class ReviewStore(SQLiteFile):
     """The decisions of one dataset, in one SQLite file (safe to use from many threads and processes)."""
 
-    def __init__(self, path: Path, total: int, fingerprint: str) -> None:
-        """Open or create ``path`` for a dataset of ``total`` objects; refuse another dataset's file."""
+    def __init__(self, path: Path, total: int, fingerprint: str, *, create: bool = True) -> None:
+        """Open or create ``path`` (``create`` false: only open) for a dataset of ``total`` objects; refuse
+        another dataset's file, a folder, a path whose folder does not exist (none is created: a mistyped
+        ``--db`` would otherwise become an empty review) and, without ``create``, a missing file."""
         self.path = Path(path)
         self.total = total
         self.fingerprint = fingerprint
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        problem = location_problem(self.path, create)
+        if problem is not None:
+            raise ReviewDBError(problem)
         try:
             conn = self._connect()
             try:

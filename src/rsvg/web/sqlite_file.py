@@ -13,6 +13,19 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def location_problem(path: Path, create: bool) -> str | None:
+    """Why a database file cannot be opened at ``path``, or ``None``: it is a folder, its folder does not exist
+    (no folder is created for it: a mistyped path would otherwise become an empty database), or, where
+    ``create`` is false, there is no file yet."""
+    if path.is_dir():
+        return f"{path} is a folder; give the review database file (e.g. {path / 'review.sqlite3'})"
+    if not path.parent.is_dir():
+        return f"{path}: the folder {path.parent} does not exist"
+    if not create and not path.exists():
+        return f"{path}: no review database there"
+    return None
+
+
 class SQLiteFile:
     """Connections to the SQLite file at ``path`` (subclasses set ``self.path``)."""
 
