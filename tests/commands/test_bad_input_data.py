@@ -23,6 +23,7 @@ from helpers.datasets import make_official_dataset
 from rsvg.cli import app
 from rsvg.construct.build import build_dataset
 from rsvg.data.check import check_dataset
+from rsvg.data.dataset import verify_images
 from rsvg.data.dior_rsvg import GroundingDatasetWriter, load_split
 from rsvg.data.extras import ImageObjects
 from rsvg.errors import DatasetError, OutputPathError
@@ -181,14 +182,17 @@ def _write(rel: str, data: bytes) -> Setup:
     return setup
 
 
+def _images_are_a_file(root: str) -> Setup:
+    def setup(work: Path) -> None:
+        shutil.rmtree(work / root / "JPEGImages")
+        (work / root / "JPEGImages").write_text("images\n")
+
+    return setup
+
+
 def _no_xml(work: Path) -> None:
     for xml in (work / "det" / "Annotations").glob("*.xml"):
         xml.unlink()
-
-
-def _images_folder_is_a_file(work: Path) -> None:
-    shutil.rmtree(work / "det" / "JPEGImages")
-    (work / "det" / "JPEGImages").write_text("images\n")
 
 
 REFUSAL_CASES: list[tuple[str, Setup, list[str], list[str]]] = [
@@ -203,7 +207,7 @@ REFUSAL_CASES: list[tuple[str, Setup, list[str], list[str]]] = [
     ("build DETECTION_ROOT a file", _nothing, ["build", "afile", "o"], ["afile", "is a file"]),
     ("build DETECTION_ROOT missing", _nothing, ["build", "nowhere", "o"], ["nowhere", "not found"]),
     ("build no XML in Annotations", _no_xml, ["build", "det", "o"], ["Annotations holds no *.xml"]),
-    ("build JPEGImages a file", _images_folder_is_a_file, ["build", "det", "o"], ["JPEGImages is a file"]),
+    ("build JPEGImages a file", _images_are_a_file("det"), ["build", "det", "o"], ["JPEGImages is a file"]),
     ("build --workers 0", _nothing, ["build", "det", "o", "--workers", "0"], ["--workers"]),
     ("build --seed -1", _nothing, ["build", "det", "o", "--seed", "-1"], ["--seed"]),
     ("build --split sums to 0.9", _nothing, ["build", "det", "o", "--split", "0.6,0.1,0.2"], ["--split", "sum"]),
@@ -244,7 +248,8 @@ REFUSAL_CASES: list[tuple[str, Setup, list[str], list[str]]] = [
     ("review-export OUT a file", _nothing, ["review-export", "ds", "afile"], ["OUT afile", "is a file"]),
     ("review-export --json a folder", _nothing, ["review-export", "ds", "o", "--json", "det"], ["--json det"]),
     ("review-export --json under a file", _nothing, ["review-export", "ds", "o", "--json", "afile/s.json"], ["afile"]),
-    ("review-export no database", _nothing, ["review-export", "det", "o"], ["det"]),
+    ("review-export no database", _nothing, ["review-export", "det", "o"], ["det", "no review database"]),
+    ("review-export --db a folder", _nothing, ["review-export", "ds", "o", "--db", "det"], ["det is a folder", "--db"]),
 ]
 
 
@@ -310,6 +315,7 @@ CHECK_CASES: list[tuple[str, Setup, str, list[str]]] = [
     ("grounding: empty train split", _write("ds/train.txt", b""), "ds", ["train.txt", "lists no samples"]),
     ("grounding: empty val split", _write("ds/val.txt", b"\n"), "ds", ["val.txt", "lists no samples"]),
     ("grounding: XML that is a folder", _xml_is_a_folder, "ds", ["00000.xml", "cannot be read"]),
+    ("grounding: image folder is a file", _images_are_a_file("ds"), "ds", ["ds/JPEGImages is a file"]),
 ]
 
 
@@ -327,10 +333,12 @@ GROUNDING_REFUSED = [c for c in CHECK_CASES if c[2] == "ds" and "split" not in c
 
 
 def _train_refusal(root: Path) -> str:
-    """What training on ``root`` with the default (lite) model refuses first: the split as read, then the object
-    classes its object head adds to each sample."""
+    """What training on ``root`` with the default (lite) model refuses first: the train and val splits as read,
+    the object classes its object head adds to each sample, the images."""
     try:
-        ImageObjects().bind(load_split(root, "train"))
+        train, val = load_split(root, "train"), load_split(root, "val")
+        ImageObjects().bind(train)
+        verify_images([*train, *val])
     except DatasetError as exc:
         return str(exc)
     raise AssertionError(f"{root}: the train split was accepted")

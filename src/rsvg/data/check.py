@@ -77,8 +77,7 @@ def image_file_problems(entries: Iterable[tuple[str, Path, int, int]]) -> list[P
             continue
         seen.add(path)
         if not path.is_file():
-            what = "is not a file" if path.exists() else "not found"
-            problems.append(Problem(where, "missing_image", f"{path} {what}"))
+            problems.append(Problem(where, "missing_image", _why_missing(path)))
             continue
         try:
             width, height = image_size(path)
@@ -89,6 +88,15 @@ def image_file_problems(entries: Iterable[tuple[str, Path, int, int]]) -> list[P
             message = f"<size> says {expected_w}x{expected_h} but {path} is {width}x{height}"
             problems.append(Problem(where, "image_size_mismatch", message))
     return problems
+
+
+def _why_missing(path: Path) -> str:
+    """``PATH not found``, or what is there instead (a folder, or a file where its folder should be)."""
+    if path.exists():
+        return f"{path} is not a file"
+    if path.parent.exists() and not path.parent.is_dir():
+        return f"{path} not found: {path.parent} is a file, not a folder"
+    return f"{path} not found"
 
 
 def image_problems(samples: Iterable[GroundingSample]) -> list[Problem]:

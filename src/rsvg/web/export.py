@@ -77,6 +77,8 @@ def export_reviewed(
         raise DatasetError(f"output folder already exists: {out} (choose another or pass overwrite)")
     check_output_folder(out, "out", inputs={"root": root, "db_path": db_path}, overwrite=overwrite)
     dataset = ReviewDataset(root)
+    if db_path.is_dir():
+        raise DatasetError(f"the review database {db_path} is a folder; give the SQLite file (--db)")
     if not db_path.is_file():
         raise DatasetError(f"no review database at {db_path} (review the dataset with `rsvg serve --dataset` first)")
     store = ReviewStore(db_path, len(dataset), dataset.fingerprint)
