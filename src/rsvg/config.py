@@ -2,10 +2,16 @@
 
 Every option has a default here, so a config file only names what it changes; unknown keys are errors that
 name the section and the key. ``rsvg train --set train.epochs=3`` overrides single values.
+
+Every number must be finite: NaN or infinity in any option of any section (also inside a list or mapping option,
+and in the run config a checkpoint carries) is a :class:`~rsvg.errors.ConfigError` that names ``section.key``.
+Such a value is never a meaningful setting, and a NaN learning rate, say, would otherwise train until a kernel
+meets NaN boxes.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from types import UnionType
@@ -13,6 +19,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
+from rsvg.errors import ConfigError
 from rsvg.models.config import ModelConfig
 from rsvg.models.loss import LossConfig
 
@@ -71,14 +78,14 @@ class TrainConfig:
         }
         for name, low in at_least.items():
             if getattr(self, name) < low:
-                raise ValueError(f"train.{name} must be at least {low}, got {getattr(self, name)}")
+                raise ConfigError(f"train.{name} must be at least {low}, got {getattr(self, name)}")
         for name in ("lr", "lr_pretrained", "weight_decay", "grad_clip", "gamma", "feature_cache_max_gb"):
             if getattr(self, name) < 0:
-                raise ValueError(f"train.{name} must not be negative, got {getattr(self, name)}")
+                raise ConfigError(f"train.{name} must not be negative, got {getattr(self, name)}")
         if self.lr_groups not in ("loaded", "reference"):
-            raise ValueError(f"train.lr_groups must be loaded or reference, got {self.lr_groups!r}")
+            raise ConfigError(f"train.lr_groups must be loaded or reference, got {self.lr_groups!r}")
         if self.schedule not in ("step", "cosine", "constant"):
-            raise ValueError(f"train.schedule must be step, cosine or constant, got {self.schedule!r}")
+            raise ConfigError(f"train.schedule must be step, cosine or constant, got {self.schedule!r}")
 
 
 @dataclass
@@ -102,30 +109,57 @@ RETIRED = {("loss", "attention_weight"): 0.0}
 def _build(section: str, cls: type, values: dict[str, Any] | None, source: str) -> Any:
     values = values or {}
     if not isinstance(values, dict):
-        raise ValueError(f"{source}: section {section!r} must be a mapping")
+        raise ConfigError(f"{source}: section {section!r} must be a mapping")
     known = {f.name for f in fields(cls)}
     for (sec, key), off in RETIRED.items():
         if sec == section and key in values:
             if values[key] != off:
-                raise ValueError(f"{source}: {section}.{key} no longer exists (remove it; {off} meant off)")
+                raise ConfigError(f"{source}: {section}.{key} no longer exists (remove it; {off} meant off)")
             values = {k: v for k, v in values.items() if k != key}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ValueError(f"{source}: unknown {section} option(s) {unknown}; known: {sorted(known)}")
+        raise ConfigError(f"{source}: unknown {section} option(s) {unknown}; known: {sorted(known)}")
     hints = get_type_hints(cls)
     values = {k: _coerce(v, hints[k], f"{source}: {section}.{k}") for k, v in values.items()}
     try:
         return cls(**values)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{source}: {exc}") from None
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def _non_finite(value: Any) -> str | None:
+    """Where a NaN or infinite number sits in an option's value: ``""`` for the value itself, ``[2]`` or ``.scale``
+    inside a list or mapping; None when every number is finite."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else ""
+    items: Any = ()
+    if isinstance(value, dict):
+        items = ((f".{k}", v) for k, v in value.items())
+    elif isinstance(value, (list, tuple)):
+        items = ((f"[{i}]", v) for i, v in enumerate(value))
+    for label, item in items:
+        inner = _non_finite(item)
+        if inner is not None:
+            return label + inner
+    return None
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:
-    """Check a scalar option against its annotated type; numbers written as text ("2e-3") become numbers."""
+    """Check an option against its annotated type; numbers written as text ("2e-3") become numbers. Any NaN or
+    infinite number, of a float option or inside a list or mapping option, is refused (see the module docstring)."""
+    result = _coerce_type(value, hint, where)
+    place = _non_finite(result)
+    if place is not None:
+        raise ConfigError(f"{where}{place} must be a finite number, got {value!r}")
+    return result
+
+
+def _coerce_type(value: Any, hint: Any, where: str) -> Any:
+    """The type check of :func:`_coerce`, for scalar options (lists and mappings are checked by their dataclass)."""
     if value is None:
         if type(None) in get_args(hint) or hint is Any:
             return None
-        raise ValueError(f"{where} must not be empty")
+        raise ConfigError(f"{where} must not be empty")
     if hint in (int, float, bool, str):
         kinds = [hint]
     elif get_origin(hint) in (Union, UnionType):
@@ -143,48 +177,57 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         return int(value)
     if str in kinds and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
-    raise ValueError(f"{where} must be {' or '.join(k.__name__ for k in kinds)}, got {value!r}")
+    raise ConfigError(f"{where} must be {' or '.join(k.__name__ for k in kinds)}, got {value!r}")
 
 
 def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> RunConfig:
     """Build a :class:`RunConfig` from nested dicts, checking every key."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: a run config is a mapping of sections, got {type(data).__name__}")
     unknown = sorted(set(data) - set(_SECTIONS))
     if unknown:
-        raise ValueError(f"{source}: unknown section(s) {unknown}; known: {sorted(_SECTIONS)}")
+        raise ConfigError(f"{source}: unknown section(s) {unknown}; known: {sorted(_SECTIONS)}")
     return RunConfig(**{name: _build(name, cls, data.get(name), source) for name, cls in _SECTIONS.items()})
 
 
 def _parse_override(item: str) -> tuple[list[str], Any]:
     if "=" not in item:
-        raise ValueError(f"override {item!r} must look like section.key=value")
+        raise ConfigError(f"override {item!r} must look like section.key=value")
     key, value = item.split("=", 1)
     path = key.strip().split(".")
     if len(path) != 2:
-        raise ValueError(f"override {item!r}: the key must be section.key, e.g. train.epochs")
-    return path, yaml.safe_load(value)
+        raise ConfigError(f"override {item!r}: the key must be section.key, e.g. train.epochs")
+    try:
+        return path, yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {item!r}: the value is not valid YAML ({exc})") from None
 
 
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """A config file as nested dicts, with its ``base:`` file (relative to it) merged underneath."""
     if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
+        raise ConfigError(f"config file not found: {path}")
     if path.resolve() in seen:
-        raise ValueError(f"{path}: circular base: chain {[str(p) for p in seen]}")
+        raise ConfigError(f"{path}: circular base: chain {[str(p) for p in seen]}")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); a config file is YAML text") from None
     except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if data is None:
         # refused rather than read as "all defaults": an empty file is far more often a mistake than a choice
-        raise ValueError(f"{path}: the config file is empty; start from one in configs/ (e.g. configs/mgvlf_lite.yaml)")
+        raise ConfigError(
+            f"{path}: the config file is empty; start from one in configs/ (e.g. configs/mgvlf_lite.yaml)"
+        )
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: the top level must be a mapping of sections")
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
     base = data.pop("base", None)
     if base is None:
         return data
     base_path = path.parent / str(base)
     if not base_path.is_file():
-        raise FileNotFoundError(f"{path}: its base: file {base_path} was not found (a path relative to {path.parent})")
+        raise ConfigError(f"{path}: its base: file {base_path} was not found (a path relative to {path.parent})")
     merged = _read_yaml(base_path, (*seen, path.resolve()))
     for section, values in data.items():
         if isinstance(values, dict) and isinstance(merged.get(section), dict):
@@ -211,11 +254,11 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         # an override's errors are named by the override, not by the file it overrides
         where = f"--set {item}"
         if section not in _SECTIONS:
-            raise ValueError(f"{where}: unknown section {section!r}; known: {sorted(_SECTIONS)}")
+            raise ConfigError(f"{where}: unknown section {section!r}; known: {sorted(_SECTIONS)}")
         cls = _SECTIONS[section]
         known = {f.name for f in fields(cls)}
         if key not in known:
-            raise ValueError(f"{where}: unknown {section} option {key!r}; known: {sorted(known)}")
+            raise ConfigError(f"{where}: unknown {section} option {key!r}; known: {sorted(known)}")
         value = _coerce(value, get_type_hints(cls)[key], f"{where}: {section}.{key}")
         data.setdefault(section, {})
         if data[section] is None:

@@ -56,6 +56,16 @@ def verify_images(samples: Sequence[GroundingSample]) -> None:
         raise DatasetError(first + more)
 
 
+def require_samples(dataset: RSVGDataset, why: str) -> None:
+    """A :class:`DatasetError` naming the split file and the dataset when ``dataset`` has no sample (an empty split
+    would train on nothing, or score nothing and report NaN metrics); ``why`` says what needs the samples."""
+    if len(dataset) == 0:
+        split_file = dataset.root / f"{dataset.split}.txt"
+        raise DatasetError(
+            f"{split_file} lists no samples: the {dataset.split} split of the dataset {dataset.root} is empty; {why}"
+        )
+
+
 def box_to_original(box_network: torch.Tensor, letterbox_params: torch.Tensor) -> torch.Tensor:
     """Map (N, 4) network-frame boxes back to original pixels with (N, 4) ``letterbox`` rows of a batch."""
     lb = letterbox_params.to(torch.float64)

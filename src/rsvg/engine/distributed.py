@@ -11,6 +11,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from rsvg.engine.devices import parse_device
+
 
 def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
@@ -34,22 +36,25 @@ def launched_as_main() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def init_distributed(device: str = "auto") -> torch.device:
+def init_distributed(device: str = "auto", option: str = "--device") -> torch.device:
     """Join the process group ``torchrun`` describes (``WORLD_SIZE`` > 1) and return this process's device.
 
+    ``device`` is checked by :func:`~rsvg.engine.devices.parse_device` first (a :class:`~rsvg.errors.DeviceError`
+    naming ``option`` for an unknown name or a GPU this machine lacks), before any process group is joined.
     CUDA processes use NCCL and the GPU ``LOCAL_RANK``; CPU processes use gloo.
     """
-    want_cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
-    if want_cuda and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for but no CUDA device is available")
+    wanted = parse_device(device, option)
+    want_cuda = wanted.type == "cuda"
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     if int(os.environ.get("WORLD_SIZE", 1)) > 1 and not is_distributed():
         if want_cuda:
             torch.cuda.set_device(local_rank)
         dist.init_process_group(backend="nccl" if want_cuda else "gloo")
-    if want_cuda:
-        return torch.device("cuda", local_rank if is_distributed() else torch.cuda.current_device())
-    return torch.device("cpu")
+    if not want_cuda:
+        return torch.device("cpu")
+    if is_distributed():
+        return torch.device("cuda", local_rank)
+    return torch.device("cuda", wanted.index if wanted.index is not None else torch.cuda.current_device())
 
 
 def barrier() -> None:
@@ -73,6 +78,18 @@ def all_reduce_mean(values: torch.Tensor) -> torch.Tensor:
     out = values.detach().clone()
     dist.all_reduce(out, op=dist.ReduceOp.SUM)
     return out / world_size()
+
+
+def any_rank(flag: bool) -> bool:
+    """Whether ``flag`` holds on any rank (itself outside distributed runs). Every rank must call it at the same
+    point: a check that stops one rank (a NaN loss) then stops them all, instead of leaving the others waiting
+    in the next collective forever."""
+    if not is_distributed():
+        return flag
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    value = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
 
 
 def cleanup() -> None:

@@ -1,4 +1,8 @@
-"""Evaluation: run a model over a split, map boxes back to original pixels, compute the seven metrics."""
+"""Evaluation: run a model over a split, map boxes back to original pixels, compute the seven metrics.
+
+A model whose boxes are NaN or infinite is refused (:class:`~rsvg.errors.NonFiniteError`) instead of being
+scored: no metric is ever NaN because of them.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from rsvg.engine.amp import autocast_context
 from rsvg.engine.batching import collate, forward_batch, to_device
 from rsvg.engine.feature_cache import encode_images
 from rsvg.engine.sampler import ImageBatchSampler
+from rsvg.errors import NonFiniteError
 from rsvg.metrics import MetricsReport, grounding_metrics
 from rsvg.models.stages import stage_reports
 
@@ -104,6 +109,7 @@ def predict(
         with autocast_context(device, amp):
             batch = share_image_features(model, batch)
             out = forward_batch(model, batch)
+        _check_boxes(out.boxes, batch)
         pred = box_to_original(out.boxes.float() * image_size, batch["letterbox"]).cpu().numpy()
         gt = batch["orig_box"].cpu().numpy()
         iou = paired_iou(pred, gt)
@@ -126,6 +132,40 @@ def predict(
     if position:
         rows.sort(key=lambda r: position[r["index"]])
     return rows
+
+
+def _check_boxes(boxes: torch.Tensor, batch: dict[str, Any]) -> None:
+    """Refuse NaN or infinite predicted boxes, naming the first sample that has one."""
+    finite = torch.isfinite(boxes).all(-1)
+    if not bool(finite.all()):
+        k = int((~finite).nonzero()[0, 0])
+        raise NonFiniteError(
+            f"the model predicted a NaN or infinite box for {batch['image_id'][k]} ({batch['query'][k]!r}): its "
+            "weights or its input are not finite"
+        )
+
+
+def predict_all(
+    model: torch.nn.Module,
+    loader: DataLoader,
+    device: torch.device,
+    *,
+    image_size: int,
+    amp: str = "off",
+    channels_last: bool = False,
+) -> list[dict[str, Any]]:
+    """:func:`predict` on every rank and :func:`gather_rows`: all rows, sorted by index. A rank that meets
+    non-finite boxes tells the others before the gather, so every rank raises :class:`NonFiniteError` instead
+    of the others waiting for it forever."""
+    problem: str | None = None
+    rows: list[dict[str, Any]] = []
+    try:
+        rows = predict(model, loader, device, image_size=image_size, amp=amp, channels_last=channels_last)
+    except NonFiniteError as exc:
+        problem = str(exc)
+    if dist.any_rank(problem is not None):
+        raise NonFiniteError(problem or "another process met a NaN or infinite box")
+    return gather_rows(rows)
 
 
 def gather_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

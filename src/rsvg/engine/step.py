@@ -1,4 +1,11 @@
-"""One optimisation step, as the trainer runs it and the benchmark times it."""
+"""One optimisation step, as the trainer runs it and the benchmark times it.
+
+A step whose loss, boxes or gradient norm are NaN or infinite stops before the optimiser's update with a
+:class:`~rsvg.errors.TrainingDivergedError` saying what was not finite (the trainer adds the epoch and step): the
+weights stay those of the last good step, and no kernel ever sees NaN boxes (the stages that call ``roi_align``
+raise :class:`~rsvg.errors.NonFiniteError` first). Under torchrun every rank learns whether any rank found one
+(:func:`~rsvg.engine.distributed.any_rank`), so all of them stop at the same step.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +17,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from rsvg.engine import distributed as dist
 from rsvg.engine.amp import autocast_context
 from rsvg.engine.batching import forward_batch
+from rsvg.errors import NonFiniteError, TrainingDivergedError
 from rsvg.models.loss import LossConfig, model_loss, needs_attention
 from rsvg.models.mgvlf import MGVLF
 
@@ -41,13 +50,24 @@ def train_step(
     gradients (the step's peak memory). ``sync`` waits for an accelerator before each time is read."""
     t0 = time.perf_counter()
     device = next(model.parameters()).device
-    with autocast_context(device, amp):
-        out = forward_batch(net, batch, need_attention=needs_attention(model, loss_cfg))
-    losses = model_loss(model, out, batch, loss_cfg)
+    problem: str | None = None
+    losses: dict[str, Tensor] = {}
+    try:
+        with autocast_context(device, amp):
+            out = forward_batch(net, batch, need_attention=needs_attention(model, loss_cfg))
+        losses = model_loss(model, out, batch, loss_cfg)
+        if not bool(torch.isfinite(losses["loss"].detach())):
+            problem = f"the loss is {float(losses['loss'].detach())}"
+    except NonFiniteError as exc:
+        problem = str(exc)
+    _stop_if(problem)
     scaler.scale(losses["loss"]).backward()
     if grad_clip > 0:
         scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        # with fp16 a non-finite norm is the grad scaler's business: it skips the step and lowers its scale
+        if not scaler.is_enabled():
+            _stop_if(None if bool(torch.isfinite(norm)) else f"the gradient norm is {float(norm)}")
     if sync is not None:
         sync()
     t1 = time.perf_counter()
@@ -57,3 +77,10 @@ def train_step(
     if sync is not None:
         sync()
     return StepResult(losses, t1 - t0, time.perf_counter() - t1)
+
+
+def _stop_if(problem: str | None) -> None:
+    """Raise :class:`TrainingDivergedError` on every rank when any rank found ``problem`` (all ranks call this at
+    the same point of the step)."""
+    if dist.any_rank(problem is not None):
+        raise TrainingDivergedError(problem or "another process's loss, boxes or gradients are not finite")

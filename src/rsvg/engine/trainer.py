@@ -7,10 +7,21 @@ Layout of ``out``::
     best/              model checkpoint with the best validation Pr@0.5 (what eval / ground / serve load)
     history.json       per-epoch training loss, learning rate, validation metrics, time
     val_predictions.jsonl  the best epoch's validation predictions
+
+The process that writes (rank 0 under torchrun) holds the run folder's lock (``.OUT.lock`` beside it,
+:func:`rsvg.output_paths.output_lock`) for the whole run: a second run into the same ``out`` is refused at once
+instead of deleting the first one's temporary checkpoint as a stale leftover.
+
+Divergence: a NaN or infinite loss, gradient norm or box stops the run before that step's update
+(:func:`rsvg.engine.step.train_step`), and weights that the update made NaN or infinite are found before anything
+is saved or validated; every rank agrees before it stops (:func:`rsvg.engine.distributed.any_rank`), so none
+waits for the others forever. The :class:`~rsvg.errors.TrainingDivergedError` names the epoch and the step, and
+no checkpoint is written after it: ``last/`` and ``best/`` stay as they were.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -25,7 +36,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from rsvg.config import RunConfig, config_from_dict
-from rsvg.data.dataset import RSVGDataset, verify_images
+from rsvg.data.dataset import RSVGDataset, require_samples, verify_images
 from rsvg.data.records import DatasetError
 from rsvg.data.transforms import build_train_transforms
 from rsvg.data.xmlio import atomic_write_text
@@ -33,8 +44,9 @@ from rsvg.engine import distributed as dist
 from rsvg.engine.amp import resolve_amp
 from rsvg.engine.batching import collate, to_device
 from rsvg.engine.checkpoint import (
-    STATE_FILE,
+    MODEL_FILE,
     find_resume,
+    load_training_state,
     load_weights,
     read_checkpoint_meta,
     rng_state,
@@ -43,21 +55,17 @@ from rsvg.engine.checkpoint import (
     text_assets,
 )
 from rsvg.engine.determinism import apply_determinism
-from rsvg.engine.evaluate import (
-    eval_loader,
-    gather_rows,
-    metrics_from_rows,
-    predict,
-    write_predictions,
-)
+from rsvg.engine.evaluate import eval_loader, metrics_from_rows, predict_all, write_predictions
 from rsvg.engine.feature_cache import cache_bytes, compute_image_features
 from rsvg.engine.optim import build_optimizer, build_scheduler, describe_groups
 from rsvg.engine.sampler import ResumableShardedSampler
 from rsvg.engine.step import train_step
+from rsvg.errors import CheckpointError, NonFiniteError, TrainingDivergedError
 from rsvg.models.build import build_model
 from rsvg.models.loss import loss_terms
 from rsvg.models.mgvlf import MGVLF
 from rsvg.models.stages import check_augmentation
+from rsvg.output_paths import output_lock
 
 __all__ = ["Trainer", "checkpoint_meta", "resolve_amp", "train"]
 
@@ -134,8 +142,12 @@ class Trainer:
         self.val_set = RSVGDataset(
             cfg.data.root, cfg.data.val_split, extras=self.model.sample_extras(training=False), **common
         )
-        if len(self.train_set) == 0:
-            raise DatasetError(f"{cfg.data.root}: the {cfg.data.train_split} split is empty")
+        require_samples(self.train_set, "training needs at least one (data.train_split names the split)")
+        require_samples(
+            self.val_set,
+            "training keeps OUT/best by validation Pr@0.5 after every epoch, so it needs at least one "
+            "(data.val_split names the split)",
+        )
         verify_images([*self.train_set.samples, *self.val_set.samples])  # before hours of work, not in the middle
         # image_id -> the frozen backbone's map, when cached (see _maybe_cache_backbone_features)
         self.image_features: dict[str, torch.Tensor] | None = None
@@ -237,28 +249,68 @@ class Trainer:
         path = find_resume(self.out)
         if path is None:
             raise FileNotFoundError(f"--resume: no training checkpoint in {self.out} (expected {self.out}/last)")
+        recover = "start again without --resume into a new --out, or put back a good copy of the file"
         meta = read_checkpoint_meta(path)
-        saved = config_from_dict(meta["run"], str(path))
+        if not isinstance(meta.get("run"), dict):
+            raise CheckpointError(f"{path / 'config.json'} has no run config ('run'): {recover}")
+        saved = config_from_dict(meta["run"], str(path / "config.json"))
         if replace(saved, train=replace(saved.train, epochs=self.cfg.train.epochs)) != self.cfg:
             raise ValueError(
                 f"--resume: the config differs from the one {path} was trained with (only train.epochs may change)"
             )
-        self.model.load_state_dict(load_weights(path))
-        state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=False)
+        try:
+            self.model.load_state_dict(load_weights(path))
+        except RuntimeError as exc:
+            raise CheckpointError(
+                f"{path / MODEL_FILE}: the weights do not fit the model ({str(exc)[:200]}): {recover}"
+            ) from None
+        state = load_training_state(path)
+        try:
+            self._apply_state(state)
+        except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
+            raise CheckpointError(
+                f"{path / 'training_state.pt'} does not fit this run ({type(exc).__name__}: {str(exc)[:200]}): "
+                f"{recover}"
+            ) from None
+        self.console.print(f"resumed from {path}: epoch {self.epoch + 1}, step {self.step_in_epoch}")
+
+    def _apply_state(self, state: dict[str, Any]) -> None:
+        """Put a loaded training state (:func:`~rsvg.engine.checkpoint.load_training_state`) in place."""
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
         self.global_step, self.history = state["global_step"], state["history"]
-        self.best = tuple(state["best"])
+        self.best = tuple(float(v) for v in state["best"])
         set_rng_state(state["rng"][min(dist.rank(), len(state["rng"]) - 1)])
         # the interrupted epoch's running loss sums, so its history row averages every step, not only the resumed ones
         running = state.get("running")
         if running and self.step_in_epoch > 0:
             self.running = running[min(dist.rank(), len(running) - 1)]
-        self.console.print(f"resumed from {path}: epoch {self.epoch + 1}, step {self.step_in_epoch}")
+
+    # ----------------------------------------------------------------------------------------------------------
+    def _diverged(self, what: str, step: int) -> TrainingDivergedError:
+        """The error that stops a run whose numbers stopped being finite at ``step`` of the current epoch: where,
+        what, and which checkpoints were left as they were."""
+        kept = [str(self.out / name) for name in ("last", "best") if (self.out / name / MODEL_FILE).is_file()]
+        if kept:
+            saved = f"nothing was saved after it, so {' and '.join(kept)} {'are' if len(kept) > 1 else 'is'} intact"
+        else:
+            saved = "no checkpoint had been saved yet"
+        return TrainingDivergedError(
+            f"training diverged at epoch {self.epoch + 1}, step {step}: {what}; {saved}. Lower train.lr (now "
+            f"{self.cfg.train.lr:g}) and start again into a new --out"
+        )
+
+    def _check_weights(self, step: int) -> None:
+        """Refuse to go on (save, validate) with weights that an update made NaN or infinite; all ranks agree."""
+        flags = [torch.isfinite(p.detach()).all() for p in self.model.parameters()]
+        bad = bool(flags) and not bool(torch.stack(flags).all())
+        if dist.any_rank(bad):
+            raise self._diverged("the weights became NaN or infinite in the optimiser's update", step)
 
     def _save_last(self) -> None:
+        """Write ``OUT/last`` (rank 0; every rank gives its RNG state and running sums)."""
         rngs = dist.all_gather_objects(rng_state())
         running = dist.all_gather_objects(self.running)
         if not dist.is_main():
@@ -308,16 +360,19 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         for batch in loader:
             batch = to_device(batch, self.device, cfg.train.channels_last)
-            losses = train_step(
-                self.net,
-                self.model,
-                batch,
-                self.optimizer,
-                self.scaler,
-                cfg.loss,
-                amp=self.amp,
-                grad_clip=cfg.train.grad_clip,
-            ).losses
+            try:
+                losses = train_step(
+                    self.net,
+                    self.model,
+                    batch,
+                    self.optimizer,
+                    self.scaler,
+                    cfg.loss,
+                    amp=self.amp,
+                    grad_clip=cfg.train.grad_clip,
+                ).losses
+            except TrainingDivergedError as exc:
+                raise self._diverged(str(exc), self.step_in_epoch + 1) from None
             self.scheduler.step()
             self.step_in_epoch += 1
             self.global_step += 1
@@ -340,7 +395,9 @@ class Trainer:
                 )
             every = cfg.train.checkpoint_every_steps
             if every and self.step_in_epoch % every == 0 and self.step_in_epoch < self.steps_per_epoch:
+                self._check_weights(self.step_in_epoch)
                 self._save_last()
+        self._check_weights(self.step_in_epoch)
         means = torch.tensor([v / max(count, 1) for v in sums.values()], dtype=torch.float64)
         means = dist.all_reduce_mean(means.to(self.device)).cpu()
         return {
@@ -349,9 +406,10 @@ class Trainer:
         }
 
     def validate(self) -> tuple[dict[str, float], list[dict[str, Any]]]:
+        """Validation Pr@k and IoU of the current weights, and the prediction rows (all ranks')."""
         loader = eval_loader(self.val_set, self.cfg.train.eval_batch_size, self.cfg.data.workers, self.device)
-        rows = gather_rows(
-            predict(
+        try:
+            rows = predict_all(
                 self.model,
                 loader,
                 self.device,
@@ -359,7 +417,8 @@ class Trainer:
                 amp=self.amp,
                 channels_last=self.cfg.train.channels_last,
             )
-        )
+        except NonFiniteError as exc:
+            raise self._diverged(f"validation: {exc}", self.step_in_epoch) from None
         return metrics_from_rows(rows).overall.values, rows
 
     def fit(self) -> dict[str, Any]:
@@ -412,12 +471,15 @@ class Trainer:
 
 
 def train(cfg: RunConfig, out: Path, *, resume: bool = False, device: str = "auto") -> dict[str, Any]:
-    """Train a model as ``cfg`` says into ``out`` (see the module docstring for what is written)."""
-    try:
-        trainer = Trainer(cfg, out, resume=resume, device=device)
+    """Train a model as ``cfg`` says into ``out`` (see the module docstring for what is written). The writing
+    process holds ``out``'s lock throughout (:class:`~rsvg.errors.OutputLockedError` when another run has it)."""
+    lock = output_lock(out, "run folder") if dist.launched_as_main() else contextlib.nullcontext()
+    with lock:
         try:
-            return trainer.fit()
+            trainer = Trainer(cfg, out, resume=resume, device=device)
+            try:
+                return trainer.fit()
+            finally:
+                trainer.close()
         finally:
-            trainer.close()
-    finally:
-        dist.cleanup()
+            dist.cleanup()

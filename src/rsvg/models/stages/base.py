@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rsvg.errors import NonFiniteError
 from rsvg.models.config import ModelConfig
 from rsvg.models.stages.colours import unfold_colour_map
 
@@ -35,6 +36,16 @@ if TYPE_CHECKING:
     from rsvg.models.mgvlf import GroundingOutput
 
 BACKBONE_STRIDE = 32
+
+
+def require_finite_boxes(boxes: Tensor, reader: str) -> None:
+    """Raise :class:`~rsvg.errors.NonFiniteError` when ``boxes`` hold NaN or infinity, before ``reader`` (a stage
+    that reads boxes with a compiled kernel such as ``roi_align``, which crashes the whole process on NaN) gets
+    them. The training step turns it into a stop that names the epoch and step; inference refuses the answer."""
+    if not bool(torch.isfinite(boxes).all()):
+        raise NonFiniteError(
+            f"the {reader} was given NaN or infinite boxes: the model's weights or its input are not finite"
+        )
 
 
 @dataclass

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from torchvision.ops import roi_align
 
 from rsvg.data.categories import DIOR_CLASSES
-from rsvg.models.stages.base import Stage, StageContext
+from rsvg.models.stages.base import Stage, StageContext, require_finite_boxes
 from rsvg.models.transformer import DecoderLayer, query_memory, sine_encoding_xy
 
 if TYPE_CHECKING:
@@ -46,7 +46,9 @@ GEOMETRY_FEATURES = 8  # x1, y1, x2, y2, cx, cy, log w, log h
 
 def candidate_colours(colours: Tensor, boxes: Tensor) -> Tensor:
     """Each box's colours: ``colours`` (B, 3, H, W) the unfolded colour map, ``boxes`` (B, K, 4) normalised to the
-    input → (B, K, 2·3·COLOUR_BINS²): the box's grid, then the grid of the box grown to twice its size."""
+    input → (B, K, 2·3·COLOUR_BINS²): the box's grid, then the grid of the box grown to twice its size. NaN or
+    infinite boxes are refused (:class:`~rsvg.errors.NonFiniteError`): ``roi_align`` would crash the process."""
+    require_finite_boxes(boxes, "candidate ranking")
     bsz, k, _ = boxes.shape
     height, width = colours.shape[-2:]
     scale = boxes.new_tensor([width, height, width, height])

@@ -27,7 +27,7 @@ from torchvision.ops import roi_align
 from rsvg.boxes import stack_objects
 from rsvg.data.extras import ImageObjects, normalised_objects
 from rsvg.models.loss import grounding_loss
-from rsvg.models.stages.base import Stage, StageContext
+from rsvg.models.stages.base import Stage, StageContext, require_finite_boxes
 
 if TYPE_CHECKING:
     from rsvg.models.config import ModelConfig
@@ -131,7 +131,8 @@ class BoxRefiner(Stage):
 
     def refine(self, detail: Tensor, colours: Tensor, rows: Tensor, boxes: Tensor) -> Tensor:
         """``rows`` (N,) the sample each box ``(N, 4)`` (normalised to the input) belongs to → refined boxes
-        ``(N, 4)``."""
+        ``(N, 4)``; NaN or infinite boxes are refused before ``roi_align`` (:class:`~rsvg.errors.NonFiniteError`)."""
+        require_finite_boxes(boxes, "box refinement")
         boxes = boxes.float()
         centre, half = (boxes[:, :2] + boxes[:, 2:]) / 2, ((boxes[:, 2:] - boxes[:, :2]) / 2).clamp(min=1e-4)
         seen = torch.cat([centre - self.grow * half, centre + self.grow * half], 1)
