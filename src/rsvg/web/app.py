@@ -54,7 +54,8 @@ def create_app(
     page and API asks for a login (:mod:`rsvg.web.auth`).
 
     ``allowed_hosts`` limits the Host header (against DNS rebinding when serving on loopback); ``None``
-    accepts any host.
+    accepts any host. ``device`` is checked before the model is loaded (an unknown name or a missing GPU is a
+    :class:`~rsvg.errors.DeviceError` naming ``--device``).
     """
     ctx = WebContext(limits=limits or Limits(), checkpoint=Path(checkpoint) if checkpoint is not None else None)
     if grounder is not None:
@@ -62,7 +63,9 @@ def create_app(
     elif checkpoint is not None:
         from rsvg.inference import Grounder
 
-        ctx.grounder = Grounder.from_checkpoint(checkpoint, device=device, precision=precision)
+        ctx.grounder = Grounder.from_checkpoint(
+            checkpoint, device=device, precision=precision, device_option="--device"
+        )
     if dataset is not None:
         from rsvg.web.dataset_view import ReviewDataset, default_db_path
         from rsvg.web.review_db import ReviewStore

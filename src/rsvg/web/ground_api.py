@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, Response
 
-from rsvg.data.image_io import ImageReadError, decode_image_rgb
+from rsvg.data.image_io import ImageReadError, check_image_side, decode_image_rgb, picture_notes
 from rsvg.data.tokenizer import QueryTooLongError
 from rsvg.geo.upload import SceneUploadError, decode_scene_upload
 from rsvg.web.context import WebContext, get_context
@@ -30,7 +30,7 @@ BROWSER_IMAGE_TYPES = {
 }
 ATTENTION_SIDE = 256  # the heatmap is sent small; the page stretches it over the image
 
-_ERRORS = {code: {"model": ErrorResponse} for code in (400, 403, 404, 413, 415, 429, 503)}
+_ERRORS = {code: {"model": ErrorResponse} for code in (400, 403, 404, 413, 415, 422, 429, 503)}
 
 
 def attention_data_url(attention: np.ndarray) -> str:
@@ -47,20 +47,34 @@ def attention_data_url(attention: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.tobytes()).decode()
 
 
-def _predict(ctx: WebContext, data: bytes, query: str, attention: bool, started: float) -> GroundResponse:
-    """Check, decode and ground (runs in a worker thread, never on the event loop)."""
-    grounder = ctx.require_grounder()
-    t0 = time.perf_counter()
+def _decode(ctx: WebContext, data: bytes) -> tuple[np.ndarray, list[str]]:
+    """The upload as RGB and what reading it as 8-bit RGB changed (:func:`~rsvg.data.image_io.picture_notes`);
+    an :class:`HTTPException` for what cannot be grounded: 400 empty, 413 over the limits (from the header),
+    415 not an image, 422 under :data:`~rsvg.data.image_io.MIN_IMAGE_SIDE` pixels a side."""
     try:
         # a georeferenced, 16-bit, float or many-band TIFF is read as a scene is (bands, stretch, nodata)
         rgb = decode_scene_upload(data, ctx.limits.max_image_pixels, ctx.limits.max_image_side)
+        notes: list[str] = []
         if rgb is None:
             check_image_header(data, ctx.limits)
-            rgb = decode_image_rgb(data, "upload")
+            rgb = decode_image_rgb(data, "upload", ctx.limits.images)
+            notes = picture_notes(data, "upload")
     except (GuardError, SceneUploadError) as exc:
         raise HTTPException(exc.status, exc.detail) from None
     except ImageReadError:
         raise HTTPException(415, "not a readable image: upload a JPEG, PNG, TIFF, BMP or WebP file") from None
+    try:
+        check_image_side(rgb.shape[1], rgb.shape[0], "upload")
+    except ImageReadError as exc:
+        raise HTTPException(422, str(exc)) from None
+    return rgb, notes
+
+
+def _predict(ctx: WebContext, data: bytes, query: str, attention: bool, started: float) -> GroundResponse:
+    """Check, decode and ground (runs in a worker thread, never on the event loop)."""
+    grounder = ctx.require_grounder()
+    t0 = time.perf_counter()
+    rgb, notes = _decode(ctx, data)
     t1 = time.perf_counter()
     with ctx.model_lock:
         t_model = time.perf_counter()
@@ -69,15 +83,19 @@ def _predict(ctx: WebContext, data: bytes, query: str, attention: bool, started:
         except QueryTooLongError as exc:
             raise HTTPException(422, str(exc)) from None
         except ImageReadError as exc:
-            raise HTTPException(415, str(exc)) from None
+            raise HTTPException(422, str(exc)) from None
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
         t2 = time.perf_counter()
+    warn = getattr(grounder, "query_warning", None)  # stand-in models of tests may lack it
+    unknown = warn(query) if warn is not None else None
     return GroundResponse(
         query=query,
         box=[round(v, 2) for v in result.box],
         width=result.width,
         height=result.height,
+        score=None if result.score is None else round(result.score, 4),
+        warnings=([unknown] if unknown else []) + notes,
         timing=Timing(
             decode_ms=round((t1 - t0) * 1000, 2),
             inference_ms=round((t2 - t_model) * 1000, 2),
@@ -103,9 +121,11 @@ async def ground(
     """Ground a query on an image: the box in original pixels, the image size and the time taken.
 
     Send ``multipart/form-data`` with ``image`` (a file) or ``dataset_image`` (an image id of the loaded
-    dataset), and ``query``. Errors: 400 (no image or both), 404 (unknown dataset image), 413 (upload or image
-    too large), 415 (not an image), 422 (empty or too long query), 429 (the server already holds its limit of
-    grounding requests: try again shortly), 503 (no model loaded).
+    dataset), and ``query``. The box is clipped to the image; ``warnings`` says when the answer means little
+    (a query mostly unknown to the text encoder, as ``rsvg ground`` warns) or the image was changed to be read
+    (16-bit, transparent pixels). Errors: 400 (no image or both), 404 (unknown dataset image), 413 (upload or
+    image too large), 415 (not an image), 422 (empty or too long query, image under 8 pixels a side), 429 (the
+    server already holds its limit of grounding requests: try again shortly), 503 (no model loaded).
     """
     started = time.perf_counter()
     ctx.require_grounder()

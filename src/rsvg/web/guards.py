@@ -2,34 +2,38 @@
 
 from __future__ import annotations
 
-import io
 import json
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from PIL import Image, UnidentifiedImageError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from rsvg.errors import GuardError
+from rsvg.data.image_io import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, ImageLimits, check_image_side, header_size
+from rsvg.errors import GuardError, ImageReadError
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Upload and image limits of one server."""
+    """Upload and image limits of one server (the image limits default to ``rsvg ground``'s,
+    :data:`rsvg.data.image_io.MAX_IMAGE_PIXELS` and :data:`~rsvg.data.image_io.MAX_IMAGE_SIDE`)."""
 
     max_upload_bytes: int = 20 * 1024 * 1024
     max_json_bytes: int = 64 * 1024
-    max_image_pixels: int = 64_000_000
-    max_image_side: int = 16_384
+    max_image_pixels: int = MAX_IMAGE_PIXELS
+    max_image_side: int = MAX_IMAGE_SIDE
     max_ground_requests: int = 4  # grounding requests in the server at once; more get 429 at once
 
     def __post_init__(self) -> None:
         if self.max_ground_requests < 1:
             raise ValueError(f"max_ground_requests must be at least 1, got {self.max_ground_requests}")
+
+    @property
+    def images(self) -> ImageLimits:
+        """The image limits as the image readers take them."""
+        return ImageLimits(self.max_image_pixels, self.max_image_side)
 
 
 async def _send_error(send: Send, status: int, detail: str) -> None:
@@ -118,25 +122,20 @@ def check_image_header(data: bytes, limits: Limits) -> tuple[int, int]:
     """``(width, height)`` from the image header, before any pixel is decoded.
 
     Raises :class:`GuardError`: 400 for an empty upload, 415 for bytes that are no image, 413 for an image over
-    the pixel or side limit (a "decompression bomb": a small file that would decode to gigabytes).
+    the pixel or side limit (a "decompression bomb": a small file that would decode to gigabytes), 422 for one
+    under :data:`~rsvg.data.image_io.MIN_IMAGE_SIDE` pixels a side.
     """
     if not data:
         raise GuardError(400, "the uploaded image is empty")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as im:
-                width, height = im.size
-    except Image.DecompressionBombError:
-        raise GuardError(413, f"image is too large (over {limits.max_image_pixels} pixels)") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        width, height = header_size(data, "upload")
+    except ImageReadError:
         raise GuardError(415, "not an image: upload a JPEG, PNG, TIFF, BMP or WebP file") from None
-    if width <= 0 or height <= 0:
-        raise GuardError(415, "not an image: its header gives no size")
-    if width * height > limits.max_image_pixels or max(width, height) > limits.max_image_side:
-        raise GuardError(
-            413,
-            f"image is {width}x{height} pixels; the limits are {limits.max_image_pixels} pixels and "
-            f"{limits.max_image_side} pixels per side",
-        )
+    problem = limits.images.problem(width, height)
+    if problem is not None:
+        raise GuardError(413, f"the image is {problem}")
+    try:
+        check_image_side(width, height, "upload")
+    except ImageReadError as exc:
+        raise GuardError(422, str(exc)) from None
     return width, height

@@ -22,9 +22,22 @@ class GroundResponse(BaseModel):
     """The predicted box of a query on an image."""
 
     query: str
-    box: Box = Field(description="(x1, y1, x2, y2) in original image pixels.", examples=[[112.5, 80.0, 260.25, 171.0]])
+    box: Box = Field(
+        description="(x1, y1, x2, y2) in original image pixels, clipped to the image.",
+        examples=[[112.5, 80.0, 260.25, 171.0]],
+    )
     width: int = Field(description="Image width in pixels.")
     height: int = Field(description="Image height in pixels.")
+    score: float | None = Field(
+        None,
+        description="The model's own confidence in the answer (the chosen cell's softmax probability, or the peak "
+        "of the [REG] token's attention; null for a [REG] model asked without attention).",
+    )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Sentences on why the box may mean little: a query whose tokens are mostly unknown to the text "
+        "encoder, a 16-bit image read as 8 bits, transparent pixels read with their stored colour.",
+    )
     timing: Timing
     attention_png: str | None = Field(
         None,

@@ -75,11 +75,16 @@ async function submit(e) {
     $("#box-px").textContent = `x1 ${fmt(x1)}, y1 ${fmt(y1)}, x2 ${fmt(x2)}, y2 ${fmt(y2)}`;
     $("#box-size").textContent = `${fmt(x2 - x1)} × ${fmt(y2 - y1)} px`;
     $("#image-size").textContent = `${r.width} × ${r.height} px`;
+    $("#score").textContent = r.score == null ? "n/a" : r.score.toFixed(3);
     $("#timing").textContent = `${fmt(r.timing.inference_ms)} ms model, ${fmt(r.timing.total_ms)} ms in all`;
     // which step produced the box, and from where: the cell heatmap is the first look's
     const provenance = $("#provenance");
     provenance.textContent = r.provenance || "";
     provenance.hidden = !r.provenance;
+    // why the box may mean little (a query mostly unknown to the text encoder, a 16-bit or transparent image)
+    const warnings = $("#warnings");
+    warnings.textContent = (r.warnings || []).join("\n");
+    warnings.hidden = !(r.warnings || []).length;
     $("#result").hidden = false;
     const heat = $("#heatmap");
     if (r.attention_png) {
