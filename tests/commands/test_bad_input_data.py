@@ -297,6 +297,11 @@ def _first_xmin(value: str) -> Setup:
     return setup
 
 
+def _split_is_a_folder(work: Path) -> None:
+    (work / "ds" / "val.txt").unlink()
+    (work / "ds" / "val.txt").mkdir()
+
+
 def _xml_is_a_folder(work: Path) -> None:
     (work / "ds" / "Annotations" / "00000.xml").mkdir()
 
@@ -316,6 +321,7 @@ CHECK_CASES: list[tuple[str, Setup, str, list[str]]] = [
     ("grounding: empty val split", _write("ds/val.txt", b"\n"), "ds", ["val.txt", "lists no samples"]),
     ("grounding: XML that is a folder", _xml_is_a_folder, "ds", ["00000.xml", "cannot be read"]),
     ("grounding: image folder is a file", _images_are_a_file("ds"), "ds", ["ds/JPEGImages is a file"]),
+    ("grounding: split file is a folder", _split_is_a_folder, "ds", ["val.txt", "is not a file"]),
 ]
 
 

@@ -141,7 +141,8 @@ def check_grounding(root: Path) -> CheckReport:
     for split in SPLITS:
         path = split_path(root, split)
         if not path.is_file():
-            report.problems.append(Problem(str(path), "missing_split_file", "split file not found"))
+            what = "is not a file" if path.exists() else "split file not found"
+            report.problems.append(Problem(str(path), "missing_split_file", what))
             continue
         try:
             splits[split] = read_split_file(path)

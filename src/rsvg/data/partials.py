@@ -58,8 +58,8 @@ def remove_stale_partials(parent: Path, final_name: str, style: PartialStyle = "
     dataset or checkpoint each). An entry is removed only when its name is exactly what the writer of ``style``
     (see the module docstring) creates for ``final_name``, and only when it is a plain folder or file; symbolic
     links are left alone. Entries that disappear or cannot be removed meanwhile are skipped, so this never fails
-    the write that follows. A second writer running at the same moment for the same destination would lose its
-    folder: writing one destination from two processes at once is not supported.
+    the write that follows. Call it while holding the destination's lock (:func:`writer_lock`): a second writer
+    of the same destination is then refused before it gets here, instead of deleting the first one's live folder.
 
     Returns the paths removed (empty when ``parent`` does not exist).
     """
