@@ -26,10 +26,7 @@ if TYPE_CHECKING:
 
 #: how many problems of a batch file one refusal lists
 SHOWN_PROBLEMS = 5
-LIMITS_HINT = (
-    "raise the limits with --max-image-pixels / --max-image-side, or save a large image as a (Geo)TIFF to ground "
-    "it as a scene, in tiles"
-)
+LIMITS_HINT = "raise them with --max-image-pixels / --max-image-side, or read the image in tiles with --scene"
 
 
 @dataclass(frozen=True)
