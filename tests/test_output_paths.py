@@ -92,6 +92,7 @@ def test_lock_refuses_a_second_writer_and_frees_on_exit(tmp_path):
         assert lock_path(out).is_file()
         with pytest.raises(OutputLockedError, match=f"pid {os.getpid()}"), output_lock(out):
             pass
+    assert not lock_path(out).exists()  # nothing is left beside the output
     with output_lock(out):  # released: taken again at once
         pass
 

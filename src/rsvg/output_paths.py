@@ -12,7 +12,8 @@ One guard for every writer, so no command can delete or replace what it reads:
 * :func:`output_lock`: an exclusive lock on a hidden ``.NAME.lock`` file beside an output, held while a process
   writes it. A second process that asks for the same output is refused at once instead of deleting the first
   one's temporary folder as a stale leftover. The lock is released by the operating system when the process
-  ends, however it ends, so a killed run never leaves a lock that blocks the next one.
+  ends, however it ends, so a killed run never leaves a lock that blocks the next one (only an unlocked, empty
+  ``.NAME.lock`` file that the next write takes over and removes).
 """
 
 from __future__ import annotations
@@ -117,26 +118,43 @@ def lock_path(out: Path | str) -> Path:
 def output_lock(out: Path | str, what: str = "output") -> Iterator[Path]:
     """Hold the exclusive write lock of ``out`` for the block; :class:`OutputLockedError` if another process has it.
 
-    The lock file's parent folder is created if needed. Within one process the lock is not re-entrant: take it
-    once, around the whole write.
+    The lock file's parent folder is created if needed, and the lock file is removed when the block ends (while
+    still locked), so a finished or failed write leaves nothing beside ``out``. A process that opened the file just
+    before that removal finds, once it has the lock, that the path no longer leads to the file it locked, and
+    starts over with a new one. Within one process the lock is not re-entrant: take it once, around the whole write.
     """
     path = lock_path(out)
     if fcntl is None:  # pragma: no cover - Windows
         yield path
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = _locked_descriptor(path, out, what)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
-            raise OutputLockedError(
-                f"another rsvg process (pid {holder}) is writing the {what} {out} now; wait for it to finish or "
-                "choose another output"
-            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield path
     finally:
+        path.unlink(missing_ok=True)
         os.close(fd)  # closing the descriptor releases the lock
+
+
+def _locked_descriptor(path: Path, out: Path | str, what: str) -> int:
+    """Open and lock ``path``, making sure the file locked is the one the path leads to now."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise OutputLockedError(
+                f"another rsvg process (pid {holder}) is writing the {what} {out} now; wait for it to finish or "
+                "choose another output"
+            ) from None
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)  # the holder before us removed this file as it finished: lock the new one

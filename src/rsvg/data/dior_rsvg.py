@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from rsvg.data.categories import CLASS_INDEX, DIOR_CLASSES, canonical_category
-from rsvg.data.partials import remove_stale_partials, replace_folder, writer_lock
+from rsvg.data.partials import remove_stale_partials, replace_folder
 from rsvg.data.records import (
     BoxXYXY,
     DatasetError,
@@ -45,7 +45,7 @@ from rsvg.data.xmlio import (
     write_xml,
 )
 from rsvg.errors import ConfigError
-from rsvg.output_paths import check_output_folder
+from rsvg.output_paths import check_output_folder, output_lock
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
@@ -348,7 +348,7 @@ class GroundingDatasetWriter:
     Leaving the block without :meth:`commit` (an error, an interrupt) removes the temporary folder and leaves
     ``out`` untouched. With ``overwrite`` an existing ``out`` stays complete until the new folder replaces it
     (:func:`~rsvg.data.partials.replace_folder`). The writer holds the output's lock
-    (:func:`~rsvg.data.partials.writer_lock`) from before it clears stale partials until commit or cleanup: a second
+    (:func:`~rsvg.output_paths.output_lock`) from before it clears stale partials until commit or cleanup: a second
     writer of the same folder is refused with :class:`~rsvg.errors.OutputLockedError`.
     """
 
@@ -359,7 +359,7 @@ class GroundingDatasetWriter:
         # a file there, or the current folder, is refused; a link is followed (the folder it names is replaced)
         self.target = check_output_folder(self.out, "output folder", overwrite=overwrite)
         self._lock = contextlib.ExitStack()
-        self._lock.enter_context(writer_lock(self.target, "dataset"))
+        self._lock.enter_context(output_lock(self.target, "dataset"))
         try:
             # a killed writer's hidden folder is never renamed nor removed: clear those before making this one's
             remove_stale_partials(self.target.parent, self.target.name)

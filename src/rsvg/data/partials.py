@@ -19,14 +19,13 @@ Nothing else is matched: not the destination itself, not the ``.NAME.old`` copie
 the only complete copy), not another destination's partials, not a user's file with a similar name.
 
 The dataset writers also share how a finished folder takes its destination's place (:func:`replace_folder`: an
-interruption at any point leaves the old or the new complete output, never neither) and the lock they hold for the
-whole write (:func:`writer_lock`), so a second process writing the same destination is refused instead of deleting
-the first one's temporary folder as a stale partial.
+interruption at any point leaves the old or the new complete output, never neither). Every writer holds the
+destination's lock (:func:`rsvg.output_paths.output_lock`) for the whole write, so a second process writing the same
+destination is refused instead of deleting the first one's temporary folder as a stale partial.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import errno
 import functools
@@ -34,12 +33,9 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
-
-from rsvg.errors import OutputLockedError
-from rsvg.output_paths import output_lock
 
 PartialStyle = Literal["partial", "tmp"]
 
@@ -58,8 +54,9 @@ def remove_stale_partials(parent: Path, final_name: str, style: PartialStyle = "
     dataset or checkpoint each). An entry is removed only when its name is exactly what the writer of ``style``
     (see the module docstring) creates for ``final_name``, and only when it is a plain folder or file; symbolic
     links are left alone. Entries that disappear or cannot be removed meanwhile are skipped, so this never fails
-    the write that follows. Call it while holding the destination's lock (:func:`writer_lock`): a second writer
-    of the same destination is then refused before it gets here, instead of deleting the first one's live folder.
+    the write that follows. Call it while holding the destination's lock
+    (:func:`rsvg.output_paths.output_lock`): a second writer of the same destination is then refused before it
+    gets here, instead of deleting the first one's live folder.
 
     Returns the paths removed (empty when ``parent`` does not exist).
     """
@@ -162,27 +159,3 @@ def replace_folder(new: Path, out: Path) -> None:
         os.replace(old, out)  # the old output back in place
         raise
     shutil.rmtree(old, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def writer_lock(out: Path, what: str) -> Iterator[None]:
-    """Hold :func:`rsvg.output_paths.output_lock` on ``out`` for a whole write, and remove the lock file again
-    when the write ends (while still holding it), so a finished or failed write leaves nothing beside ``out``.
-
-    Because the file is removed, a process that opened it just before the removal could lock the removed file;
-    the lock file names its holder's process id, so a holder that does not find its own id there refuses with
-    :class:`~rsvg.errors.OutputLockedError` instead of writing beside the real holder.
-    """
-    with output_lock(out, what) as path:
-        try:
-            holder = path.read_text(errors="replace").strip()
-        except OSError:
-            holder = ""
-        if holder != str(os.getpid()):
-            raise OutputLockedError(
-                f"another rsvg process is writing the {what} {out} now; wait for it to finish or choose another output"
-            )
-        try:
-            yield
-        finally:
-            path.unlink(missing_ok=True)

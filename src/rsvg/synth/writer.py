@@ -26,9 +26,9 @@ import cv2
 import numpy as np
 
 from rsvg.data.categories import DIOR_CLASSES
-from rsvg.data.partials import remove_stale_partials, replace_folder, writer_lock
+from rsvg.data.partials import remove_stale_partials, replace_folder
 from rsvg.data.xmlio import add_object, annotation_element, write_xml
-from rsvg.output_paths import check_output_folder
+from rsvg.output_paths import check_output_folder, output_lock
 from rsvg.synth.scene import Scene, generate_scene
 
 JPEG_QUALITY = 95
@@ -155,7 +155,7 @@ def write_synthetic_dataset(
     out = _check_target(Path(out), overwrite)
     start = time.perf_counter()
     counts: Counter[str] = Counter()
-    with writer_lock(out, "dataset"):
+    with output_lock(out, "dataset"):
         # a killed run's hidden folder is never renamed nor removed: clear those before making this run's
         remove_stale_partials(out.parent, out.name, style="tmp")
         tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
