@@ -5,6 +5,7 @@ names what was wrong (never a 500), gives the warnings ``rsvg ground`` prints, a
 from __future__ import annotations
 
 import struct
+import tempfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from helpers.geotiff import write_geotiff
 from helpers.models import lite_checkpoint
 from rsvg.cli import app as cli
 from rsvg.errors import DeviceError, ReviewDBError
@@ -30,6 +32,12 @@ def png_header_only(width: int, height: int) -> bytes:
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def geotiff(bands: np.ndarray) -> bytes:
+    """A georeferenced GeoTIFF of ``bands`` (count × H × W) as bytes."""
+    with tempfile.TemporaryDirectory() as folder:
+        return write_geotiff(Path(folder) / "scene.tif", bands).read_bytes()
 
 
 def png(array: np.ndarray) -> bytes:
@@ -65,6 +73,7 @@ REFUSED: list[tuple[str, Callable[[], bytes], str, int, list[str]]] = [
     ),
     ("1x1 image", lambda: png(noise(1, 1)), "a ship", 422, ["upload", "1x1", "too small"]),
     ("3000x2 image", lambda: png(noise(2, 3000)), "a ship", 422, ["3000x2", "too small"]),
+    ("4x4 GeoTIFF", lambda: geotiff(np.ones((3, 4, 4), np.uint16)), "a ship", 422, ["upload", "4x4", "too small"]),
     ("empty upload", lambda: b"", "a ship", 400, ["empty"]),
     ("not an image", lambda: b"just some text" * 20, "a ship", 415, ["not an image"]),
     ("query of spaces", lambda: png(noise(40, 50)), "   ", 422, ["query is empty"]),

@@ -13,6 +13,7 @@ import numpy as np
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.io import MemoryFile
 
+from rsvg.data.image_io import MIN_IMAGE_SIDE
 from rsvg.errors import SceneUploadError
 from rsvg.geo.raster import SceneError, SceneReader, gdal_message
 
@@ -29,8 +30,9 @@ def decode_scene_upload(data: bytes, max_pixels: int, max_side: int, name: str =
     """An uploaded TIFF that needs scene reading as an ``H × W × 3`` RGB uint8 array at full resolution (bands as
     :class:`~rsvg.geo.raster.SceneReader` chooses them, stretched by percentiles unless 8-bit, nodata black), or
     ``None`` for any other upload (JPEG, PNG, a plain 8-bit RGB TIFF: the picture decoders read those). Raises
-    :class:`SceneUploadError` (413) for an image over ``max_pixels`` or ``max_side``, read from its header, and
-    (415) for a TIFF that cannot be read."""
+    :class:`SceneUploadError` (413) for an image over ``max_pixels`` or ``max_side``, read from its header, (422)
+    for one under :data:`~rsvg.data.image_io.MIN_IMAGE_SIDE` pixels a side, and (415) for a TIFF that cannot be
+    read."""
     if not is_tiff(data):
         return None
     with MemoryFile(data) as memory:
@@ -46,6 +48,12 @@ def decode_scene_upload(data: bytes, max_pixels: int, max_side: int, name: str =
             raise SceneUploadError(
                 413,
                 f"image is {width}x{height} pixels; the limits are {max_pixels} pixels and {max_side} pixels per side",
+            )
+        if min(width, height) < MIN_IMAGE_SIDE:
+            raise SceneUploadError(
+                422,
+                f"{name}: {width}x{height} pixels is too small to ground a query in (at least {MIN_IMAGE_SIDE} "
+                "pixels a side)",
             )
         if not georeferenced and dtypes == {"uint8"} and count in (1, 3, 4):
             return None
