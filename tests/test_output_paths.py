@@ -116,3 +116,9 @@ def test_lock_is_released_when_the_holder_is_killed(tmp_path):
         child.wait()
     with output_lock(out):  # the operating system released the killed holder's lock
         pass
+
+
+def test_a_symlink_loop_is_refused(tmp_path):
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    with pytest.raises(OutputPathError, match="lead back to themselves"):
+        check_output_folder(tmp_path / "new", "OUT", inputs={"ROOT": tmp_path / "loop"}, overwrite=False)

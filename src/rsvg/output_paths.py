@@ -34,8 +34,11 @@ Inputs = Mapping[str, Path | str | None]
 
 
 def resolved(path: Path | str) -> Path:
-    """The absolute path with symbolic links resolved (as far as the path exists)."""
-    return Path(path).expanduser().resolve()
+    """The absolute path with symbolic links resolved (as far as the path exists); a link loop is refused."""
+    try:
+        return Path(path).expanduser().resolve()
+    except (RuntimeError, OSError) as exc:  # Python 3.11 raises RuntimeError for a loop, 3.13 OSError(ELOOP)
+        raise OutputPathError(f"{path}: symbolic links that lead back to themselves ({exc})") from None
 
 
 def _inside(inner: Path, outer: Path) -> bool:
