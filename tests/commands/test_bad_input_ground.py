@@ -195,7 +195,15 @@ GROUND_CASES: list[tuple[str, Setup, list[str]]] = [
         lambda t, d: [str(write_geotiff(t / "tiny.tif", np.zeros((3, 4, 4), np.uint16))), "a ship"],
         ["tiny.tif", "4x4", "too small"],
     ),
+    ("nodata no pixel can hold", lambda t, d: [_scene8(t), "a ship", "--nodata", "-1"], ["--nodata -1", "uint8"]),
+    ("tiles under 8 px", lambda t, d: [_scene8(t), "a ship", "--scale", "0.01"], ["--scale 0.01", "too small"]),
 ]
+
+
+def _scene8(tmp: Path) -> str:
+    """A georeferenced 8-bit scene of 300 x 200 pixels."""
+    rgb = np.random.default_rng(0).integers(0, 255, (3, 200, 300), dtype=np.uint8)
+    return str(write_geotiff(tmp / "scene8.tif", rgb))
 
 
 @pytest.mark.parametrize(("name", "setup", "named"), GROUND_CASES, ids=[c[0] for c in GROUND_CASES])

@@ -199,6 +199,8 @@ class SceneReader:
         self.dtype = src.dtypes[self.bands[0] - 1] if len(dtypes) == 1 else "mixed"
         self._float = any(np.dtype(d).kind == "f" for d in dtypes)
         # nodata: the value asked for, else each band's own; the file's masks (internal mask, alpha) count too
+        if nodata is not None:
+            self._check_nodata(nodata, dtypes)
         self.nodata = [nodata if nodata is not None else src.nodatavals[b - 1] for b in self.bands]
         flags = [src.mask_flag_enums[b - 1] for b in self.bands]
         self._mask_band = next(
@@ -213,6 +215,20 @@ class SceneReader:
         self.stretch = self._stretch(data, overview_valid, percentiles, stretch, dtypes)
         #: the decimated overview as RGB uint8 (``overview_factor`` scene pixels per overview pixel, x and y)
         self.overview = self.stretch.apply(data, overview_valid)
+
+    def _check_nodata(self, value: float, dtypes: set[str]) -> None:
+        """Refuse a ``--nodata`` that no pixel of the chosen bands can hold (``-1`` for 8-bit data would otherwise
+        wrap around to 255 and blank every white pixel)."""
+        for dtype in sorted(dtypes):
+            kind = np.dtype(dtype)
+            if kind.kind not in "iu":
+                continue
+            info = np.iinfo(kind)
+            if not math.isfinite(value) or value != int(value) or not info.min <= value <= info.max:
+                raise SceneError(
+                    f"--nodata {value:g}: {self.name} holds {dtype} values ({info.min}..{info.max} whole numbers), "
+                    "so no pixel can be nodata; give a value of that range"
+                )
 
     # -- bands -----------------------------------------------------------------------------------------------
     def _check_bands(self, bands: tuple[int, ...]) -> tuple[int, ...]:

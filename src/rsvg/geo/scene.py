@@ -17,9 +17,18 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from rsvg.data.image_io import MIN_IMAGE_SIDE
 from rsvg.geo.georef import Georeference
 from rsvg.geo.raster import DEFAULT_PERCENTILES, BandStretch, SceneError, SceneReader
-from rsvg.geo.tiling import DEFAULT_MERGE_IOU, DEFAULT_OVERLAP, Answer, Tile, merge_answers, tile_grid
+from rsvg.geo.tiling import (
+    DEFAULT_MERGE_IOU,
+    DEFAULT_OVERLAP,
+    Answer,
+    Tile,
+    merge_answers,
+    tile_grid,
+    tile_side,
+)
 
 if TYPE_CHECKING:
     from rsvg.inference import GroundingResult
@@ -174,8 +183,21 @@ def default_tile_batch(predictor: TilePredictor) -> int:
     return GPU_TILE_BATCH if getattr(device, "type", None) == "cuda" else CPU_TILE_BATCH
 
 
-def resolve_scale(options: SceneOptions, reader: SceneReader) -> float:
-    """Scene pixels per model pixel: ``--scale``, or ``--tile-gsd`` over the scene's GSD, or 1."""
+def resolve_scale(options: SceneOptions, reader: SceneReader, image_size: int | None = None) -> float:
+    """Scene pixels per model pixel: ``--scale``, or ``--tile-gsd`` over the scene's GSD, or 1. With the model's
+    ``image_size``, a scale whose tiles would cover fewer than :data:`~rsvg.data.image_io.MIN_IMAGE_SIDE` scene
+    pixels a side is refused (a tiny ``--scale`` or ``--tile-gsd`` would cut a scene into millions of tiles)."""
+    scale = _scale(options, reader)
+    if image_size is not None and tile_side(image_size, scale) < MIN_IMAGE_SIDE:
+        given = f"--scale {options.scale:g}" if options.tile_gsd is None else f"--tile-gsd {options.tile_gsd:g}"
+        raise SceneError(
+            f"{given}: tiles of {image_size * scale:.3g} scene pixels a side (scale {scale:.3g}) are too small; the "
+            f"model's {image_size}-pixel input needs a scale of at least {MIN_IMAGE_SIDE / image_size:.3g}"
+        )
+    return scale
+
+
+def _scale(options: SceneOptions, reader: SceneReader) -> float:
     if options.tile_gsd is None:
         return 1.0 if options.scale is None else options.scale
     if reader.georef is None:
@@ -213,8 +235,8 @@ class SceneGrounder:
             path, options.bands, percentiles=options.percentiles, stretch=options.stretch, nodata=options.nodata
         ) as reader:
             opened = time.perf_counter()
-            scale = resolve_scale(options, reader)
             size = self.predictor.image_size
+            scale = resolve_scale(options, reader, size)
             tiles = tile_grid(reader.width, reader.height, size, scale, options.overlap)
             answers, skipped, timing = self._ground_tiles(reader, tiles, query, options, progress)
             merged = merge_answers(answers, options.merge_iou, options.top_k)
