@@ -86,7 +86,7 @@ def _read_pairs(path: Path) -> list[Pair]:
     for n, image, query in _read_rows(path):
         where = f"{path}:{n}"
         if not isinstance(image, str) or not image.strip():
-            problems.append(f"{where}: no image (the image column is empty)")
+            problems.append(f"{where}: no image (its image is empty or not text)")
         elif not isinstance(query, str) or not query.strip():
             problems.append(f"{where}: the query is empty")
         else:
