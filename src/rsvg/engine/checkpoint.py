@@ -192,7 +192,25 @@ def read_checkpoint_meta(folder: Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path}: not valid JSON ({exc})") from None
     _check_meta(path, meta)
+    _check_text_files(folder / TEXT_DIR)
     return meta
+
+
+def _check_text_files(text: Path) -> None:
+    """The text encoder's JSON files (tokenizer, config) must be JSON mappings: the libraries that read them
+    otherwise fail without naming the file."""
+    if not text.is_dir():
+        return
+    for path in sorted(text.glob("*.json")):
+        try:
+            value = json.loads(path.read_bytes().decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CheckpointError(
+                f"{path}: not valid JSON ({exc}); the checkpoint's text encoder files are damaged: restore the "
+                "folder from a copy"
+            ) from None
+        if not isinstance(value, dict):
+            raise CheckpointError(f"{path}: not a JSON mapping; the checkpoint's text encoder files are damaged")
 
 
 def load_weights(folder: Path) -> dict[str, torch.Tensor]:

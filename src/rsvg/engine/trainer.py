@@ -45,6 +45,7 @@ from rsvg.engine.amp import resolve_amp
 from rsvg.engine.batching import collate, to_device
 from rsvg.engine.checkpoint import (
     MODEL_FILE,
+    STATE_FILE,
     find_resume,
     load_training_state,
     load_weights,
@@ -68,6 +69,9 @@ from rsvg.models.stages import check_augmentation
 from rsvg.output_paths import output_lock
 
 __all__ = ["Trainer", "checkpoint_meta", "resolve_amp", "train"]
+
+#: what a message about an unusable training checkpoint tells the user to do
+_RECOVER = "start again without --resume into a new --out, or put back a good copy of the file"
 
 
 def checkpoint_meta(model: MGVLF, cfg: RunConfig, extra: dict[str, Any]) -> dict[str, Any]:
@@ -111,6 +115,12 @@ class Trainer:
 
     def _setup(self, resume: bool) -> None:
         cfg = self.cfg
+        # the run folder is checked before minutes of set-up: a damaged checkpoint or a run already there
+        saved = self._read_resume() if resume else None
+        if not resume and dist.is_main() and find_resume(self.out) is not None:
+            raise FileExistsError(
+                f"{self.out} already holds a run: pass --resume to continue it or choose another --out"
+            )
         torch.manual_seed(cfg.train.seed)
 
         self.model = build_model(cfg.model)
@@ -185,12 +195,8 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         # the current epoch's loss sums, step count and samples so far (kept in mid-epoch checkpoints)
         self.running: dict[str, Any] = {"sums": {}, "count": 0, "seen": 0}
-        if resume:
-            self._resume()
-        elif dist.is_main() and find_resume(self.out) is not None:
-            raise FileExistsError(
-                f"{self.out} already holds a run: pass --resume to continue it or choose another --out"
-            )
+        if saved is not None:
+            self._resume(*saved)
 
     def _maybe_cache_backbone_features(self) -> None:
         """With a frozen backbone and no augmentation, compute every image's backbone map once."""
@@ -245,32 +251,35 @@ class Trainer:
             self.console.print(f"encoded {what} in {time.perf_counter() - t0:.1f} s", highlight=False)
 
     # ----------------------------------------------------------------------------------------------------------
-    def _resume(self) -> None:
+    def _read_resume(self) -> tuple[Path, dict[str, torch.Tensor], dict[str, Any]]:
+        """The checkpoint ``--resume`` continues: its folder, weights and training state, each read and checked
+        (a :class:`~rsvg.errors.CheckpointError` naming the file that cannot be used, and how to go on)."""
         path = find_resume(self.out)
         if path is None:
             raise FileNotFoundError(f"--resume: no training checkpoint in {self.out} (expected {self.out}/last)")
-        recover = "start again without --resume into a new --out, or put back a good copy of the file"
         meta = read_checkpoint_meta(path)
         if not isinstance(meta.get("run"), dict):
-            raise CheckpointError(f"{path / 'config.json'} has no run config ('run'): {recover}")
+            raise CheckpointError(f"{path / 'config.json'} has no run config ('run'): {_RECOVER}")
         saved = config_from_dict(meta["run"], str(path / "config.json"))
         if replace(saved, train=replace(saved.train, epochs=self.cfg.train.epochs)) != self.cfg:
             raise ValueError(
                 f"--resume: the config differs from the one {path} was trained with (only train.epochs may change)"
             )
+        return path, load_weights(path), load_training_state(path)
+
+    def _resume(self, path: Path, weights: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
+        """Put what :meth:`_read_resume` read in place: weights, optimiser, scheduler, RNG, counters."""
         try:
-            self.model.load_state_dict(load_weights(path))
+            self.model.load_state_dict(weights)
         except RuntimeError as exc:
             raise CheckpointError(
-                f"{path / MODEL_FILE}: the weights do not fit the model ({str(exc)[:200]}): {recover}"
+                f"{path / MODEL_FILE}: the weights do not fit the model ({str(exc)[:200]}): {_RECOVER}"
             ) from None
-        state = load_training_state(path)
         try:
             self._apply_state(state)
         except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
             raise CheckpointError(
-                f"{path / 'training_state.pt'} does not fit this run ({type(exc).__name__}: {str(exc)[:200]}): "
-                f"{recover}"
+                f"{path / STATE_FILE} does not fit this run ({type(exc).__name__}: {str(exc)[:200]}): {_RECOVER}"
             ) from None
         self.console.print(f"resumed from {path}: epoch {self.epoch + 1}, step {self.step_in_epoch}")
 
