@@ -11,6 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from rsvg.data.image_io import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE
+
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -30,14 +32,17 @@ def serve(
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port.")] = 8000,
     db: Annotated[Path | None, typer.Option(help="Review database (SQLite). Default: DATASET/review.sqlite3.")] = None,
-    device: Annotated[str, typer.Option(help="cpu or cuda, for the model.")] = "cpu",
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N, for the model.")] = "cpu",
     precision: Annotated[
         str, typer.Option(help="fp32, bf16, or auto: bf16 where the CPU or GPU has native bf16 units.")
     ] = "fp32",
     max_upload_mb: Annotated[float, typer.Option(min=0.01, help="Largest upload accepted, in MB.")] = 20.0,
     max_image_pixels: Annotated[
         int, typer.Option(min=1, help="Largest image accepted, in pixels (width × height).")
-    ] = 64_000_000,
+    ] = MAX_IMAGE_PIXELS,
+    max_image_side: Annotated[
+        int, typer.Option(min=8, help="Largest image side accepted, in pixels.")
+    ] = MAX_IMAGE_SIDE,
     max_ground_requests: Annotated[
         int,
         typer.Option(
@@ -66,6 +71,7 @@ def serve(
     limits = Limits(
         max_upload_bytes=int(max_upload_mb * 1024 * 1024),
         max_image_pixels=max_image_pixels,
+        max_image_side=max_image_side,
         max_ground_requests=max_ground_requests,
     )
     try:
