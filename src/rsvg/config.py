@@ -23,6 +23,9 @@ from rsvg.errors import ConfigError
 from rsvg.models.config import ModelConfig
 from rsvg.models.loss import LossConfig
 
+#: the split files a DIOR-RSVG folder has (rsvg.data.dior_rsvg.SPLITS)
+SPLIT_NAMES = ("train", "val", "test")
+
 
 @dataclass
 class DataConfig:
@@ -33,6 +36,15 @@ class DataConfig:
     val_split: str = "val"
     workers: int = 2
     augment: dict[str, Any] | None = None  # see rsvg.data.transforms.build_train_transforms; None = off
+
+    def __post_init__(self) -> None:
+        if self.workers < 0:
+            raise ConfigError(f"data.workers must be at least 0 (0: load in the training process), got {self.workers}")
+        for name in ("train_split", "val_split"):
+            if getattr(self, name) not in SPLIT_NAMES:
+                raise ConfigError(f"data.{name} must be one of {', '.join(SPLIT_NAMES)}, got {getattr(self, name)!r}")
+        if self.augment is not None and not isinstance(self.augment, dict):
+            raise ConfigError(f"data.augment must be a mapping of augmentations or null, got {self.augment!r}")
 
 
 @dataclass
@@ -84,6 +96,10 @@ class TrainConfig:
                 raise ConfigError(f"train.{name} must not be negative, got {getattr(self, name)}")
         if self.lr_groups not in ("loaded", "reference"):
             raise ConfigError(f"train.lr_groups must be loaded or reference, got {self.lr_groups!r}")
+        if not isinstance(self.step_epochs, list) or not all(
+            isinstance(e, int) and not isinstance(e, bool) and e >= 1 for e in self.step_epochs
+        ):
+            raise ConfigError(f"train.step_epochs must be a list of epochs (1 or more), got {self.step_epochs!r}")
         if self.schedule not in ("step", "cosine", "constant"):
             raise ConfigError(f"train.schedule must be step, cosine or constant, got {self.schedule!r}")
 

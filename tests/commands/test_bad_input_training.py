@@ -7,8 +7,11 @@ byte as it was. A new case is one line in a table."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -27,7 +30,7 @@ from rsvg.cli import app
 from rsvg.engine import checkpoint as checkpoint_module
 from rsvg.engine import evaluate as evaluate_module
 from rsvg.engine import trainer as trainer_module
-from rsvg.engine.checkpoint import STATE_FILE, load_weights
+from rsvg.engine.checkpoint import STATE_FILE, find_resume, load_training_state, load_weights
 from rsvg.errors import NonFiniteError
 from rsvg.models.stages.rank import candidate_colours
 from rsvg.output_paths import output_lock
@@ -154,6 +157,14 @@ def _run_file(name: str, data: bytes) -> Prepare:
     return prepare
 
 
+def _saved_nan_lr(ctx: Ctx) -> list[str]:
+    path = ctx.run / "last" / "config.json"
+    meta = json.loads(path.read_text())
+    meta["run"]["train"]["lr"] = float("nan")
+    path.write_text(json.dumps(meta))
+    return ["--resume"]
+
+
 def _diverging_epoch(ctx: Ctx) -> list[str]:
     """Epoch 2 of the trained run sees NaN image features: NaN boxes reach the ranking stage."""
     real = trainer_module.to_device
@@ -182,10 +193,11 @@ def _full_disk(ctx: Ctx) -> list[str]:
 
 
 def _full_disk_after(ctx: Ctx) -> None:
+    """No temporary folder is left, and ``last/`` is what --resume reads, whole (resuming itself is tested below)."""
     assert not [p.name for p in ctx.run.iterdir() if p.name.endswith(".partial")]
-    ctx.monkeypatch.undo()
-    res = _train(ctx.data, ctx.run, "--resume", items=("train.epochs=2",))
-    assert res.exit_code == 0 and "resumed from" in res.output, res.output
+    assert find_resume(ctx.run) == ctx.run / "last"
+    assert load_training_state(ctx.run / "last")["epoch"] == 1
+    load_weights(ctx.run / "last")
 
 
 def _locked(ctx: Ctx) -> list[str]:
@@ -217,6 +229,9 @@ TRAIN_CASES: list[Case] = [
     Case("NaN learning rate", _items("train.lr=nan"), ("--set train.lr=nan", "finite")),
     Case("infinite loss weight", _items("loss.giou_weight=-inf"), ("loss.giou_weight", "finite")),
     Case("NaN in the config file", _config_file("train:\n  lr: .nan\n"), ("config.yaml", "train.lr", "finite")),
+    Case("negative data.workers", _items("data.workers=-1"), ("data.workers",)),
+    Case("unknown split name", _items("data.val_split=valid"), ("data.val_split", "valid")),
+    Case("NaN in the saved run config", _saved_nan_lr, ("last/config.json", "train.lr", "finite"), True),
     # a finite learning rate that diverges: stopped before roi_align meets NaN boxes, nothing saved after it
     Case(
         "diverging learning rate",
@@ -412,3 +427,32 @@ def test_a_full_disk_is_an_os_error():
     with pytest.raises(OSError) as info:
         checkpoint_module.write_file(Path("/dev/full"), b"x" * 65536)
     assert info.value.errno == errno.ENOSPC
+
+
+ANY_RANK_SCRIPT = """
+import sys
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from rsvg.engine.distributed import any_rank
+
+
+def worker(rank, init, out):
+    dist.init_process_group("gloo", init_method=f"file://{init}", rank=rank, world_size=2)
+    found = [any_rank(rank == 1), any_rank(False)]  # only rank 1 sees a NaN; then nobody does
+    open(f"{out}.{rank}", "w").write(" ".join(map(str, found)))
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    mp.spawn(worker, args=(sys.argv[1], sys.argv[2]), nprocs=2, join=True)
+"""
+
+
+def test_every_rank_learns_that_one_rank_must_stop(tmp_path):
+    script = tmp_path / "any_rank.py"
+    script.write_text(ANY_RANK_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, str(script), str(tmp_path / "init"), str(tmp_path / "found")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert [(tmp_path / f"found.{rank}").read_text() for rank in (0, 1)] == ["True False", "True False"]

@@ -158,6 +158,12 @@ class Trainer:
             "training keeps OUT/best by validation Pr@0.5 after every epoch, so it needs at least one "
             "(data.val_split names the split)",
         )
+        if cfg.data.val_split == cfg.data.train_split:
+            self.console.print(
+                f"warning: data.val_split is data.train_split ({cfg.data.val_split}): validation scores the training "
+                "samples, so OUT/best is picked on what the model was trained on",
+                highlight=False,
+            )
         verify_images([*self.train_set.samples, *self.val_set.samples])  # before hours of work, not in the middle
         # image_id -> the frozen backbone's map, when cached (see _maybe_cache_backbone_features)
         self.image_features: dict[str, torch.Tensor] | None = None
