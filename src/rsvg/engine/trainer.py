@@ -22,9 +22,11 @@ no checkpoint is written after it: ``last/`` and ``best/`` stay as they were.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -117,7 +119,8 @@ class Trainer:
         cfg = self.cfg
         # the run folder is checked before minutes of set-up: a damaged checkpoint or a run already there
         saved = self._read_resume() if resume else None
-        if not resume and dist.is_main() and find_resume(self.out) is not None:
+        # rank 0 looks; every rank stops (the others would otherwise wait for it forever)
+        if dist.any_rank(not resume and dist.is_main() and find_resume(self.out) is not None):
             raise FileExistsError(
                 f"{self.out} already holds a run: pass --resume to continue it or choose another --out"
             )
@@ -328,8 +331,9 @@ class Trainer:
         """Write ``OUT/last`` (rank 0; every rank gives its RNG state and running sums)."""
         rngs = dist.all_gather_objects(rng_state())
         running = dist.all_gather_objects(self.running)
-        if not dist.is_main():
-            return
+        self._on_main(lambda: self._write_last(rngs, running), self.out / "last")
+
+    def _write_last(self, rngs: list[Any], running: list[Any]) -> None:
         state = {
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -436,12 +440,32 @@ class Trainer:
             raise self._diverged(f"validation: {exc}", self.step_in_epoch) from None
         return metrics_from_rows(rows).overall.values, rows
 
+    def _write_best(self, values: dict[str, float], rows: list[dict[str, Any]]) -> None:
+        meta = checkpoint_meta(self.model, self.cfg, {"epoch": self.epoch + 1, "val": values})
+        save_checkpoint(self.out / "best", self.model, meta, model_text_files(self.model))
+        path = self.out / "val_predictions.jsonl"
+        with _naming(path):
+            write_predictions(path, rows)
+
+    def _on_main(self, write: Callable[[], None], what: Path | None = None) -> None:
+        """Run ``write`` on rank 0, the process that writes the run folder; every rank learns whether it failed
+        (a full disk), so all stop together instead of the others waiting for rank 0 forever."""
+        error: Exception | None = None
+        if dist.is_main():
+            try:
+                write()
+            except Exception as exc:  # re-raised below, after the other ranks were told
+                error = exc
+        if dist.any_rank(error is not None):
+            if error is not None:
+                raise error
+            raise CheckpointError(f"the process that writes {what or self.out} (rank 0) failed: see its error")
+
     def fit(self) -> dict[str, Any]:
         """Train to ``train.epochs``; returns the history and the best validation Pr@0.5."""
         cfg = self.cfg
+        self._on_main(lambda: _write_text(self.out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False)))
         if dist.is_main():
-            self.out.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(self.out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
             self.console.print(f"backbone {self.model.backbone.load_report.summary(max_names=4)}", highlight=False)
             if self.model.detr_init is not None:
                 self.console.print(self.model.detr_init.summary(), highlight=False)
@@ -469,20 +493,34 @@ class Trainer:
                 score = (values["Pr@0.5"], values["meanIoU"])
                 if score > self.best:
                     self.best = score
-                    if dist.is_main():
-                        meta = checkpoint_meta(self.model, cfg, {"epoch": self.epoch + 1, "val": values})
-                        save_checkpoint(self.out / "best", self.model, meta, model_text_files(self.model))
-                        write_predictions(self.out / "val_predictions.jsonl", rows)
+                    self._on_main(functools.partial(self._write_best, values, rows), self.out / "best")
             record["seconds"] = time.perf_counter() - t0
             self.history.append(record)
             self.epoch += 1
             self.step_in_epoch = 0
             if self.epoch % max(cfg.train.save_every_epochs, 1) == 0 or self.epoch == cfg.train.epochs:
                 self._save_last()
-            if dist.is_main():
-                atomic_write_text(self.out / "history.json", json.dumps(self.history, indent=2))
+            self._on_main(lambda: _write_text(self.out / "history.json", json.dumps(self.history, indent=2)))
         dist.barrier()
         return {"best_val_pr50": self.best[0], "history": self.history, "out": str(self.out)}
+
+
+@contextlib.contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """Give an ``OSError`` that names no file (a full disk met by a write) the name of ``path``."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno is None or exc.filename is not None:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write a run folder's text file atomically (the folder is created first); errors name the file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _naming(path):
+        atomic_write_text(path, text)
 
 
 def train(cfg: RunConfig, out: Path, *, resume: bool = False, device: str = "auto") -> dict[str, Any]:
