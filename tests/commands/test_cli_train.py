@@ -84,15 +84,20 @@ def test_train_eval_ground_commands(official_dataset, tmp_path):
     bf16 = json.loads(res.output.strip().splitlines()[-1])
     assert max(abs(a - b) for a, b in zip(bf16["box"], answer["box"], strict=True)) < 0.1 * answer["width"]
     res = runner.invoke(app, [*ground, "--precision", "fp8"])
-    assert res.exit_code == 2 and "precision must be one of" in res.output
+    assert res.exit_code == 2 and "--precision" in res.output and "auto, fp32, bf16" in res.output
 
     batch = tmp_path / "pairs.csv"
+    batch_ground = ["ground", "--checkpoint", str(out / "best"), "--batch", str(batch), "--out", str(tmp_path / "g2")]
     batch.write_text(f"image,query\n{image},a ship\nmissing.jpg,a ship\n")
-    res = runner.invoke(
-        app, ["ground", "--checkpoint", str(out / "best"), "--batch", str(batch), "--out", str(tmp_path / "g2")]
-    )
-    assert res.exit_code == 1  # one of two pairs failed, and said so
-    assert "missing.jpg" in res.output and res.output.count('"box"') == 1
+    res = runner.invoke(app, batch_ground)
+    assert res.exit_code == 2  # a row naming no file: refused before the model runs, with its line
+    assert "missing.jpg" in res.output and "pairs.csv:3" in res.output and '"box"' not in res.output
+    damaged = tmp_path / "damaged.jpg"
+    damaged.write_bytes(b"not a picture at all" * 40)
+    batch.write_text(f"image,query\n{image},a ship\n{damaged},a ship\n")
+    res = runner.invoke(app, batch_ground)
+    assert res.exit_code == 1  # one of two pairs failed while running, and said so
+    assert "damaged.jpg" in res.output and res.output.count('"box"') == 1
 
 
 def test_bad_command_input_is_named(official_dataset, tmp_path):

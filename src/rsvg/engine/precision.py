@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from rsvg.errors import ConfigError
+
 PRECISIONS = ("auto", "fp32", "bf16")
 #: what bf16 must keep for ``auto`` to choose it, on trained weights: each answer's box within this IoU of its
 #: fp32 box, and no answer of a model that has memorised its samples moved across IoU 0.5 (tested); on the demo's
@@ -63,7 +65,7 @@ def resolve_precision(precision: str, device: torch.device | str, *, cpuinfo: st
     """``auto`` → bf16 on a bf16-capable CUDA device or a CPU with native bf16 units, else fp32; ``fp32`` and
     ``bf16`` as asked (bf16 on a CPU without the units is allowed, and slow)."""
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        raise ConfigError(f"--precision: precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     device = torch.device(device)
     if precision != "auto":
         return Precision(precision, "asked for")
