@@ -16,8 +16,10 @@ MGVLF                       true        [visual, words, sentence]
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
+
+from rsvg.errors import ConfigError
 
 MEMORY_PARTS = ("visual", "words", "sentence")
 
@@ -109,6 +111,11 @@ class ModelConfig:
     refine_grow: float = 1.5
 
     def __post_init__(self) -> None:
+        for name, low in _AT_LEAST.items():
+            if getattr(self, name) < low:
+                raise ConfigError(f"model.{name} must be at least {low}, got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
         bad = [m for m in self.memory if m not in MEMORY_PARTS]
         if bad:
             raise ValueError(f"model.memory: unknown parts {bad}; choose from {list(MEMORY_PARTS)}")
@@ -184,8 +191,38 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        """Build from a mapping (a checkpoint's ``config.json``): unknown keys and values of the wrong type are
+        refused with :class:`ConfigError`, naming ``model.KEY``."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(data) - set(known))
         if unknown:
-            raise ValueError(f"unknown model options {unknown}; known: {sorted(known)}")
+            raise ConfigError(f"unknown model options {unknown}; known: {sorted(known)}")
+        for key, value in data.items():
+            _check_type(key, value, known[key])
         return cls(**data)
+
+
+# the smallest value of each integer option that builds a model
+_AT_LEAST = {
+    "image_size": 32,
+    "hidden_dim": 1,
+    "heads": 1,
+    "ffn_dim": 1,
+    "mlcm_decoder_layers": 0,
+    "visual_encoder_layers": 0,
+    "fusion_layers": 1,
+    "extra_levels": 0,
+    "extra_mid_channels": 1,
+    "extra_padding": 0,
+}
+
+
+def _check_type(key: str, value: Any, spec: Any) -> None:
+    """Refuse a value whose type is not the option's (the type of its default: bool, int, float, str or list)."""
+    default = spec.default_factory() if spec.default_factory is not MISSING else spec.default
+    if default is None or value is None:
+        return
+    kinds: tuple[type, ...] = (int, float) if isinstance(default, float) else (type(default),)
+    wrong_bool = isinstance(value, bool) and not isinstance(default, bool)
+    if wrong_bool or not isinstance(value, kinds):
+        raise ConfigError(f"model.{key} must be {type(default).__name__}, got {value!r}")
