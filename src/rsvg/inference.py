@@ -29,6 +29,7 @@ from rsvg.engine.batching import collate, forward_batch, to_device
 from rsvg.engine.checkpoint import TEXT_DIR, CheckpointError, load_weights, read_checkpoint_meta
 from rsvg.engine.devices import parse_device
 from rsvg.engine.precision import Precision, resolve_precision
+from rsvg.errors import NonFiniteError
 from rsvg.models.build import build_model
 from rsvg.models.config import ModelConfig
 from rsvg.models.mgvlf import MGVLF, GroundingOutput
@@ -261,6 +262,11 @@ class Grounder:
         batch = to_device(collate(samples), self.device)
         with autocast_context(self.device, self.precision.amp):
             out = forward_batch(self.model, batch, need_attention=return_attention or need_score)
+        if not torch.isfinite(out.boxes).all():
+            raise NonFiniteError(
+                f"the model answered a NaN or infinite box for {query!r}: its weights are damaged (a diverged "
+                "training run?); evaluate another checkpoint"
+            )
         scores = out.score()
         first_looks, steps = self._provenance_all(out, len(samples))
         results = []

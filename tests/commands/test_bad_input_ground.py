@@ -19,9 +19,9 @@ from typer.testing import CliRunner
 
 from helpers.datasets import make_official_dataset
 from helpers.geotiff import write_geotiff
-from helpers.models import lite_checkpoint
+from helpers.models import lite_checkpoint, tiny_checkpoint
 from rsvg.cli import app
-from rsvg.errors import AccountError, DeviceError
+from rsvg.errors import AccountError, DeviceError, NonFiniteError
 from rsvg.inference import Grounder, clip_box
 from rsvg.web.accounts import FAILED_LOGIN_LIMIT, AccountStore, LoginThrottled
 
@@ -439,3 +439,15 @@ def test_users_unlock_lifts_a_lock_by_name_and_by_address(official_dataset: Path
     assert _users("unlock", "--address", "203.0.113.7", "--dataset", str(official_dataset)).exit_code == 0
     assert store.login("ana", PASSWORD, client="203.0.113.7").user.name == "ana"
     _refused(_users("unlock", "nobody", "--dataset", str(official_dataset)), ["nobody", "no user"])
+
+
+def test_a_model_answering_nan_is_refused_not_clipped(tmp_path_factory, official_dataset):
+    """A damaged model's NaN box is an error naming the query, never a box clipped into the image (a model with
+    no ranking stage: that stage refuses NaN boxes itself)."""
+    grounder = Grounder.from_checkpoint(tiny_checkpoint(tmp_path_factory))
+    with torch.no_grad():
+        for p in grounder.model.parameters():
+            p.fill_(float("nan"))
+    image = official_dataset / "JPEGImages" / "00002.jpg"
+    with pytest.raises(NonFiniteError, match="the ship"):
+        grounder.predict(image, "the ship")
