@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from rsvg.data.dior_rsvg import GroundingDatasetWriter, GroundingObject
+from rsvg.data.xmlio import atomic_write_text
 from rsvg.errors import OutputLockedError, OutputPathError
 from rsvg.output_paths import check_output_file, check_output_folder, lock_path, output_lock
 
@@ -122,3 +126,21 @@ def test_a_symlink_loop_is_refused(tmp_path):
     (tmp_path / "loop").symlink_to(tmp_path / "loop")
     with pytest.raises(OutputPathError, match="lead back to themselves"):
         check_output_folder(tmp_path / "new", "OUT", inputs={"ROOT": tmp_path / "loop"}, overwrite=False)
+
+
+def test_outputs_get_the_umask_permissions_not_owner_only(tmp_path):
+    """Datasets and files written through owner-only temporary files end as readable as anything else the user
+    makes (here umask 022: folders 755, files 644)."""
+    old = os.umask(0o022)
+    try:
+        image = np.zeros((32, 32, 3), np.uint8)
+        with GroundingDatasetWriter(tmp_path / "ds") as writer:
+            writer.add_image("00001", image, 32, 32, [GroundingObject("ship", (1, 1, 9, 9), "the ship")])
+            writer.commit({"train": [0]})
+        atomic_write_text(tmp_path / "metrics.json", "{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "ds").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "ds" / "train.txt").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "ds" / "Annotations" / "00001.xml").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "metrics.json").stat().st_mode) == 0o644

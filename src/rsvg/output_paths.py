@@ -161,3 +161,23 @@ def _locked_descriptor(path: Path, out: Path | str, what: str) -> int:
         if same:
             return fd
         os.close(fd)  # the holder before us removed this file as it finished: lock the new one
+
+
+def _umask() -> int:
+    """This process's umask, read without changing it where the system says it (Linux), else by setting it back."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def creation_mode(directory: bool = False) -> int:
+    """The permissions a plain ``open`` or ``mkdir`` would give a new file or folder under the umask. Temporary
+    files and folders are created owner-only (0600 / 0700); outputs written through them are set to this before
+    they are renamed into place, so a dataset or checkpoint is as readable as any other file the user makes."""
+    return (0o777 if directory else 0o666) & ~_umask()

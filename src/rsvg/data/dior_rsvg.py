@@ -45,7 +45,7 @@ from rsvg.data.xmlio import (
     write_xml,
 )
 from rsvg.errors import ConfigError
-from rsvg.output_paths import check_output_folder, output_lock
+from rsvg.output_paths import check_output_folder, creation_mode, output_lock
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
@@ -364,6 +364,7 @@ class GroundingDatasetWriter:
             # a killed writer's hidden folder is never renamed nor removed: clear those before making this one's
             remove_stale_partials(self.target.parent, self.target.name)
             self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.", suffix=".partial", dir=self.target.parent))
+            os.chmod(self.tmp, creation_mode(directory=True))
             (self.tmp / "Annotations").mkdir()
             (self.tmp / "JPEGImages").mkdir()
         except BaseException:

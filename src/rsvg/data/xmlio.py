@@ -8,6 +8,8 @@ import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from rsvg.output_paths import creation_mode
+
 
 def child_text(elem: ET.Element, tag: str) -> str | None:
     """Stripped text of the first direct child ``tag`` (searched by name, never by position)."""
@@ -90,6 +92,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, creation_mode())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -45,6 +45,7 @@ from safetensors.torch import save as save_safetensors
 from rsvg import __version__
 from rsvg.data.partials import remove_stale_partials
 from rsvg.errors import CheckpointError
+from rsvg.output_paths import creation_mode
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -132,6 +133,7 @@ def save_checkpoint(
     folder.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_partials(folder.parent, folder.name)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial", dir=folder.parent))
+    os.chmod(tmp, creation_mode(directory=True))
     try:
         _write_model_files(tmp, model, meta, text_files)
         if training_state is not None:
