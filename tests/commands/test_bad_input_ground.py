@@ -6,8 +6,6 @@ their image. A new case is one line in a table."""
 from __future__ import annotations
 
 import json
-import struct
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from typer.testing import CliRunner
 
 from helpers.datasets import make_official_dataset
 from helpers.geotiff import write_geotiff
+from helpers.images import png_header_only
 from helpers.models import lite_checkpoint, tiny_checkpoint
 from rsvg.cli import app
 from rsvg.errors import AccountError, DeviceError, NonFiniteError
@@ -46,16 +45,6 @@ def _refused(res, named: list[str], code: int = 2) -> None:
     assert res.exit_code == code, res.output
     for part in named:
         assert part in _text(res), (part, res.output)
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A tiny PNG whose header claims ``width`` × ``height`` (a decompression bomb's first bytes)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
 @pytest.fixture(scope="module")

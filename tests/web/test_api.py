@@ -5,9 +5,7 @@ from __future__ import annotations
 import io
 import re
 import sqlite3
-import struct
 import threading
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from helpers.datasets import make_official_dataset
+from helpers.images import png_header_only
 from helpers.models import tiny_checkpoint
 from rsvg.commands.serve import serve
 from rsvg.inference import Grounder, GroundingResult
@@ -32,16 +31,6 @@ from rsvg.web.server import BackgroundServer
 def jpeg_bytes(width: int = 120, height: int = 90) -> bytes:
     img = np.random.default_rng(0).integers(0, 255, (height, width, 3), dtype=np.uint8)
     return cv2.imencode(".jpg", img)[1].tobytes()
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A tiny PNG whose header claims ``width`` × ``height`` (a decompression bomb's first bytes)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
 @pytest.fixture(scope="module")
