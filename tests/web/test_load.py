@@ -9,10 +9,7 @@ from pathlib import Path
 import pytest
 
 from helpers.models import tiny_checkpoint
-from rsvg.web.accounts import AccountStore
-from rsvg.web.dataset_view import ReviewDataset, default_db_path
-from rsvg.web.export import export_reviewed
-from rsvg.web.loadtest import (
+from rsvg.bench.review_load import (
     Ack,
     LoadState,
     ServerProcess,
@@ -21,6 +18,9 @@ from rsvg.web.loadtest import (
     run_review_load,
     write_review_dataset,
 )
+from rsvg.web.accounts import AccountStore
+from rsvg.web.dataset_view import ReviewDataset, default_db_path
+from rsvg.web.export import export_reviewed
 from rsvg.web.review_db import ItemState, ReviewStore
 
 ANNOTATORS = 20

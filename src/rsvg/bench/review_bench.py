@@ -13,9 +13,9 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from rsvg.bench.review_load import ServerProcess, check_review, run_review_load, write_review_dataset
 from rsvg.web.accounts import AccountStore
 from rsvg.web.dataset_view import ReviewDataset, default_db_path
-from rsvg.web.loadtest import ServerProcess, check_review, run_review_load, write_review_dataset
 from rsvg.web.review_db import ReviewStore
 
 PASSWORD = "bench password"
