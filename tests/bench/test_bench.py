@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from helpers.cli import set_args
 from helpers.models import TINY_ZOOM
-from rsvg.bench.model_bench import (
+from rsvg.bench.model_bench import benchmark_model
+from rsvg.bench.model_settings import (
     ALL,
     BF16_PHASE,
     BF16_TOLERANCE,
@@ -22,18 +23,16 @@ from rsvg.bench.model_bench import (
     OPTIMISATIONS,
     PHASES,
     TRAINING_OPTIMISATIONS,
-    BenchError,
     BenchSettings,
     PhaseJob,
-    ablation_summary,
-    benchmark_model,
-    compare_boxes,
     phase_optimisations,
     resolve_run_config,
     resolve_settings,
-    run_phase,
 )
+from rsvg.bench.model_summary import ablation_summary, compare_boxes
+from rsvg.bench.phase_process import run_phase
 from rsvg.cli import app
+from rsvg.errors import BenchError
 from rsvg.models.transformer import MultiheadAttention, plain_attention, plain_attention_enabled
 
 TINY = [
@@ -141,7 +140,7 @@ def test_bf16_is_timed_beside_fp32_and_checked_against_its_boxes(bench_result: d
 
 
 def test_bf16_is_left_out_under_an_autocast_and_follows_the_flag() -> None:
-    from rsvg.bench.model_bench import wants_bf16
+    from rsvg.bench.model_settings import wants_bf16
 
     assert not wants_bf16(BenchSettings(bf16=True), "bf16")
     assert wants_bf16(BenchSettings(bf16=True), "off") and not wants_bf16(BenchSettings(bf16=False), "off")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from rsvg.bench.model_bench import check_device
+from rsvg.bench.machine import check_device
 from rsvg.config import load_config
 from rsvg.engine.feature_cache import backbone_batch_size
 from rsvg.models.build import build_model

@@ -1,4 +1,5 @@
-"""What a benchmark ran on (CPU model, cores, versions, threads) and how much memory a process used."""
+"""What a benchmark ran on (CPU model, cores, versions, threads), whether it has the device asked for, and how much
+memory a process used."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from rsvg.errors import BenchError
 
 GIB = 2**30
 # Environment variables that change how the CPU kernels use their threads (printed when set).
@@ -123,3 +126,20 @@ def timed_runs(fn: Callable[[], Any], repeats: int, warmup: int, sync: Callable[
 def median(values: list[float]) -> float:
     """Median of a non-empty list."""
     return float(statistics.median(values))
+
+
+def check_device(device: str) -> None:
+    """Refuse a device this machine does not have, with a message that says what to do."""
+    import torch
+
+    if device == "cpu":
+        return
+    if not device.startswith("cuda"):
+        raise BenchError(f"--device must be cpu or cuda, got {device!r}")
+    if not torch.cuda.is_available():
+        build = torch.version.cuda or "none (a CPU-only build)"
+        raise BenchError(
+            f"--device {device}: CUDA is not available here (torch {torch.__version__}, CUDA build {build}, "
+            f"{torch.cuda.device_count()} GPUs visible). Run on a machine with an NVIDIA GPU and a CUDA build of "
+            "torch, or use --device cpu."
+        )

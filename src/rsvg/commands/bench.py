@@ -81,7 +81,7 @@ def bench_features(
 ) -> None:
     """The frozen backbone's feature cache: ms per image at the cache's batch size against a baseline batch."""
     from rsvg.bench.feature_bench import benchmark_features
-    from rsvg.bench.model_bench import BenchError
+    from rsvg.errors import BenchError
 
     try:
         results = benchmark_features(config, images, baseline_batch, threads, repeats, device, overrides)
@@ -150,8 +150,10 @@ def bench_model(
 ) -> None:
     """The model's inference latency and throughput, training step, peak memory, data-loading rate and FLOPs,
     plain eager against optimised (same weights, same boxes), and the machine's floor."""
-    from rsvg.bench.model_bench import BenchError, BenchSettings, benchmark_model
+    from rsvg.bench.model_bench import benchmark_model
+    from rsvg.bench.model_settings import BenchSettings
     from rsvg.bench.report import render_model_bench
+    from rsvg.errors import BenchError
 
     if config is None and checkpoint is None:
         raise typer.BadParameter("give --config (random init) or --checkpoint", param_hint="--config")
@@ -226,9 +228,10 @@ def bench_scene(
     temporary folder first, not timed; a smaller --size projects the 10,000² time from its tiles/s)."""
     import torch
 
-    from rsvg.bench.model_bench import BenchError, check_device
+    from rsvg.bench.machine import check_device
     from rsvg.bench.scene_bench import benchmark_scene, load_predictor
     from rsvg.engine.checkpoint import CheckpointError
+    from rsvg.errors import BenchError
     from rsvg.geo.raster import SceneError
 
     err = Console(stderr=True)
