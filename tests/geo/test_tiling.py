@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rsvg.geo.tiling import Answer, Tile, axis_starts, box_iou, merge_answers, tile_grid, tile_side
-from rsvg.models.mgvlf import GroundingOutput
+from rsvg.models.outputs import GroundingOutput
 
 
 def test_axis_starts_end_at_the_edge():

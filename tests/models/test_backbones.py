@@ -15,13 +15,12 @@ from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
 
 from rsvg.models.backbones import (
-    Backbone,
     EfficientNetLiteBackbone,
     ResNet50Backbone,
     available_backbones,
     build_backbone,
-    parse_return_levels,
 )
+from rsvg.models.backbones.base import Backbone, parse_return_levels
 from rsvg.models.backbones.efficientnet_lite import (
     LITE_MEAN,
     LITE_STD,

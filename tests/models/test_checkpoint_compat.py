@@ -23,7 +23,8 @@ from safetensors.torch import load_file
 from rsvg.engine.batching import forward_batch
 from rsvg.models.build import build_model
 from rsvg.models.config import ModelConfig
-from rsvg.models.loss import LossConfig, model_loss
+from rsvg.models.loss import LossConfig
+from rsvg.models.objective import model_loss
 
 DATA = Path(__file__).parent / "fixtures"
 

@@ -8,8 +8,9 @@ import torch.nn.functional as F
 from torchvision.ops import generalized_box_iou, sigmoid_focal_loss
 
 from rsvg.models.config import ModelConfig
-from rsvg.models.loss import LossConfig, centre_cells, grounding_loss, loss_terms, model_loss
-from rsvg.models.mgvlf import GroundingOutput
+from rsvg.models.loss import LossConfig, centre_cells, grounding_loss
+from rsvg.models.objective import loss_terms, model_loss
+from rsvg.models.outputs import GroundingOutput
 from rsvg.models.stages.object_head import ObjectHead, ObjectRecord, object_loss, object_targets
 
 

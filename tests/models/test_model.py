@@ -9,8 +9,8 @@ from rsvg.config import load_config
 from rsvg.models.build import build_model
 from rsvg.models.config import ModelConfig
 from rsvg.models.heads import CellHead
-from rsvg.models.loss import model_loss
 from rsvg.models.mgvlf import visual_padding_mask
+from rsvg.models.objective import model_loss
 
 
 @pytest.fixture(scope="module")
@@ -294,7 +294,8 @@ def test_the_reg_token_starts_from_the_query_only_with_the_option():
 
 
 def test_reg_attention_loss_trains_the_reg_fixes_end_to_end():
-    from rsvg.models.loss import LossConfig, attention_loss, loss_terms
+    from rsvg.models.loss import LossConfig, attention_loss
+    from rsvg.models.objective import loss_terms
 
     torch.manual_seed(0)
     model = build_model(ModelConfig(**TINY, **REG_FIXES)).train()

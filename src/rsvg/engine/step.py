@@ -21,8 +21,9 @@ from rsvg.engine import distributed as dist
 from rsvg.engine.amp import autocast_context
 from rsvg.engine.batching import forward_batch
 from rsvg.errors import NonFiniteError, TrainingDivergedError
-from rsvg.models.loss import LossConfig, model_loss, needs_attention
+from rsvg.models.loss import LossConfig
 from rsvg.models.mgvlf import MGVLF
+from rsvg.models.objective import model_loss, needs_attention
 
 
 @dataclass

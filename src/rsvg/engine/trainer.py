@@ -65,8 +65,8 @@ from rsvg.engine.sampler import ResumableShardedSampler
 from rsvg.engine.step import train_step
 from rsvg.errors import CheckpointError, NonFiniteError, TrainingDivergedError
 from rsvg.models.build import build_model
-from rsvg.models.loss import loss_terms
 from rsvg.models.mgvlf import MGVLF
+from rsvg.models.objective import loss_terms
 from rsvg.models.stages import check_augmentation
 from rsvg.output_paths import output_lock
 

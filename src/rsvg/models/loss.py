@@ -1,25 +1,19 @@
 """The training loss (paper eq. 15): smooth-L1 + λ·GIoU on normalised ``(x1, y1, x2, y2)`` boxes.
 
-:func:`model_loss` is the loss of a model's output, for the trainer and the benchmark alike: the head's terms
-(the paper's on the [REG] box; with ``model.head: cells`` the same on the box of the cell holding the target's
-centre, plus a cross-entropy over the cells) and then whatever terms each enabled stage returns
-(:meth:`rsvg.models.stages.base.Stage.loss`), each by its name.
+This module holds the terms and their weights (:class:`LossConfig`): the paper's box terms, the cells head's
+(the same on the box of the cell holding the target's centre, plus a cross-entropy over the cells) and the
+[REG] attention term. The stages (:mod:`rsvg.models.stages`) build their own terms from these, so it imports
+nothing of the model; :mod:`rsvg.models.objective` adds them up for a whole model's output.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torchvision.ops import generalized_box_iou_loss
-
-if TYPE_CHECKING:
-    from rsvg.models.mgvlf import MGVLF, GroundingOutput
 
 
 @dataclass
@@ -113,50 +107,4 @@ def cell_losses(
     cell = F.cross_entropy(scores.float().clamp(min=-1e4), cells)  # padding cells hold -inf
     losses["loss"] = losses["loss"] + cfg.cell_weight * cell
     losses["cell"] = cell.detach()
-    return losses
-
-
-def needs_attention(model: MGVLF, cfg: LossConfig) -> bool:
-    """Whether the loss reads the model's attention map (the forward must then return it)."""
-    return model.cfg.head == "reg" and cfg.reg_attention_weight > 0
-
-
-def loss_terms(model: MGVLF, cfg: LossConfig | None = None) -> tuple[str, ...]:
-    """The names :func:`model_loss` returns for ``model`` (a stage's terms may be absent from a batch)."""
-    head = ("loss", "l1", "giou", "cell") if model.cfg.head == "cells" else ("loss", "l1", "giou")
-    if needs_attention(model, cfg or LossConfig()):
-        head += ("attention",)
-    return head + tuple(t for stage in model.stage_list() for t in stage.loss_terms)
-
-
-def normalised_target(batch: Mapping[str, Any], image_size: int) -> Tensor:
-    """Ground-truth boxes in the network frame, normalised to 0..1 (what the head predicts)."""
-    return batch["box"].float() / image_size
-
-
-def model_loss(
-    model: MGVLF, out: GroundingOutput, batch: Mapping[str, Any], cfg: LossConfig | None = None
-) -> dict[str, Tensor]:
-    """The loss of ``model``'s output on ``batch`` (its ``box`` in network pixels is the target): the head's terms,
-    then each stage's, summed into ``"loss"``."""
-    cfg = cfg or LossConfig()
-    target = normalised_target(batch, model.cfg.image_size)
-    if out.cell_scores is not None and out.cell_boxes is not None:
-        side = math.isqrt(model.num_visual)
-        losses = cell_losses(out.cell_scores, out.cell_boxes, target, side, side, cfg)
-    else:
-        losses = grounding_loss(out.boxes, target, cfg)
-    if needs_attention(model, cfg):
-        if out.attention is None:
-            raise ValueError(
-                "loss.reg_attention_weight needs the [REG] attention map: run the model with need_attention"
-            )
-        attention = attention_loss(out.attention, target)
-        losses["loss"] = losses["loss"] + cfg.reg_attention_weight * attention
-        losses["attention"] = attention.detach()
-    for stage in model.stage_list():
-        weighted, terms = stage.loss(out, target, batch, cfg)
-        if weighted is not None:
-            losses["loss"] = losses["loss"] + weighted
-        losses.update(terms)
     return losses

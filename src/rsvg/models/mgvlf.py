@@ -24,7 +24,6 @@ the result and may change the answer.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -34,11 +33,13 @@ from torch import Tensor, nn
 from rsvg.models.config import ModelConfig
 from rsvg.models.detr_init import DetrInitReport
 from rsvg.models.heads import AttentionBoxHead, BoxHead, CellHead
+from rsvg.models.outputs import GroundingOutput
 from rsvg.models.stages import FEATURE_PARTS, Stage, StageContext, build_stages, upgrade_legacy_names
 from rsvg.models.stages.base import BACKBONE_STRIDE
 from rsvg.models.text_encoder import TextEncoder
 from rsvg.models.transformer import DecoderLayer, Encoder, sine_position_encoding
 
+# GroundingOutput is defined in rsvg.models.outputs and named here too, where docs/scenes.md points
 __all__ = ["BACKBONE_STRIDE", "MGVLF", "GroundingOutput", "mlcm_attention_map", "visual_padding_mask"]
 
 
@@ -67,41 +68,6 @@ class ExtraLevels(nn.Module):
             x = block(x)
             outs.append(x)
         return outs
-
-
-@dataclass
-class GroundingOutput:
-    """The answer: boxes normalised ``(x1, y1, x2, y2)`` in the network input, and what led to it."""
-
-    boxes: Tensor  # (B, 4)
-    # (B, h, w) with need_attention: the [REG] token's attention over the visual tokens, or the cells' softmax
-    attention: Tensor | None = None
-    # (B, h, w) with need_attention: the MLCM attention map (paper Fig. 6), see :func:`mlcm_attention_map`
-    mlcm_attention: Tensor | None = None
-    cell_scores: Tensor | None = None  # (B, h*w) logits, head: cells only (padding cells hold -inf)
-    cell_boxes: Tensor | None = None  # (B, h*w, 4), head: cells only
-    # each enabled stage's record, by stage name, in the order they ran (rsvg.models.stages)
-    stages: dict[str, Any] = field(default_factory=dict)
-
-    def choose_cell(self, scores: Tensor, grid: tuple[int, int], need_attention: bool) -> None:
-        """Set the cell scores and answer with the best cell's box (head: cells)."""
-        assert self.cell_boxes is not None
-        self.cell_scores = scores
-        best = scores.argmax(1)
-        self.boxes = self.cell_boxes[torch.arange(len(best), device=best.device), best]
-        if need_attention:
-            self.attention = scores.softmax(1).reshape(-1, *grid)
-
-    def score(self) -> Tensor | None:
-        """``(B,)`` the model's own confidence in its answer, the peak of the map the head shows: the chosen
-        cell's softmax probability over the cells (cells head), or the peak of the [REG] token's attention over
-        the visual tokens ([REG] head; ``None`` unless the forward ran with ``need_attention``). Comparable
-        between inputs of the same model (the same number of cells), e.g. the tiles of one scene."""
-        if self.cell_scores is not None:
-            return self.cell_scores.float().softmax(1).amax(1)
-        if self.attention is not None:
-            return self.attention.float().flatten(1).amax(1)
-        return None
 
 
 def visual_padding_mask(padding_mask: Tensor, height: int, width: int) -> Tensor:

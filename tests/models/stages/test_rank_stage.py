@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from helpers.models import TINY, inputs
 from rsvg.models.build import build_model
 from rsvg.models.config import ModelConfig
-from rsvg.models.loss import model_loss
+from rsvg.models.objective import model_loss
 from rsvg.models.stages.colours import COLOUR_STRIDE, colour_channels, colour_map, unfold_colour_map
 from rsvg.models.stages.rank import CandidateRanking, candidate_colours, ranking_targets
 

@@ -7,7 +7,8 @@ from torchvision.ops import box_iou
 from helpers.models import TINY, inputs
 from rsvg.models.build import build_model
 from rsvg.models.config import ModelConfig
-from rsvg.models.loss import LossConfig, model_loss
+from rsvg.models.loss import LossConfig
+from rsvg.models.objective import model_loss
 from rsvg.models.stages.colours import colour_channels
 from rsvg.models.stages.refine import BoxRefiner, jitter_boxes
 

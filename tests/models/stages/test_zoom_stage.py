@@ -14,7 +14,7 @@ from rsvg.engine.feature_cache import compute_image_features
 from rsvg.models.backbones import build_backbone
 from rsvg.models.build import build_model
 from rsvg.models.config import ModelConfig
-from rsvg.models.loss import model_loss
+from rsvg.models.objective import model_loss
 from rsvg.models.stages import check_augmentation
 from rsvg.models.stages.zoom import (
     ZoomCrops,

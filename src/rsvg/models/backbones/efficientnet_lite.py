@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.ops import FrozenBatchNorm2d, stochastic_depth
 
-from rsvg.models.backbones import Backbone
+from rsvg.models.backbones.base import Backbone
 from rsvg.models.backbones.weights import (
     LoadReport,
     WeightsNotFoundError,

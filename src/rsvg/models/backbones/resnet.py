@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from torchvision.ops import FrozenBatchNorm2d
 
 from rsvg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from rsvg.models.backbones import Backbone
+from rsvg.models.backbones.base import Backbone
 from rsvg.models.backbones.weights import (
     LoadReport,
     WeightsFormatError,

@@ -20,20 +20,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rsvg.data.records import GroundingSample
 from rsvg.errors import NonFiniteError
 from rsvg.models.config import ModelConfig
+from rsvg.models.loss import LossConfig
+from rsvg.models.outputs import GroundingOutput
 from rsvg.models.stages.colours import unfold_colour_map
-
-if TYPE_CHECKING:
-    from rsvg.data.records import GroundingSample
-    from rsvg.models.loss import LossConfig
-    from rsvg.models.mgvlf import GroundingOutput
 
 BACKBONE_STRIDE = 32
 

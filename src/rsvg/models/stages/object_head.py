@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -22,12 +22,9 @@ from torchvision.ops import sigmoid_focal_loss
 from rsvg.boxes import stack_objects
 from rsvg.data.categories import DIOR_CLASSES
 from rsvg.data.extras import ImageObjects, normalised_objects
-from rsvg.models.loss import centre_cells
+from rsvg.models.loss import LossConfig, centre_cells
+from rsvg.models.outputs import GroundingOutput
 from rsvg.models.stages.base import Stage, StageContext
-
-if TYPE_CHECKING:
-    from rsvg.models.loss import LossConfig
-    from rsvg.models.mgvlf import GroundingOutput
 
 
 @dataclass

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -32,13 +32,11 @@ from torch import Tensor, nn
 from torchvision.ops import roi_align
 
 from rsvg.data.categories import DIOR_CLASSES
+from rsvg.models.config import ModelConfig
+from rsvg.models.loss import LossConfig
+from rsvg.models.outputs import GroundingOutput
 from rsvg.models.stages.base import Stage, StageContext, require_finite_boxes
 from rsvg.models.transformer import DecoderLayer, query_memory, sine_encoding_xy
-
-if TYPE_CHECKING:
-    from rsvg.models.config import ModelConfig
-    from rsvg.models.loss import LossConfig
-    from rsvg.models.mgvlf import GroundingOutput
 
 COLOUR_BINS = 4  # each box (and its surroundings) is read as a COLOUR_BINS × COLOUR_BINS grid of colours
 GEOMETRY_FEATURES = 8  # x1, y1, x2, y2, cx, cy, log w, log h

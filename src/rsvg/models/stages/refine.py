@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -26,13 +26,10 @@ from torchvision.ops import roi_align
 
 from rsvg.boxes import stack_objects
 from rsvg.data.extras import ImageObjects, normalised_objects
-from rsvg.models.loss import grounding_loss
+from rsvg.models.config import ModelConfig
+from rsvg.models.loss import LossConfig, grounding_loss
+from rsvg.models.outputs import GroundingOutput
 from rsvg.models.stages.base import Stage, StageContext, require_finite_boxes
-
-if TYPE_CHECKING:
-    from rsvg.models.config import ModelConfig
-    from rsvg.models.loss import LossConfig
-    from rsvg.models.mgvlf import GroundingOutput
 
 REFINE_HIDDEN = 256
 GEOMETRY_INPUTS = 4  # centre x, y and log width, log height of the box being refined

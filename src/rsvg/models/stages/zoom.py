@@ -26,7 +26,7 @@ import copy
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -35,15 +35,12 @@ from torch import Tensor, nn
 from rsvg.data.extras import ZoomCanvas
 from rsvg.data.records import GroundingSample
 from rsvg.data.transforms import LetterboxParams, letterbox_geometry, padding_mask, zoom_letterbox
+from rsvg.models.config import ModelConfig
 from rsvg.models.heads import CellHead
-from rsvg.models.loss import cell_losses
+from rsvg.models.loss import LossConfig, cell_losses
+from rsvg.models.outputs import GroundingOutput
 from rsvg.models.stages.base import Stage, StageContext
 from rsvg.models.transformer import DecoderLayer, query_memory, sine_encoding_xy
-
-if TYPE_CHECKING:
-    from rsvg.models.config import ModelConfig
-    from rsvg.models.loss import LossConfig
-    from rsvg.models.mgvlf import GroundingOutput
 
 ZOOM_STRIDE = 16  # the second look's token grid: stride 16 of the crop
 # Crops the backbone reads at once on a CPU. Its depthwise layers are memory-bound there, and a few crops' maps
