@@ -15,7 +15,8 @@ from rsvg.cli import app
 from rsvg.config import load_config
 from rsvg.engine.batching import forward_batch
 from rsvg.engine.trainer import train
-from rsvg.inference import STEP_NAMES, Grounder
+from rsvg.inference import Grounder
+from rsvg.results import STEP_NAMES
 from rsvg.viz import answer_boxes
 from rsvg.web.app import create_app
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,14 +29,15 @@ from rsvg.engine.checkpoint import TEXT_DIR, CheckpointError, load_weights, read
 from rsvg.engine.devices import parse_device
 from rsvg.engine.precision import Precision, resolve_precision
 from rsvg.errors import NonFiniteError
+from rsvg.geo.scene import SceneGrounder, SceneGrounding, SceneOptions
 from rsvg.models.build import build_model
 from rsvg.models.config import ModelConfig
-from rsvg.models.mgvlf import MGVLF, GroundingOutput
-from rsvg.models.stages import stage_reports, step_titles
+from rsvg.models.mgvlf import MGVLF
+from rsvg.models.outputs import GroundingOutput
+from rsvg.models.stages import stage_reports
+from rsvg.results import GroundingResult
 
-if TYPE_CHECKING:
-    from rsvg.geo.scene import SceneGrounding
-
+# GroundingResult is defined in rsvg.results; docs/inference.md presents it with the grounder, so it is named here too
 __all__ = ["MIN_IMAGE_SIDE", "Grounder", "GroundingResult", "ImageReadError", "QueryTooLongError", "clip_box"]
 
 #: above this share of [UNK] tokens a query is warned about (refused by ``rsvg ground --strict``)
@@ -49,60 +49,6 @@ def clip_box(box: Sequence[float], width: int, height: int) -> tuple[float, floa
     user is (the model's raw box may reach past the image's edges; training and the metrics use it raw)."""
     x1, y1, x2, y2 = (float(v) for v in clip_boxes(np.asarray(box, np.float64), width, height)[0])
     return (x1, y1, x2, y2)
-
-
-@dataclass
-class GroundingResult:
-    """A predicted box in original image pixels ``(x1, y1, x2, y2)``, clipped to the image (:func:`clip_box`),
-    the image size, and optionally two maps resized to the image (``H × W`` floats in 0..1): ``attention``, where
-    the head looks (the cells head's scores or the [REG] token's attention), and ``mlcm_attention``, the MLCM
-    attention map of the paper's Fig. 6 (``None`` for variants whose MLCM memory has no visual part, or no MLCM).
-    ``score`` is the model's own confidence in the answer (:meth:`rsvg.models.mgvlf.GroundingOutput.score`: the
-    chosen cell's softmax probability, or the peak of the [REG] attention), ``None`` for a [REG] model asked
-    without its attention."""
-
-    box: tuple[float, float, float, float]
-    width: int
-    height: int
-    attention: np.ndarray | None = None
-    mlcm_attention: np.ndarray | None = None
-    # how the answer came about, for models with steps after the first look (lite config): the first look's box
-    # (the best cell's, what the cell heatmap shows) and, per step the model has, whether it changed the answer
-    first_look_box: tuple[float, float, float, float] | None = None
-    steps: dict[str, bool] = field(default_factory=dict)
-    score: float | None = None
-
-    @property
-    def moved_by(self) -> list[str]:
-        """The steps that changed the answer after the first look, in the order they ran."""
-        return [STEP_NAMES[k] for k in STEP_NAMES if self.steps.get(k)]
-
-    def provenance(self) -> str:
-        """One sentence on where the box comes from (empty for a model whose first look is its answer)."""
-        if not self.steps:
-            return ""
-        if not self.moved_by:
-            return "The box is the first look's best cell (the heatmap's peak region)."
-        first = ", ".join(f"{v:.0f}" for v in self.first_look_box or ())
-        return (
-            f"The box was moved by the {' and the '.join(self.moved_by)} from the first look's box ({first}); "
-            "the cell heatmap shows the first look."
-        )
-
-    def to_dict(self) -> dict:
-        out: dict = {"box": [round(v, 2) for v in self.box], "width": self.width, "height": self.height}
-        if self.score is not None:
-            out["score"] = round(self.score, 4)
-        if self.steps:
-            out["steps"] = dict(self.steps)
-            out["first_look_box"] = [round(v, 2) for v in self.first_look_box] if self.first_look_box else None
-            out["provenance"] = self.provenance()
-        return out
-
-
-#: the steps after the first look that can change the answer (rsvg.models.stages), by their key in predictions
-#: and answers
-STEP_NAMES = step_titles()
 
 
 class Grounder:
@@ -301,8 +247,6 @@ class Grounder:
         input size, answers ranked by :attr:`GroundingResult.score` and merged across overlapping tiles, boxes in
         scene pixels and map coordinates. ``options`` are :class:`~rsvg.geo.scene.SceneOptions` fields
         (``bands``, ``scale`` or ``tile_gsd``, ``overlap``, ``top_k``, ``percentiles``, ``nodata``, ...)."""
-        from rsvg.geo.scene import SceneGrounder, SceneOptions
-
         return SceneGrounder(self).ground(path, query, SceneOptions(**options))
 
     def _provenance(self, out: GroundingOutput) -> tuple[torch.Tensor | None, dict[str, bool]]:

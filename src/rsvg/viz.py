@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-if TYPE_CHECKING:
-    from rsvg.inference import GroundingResult
+from rsvg.results import GroundingResult
 
 GREEN = (40, 200, 60)  # ground truth (the paper's figures: green = ground truth, red = prediction)
 RED = (230, 40, 40)

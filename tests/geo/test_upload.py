@@ -60,7 +60,7 @@ def test_the_grounding_api_takes_a_16_bit_geotiff(scene_bytes):
     """POST /api/ground with the scene: answered in the scene's pixels; over the pixel limit it is 413."""
     from fastapi.testclient import TestClient
 
-    from rsvg.inference import GroundingResult
+    from rsvg.results import GroundingResult
     from rsvg.web.app import create_app
     from rsvg.web.guards import Limits
 

@@ -13,7 +13,7 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.transform import Affine
 
-from rsvg.inference import GroundingResult
+from rsvg.results import GroundingResult
 from rsvg.synth import generate_scene
 
 CHIP = 128  # side of one synthetic scene of the mosaic

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from rsvg.commands.serve import review_export, serve
 from rsvg.commands.users import users_app
-from rsvg.inference import GroundingResult
+from rsvg.results import GroundingResult
 from rsvg.web import accounts as accounts_module
 from rsvg.web.accounts import FAILED_LOGIN_LIMIT, AccountError, AccountStore, LoginThrottled
 from rsvg.web.agreement import agreement

@@ -21,7 +21,8 @@ from helpers.datasets import make_official_dataset
 from helpers.images import png_header_only
 from helpers.models import tiny_checkpoint
 from rsvg.commands.serve import serve
-from rsvg.inference import Grounder, GroundingResult
+from rsvg.inference import Grounder
+from rsvg.results import GroundingResult
 from rsvg.web.app import create_app
 from rsvg.web.dataset_view import default_db_path
 from rsvg.web.guards import Limits

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -29,9 +29,7 @@ from rsvg.geo.tiling import (
     tile_grid,
     tile_side,
 )
-
-if TYPE_CHECKING:
-    from rsvg.inference import GroundingResult
+from rsvg.results import GroundingResult
 
 DEFAULT_TOP_K = 5
 #: tiles grounded at once by default: one on a CPU (the backbone's depthwise layers are memory-bound, and one
