@@ -23,7 +23,8 @@ def stats(
     Works on datasets built by ``rsvg build`` (attributes from their provenance) and on the official
     DIOR-RSVG (attributes read from the text).
     """
-    from rsvg.construct.stats import TEXT_INFERRED_NOTE, dataset_stats, steps_label
+    from rsvg.construct.stats import dataset_stats
+    from rsvg.construct.steps import TEXT_INFERRED_NOTE, steps_label
     from rsvg.construct.vocabulary import LOCATION_PHRASES
     from rsvg.output_paths import check_output_folder
 

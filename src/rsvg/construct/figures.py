@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from rsvg.construct.stats import steps_label
+from rsvg.construct.steps import steps_label
 from rsvg.construct.vocabulary import OWN_ATTRIBUTES, RELATIONS
 from rsvg.data.categories import natural_name
 

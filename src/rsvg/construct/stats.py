@@ -29,6 +29,7 @@ import numpy as np
 from rsvg.construct.matching import ExpressionSpec
 from rsvg.construct.parsing import CATEGORY_SYNONYMS, normalize, parse_expression
 from rsvg.construct.pipeline import PROVENANCE_TAG
+from rsvg.construct.steps import STEPS, TEXT_INFERRED_NOTE, steps_label
 from rsvg.construct.vocabulary import LOCATION_PHRASES, LOCATIONS, OWN_ATTRIBUTES, RELATIONS
 from rsvg.data.categories import DIOR_CLASSES, natural_name
 from rsvg.data.dior_rsvg import group_by_split, read_grounding_annotations
@@ -239,25 +240,6 @@ def compute_stats(root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return stats, arrays
 
 
-STEPS = ("cat+", "att+", "rel+")
-
-#: why cat+ / att+ / rel+ of a dataset without provenance are not the paper's figures
-TEXT_INFERRED_NOTE = (
-    "cat+ / att+ / rel+ are estimated from the text (a relation word gives rel+, a category that is unique among "
-    "the image's referred objects cat+, anything else att+): the paper counts the construction step that made "
-    "each expression unique when it was built, which the text alone does not tell, so the two are not comparable."
-)
-
-
-def steps_label(stats: dict[str, Any]) -> str:
-    """How cat+ / att+ / rel+ were obtained: ``""`` from provenance (comparable with the paper),
-    ``"estimated from the text"`` or ``"partly estimated from the text"``."""
-    with_provenance, total = stats["with_provenance"], stats["expressions"]
-    if total == 0 or with_provenance == total:
-        return ""
-    return "estimated from the text" if with_provenance == 0 else "partly estimated from the text"
-
-
 def _markdown(stats: dict[str, Any]) -> str:
     paper = stats["paper"]
     length = stats["length"]
@@ -327,6 +309,8 @@ def _markdown(stats: dict[str, Any]) -> str:
 
 def dataset_stats(root: Path, out: Path) -> dict[str, Any]:
     """Analyse the DIOR-RSVG-style dataset at ``root``; write figures, ``stats.json`` and ``stats.md`` to ``out``."""
+    # imported here: matplotlib takes about half a second to load, and rsvg.construct (which the CLI loads at
+    # start-up) imports this module
     from rsvg.construct.figures import plot_fig3, plot_fig4
 
     stats, arrays = compute_stats(Path(root))
