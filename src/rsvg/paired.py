@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from rsvg.engine.evaluate import metrics_from_rows
 from rsvg.errors import RowsError
 from rsvg.metrics import METRIC_NAMES
 
@@ -158,8 +159,6 @@ def compare_predictions(rows_a: list[dict[str, Any]], rows_b: list[dict[str, Any
     """Pair two prediction sets by expression ``index``; both must hold the same expressions (same image, query
     and category where the rows give them) with the same ground truth: a :class:`RowsError` (a ``ValueError``)
     names the first that differs."""
-    from rsvg.engine.evaluate import metrics_from_rows
-
     a = {r["index"]: r for r in rows_a}
     b = {r["index"]: r for r in rows_b}
     if a.keys() != b.keys():

@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from rsvg.data.xmlio import atomic_write_bytes
 from rsvg.results import GroundingResult
 
 GREEN = (40, 200, 60)  # ground truth (the paper's figures: green = ground truth, red = prediction)
@@ -42,8 +43,6 @@ def overlay(
 
 def save_png(path: str | Path, image: np.ndarray) -> None:
     """Write an RGB array as PNG (atomically)."""
-    from rsvg.data.xmlio import atomic_write_bytes
-
     ok, buf = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     if not ok:
         raise ValueError(f"could not encode {path}")

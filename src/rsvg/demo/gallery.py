@@ -10,6 +10,7 @@ from typing import Any
 from rsvg.data.dior_rsvg import read_grounding_annotations
 from rsvg.data.image_io import read_image_rgb
 from rsvg.data.xmlio import atomic_write_text
+from rsvg.inference import Grounder
 from rsvg.viz import GREEN, answer_boxes, overlay, save_png
 
 
@@ -30,8 +31,6 @@ def make_gallery(checkpoint: Path, root: Path, predictions: Path, out: Path, n: 
     """Draw ``n`` test samples (half successes with IoU > 0.5, half failures) with ground truth (green),
     prediction (red; the first look's box in yellow when a later step moved it) and the model's attention;
     writes PNGs and ``gallery.json`` under ``out``."""
-    from rsvg.inference import Grounder
-
     rows = [json.loads(x) for x in Path(predictions).read_text().splitlines() if x.strip()]
     good = sorted((r for r in rows if r["iou"] > 0.5), key=lambda r: -r["iou"])
     bad = sorted((r for r in rows if r["iou"] <= 0.5), key=lambda r: r["iou"])

@@ -11,6 +11,7 @@ from typing import Any
 
 from rsvg.data.categories import NATURAL_NAMES
 from rsvg.data.xmlio import atomic_write_text
+from rsvg.engine.evaluate import metrics_from_rows
 from rsvg.metrics import METRIC_NAMES
 
 CSS = """
@@ -72,8 +73,6 @@ def _flagged_note(rows: list[dict[str, Any]], flag: str, what: str, none: str) -
     marked = [r for r in rows if r[flag]]
     if not marked:
         return f"<p>{none}</p>"
-    from rsvg.engine.evaluate import metrics_from_rows
-
     pr50 = metrics_from_rows(marked).overall.values["Pr@0.5"]
     return f"<p>{what} {len(marked)} of the {len(rows)} test boxes; Pr@0.5 on those: {pr50:.2f} %.</p>"
 

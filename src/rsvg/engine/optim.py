@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from rsvg.config import TrainConfig
+from rsvg.models.mgvlf import MGVLF
 
 
 def build_optimizer(
@@ -25,8 +26,6 @@ def build_optimizer(
 
     ``fused``: AdamW's single-kernel step (``None``: wherever torch has it, CPU and CUDA float tensors; the
     benchmark turns it off to measure it)."""
-    from rsvg.models.mgvlf import MGVLF
-
     # the group at lr comes first (progress lines and the history report the first group's rate)
     buckets: dict[str, list[nn.Parameter]] = {"new": [], "pretrained": [], "rest": [], "visual": [], "text": []}
     for name, p in model.named_parameters():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -11,13 +10,13 @@ from fastapi.responses import JSONResponse
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from rsvg import __version__
+from rsvg.inference import Grounder
 from rsvg.web import auth, ground_api, pages, review_api
 from rsvg.web.accounts import AccountStore
 from rsvg.web.context import WebContext
+from rsvg.web.dataset_view import ReviewDataset, default_db_path
 from rsvg.web.guards import GuardMiddleware, Limits
-
-if TYPE_CHECKING:
-    from rsvg.inference import Grounder
+from rsvg.web.review_db import ReviewStore
 
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "[::1]", "::1"]
 
@@ -61,15 +60,10 @@ def create_app(
     if grounder is not None:
         ctx.grounder = grounder
     elif checkpoint is not None:
-        from rsvg.inference import Grounder
-
         ctx.grounder = Grounder.from_checkpoint(
             checkpoint, device=device, precision=precision, device_option="--device"
         )
     if dataset is not None:
-        from rsvg.web.dataset_view import ReviewDataset, default_db_path
-        from rsvg.web.review_db import ReviewStore
-
         ctx.dataset = ReviewDataset(dataset)
         ctx.store = ReviewStore(
             Path(db_path) if db_path is not None else default_db_path(dataset),
@@ -78,8 +72,6 @@ def create_app(
         )
     accounts_path = Path(db_path) if db_path is not None else None
     if accounts_path is None and dataset is not None:
-        from rsvg.web.dataset_view import default_db_path
-
         accounts_path = default_db_path(dataset)
     if accounts_path is not None:
         ctx.accounts = AccountStore(accounts_path)

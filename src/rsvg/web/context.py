@@ -5,17 +5,14 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from fastapi import HTTPException, Request
 
+from rsvg.inference import Grounder
+from rsvg.web.accounts import AccountStore
+from rsvg.web.dataset_view import ReviewDataset
 from rsvg.web.guards import Limits
-
-if TYPE_CHECKING:
-    from rsvg.inference import Grounder
-    from rsvg.web.accounts import AccountStore
-    from rsvg.web.dataset_view import ReviewDataset
-    from rsvg.web.review_db import ReviewStore
+from rsvg.web.review_db import ReviewStore
 
 
 @dataclass

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rsvg.data.dataset import read_sample_image
 from rsvg.data.extras import ZoomCanvas
 from rsvg.data.records import GroundingSample
 from rsvg.data.transforms import LetterboxParams, letterbox_geometry, padding_mask, zoom_letterbox
@@ -299,8 +300,6 @@ class SecondLook(Stage):
         """Encode the training crops of ``samples`` (see :class:`ZoomCrops`), all crops of an image in one backbone
         call. The jitter comes from ``seed`` and the sample's index: the same crops every run (and after a
         resume). Rows are preallocated: millions of small tensors would fragment the heap."""
-        from rsvg.data.dataset import read_sample_image
-
         cfg = self.cfg
         size, window, scale = cfg.image_size, cfg.zoom_window, cfg.zoom_scale
         chosen: dict[str, list[tuple[GroundingSample, Tensor]]] = {}
