@@ -128,18 +128,18 @@ def test_what_counts_as_an_import(tmp_path: Path) -> None:
     modules = write_package(
         tmp_path,
         {
-            "pkg/__init__.py": "from pkg.sub import helper\n",
+            "pkg/__init__.py": "from pkg.sub import tool\n",
             "pkg/sub/__init__.py": "from . import leaf\nfrom .leaf import VALUE\n",
             "pkg/sub/leaf.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.types import T\n",
-            "pkg/sub/helper.py": "import pkg.types as types\n\ndef later():\n    import pkg\n",
+            "pkg/sub/tool.py": "import pkg.types as types\n\ndef later():\n    import pkg\n",
             "pkg/types.py": "class T:\n    from pkg.sub import leaf\n",
         },
     )
     assert import_graph(modules) == {
-        "pkg": {"pkg.sub.helper"},  # a submodule named by a from-import is the edge, not its package
+        "pkg": {"pkg.sub.tool"},  # a submodule named by a from-import is the edge, not its package
         "pkg.sub": {"pkg.sub.leaf"},
         "pkg.sub.leaf": {"pkg.types"},  # under TYPE_CHECKING
-        "pkg.sub.helper": {"pkg.types"},  # the import inside later() is no edge
+        "pkg.sub.tool": {"pkg.types"},  # the import inside later() is no edge
         "pkg.types": {"pkg.sub.leaf"},  # a class body runs at import
     }
 
