@@ -342,6 +342,7 @@ def _nan_boxes(ctx: Ctx) -> list[str]:
 EVAL_CASES: list[Case] = [
     Case("unknown device", _args("--device", "tpu"), ("--device", "tpu")),
     pytest.param(Case("CUDA without a GPU", _args("--device", "cuda"), ("--device cuda", "no CUDA GPU")), marks=NO_GPU),
+    Case("unknown split", _args("--split", "testing"), ("--split", "testing", "train, val, test")),
     Case("empty test split", _split_bytes("test", b""), ("test.txt", "lists no samples", "data")),
     Case("split file not UTF-8", _split_bytes("test", b"\x80\x81\n"), ("test.txt", "UTF-8")),
     Case("garbage config.json", _checkpoint_file("config.json", b"\xff\xfe"), ("config.json", "UTF-8")),

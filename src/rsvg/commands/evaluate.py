@@ -29,6 +29,7 @@ def evaluate(
     import time
 
     from rsvg.data.dataset import require_samples
+    from rsvg.data.dior_rsvg import SPLITS
     from rsvg.data.records import DatasetError
     from rsvg.data.xmlio import atomic_write_text
     from rsvg.engine import distributed as dist
@@ -37,6 +38,8 @@ def evaluate(
     from rsvg.errors import NonFiniteError
     from rsvg.inference import Grounder
 
+    if split not in SPLITS:
+        raise typer.BadParameter(f"{split!r} is not a split; choose {', '.join(SPLITS)}", param_hint="--split")
     console = Console()
     try:
         out = _check_out(out, checkpoint, data, split)
