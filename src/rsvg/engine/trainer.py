@@ -26,7 +26,7 @@ import functools
 import json
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -443,9 +443,7 @@ class Trainer:
     def _write_best(self, values: dict[str, float], rows: list[dict[str, Any]]) -> None:
         meta = checkpoint_meta(self.model, self.cfg, {"epoch": self.epoch + 1, "val": values})
         save_checkpoint(self.out / "best", self.model, meta, model_text_files(self.model))
-        path = self.out / "val_predictions.jsonl"
-        with _naming(path):
-            write_predictions(path, rows)
+        write_predictions(self.out / "val_predictions.jsonl", rows)
 
     def _on_main(self, write: Callable[[], None], what: Path | None = None) -> None:
         """Run ``write`` on rank 0, the process that writes the run folder; every rank learns whether it failed
@@ -464,7 +462,8 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         """Train to ``train.epochs``; returns the history and the best validation Pr@0.5."""
         cfg = self.cfg
-        self._on_main(lambda: _write_text(self.out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False)))
+        config_text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+        self._on_main(lambda: atomic_write_text(self.out / "config.yaml", config_text))
         if dist.is_main():
             self.console.print(f"backbone {self.model.backbone.load_report.summary(max_names=4)}", highlight=False)
             if self.model.detr_init is not None:
@@ -500,27 +499,9 @@ class Trainer:
             self.step_in_epoch = 0
             if self.epoch % max(cfg.train.save_every_epochs, 1) == 0 or self.epoch == cfg.train.epochs:
                 self._save_last()
-            self._on_main(lambda: _write_text(self.out / "history.json", json.dumps(self.history, indent=2)))
+            self._on_main(lambda: atomic_write_text(self.out / "history.json", json.dumps(self.history, indent=2)))
         dist.barrier()
         return {"best_val_pr50": self.best[0], "history": self.history, "out": str(self.out)}
-
-
-@contextlib.contextmanager
-def _naming(path: Path) -> Iterator[None]:
-    """Give an ``OSError`` that names no file (a full disk met by a write) the name of ``path``."""
-    try:
-        yield
-    except OSError as exc:
-        if exc.errno is None or exc.filename is not None:
-            raise
-        raise OSError(exc.errno, exc.strerror, str(path)) from exc
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Write a run folder's text file atomically (the folder is created first); errors name the file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _naming(path):
-        atomic_write_text(path, text)
 
 
 def train(cfg: RunConfig, out: Path, *, resume: bool = False, device: str = "auto") -> dict[str, Any]:
