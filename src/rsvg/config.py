@@ -143,7 +143,7 @@ def _build(section: str, cls: type, values: dict[str, Any] | None, source: str) 
         raise ConfigError(f"{source}: {exc}") from None
 
 
-def _non_finite(value: Any) -> str | None:
+def non_finite_place(value: Any) -> str | None:
     """Where a NaN or infinite number sits in an option's value: ``""`` for the value itself, ``[2]`` or ``.scale``
     inside a list or mapping; None when every number is finite."""
     if isinstance(value, float):
@@ -154,7 +154,7 @@ def _non_finite(value: Any) -> str | None:
     elif isinstance(value, (list, tuple)):
         items = ((f"[{i}]", v) for i, v in enumerate(value))
     for label, item in items:
-        inner = _non_finite(item)
+        inner = non_finite_place(item)
         if inner is not None:
             return label + inner
     return None
@@ -164,7 +164,7 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     """Check an option against its annotated type; numbers written as text ("2e-3") become numbers. Any NaN or
     infinite number, of a float option or inside a list or mapping option, is refused (see the module docstring)."""
     result = _coerce_type(value, hint, where)
-    place = _non_finite(result)
+    place = non_finite_place(result)
     if place is not None:
         raise ConfigError(f"{where}{place} must be a finite number, got {value!r}")
     return result

@@ -326,6 +326,15 @@ def _nan_weights(ctx: Ctx) -> list[str]:
     return []
 
 
+def _nan_in_meta(ctx: Ctx) -> list[str]:
+    """A checkpoint whose config.json gives a NaN input normalisation."""
+    path = ctx.checkpoint / "config.json"
+    meta = json.loads(path.read_text())
+    meta["std"][1] = float("nan")
+    path.write_text(json.dumps(meta))
+    return []
+
+
 def _nan_boxes(ctx: Ctx) -> list[str]:
     """A model that answers NaN boxes (finite weights, overflowing arithmetic)."""
     real = evaluate_module.forward_batch
@@ -349,6 +358,7 @@ EVAL_CASES: list[Case] = [
     Case("config.json not a mapping", _checkpoint_file("config.json", b"5"), ("config.json", "not an rsvg")),
     Case("garbage weights", _checkpoint_file("model.safetensors", b"x" * 100), ("model.safetensors", "cannot be read")),
     Case("NaN weights", _nan_weights, ("model.safetensors", "NaN or infinite")),
+    Case("NaN normalisation in config.json", _nan_in_meta, ("config.json", "NaN or infinity")),
     Case("damaged tokenizer", _checkpoint_file("text/tokenizer.json", b"{"), ("text/tokenizer.json", "JSON")),
     Case("NaN boxes", _nan_boxes, ("NaN or infinite box", "checkpoint")),
     Case("--out is a file", _out_file, ("--out", "is a file")),

@@ -27,13 +27,11 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import os
 import pickle
 import random
 import shutil
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +41,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as save_safetensors
 
 from rsvg import __version__
+from rsvg.config import non_finite_place
 from rsvg.data.partials import remove_stale_partials
 from rsvg.errors import CheckpointError
 from rsvg.output_paths import creation_mode
@@ -150,17 +149,6 @@ def save_checkpoint(
     return folder
 
 
-def _not_finite(values: Any) -> bool:
-    """Whether a (nested) value of a checkpoint's config holds a NaN or infinite number."""
-    if isinstance(values, float):
-        return not math.isfinite(values)
-    if isinstance(values, Mapping):
-        return any(_not_finite(v) for v in values.values())
-    if isinstance(values, (list, tuple)):
-        return any(_not_finite(v) for v in values)
-    return False
-
-
 def _check_meta(path: Path, meta: Any) -> None:
     """The parts of a checkpoint's ``config.json`` every reader uses: a ``model`` mapping and the input
     normalisation (``mean``, ``std``: three finite numbers each)."""
@@ -170,7 +158,7 @@ def _check_meta(path: Path, meta: Any) -> None:
         value = meta.get(key)
         if not isinstance(value, list) or len(value) != 3 or not all(isinstance(v, (int, float)) for v in value):
             raise CheckpointError(f"{path}: {key!r} must be the input normalisation, three numbers; got {value!r}")
-    if _not_finite(meta["model"]) or _not_finite(meta["mean"]) or _not_finite(meta["std"]):
+    if non_finite_place([meta["model"], meta["mean"], meta["std"]]) is not None:
         raise CheckpointError(f"{path}: the model config or the input normalisation holds NaN or infinity")
 
 
