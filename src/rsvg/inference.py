@@ -107,7 +107,12 @@ class Grounder:
         text_folder = folder / TEXT_DIR
         if not text_folder.is_dir():
             raise CheckpointError(f"{folder}: the text encoder folder {TEXT_DIR}/ is missing")
-        model = build_model(cfg, load_pretrained=False, text_folder=text_folder)
+        try:
+            model = build_model(cfg, load_pretrained=False, text_folder=text_folder)
+        except OSError as exc:  # the tokenizer library's errors on a damaged text folder carry no errno
+            if exc.errno is not None:
+                raise
+            raise CheckpointError(f"{folder}: cannot be loaded ({str(exc)[:300]})") from None
         try:
             model.load_state_dict(load_weights(folder))
         except RuntimeError as exc:

@@ -360,6 +360,7 @@ EVAL_CASES: list[Case] = [
     Case("NaN weights", _nan_weights, ("model.safetensors", "NaN or infinite")),
     Case("NaN normalisation in config.json", _nan_in_meta, ("config.json", "NaN or infinity")),
     Case("damaged tokenizer", _checkpoint_file("text/tokenizer.json", b"{"), ("text/tokenizer.json", "JSON")),
+    Case("vocabulary not text", _checkpoint_file("text/vocab.txt", b"\xff\xfe\x00" * 10), ("text/vocab.txt", "UTF-8")),
     Case("NaN boxes", _nan_boxes, ("NaN or infinite box", "checkpoint")),
     Case("--out is a file", _out_file, ("--out", "is a file")),
     Case("--out is the checkpoint", lambda ctx: ["--out", str(ctx.checkpoint)], ("--out", "is the input")),

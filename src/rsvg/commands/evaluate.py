@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -44,7 +44,7 @@ def evaluate(
     try:
         out = _check_out(out, checkpoint, data, split)
         dev = dist.init_distributed(device)
-        grounder = _load(Grounder, checkpoint, dev, precision)
+        grounder = Grounder.from_checkpoint(checkpoint, device=str(dev), precision=precision)
         dataset = grounder.dataset(data, split)
         require_samples(dataset, "there is nothing to evaluate")
     except (CheckpointError, DatasetError, ValueError, FileNotFoundError) as exc:
@@ -91,19 +91,6 @@ def _check_out(out: Path | None, checkpoint: Path, data: Path, split: str) -> Pa
     check_output_folder(out, "--out", inputs={"--checkpoint": folder}, may_lie_inside_inputs=True)
     check_output_folder(out, "--out", inputs={"--data": data})
     return out
-
-
-def _load(grounder: type, checkpoint: Path, device: object, precision: str) -> Any:
-    """``Grounder.from_checkpoint``, with the loaders' file errors that carry no errno (a text encoder folder
-    that the tokenizer library cannot read) named as a damaged checkpoint rather than a traceback."""
-    from rsvg.errors import CheckpointError
-
-    try:
-        return grounder.from_checkpoint(checkpoint, device=str(device), precision=precision)
-    except OSError as exc:
-        if exc.errno is not None:
-            raise
-        raise CheckpointError(f"{checkpoint}: cannot be loaded ({str(exc)[:300]})") from None
 
 
 def _require_finite(overall: dict, checkpoint: Path) -> None:

@@ -187,10 +187,18 @@ def read_checkpoint_meta(folder: Path) -> dict[str, Any]:
 
 
 def _check_text_files(text: Path) -> None:
-    """The text encoder's JSON files (tokenizer, config) must be JSON mappings: the libraries that read them
-    otherwise fail without naming the file."""
+    """The text encoder's JSON files (tokenizer, config) must be JSON mappings and its word lists (``vocab.txt``,
+    ``merges.txt``) UTF-8 text: the libraries that read them otherwise fail without naming the file."""
     if not text.is_dir():
         return
+    for path in sorted(text.glob("*.txt")):
+        try:
+            path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CheckpointError(
+                f"{path}: not UTF-8 text (byte {exc.start}); the checkpoint's text encoder files are damaged: "
+                "restore the folder from a copy"
+            ) from None
     for path in sorted(text.glob("*.json")):
         try:
             value = json.loads(path.read_bytes().decode("utf-8"))
