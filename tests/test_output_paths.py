@@ -144,3 +144,11 @@ def test_outputs_get_the_umask_permissions_not_owner_only(tmp_path):
     assert stat.S_IMODE((tmp_path / "ds" / "train.txt").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "ds" / "Annotations" / "00001.xml").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "metrics.json").stat().st_mode) == 0o644
+
+
+def test_a_file_inside_an_input_folder_is_not_replaced(tree):
+    """A report written over a file of an input folder (a split file, a checkpoint's config) would destroy it;
+    a new file there is allowed."""
+    with pytest.raises(OutputPathError, match="is a file of the input DATA"):
+        check_output_file(tree / "link" / "a.txt", "--json", inputs={"DATA": tree / "data"})
+    check_output_file(tree / "data" / "report.json", "--json", inputs={"DATA": tree / "data"})

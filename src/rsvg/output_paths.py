@@ -8,7 +8,7 @@ One guard for every writer, so no command can delete or replace what it reads:
   command's inputs or the current folder. Paths are compared after resolving symbolic links, so a link to the
   input is the input.
 * :func:`check_output_file` for a single file (``--json``, ``--out`` of a picture): refused when it is a folder,
-  when its parent is a file, and when it is one of the inputs.
+  when its parent is a file, when it is one of the inputs, and when it would replace a file inside an input folder.
 * :func:`output_lock`: an exclusive lock on a hidden ``.NAME.lock`` file beside an output, held while a process
   writes it. A second process that asks for the same output is refused at once instead of deleting the first
   one's temporary folder as a stale leftover. The lock is released by the operating system when the process
@@ -99,15 +99,23 @@ def check_output_folder(
 
 
 def check_output_file(path: Path | str, option: str, *, inputs: Inputs | None = None) -> Path:
-    """Refuse an output file that cannot be written: a folder, under a file, or one of the inputs."""
+    """Refuse an output file that cannot be written: a folder, under a file, one of the inputs, or an existing
+    file inside an input folder (an annotation, a split file, a checkpoint's config: writing would replace it)."""
     given = Path(path)
     real = resolved(given)
     if given.is_dir():
         raise OutputPathError(f"{option} {given} is a folder; give a file name (e.g. {given / 'out.json'})")
     _check_parent(real, option)
     for name, source in (inputs or {}).items():
-        if source is not None and resolved(source) == real:
+        if source is None:
+            continue
+        if resolved(source) == real:
             raise OutputPathError(f"{option} {given} is the input {name}; write the output elsewhere")
+        if real.is_file() and Path(source).is_dir() and resolved(source) in real.parents:
+            raise OutputPathError(
+                f"{option} {given} is a file of the input {name} ({source}); writing there would replace it, "
+                "choose a path outside it"
+            )
     return real
 
 

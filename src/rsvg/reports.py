@@ -1,5 +1,4 @@
-"""Rich tables of what the data commands report: a dataset construction's summary and a dataset check, and the
-check of a ``--json`` report path made before the work.
+"""Rich tables of what the data commands report: a dataset construction's summary and a dataset check.
 
 Shared by the command line (``rsvg build``, ``rsvg check-data``, ``rsvg review-export``) and the demo pipeline.
 """
@@ -7,7 +6,6 @@ Shared by the command line (``rsvg build``, ``rsvg check-data``, ``rsvg review-e
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
 from pathlib import Path
 
 from rich.console import Console
@@ -15,24 +13,6 @@ from rich.table import Table
 
 from rsvg.construct.build import PAPER_STEP_SHARES, SUMMARY_FILE, BuildSummary, describe_skipped
 from rsvg.data.check import CheckReport
-from rsvg.errors import OutputPathError
-from rsvg.output_paths import check_output_file, resolved
-
-
-def check_report_file(path: Path, option: str, inputs: Mapping[str, Path | None]) -> Path:
-    """Refuse a report file (``--json``) that cannot be written, before any work: a folder, a path under a file,
-    one of the ``inputs`` (:func:`~rsvg.output_paths.check_output_file`), or an existing file inside an input
-    folder (an annotation, a split file, the review database: writing the report would replace it)."""
-    real = check_output_file(path, option, inputs=inputs)
-    if real.is_file():
-        for name, given in inputs.items():
-            if given is not None and Path(given).is_dir() and resolved(given) in real.parents:
-                raise OutputPathError(
-                    f"{option} {path} is a file of the input {name} ({given}); writing the report would replace it, "
-                    "choose a path outside it"
-                )
-    return real
-
 
 # skipped images and objects named on screen; build_summary.json names every one
 SKIPPED_SHOWN = 5

@@ -12,7 +12,8 @@ from rich.console import Console
 from rsvg.data.check import check_dataset
 from rsvg.data.records import DatasetError
 from rsvg.data.xmlio import atomic_write_text
-from rsvg.reports import check_report_file, print_report
+from rsvg.output_paths import check_output_file
+from rsvg.reports import print_report
 
 
 def check_data(
@@ -42,7 +43,7 @@ def check_data(
     if kind not in ("auto", "grounding", "detection"):
         raise typer.BadParameter("must be auto, grounding or detection", param_hint="--kind")
     if json_out is not None:
-        check_report_file(json_out, "--json", inputs={"ROOT": root})
+        check_output_file(json_out, "--json", inputs={"ROOT": root})
     try:
         report = check_dataset(root, kind)
     except DatasetError as exc:

@@ -142,8 +142,7 @@ def review_export(
     applied, split files renumbered (every kept expression stays in its split). Check it with rsvg check-data."""
     from rsvg.data.records import DatasetError
     from rsvg.data.xmlio import atomic_write_text
-    from rsvg.output_paths import check_output_folder
-    from rsvg.reports import check_report_file
+    from rsvg.output_paths import check_output_file, check_output_folder
     from rsvg.web.dataset_view import default_db_path
     from rsvg.web.export import export_reviewed
     from rsvg.web.review_db import ReviewDBError
@@ -151,7 +150,7 @@ def review_export(
     inputs = {"ROOT": root, "--db": db if db is not None else default_db_path(root)}
     check_output_folder(out, "OUT", inputs=inputs, overwrite=overwrite)
     if json_out is not None:
-        check_report_file(json_out, "--json", inputs=inputs)
+        check_output_file(json_out, "--json", inputs=inputs)
     console = Console()
     try:
         summary = export_reviewed(root, out, db, drop_unreviewed=drop_unreviewed, overwrite=overwrite)
