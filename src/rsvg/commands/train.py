@@ -29,7 +29,6 @@ def train(
     """
     from rsvg.data.records import DatasetError
     from rsvg.engine.checkpoint import CheckpointError
-    from rsvg.engine.devices import parse_device
     from rsvg.engine.distributed import launched_as_main
     from rsvg.engine.trainer import train as run_training
     from rsvg.models.backbones.weights import WeightsFormatError, WeightsNotFoundError
@@ -41,7 +40,6 @@ def train(
         overrides.append(f"data.root={data}")
     try:
         cfg = load_config(config, overrides)
-        parse_device(device)
         # the run folder may not be, hold or lie inside the dataset; a run already there needs --resume (trainer)
         check_output_folder(out, "--out", inputs={"--data": cfg.data.root})
         result = run_training(cfg, out, resume=resume, device=device)
