@@ -57,7 +57,7 @@ def test_ground_a_geotiff_end_to_end(checkpoint, scene, tmp_path):
     res2 = _run([*args, "--top-k", "3", "--overview", str(picture)])
     assert res2.exit_code == 0, res2.output
     out = json.loads(res.output.strip().splitlines()[-1])
-    assert "tiles of 128 px read at 64 px" in res.output  # the settings are stated
+    assert "tilesof128pxreadat64px" in _text(res)  # the settings are stated (wherever rich wrapped the line)
 
     # tiles: 256 px side at scale 2 is 128 scene px; 5 x 5 at 25 % overlap, the first column all nodata
     assert (out["tile_px"], out["model_px"], out["scale"], out["overlap"]) == (128, 64, 2.0, 0.25)
