@@ -22,6 +22,9 @@ import yaml
 from rsvg.errors import ConfigError
 from rsvg.models.config import ModelConfig
 from rsvg.models.loss import LossConfig
+from rsvg.models.mgvlf_config import MGVLFConfig
+from rsvg.models.registry import DEFAULT_ARCH, family, with_stages
+from rsvg.models.stages import STAGES, options_fields, upgrade_legacy_config
 
 #: the split files a DIOR-RSVG folder has (rsvg.data.dior_rsvg.SPLITS)
 SPLIT_NAMES = ("train", "val", "test")
@@ -106,7 +109,7 @@ class TrainConfig:
 
 @dataclass
 class RunConfig:
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: ModelConfig = field(default_factory=MGVLFConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -120,6 +123,38 @@ _SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "lo
 #: options older versions had, with the value that meant "off": a saved run config holding that value still loads
 #: (a checkpoint's config.json), any other value is an error that says the option is gone
 RETIRED = {("loss", "attention_weight"): 0.0}
+
+
+#: the model section's keys of older configs (the stages' flat options), still read (rsvg.models.stages)
+LEGACY_MODEL_KEYS = frozenset(
+    key for name, stage in STAGES.items() for key in (name, *stage.legacy_options)
+)
+LEGACY_LOSS_KEYS = frozenset(stage.legacy_weight for stage in STAGES.values() if stage.legacy_weight)
+
+
+def _model_class(values: dict[str, Any], source: str) -> type:
+    arch = values.get("arch", DEFAULT_ARCH)
+    if not isinstance(arch, str):
+        raise ConfigError(f"{source}: model.arch must be the name of a model family, got {arch!r}")
+    try:
+        return family(arch).config
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def _build_model(values: Any, loss: Any, source: str) -> ModelConfig:
+    """The model section: its family's config (``model.arch``), older flat stage options moved into
+    ``model.stages`` (and their ``loss.*_weight`` out of ``loss``), the stages' options read and checked."""
+    values = values or {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: section 'model' must be a mapping")
+    try:
+        values = upgrade_legacy_config(values, loss if isinstance(loss, dict) else None)
+        cfg = _build("model", _model_class(values, source), values, source)
+        return with_stages(cfg)
+    except ConfigError as exc:
+        message = str(exc)
+        raise ConfigError(message if message.startswith(source) else f"{source}: {message}") from None
 
 
 def _build(section: str, cls: type, values: dict[str, Any] | None, source: str) -> Any:
@@ -203,7 +238,14 @@ def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> RunConfig:
     unknown = sorted(set(data) - set(_SECTIONS))
     if unknown:
         raise ConfigError(f"{source}: unknown section(s) {unknown}; known: {sorted(_SECTIONS)}")
-    return RunConfig(**{name: _build(name, cls, data.get(name), source) for name, cls in _SECTIONS.items()})
+    loss = dict(data["loss"]) if isinstance(data.get("loss"), dict) else data.get("loss")
+    model = _build_model(data.get("model"), loss, source)
+    return RunConfig(
+        model=model,
+        data=_build("data", DataConfig, data.get("data"), source),
+        train=_build("train", TrainConfig, data.get("train"), source),
+        loss=_build("loss", LossConfig, loss, source),
+    )
 
 
 def _parse_override(item: str) -> tuple[list[str], Any]:
@@ -211,7 +253,7 @@ def _parse_override(item: str) -> tuple[list[str], Any]:
         raise ConfigError(f"override {item!r} must look like section.key=value")
     key, value = item.split("=", 1)
     path = key.strip().split(".")
-    if len(path) != 2:
+    if len(path) != 2 and path[:2] != ["model", "stages"]:
         raise ConfigError(f"override {item!r}: the key must be section.key, e.g. train.epochs")
     try:
         return path, yaml.safe_load(value)
@@ -253,6 +295,39 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     return merged
 
 
+def _set_stage_option(model: dict[str, Any], path: list[str], value: Any, where: str) -> None:
+    """``--set model.stages.NAME=...`` (a mapping of options, ``{}`` or null turn the stage on, ``false`` turns it
+    off, as in a config file) or ``--set model.stages.NAME.OPTION=...`` / ``model.stages.NAME.weights.TERM=...``
+    on a stage that is on."""
+    name = path[0]
+    if name not in STAGES:
+        raise ConfigError(f"{where}: unknown stage {name!r}; known: {list(STAGES)}")
+    model["stages"] = stages = dict(model.get("stages") or {})
+    if len(path) == 1:
+        if value is False:
+            stages.pop(name, None)
+        else:
+            stages[name] = {} if value is None else value
+        return
+    if stages.get(name, False) is False:
+        raise ConfigError(
+            f"{where}: model.stages.{name} is not on in this config; turn it on first with "
+            f"--set model.stages.{name}={{}} (its defaults)"
+        )
+    option, rest = path[1], path[2:]
+    if option not in options_fields(name):
+        known = sorted(options_fields(name))
+        raise ConfigError(f"{where}: unknown option {option!r} of model.stages.{name}; known: {known}")
+    entry = dict(stages[name] or {})
+    if option == "weights" and len(rest) == 1:
+        entry["weights"] = {**(entry.get("weights") or {}), rest[0]: value}
+    elif rest:
+        raise ConfigError(f"{where}: model.stages.{name}.{option} has no parts to set")
+    else:
+        entry[option] = value
+    stages[name] = entry
+
+
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
     """Read a YAML config (or defaults when ``path`` is None) and apply ``section.key=value`` overrides.
 
@@ -266,19 +341,24 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         data = _read_yaml(Path(path))
         config_from_dict(data, source)  # the file's own errors are named by the file
     for item in overrides or []:
-        (section, key), value = _parse_override(item)
+        path, value = _parse_override(item)
+        section, key = path[0], path[1]
         # an override's errors are named by the override, not by the file it overrides
         where = f"--set {item}"
         if section not in _SECTIONS:
             raise ConfigError(f"{where}: unknown section {section!r}; known: {sorted(_SECTIONS)}")
-        cls = _SECTIONS[section]
-        known = {f.name for f in fields(cls)}
-        if key not in known:
-            raise ConfigError(f"{where}: unknown {section} option {key!r}; known: {sorted(known)}")
-        value = _coerce(value, get_type_hints(cls)[key], f"{where}: {section}.{key}")
-        data.setdefault(section, {})
-        if data[section] is None:
+        if data.get(section) is None:
             data[section] = {}
+        if len(path) > 2:
+            _set_stage_option(data["model"], path[2:], value, where)
+            continue
+        cls = _model_class(data["model"], where) if section == "model" else _SECTIONS[section]
+        known = {f.name for f in fields(cls)}
+        legacy = LEGACY_MODEL_KEYS if section == "model" else LEGACY_LOSS_KEYS if section == "loss" else frozenset()
+        if key not in known and key not in legacy:
+            raise ConfigError(f"{where}: unknown {section} option {key!r}; known: {sorted(known)}")
+        if key in known:
+            value = _coerce(value, get_type_hints(cls)[key], f"{where}: {section}.{key}")
         data[section][key] = value
     if overrides and path is not None:
         source = f"{source} with --set {' '.join(overrides)}"

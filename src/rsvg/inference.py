@@ -31,9 +31,9 @@ from rsvg.engine.precision import Precision, resolve_precision
 from rsvg.errors import NonFiniteError
 from rsvg.geo.scene import SceneGrounder, SceneGrounding, SceneOptions
 from rsvg.models.build import build_model
-from rsvg.models.config import ModelConfig
-from rsvg.models.mgvlf import MGVLF
+from rsvg.models.interface import GroundingModel
 from rsvg.models.outputs import GroundingOutput
+from rsvg.models.registry import model_config_from_dict
 from rsvg.models.stages import stage_reports
 from rsvg.results import GroundingResult
 
@@ -56,7 +56,7 @@ class Grounder:
 
     def __init__(
         self,
-        model: MGVLF,
+        model: GroundingModel,
         mean: tuple[float, ...],
         std: tuple[float, ...],
         device: torch.device,
@@ -67,10 +67,12 @@ class Grounder:
         #: fp32, or bf16 autocast (``auto``: where the hardware has native bf16, :mod:`rsvg.engine.precision`)
         self.precision: Precision = resolve_precision(precision, device)
         self.mean, self.std = mean, std
-        self.tokenizer = model.text.tokenizer()
-        self.image_size = model.cfg.image_size
-        self.max_tokens = model.cfg.max_tokens
-        # what the model's stages need in each sample at inference (rsvg.data.extras)
+        self.tokenizer = model.tokenizer()
+        self.image_size = model.image_size
+        self.max_tokens = model.max_tokens
+        #: the title of each step after the first look that can change the answer, by its key (the model's stages)
+        self.step_titles = {s.step_key: s.step_title for s in model.stage_list() if s.step_key}
+        # what the model needs in each sample at inference (rsvg.data.extras)
         self.builder = SampleBuilder(self.image_size, self.tokenizer, self.max_tokens, mean, std)
         #: the largest image file :meth:`predict` reads by path (arrays are taken as they are)
         self.image_limits: ImageLimits = DEFAULT_LIMITS
@@ -101,7 +103,7 @@ class Grounder:
         if folder.is_file():
             folder = folder.parent
         try:
-            cfg = ModelConfig.from_dict(meta["model"])
+            cfg = model_config_from_dict(meta["model"])
         except (TypeError, ValueError) as exc:
             raise CheckpointError(f"{folder}: the model config cannot be used by this rsvg version ({exc})") from None
         text_folder = folder / TEXT_DIR
@@ -118,7 +120,7 @@ class Grounder:
         except RuntimeError as exc:
             raise CheckpointError(f"{folder}: weights do not match the model config ({str(exc)[:300]})") from None
         if fold_batchnorm:
-            model.backbone.fold_frozen_batchnorm()
+            model.fold_frozen_batchnorm()
         return cls(model, tuple(meta["mean"]), tuple(meta["std"]), torch_device, precision)
 
     def dataset(self, root: str | Path, split: str) -> RSVGDataset:
@@ -242,6 +244,7 @@ class Grounder:
                     mlcm,
                     first_look_box=first,
                     steps=steps[i],
+                    step_titles=self.step_titles,
                     score=None if scores is None else float(scores[i]),
                 )
             )

@@ -11,13 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rsvg.models.stages import step_titles
-
-__all__ = ["STEP_NAMES", "GroundingResult"]
-
-#: the steps after the first look that can change the answer (rsvg.models.stages), by their key in predictions
-#: and answers
-STEP_NAMES = step_titles()
+__all__ = ["GroundingResult"]
 
 
 @dataclass
@@ -40,11 +34,14 @@ class GroundingResult:
     first_look_box: tuple[float, float, float, float] | None = None
     steps: dict[str, bool] = field(default_factory=dict)
     score: float | None = None
+    # each step's title, by its key in ``steps``, in the order the steps ran
+    step_titles: dict[str, str] = field(default_factory=dict)
 
     @property
     def moved_by(self) -> list[str]:
         """The steps that changed the answer after the first look, in the order they ran."""
-        return [STEP_NAMES[k] for k in STEP_NAMES if self.steps.get(k)]
+        order = [*self.step_titles, *(k for k in self.steps if k not in self.step_titles)]
+        return [self.step_titles.get(k, k) for k in order if self.steps.get(k)]
 
     def provenance(self) -> str:
         """One sentence on where the box comes from (empty for a model whose first look is its answer)."""

@@ -291,8 +291,7 @@ def test_a_phase_runs_in_its_own_process(tiny_bert: Path) -> None:
 
 def test_bench_from_a_checkpoint(tiny_bert: Path, tmp_path: Path) -> None:
     from rsvg.config import load_config
-    from rsvg.engine.checkpoint import save_checkpoint
-    from rsvg.engine.trainer import checkpoint_meta, model_text_files
+    from rsvg.engine.checkpoint import checkpoint_meta, model_text_files, save_checkpoint
     from rsvg.models.build import build_model
 
     cfg = load_config("configs/mgvlf_lite.yaml", [*tiny_overrides(tiny_bert), "model.pretrained_backbone=false"])

@@ -25,8 +25,8 @@ from rsvg.construct.build import build_dataset
 from rsvg.data.check import check_dataset
 from rsvg.data.dataset import verify_images
 from rsvg.data.dior_rsvg import GroundingDatasetWriter, load_split
-from rsvg.data.extras import ImageObjects
 from rsvg.errors import DatasetError, OutputPathError
+from rsvg.models.stages.objects import ImageObjects
 from rsvg.output_paths import output_lock
 from rsvg.synth import write_synthetic_dataset
 from rsvg.web.dataset_view import ReviewDataset, default_db_path

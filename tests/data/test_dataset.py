@@ -10,12 +10,12 @@ from torch.utils.data import DataLoader
 from helpers.datasets import make_official_dataset, write_official_xml
 from rsvg.data.categories import DIOR_CLASSES
 from rsvg.data.dataset import RSVGDataset, box_to_original
-from rsvg.data.extras import ImageObjects
 from rsvg.data.image_io import ImageReadError, read_image_rgb
 from rsvg.data.records import DatasetError
 from rsvg.data.tokenizer import HFTokenizer
 from rsvg.data.transforms import RandomHorizontalFlip
 from rsvg.engine.batching import collate
+from rsvg.models.stages.objects import ImageObjects
 
 
 @pytest.fixture

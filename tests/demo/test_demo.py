@@ -47,15 +47,15 @@ def test_every_step_runs_and_writes(demo_run):
     rows = [json.loads(line) for line in (out / "eval" / "predictions.jsonl").read_text().splitlines()]
     assert all(isinstance(r["second_look"], bool) for r in rows)
     looked = sum(r["second_look"] for r in rows)
-    assert "model.zoom" in text and (f"gave {looked} of the {len(rows)} test boxes" in text or looked == 0)
+    assert "model.stages.zoom" in text and (f"gave {looked} of the {len(rows)} test boxes" in text or looked == 0)
     # and ranks the first look's best cells again: each row says whether the ranking changed the answer
     assert all(isinstance(r["reranked"], bool) for r in rows)
     reranked = sum(r["reranked"] for r in rows)
-    assert "model.rank" in text and (f"best cell for {reranked} of the {len(rows)}" in text or reranked == 0)
+    assert "model.stages.rank" in text and (f"best cell for {reranked} of the {len(rows)}" in text or reranked == 0)
     # and refines every answer's box: each row keeps the IoU before, and the report gives Pr@0.5 before and after
     assert all(0 <= r["unrefined_iou"] <= 1 for r in rows)
     before = 100 * sum(r["unrefined_iou"] > 0.5 for r in rows) / len(rows)
-    assert "model.refine" in text and f"took Pr@0.5 from {before:.2f} %" in text
+    assert "model.stages.refine" in text and f"took Pr@0.5 from {before:.2f} %" in text
 
 
 def test_test_step_on_the_trainings_cached_features_equals_evaluation_from_the_images(demo_run):

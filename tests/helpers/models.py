@@ -11,6 +11,7 @@ from helpers.datasets import make_official_dataset
 from rsvg.config import load_config
 from rsvg.data.dataset import RSVGDataset
 from rsvg.engine.trainer import train
+from rsvg.models.registry import model_config_from_dict
 
 # the model tests' tiny model (ModelConfig keywords): 64-px input, 2x2 visual tokens
 TINY = {
@@ -26,6 +27,12 @@ TINY = {
     "fusion_layers": 1,
     "extra_padding": 1,
 }
+
+
+def model_config(**options):
+    """A model config from keywords, read as a config file's ``model:`` section is (the family by ``arch``, the
+    stages' options from ``stages``)."""
+    return model_config_from_dict(options)
 
 
 def inputs(batch=2, size=64, nt=12, valid=(5, 9)):

@@ -20,11 +20,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from helpers.models import model_config
 from rsvg.engine.batching import forward_batch
 from rsvg.models.build import build_model
-from rsvg.models.config import ModelConfig
 from rsvg.models.loss import LossConfig
-from rsvg.models.objective import model_loss
 
 DATA = Path(__file__).parent / "fixtures"
 
@@ -43,7 +42,7 @@ def legacy_state() -> tuple[dict, dict[str, torch.Tensor]]:
 def legacy():
     config, state = legacy_state()
     torch.manual_seed(0)
-    model = build_model(ModelConfig(**config))
+    model = build_model(model_config(**config))  # its flat stage options, as configs had them then
     missing, unexpected = model.load_state_dict(state, strict=False)
     io = load_file(DATA / "legacy_tiny_io.safetensors")
     return model, missing, unexpected, io
@@ -57,7 +56,7 @@ def test_old_parameter_names_load_under_the_stages(legacy):
     model, missing, unexpected, _ = legacy
     assert unexpected == []
     # only the backbone and the text encoder were left out of the fixture (their own weights never moved)
-    assert missing and all(k.startswith(("backbone.", "text.")) for k in missing)
+    assert missing and all(k.startswith(("core.backbone.", "core.text.")) for k in missing)
     names = dict(model.named_parameters())
     assert "stages.rank.first_weight" in names and "stages.object_head.prior_scale" in names
 
@@ -125,7 +124,7 @@ def test_a_training_forward_and_its_loss_as_before(legacy):
             text_features=(io["in.words"], io["in.sentence"]),
             extras={k: batch[k] for k in model.batch_keys if k in batch},
         )
-        losses = model_loss(model, out, batch, LossConfig(l1_weight=5, giou_weight=2, smooth_l1_beta=0))
+        losses = model.loss(out, batch, LossConfig(l1_weight=5, giou_weight=2, smooth_l1_beta=0))
     close(out.boxes, io["train.boxes"])
     close(out.cell_scores, io["train.cell_scores"])
     close(out.stages["rank"].scores, io["train.rank_scores"])

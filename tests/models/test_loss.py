@@ -7,18 +7,37 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import generalized_box_iou, sigmoid_focal_loss
 
-from rsvg.models.config import ModelConfig
 from rsvg.models.loss import LossConfig, centre_cells, grounding_loss
-from rsvg.models.objective import loss_terms, model_loss
+from rsvg.models.mgvlf import MGVLF
 from rsvg.models.outputs import GroundingOutput
+from rsvg.models.stage_inputs import CoreFacts
+from rsvg.models.stages.base import StageOptions
 from rsvg.models.stages.object_head import ObjectHead, ObjectRecord, object_loss, object_targets
+from rsvg.models.stages.staged import StagedModel
 
 
-def fake_model(side: int, *stages, head: str = "cells", image_size: int = 1) -> SimpleNamespace:
-    """What model_loss reads of a model: its head, grid, input size and stages."""
-    return SimpleNamespace(
-        cfg=SimpleNamespace(head=head, image_size=image_size), num_visual=side * side, stage_list=lambda: list(stages)
+def fake_model(side: int, head: str = "cells", image_size: int = 1) -> SimpleNamespace:
+    """What MGVLF's loss reads of the model: its head, grid and input size."""
+    model = SimpleNamespace(
+        cfg=SimpleNamespace(head=head, image_size=image_size),
+        num_visual=side * side,
+        image_size=image_size,
+        needs_attention=lambda cfg: False,
     )
+    model.loss = lambda out, batch, cfg: MGVLF.loss(model, out, batch, cfg)
+    model.loss_terms = lambda cfg: MGVLF.loss_terms(model, cfg)
+    return model
+
+
+def model_loss(model, out, batch, cfg=None):
+    return model.loss(out, batch, cfg or LossConfig())
+
+
+def staged(core: SimpleNamespace, *stages) -> SimpleNamespace:
+    """What StagedModel's loss reads: the core's loss, the input size and the stages."""
+    model = SimpleNamespace(core=core, image_size=core.image_size, stage_list=lambda: list(stages))
+    model.loss = lambda out, batch, cfg: StagedModel.loss(model, out, batch, cfg)
+    return model
 
 
 def test_paper_loss_is_smooth_l1_plus_giou():
@@ -50,7 +69,7 @@ def test_cells_loss_trains_the_centre_cell_and_its_box():
     torch.testing.assert_close(losses["cell"], expected_cell)
     box_terms = grounding_loss(cell_boxes[:, 2], target)  # the centre cell's box, not the argmax's
     torch.testing.assert_close(losses["loss"], box_terms["loss"] + 2.0 * expected_cell)
-    assert set(losses) == set(loss_terms(fake_model(3))) == {"loss", "l1", "giou", "cell"}
+    assert set(losses) == set(fake_model(3).loss_terms(LossConfig())) == {"loss", "l1", "giou", "cell"}
 
 
 def test_the_reg_head_loss_is_the_papers_on_the_answer():
@@ -80,20 +99,21 @@ def test_object_loss_is_focal_loss_per_object_and_model_loss_adds_it_with_the_ca
         boxes=torch.rand(2, 4), cell_scores=torch.randn(2, 4), cell_boxes=torch.tensor([[[0.0, 0.0, 0.5, 0.5]] * 4] * 2)
     )
     out.stages["object_head"] = ObjectRecord(logits, torch.randn(2, 5))
-    stage = ObjectHead(ModelConfig(image_size=64), dim=8, text_dim=8)
+    core = CoreFacts(image_size=64, dim=8, text_dim=8, heads=1, ffn_dim=8, max_tokens=8, level_channels={32: 8})
+    stage = ObjectHead(StageOptions(weights={"object": 0.5, "category": 0.5}), core)
     target = torch.tensor([[0.0, 0.0, 0.2, 0.2], [0.5, 0.5, 0.9, 0.9]])
     categories = torch.tensor([3, 0])
     # the batch holds boxes and objects in network pixels (here a 1-px "input": the stage divides by image_size)
     stage.image_size = 1
     batch = {"box": target, "objects": objects, "category_index": categories}
-    losses = model_loss(fake_model(2, stage), out, batch, LossConfig(object_weight=0.5))
+    losses = model_loss(staged(fake_model(2), stage), out, batch)
     category = F.cross_entropy(out.stages["object_head"].query_category_logits, categories)
     torch.testing.assert_close(losses["object"], expected)
     torch.testing.assert_close(losses["category"], category)
     boxes_only = model_loss(fake_model(2), out, batch)["loss"]
     torch.testing.assert_close(losses["loss"], boxes_only + 0.5 * (expected + category))
     with pytest.raises(ValueError, match="objects"):
-        model_loss(fake_model(2, stage), out, {"box": target})
+        model_loss(staged(fake_model(2), stage), out, {"box": target})
 
 
 def test_the_retired_attention_weight_loads_when_off_and_is_refused_otherwise():
@@ -102,5 +122,12 @@ def test_the_retired_attention_weight_loads_when_off_and_is_refused_otherwise():
     assert config_from_dict({"loss": {"attention_weight": 0.0}}).loss == LossConfig()  # older checkpoints' configs
     with pytest.raises(ValueError, match=r"loss\.attention_weight no longer exists"):
         config_from_dict({"loss": {"attention_weight": 0.5}})
-    with pytest.raises(ValueError, match=r"loss\.rank_weight"):
-        LossConfig(rank_weight=-1)
+    with pytest.raises(ValueError, match=r"loss\.cell_weight"):
+        LossConfig(cell_weight=-1)
+
+
+def test_an_older_configs_stage_weight_weighs_each_of_the_stages_terms():
+    from rsvg.config import config_from_dict
+
+    cfg = config_from_dict({"model": {"head": "cells", "object_head": True}, "loss": {"object_weight": 0.5}})
+    assert cfg.model.stages["object_head"].weights == {"object": 0.5, "category": 0.5}

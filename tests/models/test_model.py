@@ -4,13 +4,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers.models import TINY, inputs
+from helpers.models import TINY, inputs, model_config
 from rsvg.config import load_config
 from rsvg.models.build import build_model
-from rsvg.models.config import ModelConfig
 from rsvg.models.heads import CellHead
+from rsvg.models.loss import LossConfig
 from rsvg.models.mgvlf import visual_padding_mask
-from rsvg.models.objective import model_loss
+from rsvg.models.mgvlf_config import MGVLFConfig as ModelConfig
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +168,7 @@ def test_gradients_reach_every_trainable_part(options):
     image, pad, ids, mask = inputs()
     out = model(image, pad, ids, mask)
     box = torch.tensor([[0.1, 0.1, 0.4, 0.3], [0.5, 0.5, 0.9, 0.8]]) * 64  # network pixels
-    model_loss(model, out, {"box": box})["loss"].backward()
+    model.loss(out, {"box": box}, LossConfig())["loss"].backward()
     missing = [
         n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or p.grad.abs().sum() == 0)
     ]
@@ -222,7 +222,7 @@ def test_bad_model_options_are_named():
 
 def test_object_head_adds_the_category_agreement_to_the_cell_scores():
     torch.manual_seed(0)
-    model = build_model(ModelConfig(**TINY, **LITE_OPTIONS, object_head=True)).eval()
+    model = build_model(model_config(**TINY, **LITE_OPTIONS, stages={"object_head": {}})).eval()
     image, pad, ids, mask = inputs()
     with torch.inference_mode():
         out = model(image, pad, ids, mask)
@@ -242,14 +242,14 @@ def test_object_head_adds_the_category_agreement_to_the_cell_scores():
 
 def test_object_head_trains_every_part_with_its_loss():
     torch.manual_seed(0)
-    model = build_model(ModelConfig(**TINY, **LITE_OPTIONS, object_head=True)).train()
+    model = build_model(model_config(**TINY, **LITE_OPTIONS, stages={"object_head": {}})).train()
     image, pad, ids, mask = inputs()
     target = torch.tensor([[0.1, 0.1, 0.4, 0.3], [0.5, 0.5, 0.9, 0.8]])
     box = target * 64  # the batch's boxes and objects are in network pixels
     objects = [torch.cat([torch.tensor([[18.0]]), box[:1]], 1), torch.cat([torch.tensor([[13.0]]), box[1:]], 1)]
     out = model(image, pad, ids, mask)
     batch = {"box": box, "objects": objects, "category_index": torch.tensor([18, 13])}
-    losses = model_loss(model, out, batch)
+    losses = model.loss(out, batch, LossConfig())
     losses["loss"].backward()
     assert {"object", "category"} <= set(losses)
     missing = [
@@ -295,7 +295,6 @@ def test_the_reg_token_starts_from_the_query_only_with_the_option():
 
 def test_reg_attention_loss_trains_the_reg_fixes_end_to_end():
     from rsvg.models.loss import LossConfig, attention_loss
-    from rsvg.models.objective import loss_terms
 
     torch.manual_seed(0)
     model = build_model(ModelConfig(**TINY, **REG_FIXES)).train()
@@ -303,10 +302,10 @@ def test_reg_attention_loss_trains_the_reg_fixes_end_to_end():
     box = torch.tensor([[0.1, 0.1, 0.4, 0.3], [0.5, 0.5, 0.9, 0.8]]) * 64
     cfg = LossConfig(reg_attention_weight=0.5)
     with pytest.raises(ValueError, match="need_attention"):
-        model_loss(model, model(image, pad, ids, mask), {"box": box}, cfg)
+        model.loss(model(image, pad, ids, mask), {"box": box}, cfg)
     out = model(image, pad, ids, mask, need_attention=True)
-    losses = model_loss(model, out, {"box": box}, cfg)
-    assert set(losses) == set(loss_terms(model, cfg)) == {"loss", "l1", "giou", "attention"}
+    losses = model.loss(out, {"box": box}, cfg)
+    assert set(losses) == set(model.loss_terms(cfg)) == {"loss", "l1", "giou", "attention"}
     torch.testing.assert_close(losses["attention"], attention_loss(out.attention, box / 64))
     losses["loss"].backward()
     missing = [
@@ -319,13 +318,14 @@ def test_the_lite_reg_configs_are_the_papers_model_with_the_reg_fixes():
     paper = load_config("configs/mgvlf_lite_reg.yaml")
     baseline = load_config("configs/mgvlf_lite_reg_baseline.yaml")
     m = paper.model
-    assert m.head == "reg" and m.mlcm and not (m.object_head or m.rank or m.zoom or m.refine)
+    assert m.head == "reg" and m.mlcm and m.stages == {}
     assert m.reg_from_query and m.reg_centre_from_attention and paper.loss.reg_attention_weight > 0
     assert not baseline.model.mlcm
     assert baseline.model.to_dict() | {"mlcm": True} == m.to_dict() and baseline.loss == paper.loss
     assert baseline.train == paper.train and (paper.train.epochs, paper.train.lr) == (20, 5e-4)  # same budget
     model = build_model(m, load_pretrained=False)
-    assert len(model.stages) == 0 and model.feature_channels == model.core_channels  # no stage maps to cache
+    channels = model.level_channels
+    assert model.stage_list() == [] and model.feature_channels == channels[32] + 4 * channels[16]  # no stage maps
     # the paper configs keep the paper's [REG] token
     dior = load_config("configs/mgvlf_dior.yaml")
     assert not (dior.model.reg_from_query or dior.model.reg_centre_from_attention or dior.loss.reg_attention_weight)

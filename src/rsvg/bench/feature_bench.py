@@ -6,9 +6,9 @@ channels-last backbone on random images of the config's input size, no disk — 
 uses (:func:`~rsvg.engine.feature_cache.backbone_batch_size`) and at a baseline batch size (the old choice, the
 config's ``train.eval_batch_size``), in the same process, alternating, and reports the ratio.
 
-With ``model.zoom`` it measures the second look's crops the same way: :func:`~rsvg.models.stages.zoom.crop_map` on
-``images`` random crops of ``zoom_window × zoom_scale`` pixels, as many at once as it reads them now (a few on a
-CPU) and all at once (the baseline: how validation and the test step encoded them before).
+A model's stages add what they read besides the cached maps, each measured by the stage itself
+(:meth:`~rsvg.models.stages.base.Stage.feature_timings`): the second look's crops, as many at once as it reads them
+now and all at once.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from rsvg.bench.machine import check_device
 from rsvg.config import load_config
 from rsvg.engine.feature_cache import backbone_batch_size
 from rsvg.models.build import build_model
-from rsvg.models.stages.zoom import CPU_CROPS_AT_ONCE, crop_map
 
 
 def benchmark_features(
@@ -59,7 +58,7 @@ def benchmark_features(
     def one_pass(step: int) -> float:
         t0 = time.perf_counter()
         for start in range(0, images, step):
-            model.feature_map(backbone(x[start : start + step]), x[start : start + step])
+            model.encode_image(x[start : start + step], backbone)
         if dev.type == "cuda":
             torch.cuda.synchronize()
         return time.perf_counter() - t0
@@ -69,7 +68,10 @@ def benchmark_features(
         for _ in range(repeats):
             for name, step in batches.items():
                 best[name] = min(best[name], one_pass(step))
-    crops = _crop_timings(model, images, repeats, dev) if cfg.model.zoom else {}
+    # what the stages read besides the cached maps, measured by each stage itself (the second look's crops)
+    crops: dict = {}
+    for stage in model.stage_list():
+        crops.update(stage.feature_timings(model, images, repeats, dev))
     return {
         "config": str(config),
         "image_size": size,
@@ -82,39 +84,4 @@ def benchmark_features(
         "baseline_ms_per_image": 1000 * best["baseline"] / images,
         "speedup": best["baseline"] / best["cache"],
         **crops,
-    }
-
-
-def _crop_timings(model: torch.nn.Module, crops: int, repeats: int, dev: torch.device) -> dict:
-    """ms per crop of the second look's input, read as :func:`~rsvg.models.stages.zoom.crop_map` reads it now and all at
-    once (the best of ``repeats`` alternating passes), by the backbone as inference holds it (BatchNorm folded,
-    the default memory layout)."""
-    cfg = model.cfg
-    side = cfg.zoom_window * cfg.zoom_scale
-    generator = torch.Generator().manual_seed(1)
-    x = torch.randn(crops, 3, side, side, generator=generator).to(dev)
-    backbone = copy.deepcopy(model.backbone).eval().to(dev)
-    backbone.fold_frozen_batchnorm()
-    now = CPU_CROPS_AT_ONCE if dev.type == "cpu" else crops
-    best = {"now": float("inf"), "all": float("inf")}
-
-    def one_pass(at_once: int) -> float:
-        t0 = time.perf_counter()
-        crop_map(backbone, x, at_once)
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - t0
-
-    with torch.inference_mode():
-        one_pass(now)  # warm-up
-        for _ in range(repeats):
-            best["now"] = min(best["now"], one_pass(now))
-            best["all"] = min(best["all"], one_pass(crops))
-    return {
-        "crop_size": side,
-        "crops": crops,
-        "crops_at_once": now,
-        "crop_ms": 1000 * best["now"] / crops,
-        "crops_all_at_once_ms": 1000 * best["all"] / crops,
-        "crop_speedup": best["all"] / best["now"],
     }

@@ -27,17 +27,16 @@ def phase_floor(job: PhaseJob) -> dict[str, Any]:
     s = job.settings
     lm = load_model(job)
     model = lm.model.eval()
-    cfg = model.cfg
     out: dict[str, Any] = {"matmul": matmul_gflops(s.matmul_n, repeats=max(s.repeats, 3), device=s.device)}
     for name, cl in (("default", False), ("channels_last", True)):
         out[f"backbone_{name}"] = backbone_seconds(
-            model.backbone, cfg.image_size, channels_last=cl, repeats=s.repeats, warmup=s.warmup, device=s.device
+            model.backbone, model.image_size, channels_last=cl, repeats=s.repeats, warmup=s.warmup, device=s.device
         )
     model.backbone.to(memory_format=torch.contiguous_format)
 
     # FLOPs with every attention as explicit matrix products (the counter sees each one).
     set_path(model, NONE)
-    sample = make_samples(1, cfg.image_size, cfg.max_tokens, lm.tokenizer, s.seed)
+    sample = make_samples(1, model.image_size, model.max_tokens, lm.tokenizer, s.seed)
     padded = make_batch(sample, NONE, s.device)
     trimmed = make_batch(sample, frozenset({"trim_text"}), s.device)
 

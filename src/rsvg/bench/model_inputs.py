@@ -21,7 +21,6 @@ import torch
 
 from rsvg.bench.model_settings import PhaseJob
 from rsvg.config import config_from_dict
-from rsvg.data.categories import DIOR_CLASSES
 
 SOURCE_IMAGE_SIZE = 800  # DIOR images are 800×800
 
@@ -42,7 +41,7 @@ QUERIES = (
 class LoadedModel:
     """A model built for one phase, with its input normalisation, its tokenizer and the seconds building took."""
 
-    model: Any  # MGVLF
+    model: Any  # a rsvg.models.interface.GroundingModel
     mean: tuple[float, ...]
     std: tuple[float, ...]
     tokenizer: Any
@@ -78,8 +77,8 @@ def weights_digest(model: torch.nn.Module) -> str:
 
 def make_samples(n: int, image_size: int, max_tokens: int, tokenizer: Any, seed: int = 0) -> list[dict[str, Any]]:
     """``n`` dataset-style samples: normalised random images letterboxed from 800×800 and 800×600 sources (so
-    some carry padding), DIOR-RSVG-like queries of different lengths padded to ``max_tokens``, a box each, and
-    what ``model.object_head``'s loss reads: the image's objects (the box and one more) and the box's category."""
+    some carry padding), DIOR-RSVG-like queries of different lengths padded to ``max_tokens`` and a box each
+    (what a model's stages read besides: :func:`add_stage_inputs`)."""
     from rsvg.data.transforms import letterbox_geometry, padding_mask
 
     gen = torch.Generator().manual_seed(seed)
@@ -91,8 +90,6 @@ def make_samples(n: int, image_size: int, max_tokens: int, tokenizer: Any, seed:
         ids, mask = tokenizer.encode(QUERIES[i % len(QUERIES)], max_tokens, truncate=True)
         lo = 0.2 + 0.05 * (i % 4)
         box = torch.tensor([lo, lo + 0.05, lo + 0.3, lo + 0.25]) * image_size
-        other = torch.tensor([0.7, 0.6, 0.8, 0.75]) * image_size
-        category = i % len(DIOR_CLASSES)
         samples.append(
             {
                 "image": image,
@@ -101,18 +98,15 @@ def make_samples(n: int, image_size: int, max_tokens: int, tokenizer: Any, seed:
                 "input_ids": torch.tensor(ids, dtype=torch.long),
                 "attention_mask": torch.tensor(mask, dtype=torch.long),
                 "index": i,
-                "objects": torch.stack(
-                    [torch.cat([torch.tensor([float(category)]), box]), torch.cat([torch.tensor([0.0]), other])]
-                ),
-                "category_index": torch.tensor(category),
             }
         )
     return samples
 
 
 def add_stage_inputs(samples: list[dict[str, Any]], model: Any, seed: int) -> None:
-    """The training inputs the model's stages read beyond what :func:`make_samples` gives (e.g. the second look's
-    encoded crops), random values of the right shapes."""
+    """The training inputs the model's stages read beyond what :func:`make_samples` gives (e.g. the image's
+    objects, the second look's encoded crops), as each stage makes them
+    (:meth:`~rsvg.models.stages.base.Stage.example_extras`)."""
     gen = torch.Generator().manual_seed(seed)
     for stage in model.stage_list():
         for i, sample in enumerate(samples):

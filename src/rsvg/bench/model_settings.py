@@ -114,10 +114,10 @@ def resolve_run_config(settings: BenchSettings) -> tuple[RunConfig, list[str]]:
     notes: list[str] = []
     if settings.checkpoint is not None:
         from rsvg.engine.checkpoint import read_checkpoint_meta
-        from rsvg.models.config import ModelConfig
+        from rsvg.models.registry import model_config_from_dict
 
         meta = read_checkpoint_meta(Path(settings.checkpoint))
-        cfg = replace(cfg, model=ModelConfig.from_dict(meta["model"]))
+        cfg = replace(cfg, model=model_config_from_dict(meta["model"]))
         notes.append(f"model from checkpoint {settings.checkpoint}")
         return cfg, notes
     model = replace(cfg.model, pretrained_backbone=False, backbone_weights=None)

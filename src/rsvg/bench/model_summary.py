@@ -222,7 +222,8 @@ def model_summary(m: ModelConfig, params: dict[str, int]) -> dict[str, Any]:
         "text_encoder": m.text_encoder,
         "image_size": m.image_size,
         "max_tokens": m.max_tokens,
-        "hidden_dim": m.hidden_dim,
+        "arch": m.arch,
+        "hidden_dim": getattr(m, "hidden_dim", None),
         "params": params,
     }
 

@@ -63,7 +63,6 @@ def phase_infer(job: PhaseJob, opts: frozenset[str], amp: str | None = None) -> 
     s = job.settings
     lm = load_model(job)
     model = lm.model.eval()
-    cfg = model.cfg
     out: dict[str, Any] = {"model_load_s": lm.seconds, "weights": weights_digest(model)}
     if "fold_bn" in opts:
         out["folded_norms"] = model.backbone.fold_frozen_batchnorm()
@@ -72,7 +71,7 @@ def phase_infer(job: PhaseJob, opts: frozenset[str], amp: str | None = None) -> 
     from rsvg.engine.batching import forward_batch
 
     net = _maybe_compile(model, job, opts)
-    samples = make_samples(max(job.batch, 1), cfg.image_size, cfg.max_tokens, lm.tokenizer, s.seed)
+    samples = make_samples(max(job.batch, 1), model.image_size, model.max_tokens, lm.tokenizer, s.seed)
     sync = _sync(s.device)
     for key, n in (("batch1", 1), (f"batch{job.batch}", job.batch)):
         batch = make_batch(samples[:n], opts, s.device)
@@ -115,7 +114,6 @@ def phase_train(job: PhaseJob, opts: frozenset[str]) -> dict[str, Any]:
     run_cfg = config_from_dict(job.run)
     lm = load_model(job)
     model = lm.model.train()
-    cfg = model.cfg
     text_attention = set_path(model, opts)
     out: dict[str, Any] = {
         "text_attention": text_attention,
@@ -127,7 +125,7 @@ def phase_train(job: PhaseJob, opts: frozenset[str]) -> dict[str, Any]:
     out["optimizer"] = optimizer_kind(optimizer)
     scaler = torch.amp.GradScaler(torch.device(s.device).type, enabled=job.amp == "fp16")
     net = _maybe_compile(model, job, opts)
-    samples = make_samples(job.train_batch, cfg.image_size, cfg.max_tokens, lm.tokenizer, s.seed + 1)
+    samples = make_samples(job.train_batch, model.image_size, model.max_tokens, lm.tokenizer, s.seed + 1)
     add_stage_inputs(samples, model, s.seed + 2)
     batch = make_batch(samples, opts, s.device)
     sync = _sync(s.device)

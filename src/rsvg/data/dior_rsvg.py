@@ -217,8 +217,8 @@ def index_problems(root: Path, split: str, indices: Sequence[int], n: int) -> li
 
 
 def unknown_class_message(category: str) -> str | None:
-    """Why an object's class cannot be used by a model whose stages learn the object classes (the lite config's
-    object head and box refinement), or ``None`` for one of the 20 DIOR classes."""
+    """Why an object's class cannot be used by a model whose stages learn the object classes (the lite config's),
+    or ``None`` for one of the 20 DIOR classes."""
     if category in CLASS_INDEX:
         return None
     return f"class {category!r} is not a DIOR class (e.g. {', '.join(DIOR_CLASSES[:3])}, ...)"
@@ -238,7 +238,7 @@ def listed_sample_problems(
         reasons = [ann.unusable[i]] if i in ann.unusable else []
         unknown = unknown_class_message(s.category) if dior_classes else None
         if unknown is not None:
-            reasons.append(f"{unknown}; rsvg train refuses it for models with the object head or box refinement")
+            reasons.append(f"{unknown}; rsvg train refuses it for models whose stages learn the object classes")
         if reasons:
             message = f"index {i} (split {split}): {', '.join(reasons)}"
             problems.append(Problem(str(s.annotation_path), "unusable_sample_in_split", message, s.object_in_file))

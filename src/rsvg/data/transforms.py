@@ -62,7 +62,6 @@ __all__ = [
     "normalize",
     "padding_mask",
     "rot90_box",
-    "zoom_letterbox",
 ]
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
@@ -191,27 +190,6 @@ def letterbox(
     pad_mask = torch.ones((size, size), dtype=torch.bool, device=image.device)
     pad_mask[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = False
     return canvas, pad_mask, params
-
-
-def zoom_letterbox(
-    image: Tensor, params: LetterboxParams, scale: int, fill: int | Sequence[int] = IMAGENET_FILL
-) -> Tensor:
-    """The letterbox ``params`` describes, ``scale`` times finer: ``image`` (C, H, W) resized to
-    ``(resized_h·scale, resized_w·scale)`` and placed at ``(pad_y·scale, pad_x·scale)`` on a
-    ``(size·scale)²`` canvas, so input pixel ``(x, y)`` of :func:`letterbox` covers pixels
-    ``[x·scale, (x+1)·scale)`` here (the second look's source, :mod:`rsvg.models.stages.zoom`)."""
-    if scale < 1:
-        raise ValueError(f"scale must be >= 1, got {scale}")
-    channels = image.shape[0]
-    new_h, new_w = params.resized_h * scale, params.resized_w * scale
-    if (new_h, new_w) != tuple(image.shape[1:]):
-        image = F.resize(image, [new_h, new_w], interpolation=InterpolationMode.BILINEAR, antialias=True)
-    side = params.size * scale
-    fill_values = torch.as_tensor(fill, dtype=image.dtype, device=image.device).reshape(-1, 1, 1)
-    canvas = fill_values.expand(channels, side, side).clone()
-    y0, x0 = params.pad_y * scale, params.pad_x * scale
-    canvas[:, y0 : y0 + new_h, x0 : x0 + new_w] = image
-    return canvas
 
 
 def letterbox_geometry(width: int, height: int, size: int = 640) -> LetterboxParams:

@@ -13,6 +13,7 @@ from rsvg.data.categories import NATURAL_NAMES
 from rsvg.data.xmlio import atomic_write_text
 from rsvg.engine.evaluate import metrics_from_rows
 from rsvg.metrics import METRIC_NAMES
+from rsvg.models.stages import result_notes
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1200px;color:#222;padding:0 1rem}
@@ -65,53 +66,11 @@ def training_curve_png(history: list[dict[str, Any]]) -> bytes:
     return buf.getvalue()
 
 
-def _flagged_note(rows: list[dict[str, Any]], flag: str, what: str, none: str) -> str:
-    """A paragraph on the test predictions marked ``flag`` (a bool column of ``predictions.jsonl``): how many and
-    their Pr@0.5; empty when the model does not write that column."""
-    if not rows or flag not in rows[0]:
-        return ""
-    marked = [r for r in rows if r[flag]]
-    if not marked:
-        return f"<p>{none}</p>"
-    pr50 = metrics_from_rows(marked).overall.values["Pr@0.5"]
-    return f"<p>{what} {len(marked)} of the {len(rows)} test boxes; Pr@0.5 on those: {pr50:.2f} %.</p>"
-
-
 def _model_step_notes(predictions: Path) -> str:
-    """Paragraphs on what the candidate ranking (``model.rank``), the second look (``model.zoom``) and the box
-    refinement (``model.refine``) did on the test split; empty for a model without them."""
+    """Paragraphs on what each stage after the first look did on the test split, as the stages describe it
+    (:func:`rsvg.models.stages.result_notes`); empty for a model without them."""
     rows = [json.loads(line) for line in predictions.read_text().splitlines() if line.strip()]
-    rank = _flagged_note(
-        rows,
-        "reranked",
-        "The candidate ranking (<code>model.rank</code>: the first look's best cells ranked again as objects, with "
-        "their colours read from the image) chose another candidate than the first look's best cell for",
-        "The candidate ranking (<code>model.rank</code>) kept the first look's best cell for every test box.",
-    )
-    zoom = _flagged_note(
-        rows,
-        "second_look",
-        "The second look (<code>model.zoom</code>: a small first box is found again in a window read at twice the "
-        "resolution) gave",
-        "The second look (<code>model.zoom</code>) gave none of the test boxes: no first box was small.",
-    )
-    return "\n".join(p for p in (rank, zoom, _refine_note(rows)) if p)
-
-
-def _refine_note(rows: list[dict[str, Any]]) -> str:
-    """A paragraph on what the box refinement (``model.refine``) did on the test split: Pr@0.5 before and after,
-    and how many answers it made right or wrong at IoU 0.5; empty for a model without it."""
-    if not rows or "unrefined_iou" not in rows[0]:
-        return ""
-    before = 100 * sum(r["unrefined_iou"] > 0.5 for r in rows) / len(rows)
-    after = 100 * sum(r["iou"] > 0.5 for r in rows) / len(rows)
-    fixed = sum(r["iou"] > 0.5 >= r["unrefined_iou"] for r in rows)
-    broken = sum(r["unrefined_iou"] > 0.5 >= r["iou"] for r in rows)
-    return (
-        "<p>The box refinement (<code>model.refine</code>: the answer's box read again from the stride-16 map and "
-        f"the image's colours, and corrected) took Pr@0.5 from {before:.2f} % to {after:.2f} %: {fixed} boxes "
-        f"it made right, {broken} it made wrong.</p>"
-    )
+    return "\n".join(result_notes(rows, lambda marked: metrics_from_rows(marked).overall.values["Pr@0.5"]))
 
 
 def write_report(out: Path, steps: dict[str, dict[str, Any]], baselines: dict[str, dict[str, float]]) -> Path:

@@ -32,6 +32,7 @@ import pickle
 import random
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +42,10 @@ from safetensors.torch import load_file
 from safetensors.torch import save as save_safetensors
 
 from rsvg import __version__
-from rsvg.config import non_finite_place
+from rsvg.config import RunConfig, non_finite_place
 from rsvg.data.partials import remove_stale_partials
 from rsvg.errors import CheckpointError
+from rsvg.models.interface import GroundingModel
 from rsvg.output_paths import creation_mode
 
 MODEL_FILE = "model.safetensors"
@@ -335,3 +337,20 @@ def find_resume(out: Path) -> Path | None:
         if (p / STATE_FILE).is_file() and (p / MODEL_FILE).is_file() and (p / CONFIG_FILE).is_file():
             return p
     return None
+
+
+def checkpoint_meta(model: GroundingModel, cfg: RunConfig, extra: dict[str, Any]) -> dict[str, Any]:
+    """What a model checkpoint's config.json holds: enough to rebuild the model and its input pipeline."""
+    model_cfg = replace(model.cfg, sentence_feature=model.text.sentence_mode, backbone_weights=None)
+    return {
+        "model": model_cfg.to_dict(),
+        "mean": list(model.mean),
+        "std": list(model.std),
+        "run": cfg.to_dict(),
+        **extra,
+    }
+
+
+def model_text_files(model: GroundingModel) -> dict[str, bytes]:
+    """The text encoder's files a checkpoint carries (its tokenizer and model config)."""
+    return text_assets(model.text.folder, model.text.model.config.to_json_string())

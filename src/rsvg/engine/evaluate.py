@@ -74,9 +74,8 @@ def share_image_features(model: torch.nn.Module, batch: dict[str, Any]) -> dict[
 def stage_fields(
     model: torch.nn.Module, out: Any, batch: dict[str, Any], image_size: int, gt: np.ndarray
 ) -> list[dict[str, Any]]:
-    """Per sample, what each stage that ran says about its answer: whether it changed it (its ``step_key``, e.g.
-    ``reranked``, ``second_look``) and, where a stage names a ``before_field`` (e.g. ``unrefined_iou``), the IoU
-    the box had before it."""
+    """Per sample, what each stage that ran says about its answer: whether it changed it (under its ``step_key``)
+    and, where a stage names a ``before_field``, the IoU the box had before it."""
     fields: list[dict[str, Any]] = [{} for _ in range(len(gt))]
     for report in stage_reports(model.stage_list(), out.stages):
         stage = report.stage

@@ -18,7 +18,8 @@ from torch import Tensor
 from rsvg.data.dataset import read_sample_image
 from rsvg.data.records import GroundingSample
 from rsvg.data.transforms import letterbox, normalize
-from rsvg.models.mgvlf import BACKBONE_STRIDE, MGVLF
+from rsvg.models.backbones.base import BACKBONE_STRIDE
+from rsvg.models.interface import GroundingModel
 
 
 def backbone_batch_size(device: torch.device, batch_size: int) -> int:
@@ -28,7 +29,7 @@ def backbone_batch_size(device: torch.device, batch_size: int) -> int:
     return 1 if device.type == "cpu" else max(1, batch_size)
 
 
-def encode_images(model: MGVLF, images: Tensor, batch_size: int) -> Tensor:
+def encode_images(model: GroundingModel, images: Tensor, batch_size: int) -> Tensor:
     """``model.encode_image`` over ``images`` in chunks of :func:`backbone_batch_size`."""
     step = backbone_batch_size(images.device, batch_size)
     if step >= len(images):
@@ -43,7 +44,7 @@ def cache_bytes(num_images: int, channels: int, image_size: int) -> int:
 
 @torch.inference_mode()
 def compute_image_features(
-    model: MGVLF,
+    model: GroundingModel,
     samples: Sequence[GroundingSample],
     device: torch.device,
     batch_size: int = 8,
@@ -51,7 +52,6 @@ def compute_image_features(
 ) -> dict[str, torch.Tensor]:
     """``image_id → (C5, h, w)`` float16 backbone maps for every image the samples use, computed
     :func:`backbone_batch_size` images at a time."""
-    cfg = model.cfg
     images: dict[str, GroundingSample] = {}
     for s in samples:
         images.setdefault(s.image_id, s)
@@ -68,12 +68,12 @@ def compute_image_features(
         batch = []
         for image_id in chunk:
             s = images[image_id]
-            canvas, pad, _ = letterbox(read_sample_image(s), cfg.image_size)
-            batch.append(normalize(canvas, model.backbone.mean, model.backbone.std, pad))
+            canvas, pad, _ = letterbox(read_sample_image(s), model.image_size)
+            batch.append(normalize(canvas, model.mean, model.std, pad))
         x = torch.stack(batch).to(device)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        feats = model.feature_map(backbone(x), x).to("cpu", torch.float16)
+        feats = model.encode_image(x, backbone).to("cpu", torch.float16)
         for image_id, f in zip(chunk, feats, strict=True):
             out[image_id] = f.contiguous()
     return out

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from rsvg.config import TrainConfig
-from rsvg.models.mgvlf import MGVLF
+from rsvg.models.interface import GroundingModel
 
 
 def build_optimizer(
@@ -20,20 +20,22 @@ def build_optimizer(
 
     - ``loaded``: ``lr_pretrained`` for the parameters actually loaded from pretrained weights
       (``pretrained_names``), ``lr`` for every other one (the paper's wording, Sec. V-B);
-    - ``reference``: the reference implementation's three groups — its visual model whole (backbone, input
-      projection, extra levels, MLCM, its text-memory projection, visual encoder: :attr:`MGVLF.VISUAL_MODEL`) and
-      the text encoder at ``lr_pretrained``, the rest (fusion, [REG] token, head, anything else) at ``lr``.
+    - ``reference``: the family's reference implementation's groups
+      (:meth:`~rsvg.models.interface.GroundingModel.reference_group`): for MGVLF its visual model whole (backbone,
+      input projection, extra levels, MLCM, its text-memory projection, visual encoder) and the text encoder at
+      ``lr_pretrained``, the rest (fusion, [REG] token, head, stages) at ``lr``.
 
     ``fused``: AdamW's single-kernel step (``None``: wherever torch has it, CPU and CUDA float tensors; the
     benchmark turns it off to measure it)."""
     # the group at lr comes first (progress lines and the history report the first group's rate)
     buckets: dict[str, list[nn.Parameter]] = {"new": [], "pretrained": [], "rest": [], "visual": [], "text": []}
+    grounding: GroundingModel = unwrap(model)
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
         name = name.removeprefix("module.").removeprefix("_orig_mod.")
         if cfg.lr_groups == "reference":
-            bucket = "visual" if name.startswith(MGVLF.VISUAL_MODEL) else "text" if name.startswith("text.") else "rest"
+            bucket = grounding.reference_group(name)
         else:
             bucket = "pretrained" if name in pretrained_names else "new"
         buckets[bucket].append(p)
@@ -44,6 +46,13 @@ def build_optimizer(
     if fused is None:
         fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for g in groups for p in g["params"])
     return torch.optim.AdamW(groups, weight_decay=cfg.weight_decay, fused=fused or None)
+
+
+def unwrap(model: nn.Module) -> GroundingModel:
+    """The grounding model inside DistributedDataParallel and ``torch.compile`` wrappers."""
+    while hasattr(model, "module") or hasattr(model, "_orig_mod"):
+        model = getattr(model, "module", None) or model._orig_mod  # type: ignore[assignment]
+    return model  # type: ignore[return-value]
 
 
 def describe_groups(optimizer: torch.optim.Optimizer) -> str:

@@ -21,9 +21,8 @@ from rsvg.engine import distributed as dist
 from rsvg.engine.amp import autocast_context
 from rsvg.engine.batching import forward_batch
 from rsvg.errors import NonFiniteError, TrainingDivergedError
+from rsvg.models.interface import GroundingModel
 from rsvg.models.loss import LossConfig
-from rsvg.models.mgvlf import MGVLF
-from rsvg.models.objective import model_loss, needs_attention
 
 
 @dataclass
@@ -35,7 +34,7 @@ class StepResult:
 
 def train_step(
     net: torch.nn.Module,
-    model: MGVLF,
+    model: GroundingModel,
     batch: dict[str, Any],
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler,
@@ -55,8 +54,8 @@ def train_step(
     losses: dict[str, Tensor] = {}
     try:
         with autocast_context(device, amp):
-            out = forward_batch(net, batch, need_attention=needs_attention(model, loss_cfg))
-        losses = model_loss(model, out, batch, loss_cfg)
+            out = forward_batch(net, batch, need_attention=model.needs_attention(loss_cfg))
+        losses = model.loss(out, batch, loss_cfg)
         if not bool(torch.isfinite(losses["loss"].detach())):
             problem = f"the loss is {float(losses['loss'].detach())}"
     except NonFiniteError as exc:

@@ -38,9 +38,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from rsvg.config import RunConfig, config_from_dict
-from rsvg.data.dataset import RSVGDataset, require_samples, verify_images
 from rsvg.data.records import DatasetError
-from rsvg.data.transforms import build_train_transforms
 from rsvg.data.xmlio import atomic_write_text
 from rsvg.engine import distributed as dist
 from rsvg.engine.amp import resolve_amp
@@ -48,48 +46,31 @@ from rsvg.engine.batching import collate, to_device
 from rsvg.engine.checkpoint import (
     MODEL_FILE,
     STATE_FILE,
+    checkpoint_meta,
     find_resume,
     load_training_state,
     load_weights,
+    model_text_files,
     read_checkpoint_meta,
     rng_state,
     save_checkpoint,
     set_rng_state,
-    text_assets,
 )
 from rsvg.engine.determinism import apply_determinism
 from rsvg.engine.evaluate import eval_loader, metrics_from_rows, predict_all, write_predictions
 from rsvg.engine.feature_cache import cache_bytes, compute_image_features
 from rsvg.engine.optim import build_optimizer, build_scheduler, describe_groups
+from rsvg.engine.run_data import training_sets
 from rsvg.engine.sampler import ResumableShardedSampler
 from rsvg.engine.step import train_step
 from rsvg.errors import CheckpointError, NonFiniteError, TrainingDivergedError
 from rsvg.models.build import build_model
-from rsvg.models.mgvlf import MGVLF
-from rsvg.models.objective import loss_terms
-from rsvg.models.stages import check_augmentation
 from rsvg.output_paths import output_lock
 
-__all__ = ["Trainer", "checkpoint_meta", "resolve_amp", "train"]
+__all__ = ["Trainer", "resolve_amp", "train"]
 
 #: what a message about an unusable training checkpoint tells the user to do
 _RECOVER = "start again without --resume into a new --out, or put back a good copy of the file"
-
-
-def checkpoint_meta(model: MGVLF, cfg: RunConfig, extra: dict[str, Any]) -> dict[str, Any]:
-    """What a model checkpoint's config.json holds: enough to rebuild the model and its input pipeline."""
-    model_cfg = replace(model.cfg, sentence_feature=model.text.sentence_mode, backbone_weights=None)
-    return {
-        "model": model_cfg.to_dict(),
-        "mean": list(model.backbone.mean),
-        "std": list(model.backbone.std),
-        "run": cfg.to_dict(),
-        **extra,
-    }
-
-
-def model_text_files(model: MGVLF) -> dict[str, bytes]:
-    return text_assets(model.text.folder, model.text.model.config.to_json_string())
 
 
 class Trainer:
@@ -133,41 +114,7 @@ class Trainer:
         self.model.to(self.device)
         if cfg.train.channels_last:
             self.model.backbone.to(memory_format=torch.channels_last)
-        tokenizer = self.model.text.tokenizer()
-        common = {
-            "image_size": cfg.model.image_size,
-            "tokenizer": tokenizer,
-            "max_tokens": cfg.model.max_tokens,
-            "mean": self.model.backbone.mean,
-            "std": self.model.backbone.std,
-        }
-        check_augmentation(self.model.stage_list(), cfg.data.augment)
-        augment = build_train_transforms(cfg.data.augment) if cfg.data.augment is not None else None
-        # what each sample must carry for the model's stages (rsvg.data.extras)
-        self.train_set = RSVGDataset(
-            cfg.data.root,
-            cfg.data.train_split,
-            augment=augment,
-            seed=cfg.train.seed,
-            extras=self.model.sample_extras(training=True),
-            **common,
-        )
-        self.val_set = RSVGDataset(
-            cfg.data.root, cfg.data.val_split, extras=self.model.sample_extras(training=False), **common
-        )
-        require_samples(self.train_set, "training needs at least one (data.train_split names the split)")
-        require_samples(
-            self.val_set,
-            "training keeps OUT/best by validation Pr@0.5 after every epoch, so it needs at least one "
-            "(data.val_split names the split)",
-        )
-        if cfg.data.val_split == cfg.data.train_split:
-            self.console.print(
-                f"warning: data.val_split is data.train_split ({cfg.data.val_split}): validation scores the training "
-                "samples, so OUT/best is picked on what the model was trained on",
-                highlight=False,
-            )
-        verify_images([*self.train_set.samples, *self.val_set.samples])  # before hours of work, not in the middle
+        self.train_set, self.val_set = training_sets(cfg, self.model, self.console)
         # image_id -> the frozen backbone's map, when cached (see _maybe_cache_backbone_features)
         self.image_features: dict[str, torch.Tensor] | None = None
         self._maybe_cache_backbone_features()
@@ -368,7 +315,7 @@ class Trainer:
         self.net.train()
         loader = self._train_loader()
         # every term the model's loss can return, logged each step (a term a batch lacks adds 0)
-        sums = {name: 0.0 for name in loss_terms(self.model, cfg.loss)}
+        sums = {name: 0.0 for name in self.model.loss_terms(cfg.loss)}
         count, t0, seen = 0, time.perf_counter(), 0
         if self.step_in_epoch > 0:  # resumed mid-epoch: continue the interrupted epoch's sums
             sums.update({k: v for k, v in self.running["sums"].items() if k in sums})

@@ -2,8 +2,8 @@
 
 This module holds the terms and their weights (:class:`LossConfig`): the paper's box terms, the cells head's
 (the same on the box of the cell holding the target's centre, plus a cross-entropy over the cells) and the
-[REG] attention term. The stages (:mod:`rsvg.models.stages`) build their own terms from these, so it imports
-nothing of the model; :mod:`rsvg.models.objective` adds them up for a whole model's output.
+[REG] attention term. The model families (their ``loss``) and the stages (:mod:`rsvg.models.stages`) build
+their own terms from these, so it imports nothing of a model.
 """
 
 from __future__ import annotations
@@ -19,16 +19,13 @@ from torchvision.ops import generalized_box_iou_loss
 @dataclass
 class LossConfig:
     """Weights of the terms; λ = 1 in the paper. ``smooth_l1_beta`` is torch's β (1.0 = paper's default; 0 =
-    plain L1). The other weights belong to options that are not in the paper."""
+    plain L1). The other weights belong to options that are not in the paper; the stages weigh their own terms
+    (``model.stages.<name>.weights``)."""
 
     l1_weight: float = 1.0
     giou_weight: float = 1.0
     smooth_l1_beta: float = 1.0
     cell_weight: float = 1.0  # model.head: cells only: weight of the cell-score cross-entropy
-    object_weight: float = 1.0  # model.object_head only: weight of its per-cell focal and query-category terms
-    zoom_weight: float = 1.0  # model.zoom only: weight of the second look's cells loss (its own L1, GIoU, cell)
-    rank_weight: float = 1.0  # model.rank only: weight of the candidate ranking's cross-entropy
-    refine_weight: float = 1.0  # model.refine only: weight of the refined objects' L1 + GIoU (l1/giou_weight)
     # head: reg only: weight of a cross-entropy pulling the [REG] token's attention over the visual tokens (last
     # fusion layer) onto the cells the target covers (:func:`attention_loss`)
     reg_attention_weight: float = 0.0
@@ -39,10 +36,6 @@ class LossConfig:
             "giou_weight",
             "smooth_l1_beta",
             "cell_weight",
-            "object_weight",
-            "zoom_weight",
-            "rank_weight",
-            "refine_weight",
             "reg_attention_weight",
         ):
             if getattr(self, name) < 0:

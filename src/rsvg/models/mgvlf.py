@@ -15,14 +15,14 @@ Read top to bottom, the forward pass is the paper's Fig. 5:
 Padding is masked everywhere: letterbox padding in the visual tokens, padded text tokens in the MLCM memory and
 in the fusion. With ``mlcm: false`` the same code is the TransVG-style baseline (ablation (a)).
 
-Options that are not in the paper are off in its configs (see :mod:`rsvg.models.config`): ``stride16_detail``,
-``positions_in_tokens``, ``visual_norm``, ``text_norm`` change the steps above; ``head: cells`` is a head beside
-the [REG] head (:mod:`rsvg.models.heads`); the stages after step 4 (:mod:`rsvg.models.stages`) run in order on
-the result and may change the answer.
+Options that are not in the paper are off in its configs (:mod:`rsvg.models.mgvlf_config`); each is a part
+chosen when the model is built (:mod:`rsvg.models.mgvlf_layers`), not a branch of the forward. The stages after
+step 4 wrap this model (:mod:`rsvg.models.stages`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,66 +30,33 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rsvg.models.config import ModelConfig
+from rsvg.models.backbones.base import BACKBONE_STRIDE
 from rsvg.models.detr_init import DetrInitReport
-from rsvg.models.heads import AttentionBoxHead, BoxHead, CellHead
+from rsvg.models.interface import GroundingModel
+from rsvg.models.loss import LossConfig, attention_loss, cell_losses, grounding_loss
+from rsvg.models.mgvlf_config import MGVLFConfig
+from rsvg.models.mgvlf_layers import (
+    ChannelNorm,
+    ExtraLevels,
+    add_positions,
+    build_answer,
+    keep_tokens,
+    mlcm_attention_map,
+    visual_padding_mask,
+)
 from rsvg.models.outputs import GroundingOutput
-from rsvg.models.stages import FEATURE_PARTS, Stage, StageContext, build_stages, upgrade_legacy_names
-from rsvg.models.stages.base import BACKBONE_STRIDE
+from rsvg.models.stage_inputs import CoreFacts, CoreState
 from rsvg.models.text_encoder import TextEncoder
 from rsvg.models.transformer import DecoderLayer, Encoder, sine_position_encoding
 
-# GroundingOutput is defined in rsvg.models.outputs and named here too, where docs/scenes.md points
+# GroundingOutput and the two mask helpers are named here too, where older code and docs/scenes.md import them
 __all__ = ["BACKBONE_STRIDE", "MGVLF", "GroundingOutput", "mlcm_attention_map", "visual_padding_mask"]
 
 
-class ExtraLevels(nn.Module):
-    """The reference's conv6..conv8: each a 1×1 conv to ``mid`` channels and a 3×3 stride-2 conv to ``out``.
+class MGVLF(GroundingModel):
+    """The grounding model; ``cfg`` chooses MGVLF, the baseline or an ablation (:mod:`rsvg.models.mgvlf_config`)."""
 
-    As in the reference code there is no activation between them. With ``padding=0`` a 20×20 map gives
-    9×9, 4×4 and 1×1.
-    """
-
-    def __init__(self, in_channels: int, mid: int, out: int, levels: int, padding: int) -> None:
-        super().__init__()
-        blocks = []
-        for i in range(levels):
-            blocks.append(
-                nn.Sequential(
-                    nn.Conv2d(in_channels if i == 0 else out, mid, 1),
-                    nn.Conv2d(mid, out, 3, stride=2, padding=padding),
-                )
-            )
-        self.blocks = nn.ModuleList(blocks)
-
-    def forward(self, x: Tensor) -> list[Tensor]:
-        outs = []
-        for block in self.blocks:
-            x = block(x)
-            outs.append(x)
-        return outs
-
-
-def visual_padding_mask(padding_mask: Tensor, height: int, width: int) -> Tensor:
-    """``(B, H, W)`` pixel mask (True = padding) → ``(B, h*w)`` token mask: a token is padding only if every
-    pixel of its cell is."""
-    valid = F.adaptive_max_pool2d((~padding_mask).unsqueeze(1).float(), (height, width))
-    return (valid < 0.5).flatten(1)
-
-
-def mlcm_attention_map(cross: Tensor, vis_mask: Tensor, height: int, width: int) -> Tensor:
-    """The MLCM attention map from the last MLCM decoder layer's cross-attention ``(B, h*w, N_memory)`` (head
-    averaged; the level-1 visual tokens come first in the memory): the attention each level-1 cell receives,
-    averaged over the (unpadded) visual queries and normalised to sum to 1 over the unpadded cells."""
-    valid = (~vis_mask).to(cross.dtype)  # (B, h*w)
-    received = (cross[:, :, : height * width] * valid[:, :, None]).sum(1) / valid.sum(1, keepdim=True).clamp(min=1)
-    received = received * valid
-    return (received / received.sum(1, keepdim=True).clamp(min=1e-12)).reshape(-1, height, width)
-
-
-class MGVLF(nn.Module):
-    """The grounding model; ``cfg`` chooses MGVLF, the baseline or an ablation (see :mod:`rsvg.models.config`)."""
-
+    arch = "mgvlf"
     #: The parts that form the reference implementation's "visual model" (its DETR-based module with the MLCM,
     #: which also projects the text into the MLCM memory); the fusion, the [REG] token and the head form its
     #: third optimiser group (``train.lr_groups: reference``).
@@ -103,25 +70,27 @@ class MGVLF(nn.Module):
         "visual_encoder.",
     )
 
-    def __init__(self, cfg: ModelConfig, backbone: nn.Module, text_encoder: TextEncoder) -> None:
+    def __init__(self, cfg: MGVLFConfig, backbone: nn.Module, text_encoder: TextEncoder) -> None:
         super().__init__()
         self.cfg = cfg
         d = cfg.hidden_dim
         self.backbone = backbone
         self.text = text_encoder
-        # backbone channels per stride (the backbone returns the levels build.backbone_levels(cfg) names)
+        # backbone channels per stride (the backbone returns the levels the registry asks for)
         self.level_channels = dict(zip(backbone.return_levels, backbone.out_channels, strict=True))
-        # the visual feature map (what encode_image returns and feature caches store): the stride-32 map, with
-        # stride16_detail the stride-16 map folded in, then the maps the stages read (FEATURE_PARTS)
+        # the visual input (what encode_image returns and feature caches store): the stride-32 map and, with
+        # stride16_detail, the stride-16 map folded in
         c5 = self.level_channels[32] + (4 * self.level_channels[16] if cfg.stride16_detail else 0)
+        self.feature_channels = c5
         b = text_encoder.hidden_size
         side = -(-cfg.image_size // BACKBONE_STRIDE)
         self.num_visual = side * side
 
         # --- MLCM: multi-level cross-modal refinement of the level-1 visual tokens ---
-        self.visual_norm = nn.LayerNorm(c5) if cfg.visual_norm else None
-        self.word_norm = nn.LayerNorm(b) if cfg.text_norm else None
-        self.sentence_norm = nn.LayerNorm(b) if cfg.text_norm else None
+        self.visual_norm = ChannelNorm(c5) if cfg.visual_norm else nn.Identity()
+        self.word_norm = nn.LayerNorm(b) if cfg.text_norm else nn.Identity()
+        self.sentence_norm = nn.LayerNorm(b) if cfg.text_norm else nn.Identity()
+        self.token_positions = add_positions if cfg.positions_in_tokens else keep_tokens
         self.input_proj = nn.Conv2d(c5, d, 1)
         self.extra = (
             ExtraLevels(c5, cfg.extra_mid_channels, d, cfg.extra_levels, cfg.extra_padding) if cfg.multiscale else None
@@ -143,72 +112,24 @@ class MGVLF(nn.Module):
         self.fusion_pos = nn.Embedding(self.num_visual + cfg.max_tokens + 1, d)
         self.fusion = Encoder(cfg.fusion_layers, d, cfg.heads, cfg.ffn_dim, cfg.dropout)
 
-        # --- Localisation ---
-        if cfg.head == "cells":
-            self.head: nn.Module = CellHead(d, b)
-        else:
-            self.head = AttentionBoxHead(d) if cfg.reg_centre_from_attention else BoxHead(d)
-
-        # --- The stages after the paper's model (rsvg.models.stages), in the order they run ---
-        self.stages = build_stages(cfg, d, b, self.level_channels)
-        parts = sorted({p for stage in self.stages.values() for p in stage.feature_parts})
-        self.feature_parts = {p: FEATURE_PARTS[p].channels for p in parts}
-        self.core_channels = c5
-        self.feature_channels = c5 + sum(self.feature_parts.values())
-        self._init_new_parameters()
-        # what a DETR checkpoint initialised besides the backbone (rsvg.models.detr_init; set by build_model)
+        # --- Localisation: the [REG] head (the paper) or a cells head ---
+        self.head = build_answer(cfg.head, cfg.reg_centre_from_attention, d, b)
+        # what a DETR checkpoint initialised besides the backbone (rsvg.models.detr_init; set by the builder)
         self.detr_init: DetrInitReport | None = None
-        # checkpoints written before the stages had their own modules load under the current names
-        self._register_load_state_dict_pre_hook(_upgrade_legacy_state)
 
-    def _init_new_parameters(self) -> None:
-        """Xavier for every matrix not loaded from pretrained weights (paper Sec. V-B)."""
-        for name, p in self.named_parameters():
-            if name.startswith(("backbone.", "text.")):
-                continue
-            if p.dim() > 1:
+    def init_new_parameters(self, net: GroundingModel | None = None) -> None:
+        """Xavier for every matrix not loaded from pretrained weights (paper Sec. V-B), over this model or the
+        ``net`` that wraps it (its stages too, then each stage's own initialisation). The builder calls it once
+        the whole model exists, so the random draws follow the parameters' order."""
+        net = net or self
+        for name, p in net.named_parameters():
+            if not name.removeprefix("core.").startswith(("backbone.", "text.")) and p.dim() > 1:
                 nn.init.xavier_uniform_(p)
         nn.init.normal_(self.reg_token, std=0.02)
-        for stage in self.stages.values():
+        for stage in net.stage_list():
             stage.reset_parameters()
 
     # ------------------------------------------------------------------------------------------------------------
-    def _memory(
-        self,
-        feats: Tensor,
-        level1: Tensor,
-        pos1: Tensor,
-        vis_mask: Tensor,
-        words: Tensor,
-        sentence: Tensor,
-        text_pad: Tensor,
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """The MLCM memory ``y``, its positions and its padding mask, from the parts the config names."""
-        bsz = level1.shape[0]
-        parts, pos, masks = [], [], []
-        if "visual" in self.cfg.memory:
-            parts.append(level1)
-            pos.append(pos1.expand(bsz, -1, -1))
-            masks.append(vis_mask)
-            if self.extra is not None:
-                for f in self.extra(feats):
-                    h, w = f.shape[-2:]
-                    parts.append(f.flatten(2).transpose(1, 2))
-                    pos.append(sine_position_encoding(h, w, f.shape[1], f.device).to(f.dtype).expand(bsz, -1, -1))
-                    masks.append(torch.zeros(bsz, h * w, dtype=torch.bool, device=f.device))
-        if self.memory_text_proj is not None:
-            nt = words.shape[1]
-            tpos = self.memory_text_pos.weight  # type: ignore[union-attr]
-            if "words" in self.cfg.memory:
-                parts.append(F.relu(self.memory_text_proj(words)))
-                pos.append(tpos[:nt].expand(bsz, -1, -1))
-                masks.append(text_pad)
-            if "sentence" in self.cfg.memory:
-                parts.append(F.relu(self.memory_text_proj(sentence)).unsqueeze(1))
-                pos.append(tpos[-1:].expand(bsz, -1, -1))
-                masks.append(torch.zeros(bsz, 1, dtype=torch.bool, device=words.device))
-        return torch.cat(parts, 1), torch.cat(pos, 1), torch.cat(masks, 1)
-
     def forward(
         self,
         image: Tensor | None,
@@ -221,143 +142,161 @@ class MGVLF(nn.Module):
         text_features: tuple[Tensor, Tensor] | None = None,
         extras: Mapping[str, Any] | None = None,
     ) -> GroundingOutput:
-        """``image`` (B, 3, S, S) normalised, ``padding_mask`` (B, S, S) True on padding, token ids and mask
-        (B, Nt). Returns normalised boxes (and the attention maps on request).
+        args = (image, padding_mask, input_ids, attention_mask, need_attention)
+        return self.forward_core(*args, image_features=image_features, text_features=text_features)[0]
 
-        ``image_features`` (the visual feature map, :meth:`encode_image`) replaces ``image`` when given;
-        ``text_features`` (words, sentence) likewise replaces the text encoder's output. ``extras`` holds the
-        batch entries the stages read (:attr:`batch_keys`)."""
+    def forward_core(
+        self,
+        image: Tensor | None,
+        padding_mask: Tensor,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        need_attention: bool = False,
+        *,
+        image_features: Tensor | None = None,
+        text_features: tuple[Tensor, Tensor] | None = None,
+    ) -> tuple[GroundingOutput, CoreState]:
         # 1. Multimodal encoder (either part may come precomputed: frozen encoders' features are cacheable)
+        visual = self._visual_input(image, image_features)
+        feats = self.visual_norm(visual)
+        h, w = feats.shape[-2:]
+        level1 = self.input_proj(feats).flatten(2).transpose(1, 2)  # (B, h*w, D)
+        pos1 = sine_position_encoding(h, w, level1.shape[-1], level1.device).to(level1.dtype).unsqueeze(0)
+        level1 = self.token_positions(level1, pos1)
+        vis_mask = visual_padding_mask(padding_mask, h, w)
+        raw_words, raw_sentence = self.text(input_ids, attention_mask) if text_features is None else text_features
+        words, sentence = self.word_norm(raw_words), self.sentence_norm(raw_sentence)
+        text_pad = attention_mask == 0
+
+        # 2. MLCM: cross-modal decoder layers, then the self-attention encoder
+        x, mlcm_attention = self._mlcm(feats, level1, pos1, vis_mask, words, sentence, text_pad, need_attention)
+        x, _ = self.visual_encoder(x, pos1, vis_mask)
+
+        # 3. Fusion of visual tokens, word tokens and the [REG] token
+        out, weights = self._fuse(x, words, sentence, vis_mask, text_pad, self.head.wants_weights(need_attention))
+
+        # 4. Localisation from the [REG] token (the paper), or from the best of the visual tokens (head: cells)
+        result = self.head.answer(out, weights, vis_mask, (h, w), sentence, need_attention)
+        result.mlcm_attention = mlcm_attention
+        detail = visual[:, self.level_channels[32] :] if self.cfg.stride16_detail else None
+        state = CoreState(
+            padding_mask, vis_mask, (h, w), out[:, : h * w], raw_words, raw_sentence, sentence, text_pad,
+            need_attention, detail,
+        )  # fmt: skip
+        return result, state
+
+    def _visual_input(self, image: Tensor | None, image_features: Tensor | None) -> Tensor:
+        """The visual input map, computed from ``image`` unless given; checked against the model."""
         if image_features is None:
             if image is None:
                 raise ValueError("give the image or its features (image_features)")
             image_features = self.encode_image(image)
-        bsz, channels, h, w = image_features.shape
+        _, channels, h, w = image_features.shape
         if h * w != self.num_visual or channels != self.feature_channels:
             raise ValueError(
                 f"a {channels}x{h}x{w} feature map does not match the model ({self.feature_channels} channels, "
                 f"{self.num_visual} tokens at model.image_size {self.cfg.image_size})"
             )
-        feats, folded = self._split_features(image_features)
-        if self.visual_norm is not None:
-            feats = self.visual_norm(feats.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-        level1 = self.input_proj(feats).flatten(2).transpose(1, 2)  # (B, h*w, D)
-        pos1 = sine_position_encoding(h, w, level1.shape[-1], level1.device).to(level1.dtype).unsqueeze(0)
-        if self.cfg.positions_in_tokens:
-            level1 = level1 + pos1
-        vis_mask = visual_padding_mask(padding_mask, h, w)
-        raw_words, raw_sentence = self.text(input_ids, attention_mask) if text_features is None else text_features
-        words, sentence = raw_words, raw_sentence
-        if self.word_norm is not None and self.sentence_norm is not None:
-            words, sentence = self.word_norm(words), self.sentence_norm(sentence)
-        text_pad = attention_mask == 0
+        return image_features
 
-        # 2. MLCM: cross-modal decoder layers, then the self-attention encoder
-        x = level1
-        mlcm_attention = None
-        if len(self.mlcm_decoder):
-            memory, memory_pos, memory_mask = self._memory(feats, level1, pos1, vis_mask, words, sentence, text_pad)
-            for k, layer in enumerate(self.mlcm_decoder):
-                want = need_attention and k == len(self.mlcm_decoder) - 1 and "visual" in self.cfg.memory
-                x, cross = layer(x, pos1, vis_mask, memory, memory_pos, memory_mask, need_weights=want)
-                if cross is not None:
-                    mlcm_attention = mlcm_attention_map(cross, vis_mask, h, w)
-        x, _ = self.visual_encoder(x, pos1, vis_mask)
+    def _mlcm(
+        self, feats: Tensor, level1: Tensor, pos1: Tensor, vis_mask: Tensor, words: Tensor, sentence: Tensor,
+        text_pad: Tensor, need_attention: bool,
+    ) -> tuple[Tensor, Tensor | None]:  # fmt: skip
+        """The MLCM decoder layers over the level-1 tokens, and the last layer's attention map on request."""
+        x, attention = level1, None
+        if not len(self.mlcm_decoder):
+            return x, attention
+        memory, memory_pos, memory_mask = self._memory(feats, level1, pos1, vis_mask, words, sentence, text_pad)
+        h, w = feats.shape[-2:]
+        for k, layer in enumerate(self.mlcm_decoder):
+            want = need_attention and k == len(self.mlcm_decoder) - 1 and "visual" in self.cfg.memory
+            x, cross = layer(x, pos1, vis_mask, memory, memory_pos, memory_mask, need_weights=want)
+            if cross is not None:
+                attention = mlcm_attention_map(cross, vis_mask, h, w)
+        return x, attention
 
-        # 3. Fusion of visual tokens, word tokens and the [REG] token
-        nt = words.shape[1]
+    def _memory(
+        self, feats: Tensor, level1: Tensor, pos1: Tensor, vis_mask: Tensor, words: Tensor, sentence: Tensor,
+        text_pad: Tensor,
+    ) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+        """The MLCM memory ``y``, its positions and its padding mask, from the parts the config names."""
+        bsz = level1.shape[0]
+        parts, pos, masks = [], [], []
+        if "visual" in self.cfg.memory:
+            parts.append(level1)
+            pos.append(pos1.expand(bsz, -1, -1))
+            masks.append(vis_mask)
+            for f in self.extra(feats) if self.extra is not None else ():
+                h, w = f.shape[-2:]
+                parts.append(f.flatten(2).transpose(1, 2))
+                pos.append(sine_position_encoding(h, w, f.shape[1], f.device).to(f.dtype).expand(bsz, -1, -1))
+                masks.append(torch.zeros(bsz, h * w, dtype=torch.bool, device=f.device))
+        if self.memory_text_proj is not None:
+            tpos = self.memory_text_pos.weight  # type: ignore[union-attr]
+            if "words" in self.cfg.memory:
+                parts.append(F.relu(self.memory_text_proj(words)))
+                pos.append(tpos[: words.shape[1]].expand(bsz, -1, -1))
+                masks.append(text_pad)
+            if "sentence" in self.cfg.memory:
+                parts.append(F.relu(self.memory_text_proj(sentence)).unsqueeze(1))
+                pos.append(tpos[-1:].expand(bsz, -1, -1))
+                masks.append(torch.zeros(bsz, 1, dtype=torch.bool, device=words.device))
+        return torch.cat(parts, 1), torch.cat(pos, 1), torch.cat(masks, 1)
+
+    def _fuse(
+        self, x: Tensor, words: Tensor, sentence: Tensor, vis_mask: Tensor, text_pad: Tensor, need_weights: bool
+    ) -> tuple[Tensor, Tensor | None]:
+        """The fusion of ``[visual tokens; word tokens; REG]``: its output and, on request, its attention."""
+        bsz, nv, nt = x.shape[0], x.shape[1], words.shape[1]
         reg = self.reg_token.expand(bsz, -1, -1)
         if self.reg_query_proj is not None:  # model.reg_from_query
             reg = reg + self.reg_query_proj(sentence).unsqueeze(1)
         tokens = torch.cat([F.relu(self.fusion_visual_proj(x)), F.relu(self.fusion_text_proj(words)), reg], 1)
-        pos = torch.cat([self.fusion_pos.weight[: h * w + nt], self.fusion_pos.weight[-1:]], 0).unsqueeze(0)
-        if self.cfg.positions_in_tokens:
-            tokens = tokens + pos
+        pos = torch.cat([self.fusion_pos.weight[: nv + nt], self.fusion_pos.weight[-1:]], 0).unsqueeze(0)
         mask = torch.cat([vis_mask, text_pad, torch.zeros(bsz, 1, dtype=torch.bool, device=x.device)], 1)
-        reg_attention = self.cfg.head == "reg" and (need_attention or self.cfg.reg_centre_from_attention)
-        out, weights = self.fusion(tokens, pos, mask, need_weights=reg_attention)
+        return self.fusion(self.token_positions(tokens, pos), pos, mask, need_weights=need_weights)
 
-        # 4. Localisation from the [REG] token (the paper), or from the best of the visual tokens (head: cells)
-        if isinstance(self.head, CellHead):
-            scores, cell_boxes = self.head(out[:, : h * w], vis_mask, h, w, sentence)
-            result = GroundingOutput(scores.new_empty(0), mlcm_attention=mlcm_attention, cell_boxes=cell_boxes)
-            result.choose_cell(scores, (h, w), need_attention)
-        else:
-            # the [REG] token's attention over the visual tokens (computed when asked for or read by the head)
-            reg_weights = weights[:, -1, : h * w] if weights is not None else None
-            if isinstance(self.head, AttentionBoxHead):  # model.reg_centre_from_attention
-                boxes = self.head(out[:, -1], reg_weights, h, w)
-            else:
-                boxes = self.head(out[:, -1])
-            attention = reg_weights.reshape(bsz, h, w) if need_attention and reg_weights is not None else None
-            result = GroundingOutput(boxes, attention=attention, mlcm_attention=mlcm_attention)
-
-        # 5. The stages after the paper's model, in order (none in the paper's configs)
-        if len(self.stages):
-            ctx = StageContext(
-                cfg=self.cfg,
-                padding_mask=padding_mask,
-                visual_padding=vis_mask,
-                grid=(h, w),
-                tokens=out[:, : h * w],
-                words=raw_words,
-                sentence=raw_sentence,
-                normalised_sentence=sentence,
-                text_padding=text_pad,
-                backbone=self.backbone,
-                need_attention=need_attention,
-                folded=folded,
-                batch=extras or {},
-            )
-            for stage in self.stages.values():
-                stage(result, ctx)
-        return result
-
-    def _split_features(self, features: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """The visual feature map → the part the core model reads (stride 32, with ``stride16_detail`` the folded
-        stride-16 map) and, by name, the folded stride-16 map (``"detail"``) and the stages' maps."""
-        folded: dict[str, Tensor] = {}
-        if self.cfg.stride16_detail:
-            folded["detail"] = features[:, self.level_channels[32] : self.core_channels]
-        start = self.core_channels
-        for name, channels in self.feature_parts.items():
-            folded[name] = features[:, start : start + channels]
-            start += channels
-        core = features if start == self.core_channels else features[:, : self.core_channels]
-        return core, folded
-
-    @property
-    def batch_keys(self) -> tuple[str, ...]:
-        """The batch entries the stages read (:func:`rsvg.engine.batching.forward_batch` hands them over)."""
-        return tuple(dict.fromkeys(k for stage in self.stages.values() for k in stage.batch_keys))
-
-    def stage_list(self) -> list[Stage]:
-        """The enabled stages, in the order they run."""
-        return list(self.stages.values())  # type: ignore[arg-type]
-
-    def sample_extras(self, training: bool) -> list[Any]:
-        """New sample extras (:mod:`rsvg.data.extras`) for a training or an evaluation set: what each sample must
-        carry for the enabled stages. Fresh ones every call (an extra is bound to one set's samples)."""
-        return [e for stage in self.stage_list() for e in stage.sample_extras(training)]
-
-    def encode_image(self, image: Tensor) -> Tensor:
+    def encode_image(self, image: Tensor, backbone: nn.Module | None = None) -> Tensor:
         """The visual input ``(B, feature_channels, h, w)`` of the normalised ``image``: :meth:`feature_map` of the
-        backbone's maps."""
-        return self.feature_map(self.backbone(image), image)
+        maps of ``backbone`` (the model's own unless given)."""
+        return self.feature_map((backbone or self.backbone)(image))
 
-    def feature_map(self, maps: list[Tensor], image: Tensor) -> Tensor:
-        """The visual input of the model from the backbone's maps (those of ``backbone.return_levels``, highest
-        resolution first) and the normalised image they came from: the stride-32 map, with ``stride16_detail``
-        the stride-16 map folded in, then the maps the stages read (:data:`~rsvg.models.stages.FEATURE_PARTS`)."""
+    def feature_map(self, maps: list[Tensor]) -> Tensor:
+        """The visual input from the backbone's maps (those of ``backbone.return_levels``, highest resolution
+        first): the stride-32 map and, with ``stride16_detail``, the stride-16 map folded in."""
         by_stride = dict(zip(self.backbone.return_levels, maps, strict=True))
-        parts = [by_stride[32]]
-        if self.cfg.stride16_detail:
-            # Space-to-depth: each stride-32 cell also carries its 2x2 stride-16 cells as channels.
-            parts.append(F.pixel_unshuffle(by_stride[16], 2))
-        for name in self.feature_parts:
-            parts.append(FEATURE_PARTS[name].compute(image).to(parts[0].dtype))
-        return parts[0] if len(parts) == 1 else torch.cat(parts, 1)
+        if not self.cfg.stride16_detail:
+            return by_stride[32]
+        # Space-to-depth: each stride-32 cell also carries its 2x2 stride-16 cells as channels.
+        return torch.cat([by_stride[32], F.pixel_unshuffle(by_stride[16], 2)], 1)
 
+    # --- loss --------------------------------------------------------------------------------------------------
+    def needs_attention(self, cfg: LossConfig) -> bool:
+        return self.cfg.head == "reg" and cfg.reg_attention_weight > 0
+
+    def loss_terms(self, cfg: LossConfig) -> tuple[str, ...]:
+        terms = ("loss", "l1", "giou", "cell") if self.cfg.head == "cells" else ("loss", "l1", "giou")
+        return terms + (("attention",) if self.needs_attention(cfg) else ())
+
+    def loss(self, out: GroundingOutput, batch: Mapping[str, Any], cfg: LossConfig) -> dict[str, Tensor]:
+        """The paper's terms on the [REG] box (eq. 15); with ``head: cells`` the same on the box of the cell
+        holding the target's centre, plus a cross-entropy over the cells; the [REG] attention term when weighed."""
+        target = batch["box"].float() / self.image_size
+        if out.cell_scores is not None and out.cell_boxes is not None:
+            side = math.isqrt(self.num_visual)
+            losses = cell_losses(out.cell_scores, out.cell_boxes, target, side, side, cfg)
+        else:
+            losses = grounding_loss(out.boxes, target, cfg)
+        if self.needs_attention(cfg):
+            if out.attention is None:
+                raise ValueError("loss.reg_attention_weight needs the [REG] attention map: run with need_attention")
+            attention = attention_loss(out.attention, target)
+            losses["loss"] = losses["loss"] + cfg.reg_attention_weight * attention
+            losses["attention"] = attention.detach()
+        return losses
+
+    # --- optimiser groups and the stages ---------------------------------------------------------------------
     def pretrained_parameter_names(self) -> set[str]:
         """Names of the parameters initialised from pretrained weights (they get the lower learning rate)."""
         pretrained, _ = self.backbone.pretrained_and_new_parameters()
@@ -368,14 +307,12 @@ class MGVLF(nn.Module):
         own = dict(self.named_parameters())
         return {n for n in names if n in own}
 
+    def reference_group(self, name: str) -> str:
+        return "visual" if name.startswith(self.VISUAL_MODEL) else "text" if name.startswith("text.") else "rest"
 
-def _upgrade_legacy_state(state_dict: dict[str, Tensor], prefix: str, *args: Any) -> None:
-    """Load-state-dict pre-hook: rename an older checkpoint's stage parameters in place."""
-    own = {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
-    upgraded = upgrade_legacy_names(own)
-    if upgraded.keys() == own.keys():
-        return
-    for key in own:
-        del state_dict[prefix + key]
-    for key, value in upgraded.items():
-        state_dict[prefix + key] = value
+    def core_facts(self) -> CoreFacts:
+        cfg = self.cfg
+        return CoreFacts(
+            cfg.image_size, cfg.hidden_dim, self.text.hidden_size, cfg.heads, cfg.ffn_dim, cfg.max_tokens,
+            dict(self.level_channels),
+        )  # fmt: skip

@@ -7,7 +7,12 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from rsvg.models.stages import step_titles
+
 Box = list[float]
+
+#: the steps after the first look that can change an answer, by key (what the model's stages say of themselves)
+STEP_TITLES = step_titles()
 
 
 class Timing(BaseModel):
@@ -45,9 +50,10 @@ class GroundResponse(BaseModel):
     )
     steps: dict[str, bool] = Field(
         default_factory=dict,
-        description="For models with steps after the first look: per step (reranked, second_look, refined) whether "
-        "it changed the answer. Empty for the paper's model.",
-        examples=[{"reranked": True, "second_look": False, "refined": True}],
+        description="For models with steps after the first look: per step ("
+        + ", ".join(f"{key}: {title}" for key, title in STEP_TITLES.items())
+        + ") whether it changed the answer. Empty for the paper's model.",
+        examples=[{key: k != 1 for k, key in enumerate(STEP_TITLES)}],
     )
     first_look_box: Box | None = Field(
         None, description="The first look's box (the cell heatmap's), in original pixels; null without later steps."

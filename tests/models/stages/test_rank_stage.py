@@ -1,23 +1,23 @@
-"""Candidate ranking (model.rank): the colour map, the candidates' features, the targets, the model path, the loss."""
+"""Candidate ranking (model.stages.rank): the colour map, the candidates' features, the targets, the model, the loss."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers.models import TINY, inputs
+from helpers.models import TINY, inputs, model_config
 from rsvg.models.build import build_model
-from rsvg.models.config import ModelConfig
-from rsvg.models.objective import model_loss
+from rsvg.models.loss import LossConfig
+from rsvg.models.stage_inputs import CoreFacts
 from rsvg.models.stages.colours import COLOUR_STRIDE, colour_channels, colour_map, unfold_colour_map
-from rsvg.models.stages.rank import CandidateRanking, candidate_colours, ranking_targets
+from rsvg.models.stages.rank import CandidateRanking, RankOptions, candidate_colours, ranking_targets
 
-RANK = {**TINY, "head": "cells", "object_head": True, "rank": True, "rank_candidates": 3, "rank_layers": 1}
+RANK = {**TINY, "head": "cells", "stages": {"object_head": {}, "rank": {"candidates": 3, "layers": 1}}}
 
 
 @pytest.fixture(scope="module")
 def rank_model():
     torch.manual_seed(0)
-    return build_model(ModelConfig(**RANK)).eval()
+    return build_model(model_config(**RANK)).eval()
 
 
 def test_the_colour_map_folds_into_the_cells_and_unfolds_back():
@@ -59,7 +59,7 @@ def test_ranking_targets_prefer_a_centre_inside_then_the_overlap():
 def test_the_model_answers_with_the_ranked_candidate(rank_model):
     image, pad, ids, mask = inputs()
     out = rank_model(image, pad, ids, mask)
-    assert rank_model.feature_channels == rank_model.level_channels[32] + colour_channels(32)
+    assert rank_model.feature_channels == rank_model.core.level_channels[32] + colour_channels(32)
     rank = out.stages["rank"]
     assert rank.scores.shape == rank.cells.shape == (2, 3) and rank.boxes.shape == (2, 3, 4)
     best = rank.scores.argmax(1)
@@ -82,7 +82,7 @@ def test_a_feature_map_without_the_colour_channels_is_refused(rank_model):
 
 def test_the_ranking_loss_trains_only_the_ranker():
     torch.manual_seed(0)
-    model = build_model(ModelConfig(**RANK)).train()
+    model = build_model(model_config(**RANK)).train()
     image, pad, ids, mask = inputs()
     out = model(image, pad, ids, mask)
     rank = out.stages["rank"]
@@ -90,7 +90,7 @@ def test_the_ranking_loss_trains_only_the_ranker():
     # the batch as the dataset gives it: boxes in network pixels (the image is 64 px)
     objects = [torch.tensor([[1, *(64 * t).tolist()]]) for t in target]
     batch = {"box": target * 64, "objects": objects, "category_index": torch.tensor([1, 1])}
-    losses = model_loss(model, out, batch)
+    losses = model.loss(out, batch, LossConfig())
     best, has_one = ranking_targets(rank.boxes, target)
     assert has_one.all() and best.tolist() == [1, 1]
     assert torch.isclose(losses["rank"], F.cross_entropy(rank.scores.clamp(min=-1e4), best))
@@ -98,18 +98,18 @@ def test_the_ranking_loss_trains_only_the_ranker():
     # (here trainable, as the second look's does) the text encoder, nothing else
     F.cross_entropy(rank.scores.clamp(min=-1e4), best).backward()
     reached = {
-        ".".join(n.split(".")[:2]) if n.startswith("stages.") else n.split(".")[0]
+        ".".join(n.split(".")[:2])
         for n, p in model.named_parameters()
         if p.grad is not None and p.grad.abs().sum() > 0
     }
-    assert reached == {"stages.rank", "text"}
+    assert reached == {"stages.rank", "core.text"}
 
 
 def test_the_ranker_learns_to_pick_by_colour():
     # two candidates per image, one red and one blue square, in random order; the query says which colour
     torch.manual_seed(0)
-    cfg = ModelConfig(**{**RANK, "hidden_dim": 32, "heads": 4, "ffn_dim": 64, "rank_layers": 1, "max_tokens": 4})
-    ranker = CandidateRanking(cfg, 32, 8)
+    core = CoreFacts(image_size=64, dim=32, text_dim=8, heads=4, ffn_dim=64, max_tokens=4, level_channels={32: 8})
+    ranker = CandidateRanking(RankOptions(candidates=3, layers=1), core)
     assert ranker.categories == 20
     red, blue = torch.randn(8), torch.randn(8)
     opt = torch.optim.Adam(ranker.parameters(), lr=3e-3)
@@ -146,7 +146,7 @@ def test_the_ranker_learns_to_pick_by_colour():
 
 
 def test_rank_needs_the_cells_head():
-    with pytest.raises(ValueError, match=r"model\.rank .* model\.head: cells"):
-        ModelConfig(**{**RANK, "head": "reg"})
-    with pytest.raises(ValueError, match="rank_candidates"):
-        ModelConfig(**{**RANK, "rank_candidates": 1})
+    with pytest.raises(ValueError, match=r"model\.stages\.rank .* model\.head: cells"):
+        model_config(**{**RANK, "head": "reg"})
+    with pytest.raises(ValueError, match=r"stages\.rank\.candidates"):
+        model_config(**{**RANK, "stages": {"rank": {"candidates": 1}}})

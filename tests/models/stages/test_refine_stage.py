@@ -1,24 +1,23 @@
-"""Box refinement (model.refine): the refiner, its training inputs, the model path and the loss."""
+"""Box refinement (model.stages.refine): the refiner, its training inputs, the model path and the loss."""
 
 import pytest
 import torch
 from torchvision.ops import box_iou
 
-from helpers.models import TINY, inputs
+from helpers.models import TINY, inputs, model_config
 from rsvg.models.build import build_model
-from rsvg.models.config import ModelConfig
 from rsvg.models.loss import LossConfig
-from rsvg.models.objective import model_loss
+from rsvg.models.stage_inputs import CoreFacts
 from rsvg.models.stages.colours import colour_channels
-from rsvg.models.stages.refine import BoxRefiner, jitter_boxes
+from rsvg.models.stages.refine import BoxRefiner, RefineOptions, jitter_boxes
 
-REFINE = {**TINY, "head": "cells", "stride16_detail": True, "refine": True, "refine_bins": 3}
+REFINE = {**TINY, "head": "cells", "stride16_detail": True, "stages": {"refine": {"bins": 3}}}
 
 
 @pytest.fixture(scope="module")
 def refine_model():
     torch.manual_seed(0)
-    return build_model(ModelConfig(**REFINE))
+    return build_model(model_config(**REFINE))
 
 
 def _objects():
@@ -52,7 +51,7 @@ def test_an_untrained_refiner_leaves_the_boxes_as_they_are(refine_model):
     out = refine_model.eval()(image, pad, ids, mask)
     unrefined = out.stages["refine"].unrefined
     assert unrefined is not None and torch.allclose(out.boxes, unrefined, atol=1e-6)
-    assert refine_model.feature_channels == refine_model.level_channels[32] + 4 * refine_model.level_channels[
+    assert refine_model.feature_channels == refine_model.core.level_channels[32] + 4 * refine_model.core.level_channels[
         16
     ] + colour_channels(32)  # the colour map rides along without model.rank
     # cached features give the same answer
@@ -73,12 +72,15 @@ def test_in_training_the_jittered_objects_are_refined_and_only_the_refiner_learn
     assert refine.unrefined is None  # the answer is not refined in training
     target = torch.tensor([[0.1, 0.1, 0.4, 0.3], [0.5, 0.5, 0.9, 0.8]])
     batch = {"box": target * 64, "objects": _objects_in_pixels()}
-    losses = model_loss(model, out, batch, LossConfig(refine_weight=1.0))
+    losses = model.loss(out, batch, LossConfig())
     assert losses["refine"] > 0
+    # the refinement's own weighted term, and nothing else, reaches the parameters
+    weighted, terms = model.stages["refine"].loss(out, target, batch, LossConfig())
+    assert torch.equal(terms["refine"], losses["refine"])
     model.zero_grad()
-    (losses["loss"] - model_loss(model, out, batch, LossConfig(refine_weight=0.0))["loss"]).backward()
+    weighted.backward()
     touched = {
-        ".".join(n.split(".")[:2]) if n.startswith("stages.") else n.split(".")[0]
+        ".".join(n.split(".")[:2])
         for n, p in model.named_parameters()
         if p.grad is not None and p.grad.abs().sum() > 0
     }
@@ -98,7 +100,8 @@ def test_the_refiner_learns_to_fit_boxes_to_the_objects():
         colours[i, :, y1 : y1 + h, x1 : x1 + w] = 1.0
         truth[i] = torch.tensor([x1, y1, x1 + w, y1 + h]) / size
     detail = torch.zeros(n, 4, 8, 8)  # no stride-16 features: the colours alone must do
-    refiner = BoxRefiner(ModelConfig(**{**REFINE, "refine_bins": 7, "refine_grow": 1.5}), 4, hidden=64)
+    core = CoreFacts(image_size=64, dim=32, text_dim=8, heads=4, ffn_dim=64, max_tokens=12, level_channels={16: 4})
+    refiner = BoxRefiner(RefineOptions(bins=7, grow=1.5), core, hidden=64)
     assert (refiner.bins, refiner.grow) == (7, 1.5)
     opt = torch.optim.Adam(refiner.parameters(), lr=3e-3)
     rows = torch.arange(n)
@@ -119,10 +122,10 @@ def test_the_refiner_learns_to_fit_boxes_to_the_objects():
     ("change", "message"),
     [
         ({"stride16_detail": False}, "stride16_detail"),
-        ({"refine_bins": 0}, "refine_bins"),
-        ({"refine_grow": 0.5}, "refine_grow"),
+        ({"stages": {"refine": {"bins": 0}}}, r"stages\.refine\.bins"),
+        ({"stages": {"refine": {"grow": 0.5}}}, r"stages\.refine\.grow"),
     ],
 )
 def test_refine_config_errors(change, message):
     with pytest.raises(ValueError, match=message):
-        ModelConfig(**{**REFINE, **change})
+        model_config(**{**REFINE, **change})

@@ -1,20 +1,18 @@
-"""The second look at small objects (model.zoom): geometry, crops, the model's two paths, its loss, its cache."""
+"""The second look at small objects (model.stages.zoom): geometry, crops, the model's two paths, its loss, its cache."""
 
 import numpy as np
 import pytest
 import torch
 
 from helpers.datasets import write_image
-from helpers.models import TINY
+from helpers.models import TINY, model_config
 from rsvg.data.dataset import RSVGDataset
-from rsvg.data.extras import ZoomCanvas
 from rsvg.data.records import DatasetError
-from rsvg.data.transforms import RandomHorizontalFlip, letterbox, letterbox_geometry, normalize, zoom_letterbox
+from rsvg.data.transforms import RandomHorizontalFlip, letterbox, letterbox_geometry, normalize
 from rsvg.engine.feature_cache import compute_image_features
 from rsvg.models.backbones import build_backbone
 from rsvg.models.build import build_model
-from rsvg.models.config import ModelConfig
-from rsvg.models.objective import model_loss
+from rsvg.models.loss import LossConfig
 from rsvg.models.stages import check_augmentation
 from rsvg.models.stages.zoom import (
     ZoomCrops,
@@ -26,23 +24,26 @@ from rsvg.models.stages.zoom import (
     window_origins,
     window_token_padding,
 )
+from rsvg.models.stages.zoom_canvas import ZoomCanvas, zoom_letterbox
 
 ZOOM = {
     **TINY,
     "freeze_backbone": True,
     "stride16_detail": True,
     "head": "cells",
-    "zoom": True,
-    "zoom_window": 32,
-    "zoom_jitter": 8.0,
-    "zoom_max_side": 24.0,
+    "stages": {"zoom": {"window": 32, "jitter": 8.0, "max_side": 24.0}},
 }
+
+
+def with_zoom(**options):
+    """ZOOM with the second look's options changed."""
+    return {**ZOOM, "stages": {"zoom": {**ZOOM["stages"]["zoom"], **options}}}
 
 
 @pytest.fixture(scope="module")
 def zoom_model():
     torch.manual_seed(0)
-    return build_model(ModelConfig(**ZOOM)).eval()
+    return build_model(model_config(**ZOOM)).eval()
 
 
 def compute_zoom_crops(model, samples, device, seed=0) -> ZoomCrops:
@@ -136,12 +137,12 @@ def test_inference_looks_again_only_at_small_first_boxes(zoom_model):
     sides = ((first.boxes[:, 2:] - first.boxes[:, :2]).amax(1) * 64).sort().values
     threshold = float(sides[1] + sides[2]) / 2
     assert sides[1] < sides[2], "the random model must give boxes of different sizes"
-    zoom_model.cfg.zoom_max_side = threshold
+    zoom_model.stages["zoom"].options.max_side = threshold
     try:
         with torch.no_grad():
             out = zoom_model(image, pad, ids, mask, extras={"zoom_image": zoom})
     finally:
-        zoom_model.cfg.zoom_max_side = ZOOM["zoom_max_side"]
+        zoom_model.stages["zoom"].options.max_side = 24.0
     look = out.stages["zoom"]
     assert torch.allclose(look.first_boxes, first.boxes)
     small = needs_zoom(first.boxes, 64, threshold)
@@ -157,13 +158,13 @@ def test_inference_looks_again_only_at_small_first_boxes(zoom_model):
 
 def test_inference_with_every_first_box_large_changes_nothing(zoom_model):
     image, pad, ids, mask, zoom = inputs()
-    zoom_model.cfg.zoom_max_side = 0.001
+    zoom_model.stages["zoom"].options.max_side = 0.001
     try:
         with torch.no_grad():
             out = zoom_model(image, pad, ids, mask, extras={"zoom_image": zoom})
             plain = zoom_model(image, pad, ids, mask)
     finally:
-        zoom_model.cfg.zoom_max_side = ZOOM["zoom_max_side"]
+        zoom_model.stages["zoom"].options.max_side = 24.0
     look = out.stages["zoom"]  # the second look ran but no sample needed it: a record without rows
     assert len(look.rows) == 0 and len(look.scores) == len(look.boxes) == len(look.origins) == 0
     assert torch.equal(out.boxes, plain.boxes)
@@ -172,7 +173,7 @@ def test_inference_with_every_first_box_large_changes_nothing(zoom_model):
 
 def test_training_crops_add_the_second_looks_loss(zoom_model):
     image, pad, ids, mask, _ = inputs()
-    model = build_model(ModelConfig(**ZOOM)).train()
+    model = build_model(model_config(**ZOOM)).train()
     model.load_state_dict(zoom_model.state_dict())
     channels = model.stages["zoom"].channels
     features = torch.randn(3, channels, 4, 4)
@@ -184,7 +185,7 @@ def test_training_crops_add_the_second_looks_loss(zoom_model):
     out = model(image, pad, ids, mask, extras=crops)
     look = out.stages["zoom"]
     assert look.rows.tolist() == [0, 2] and look.first_boxes is None  # training: the first boxes stay
-    losses = model_loss(model, out, batch)
+    losses = model.loss(out, batch, LossConfig())
     assert losses["zoom"] > 0
     losses["loss"].backward()
     assert model.stages["zoom"].visual_proj.weight.grad.abs().sum() > 0
@@ -193,22 +194,22 @@ def test_training_crops_add_the_second_looks_loss(zoom_model):
     torch.manual_seed(2)
     none = model(image, pad, ids, mask, extras={**crops, "zoom_valid": valid & False})
     assert len(none.stages["zoom"].rows) == 0
-    none_losses = model_loss(model, none, batch)
+    none_losses = model.loss(none, batch, LossConfig())
     assert "zoom" not in none_losses
     torch.manual_seed(2)
-    assert torch.equal(none_losses["loss"], model_loss(model, model(image, pad, ids, mask), batch)["loss"])
+    assert torch.equal(none_losses["loss"], model.loss(model(image, pad, ids, mask), batch, LossConfig())["loss"])
 
 
 def test_config_names_what_is_wrong():
     with pytest.raises(ValueError, match="freeze_backbone"):
-        ModelConfig(**{**ZOOM, "freeze_backbone": False})
-    with pytest.raises(ValueError, match="zoom_window"):
-        ModelConfig(**{**ZOOM, "zoom_window": 100})
-    with pytest.raises(ValueError, match="zoom_jitter"):
-        ModelConfig(**{**ZOOM, "zoom_jitter": 16.0})
-    with pytest.raises(ValueError, match="zoom_max_side"):
-        ModelConfig(**{**ZOOM, "zoom_max_side": 0.0})
-    assert ModelConfig(**ZOOM).zoom_grid == 4
+        model_config(**{**ZOOM, "freeze_backbone": False})
+    with pytest.raises(ValueError, match=r"stages\.zoom\.window"):
+        model_config(**with_zoom(window=100))
+    with pytest.raises(ValueError, match=r"stages\.zoom\.jitter"):
+        model_config(**with_zoom(jitter=16.0))
+    with pytest.raises(ValueError, match=r"stages\.zoom\.max_side"):
+        model_config(**with_zoom(max_side=0.0))
+    assert model_config(**ZOOM).stages["zoom"].grid == 4
 
 
 def test_training_crops_hold_small_targets_and_match_the_inference_path(official_dataset, zoom_model):
@@ -219,7 +220,7 @@ def test_training_crops_hold_small_targets_and_match_the_inference_path(official
     for s in ds.samples:
         params = letterbox_geometry(s.width, s.height, 64)
         box = np.asarray(params.box_to_network(np.asarray(s.box)))
-        small = (box[2:] - box[:2]).max() <= ZOOM["zoom_max_side"]
+        small = (box[2:] - box[:2]).max() <= ZOOM["stages"]["zoom"]["max_side"]
         assert (s.index in crops.rows) == small
         if small:  # the target's centre is inside its window
             x0, y0 = crops.origins[crops.rows[s.index]].tolist()
@@ -262,7 +263,7 @@ def test_dataset_gives_zoom_canvases_and_refuses_augmentation(official_dataset, 
     augmented = RSVGDataset(official_dataset, "train", image_size=64, augment=flip)
     with pytest.raises(ValueError, match=r"zoom_crops .*augmentation"):
         augmented.add_extra(ZoomCrops(torch.zeros(0, 1, 4, 4, dtype=torch.float16), torch.zeros(0, 2), {}))
-    with pytest.raises(ValueError, match=r"model\.zoom does not work with augmentation"):
+    with pytest.raises(ValueError, match=r"model\.stages\.zoom does not work with augmentation"):
         check_augmentation(zoom_model.stage_list(), flip)
     check_augmentation(zoom_model.stage_list(), None)
 

@@ -15,11 +15,13 @@ from torchvision.ops import FrozenBatchNorm2d
 
 from rsvg.models.backbones.weights import LoadReport
 
-__all__ = ["LEVEL_STRIDES", "Backbone", "parse_return_levels"]
+__all__ = ["BACKBONE_STRIDE", "LEVEL_STRIDES", "Backbone", "parse_return_levels"]
 
 
 #: The strides of the levels a backbone can return (C3, C4, C5).
 LEVEL_STRIDES: tuple[int, ...] = (8, 16, 32)
+#: The stride of the coarsest level, whose cells are the models' visual tokens.
+BACKBONE_STRIDE = 32
 
 
 def parse_return_levels(return_levels: int | Sequence[int]) -> tuple[int, ...]:

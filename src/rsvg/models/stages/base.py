@@ -18,7 +18,7 @@ ask the model's stages through this interface.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Any, ClassVar
 
@@ -28,12 +28,11 @@ from torch import Tensor, nn
 
 from rsvg.data.records import GroundingSample
 from rsvg.errors import NonFiniteError
-from rsvg.models.config import ModelConfig
+from rsvg.models.backbones.base import BACKBONE_STRIDE
 from rsvg.models.loss import LossConfig
 from rsvg.models.outputs import GroundingOutput
+from rsvg.models.stage_inputs import CoreFacts, CoreState
 from rsvg.models.stages.colours import unfold_colour_map
-
-BACKBONE_STRIDE = 32
 
 
 def require_finite_boxes(boxes: Tensor, reader: str) -> None:
@@ -47,41 +46,62 @@ def require_finite_boxes(boxes: Tensor, reader: str) -> None:
 
 
 @dataclass
-class StageContext:
-    """What the core model hands to the stages after its own steps (one batch)."""
+class StageOptions:
+    """A stage's options (``model.stages.<name>`` of a config): each stage subclasses it with its own fields.
 
-    cfg: ModelConfig
-    padding_mask: Tensor  # (B, S, S) True on letterbox padding
-    visual_padding: Tensor  # (B, h*w) True on padding tokens
-    grid: tuple[int, int]  # (h, w) of the visual tokens
-    tokens: Tensor  # (B, h*w, D) the fusion's visual tokens
-    words: Tensor  # (B, Nt, T) the text encoder's word features, before the model's own normalisation
-    sentence: Tensor  # (B, T) its sentence feature, likewise
-    normalised_sentence: Tensor  # (B, T) the sentence feature as the core model read it (model.text_norm)
-    text_padding: Tensor  # (B, Nt) True on padding
-    backbone: nn.Module
-    need_attention: bool
-    # the feature map's parts beyond the backbone's stride-32 map: "detail" (the folded stride-16 map,
-    # model.stride16_detail) and what the stages asked for (feature_parts), still folded into the stride-32 grid
-    folded: Mapping[str, Tensor] = field(default_factory=dict)
-    batch: Mapping[str, Any] = field(default_factory=dict)  # the batch entries the stages named (batch_keys)
+    ``weights`` weighs the stage's loss terms, by term name (:attr:`Stage.loss_terms`); a term it leaves out
+    weighs 1."""
+
+    weights: dict[str, float] = field(default_factory=dict)
+
+    def check(self, stage: str, model: Any) -> None:
+        """Refuse options that cannot build the stage around ``model`` (its :class:`ModelConfig`); subclasses
+        add their own rules and call this."""
+
+    def weight(self, term: str) -> float:
+        return float(self.weights.get(term, 1.0))
+
+
+@dataclass
+class StageContext(CoreState):
+    """What the stages read for one batch: the core model's :class:`CoreState`, its backbone, the maps the
+    stages asked for (``feature_parts``, still folded into the stride-32 grid) and the batch entries they named
+    (``batch_keys``)."""
+
+    backbone: nn.Module | None = None
+    parts: Mapping[str, Tensor] = field(default_factory=dict)
+    batch: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def around(cls, state: CoreState, backbone: nn.Module, parts: Mapping[str, Tensor], batch: Mapping[str, Any]):
+        """The context of the core model's ``state``."""
+        return cls(**{f.name: getattr(state, f.name) for f in fields(CoreState)}, backbone=backbone, parts=parts,
+                   batch=batch)
 
     @cached_property
     def stride16(self) -> Tensor:
         """The backbone's stride-16 map ``(B, C16, 2h, 2w)``, unfolded from the stride-32 cells that carry it."""
-        return F.pixel_shuffle(self.folded["detail"], 2)
+        if self.detail is None:
+            raise ValueError("this stage reads the stride-16 map: the core model must fold it in (stride16_detail)")
+        return F.pixel_shuffle(self.detail, 2)
 
     @cached_property
     def colours(self) -> Tensor:
         """The image's colour map ``(B, 3, S/4, S/4)`` (:mod:`rsvg.models.stages.colours`)."""
-        return unfold_colour_map(self.folded["colours"], BACKBONE_STRIDE)
+        return unfold_colour_map(self.parts["colours"], BACKBONE_STRIDE)
 
 
 class Stage(nn.Module):
     """Base class of the stages (see the module docstring)."""
 
-    #: key of the stage's record in ``GroundingOutput.stages`` and of its options' ``model.<name>`` switch
+    #: key of the stage's record in ``GroundingOutput.stages`` and of its options in ``model.stages``
     name: ClassVar[str]
+    #: its options' class
+    options_type: ClassVar[type[StageOptions]] = StageOptions
+    #: older configs' flat ``model.<key>`` options, by the option they now are (the switch is ``model.<name>``)
+    legacy_options: ClassVar[dict[str, str]] = {}
+    #: older configs' ``loss.<key>`` that weighed every term of the stage
+    legacy_weight: ClassVar[str] = ""
     #: batch entries the stage reads (absent ones are simply not handed over)
     batch_keys: ClassVar[tuple[str, ...]] = ()
     #: maps the stage reads from the visual feature map (:data:`rsvg.models.stages.FEATURE_PARTS`)
@@ -97,9 +117,18 @@ class Stage(nn.Module):
     step_title: ClassVar[str] = ""
     #: a prediction-row field for the IoU the answer had before this stage (None: none)
     before_field: ClassVar[str | None] = None
+    #: what it does, in a few words, and how a report says what it did to the answers (``note_changed`` is
+    #: followed by "N of the M test boxes"; ``note_none`` is the sentence when it changed none)
+    note_what: ClassVar[str] = ""
+    note_changed: ClassVar[str] = "changed"
+    note_none: ClassVar[str] = "changed none of the test boxes."
     #: False when its training inputs are computed once and would not follow a geometric augmentation (and why)
     supports_augmentation: ClassVar[bool] = True
     augmentation_note: ClassVar[str] = ""
+
+    def __init__(self, options: StageOptions, core: CoreFacts) -> None:
+        super().__init__()
+        self.options = options
 
     def reset_parameters(self) -> None:
         """Initialisation after the model-wide Xavier init (which covers every matrix)."""
@@ -110,8 +139,19 @@ class Stage(nn.Module):
     def loss(
         self, out: GroundingOutput, target: Tensor, batch: Mapping[str, Any], cfg: LossConfig
     ) -> tuple[Tensor | None, dict[str, Tensor]]:
-        """The stage's weighted loss (None when this batch gives it none) and its named terms (detached)."""
-        return None, {}
+        """The stage's loss terms weighted by ``options.weights`` and summed (None when this batch gives it
+        none), and the terms themselves (detached): :meth:`terms` weighed."""
+        terms = self.terms(out, target, batch, cfg)
+        if not terms:
+            return None, {}
+        weighted = sum(self.options.weight(name) * value for name, value in terms.items())
+        return weighted, {name: value.detach() for name, value in terms.items()}  # type: ignore[return-value]
+
+    def terms(
+        self, out: GroundingOutput, target: Tensor, batch: Mapping[str, Any], cfg: LossConfig
+    ) -> dict[str, Tensor]:
+        """The stage's loss terms by name, before weighting (empty when this batch gives it none)."""
+        return {}
 
     def sample_extras(self, training: bool) -> tuple[Any, ...]:
         """What each sample of a training (or evaluation) set must carry for this stage: sample extras
@@ -140,6 +180,10 @@ class Stage(nn.Module):
     def example_extras(self, sample: dict[str, Any], index: int, generator: torch.Generator) -> None:
         """Add this stage's training inputs to a synthetic benchmark sample (random values of the right shape)."""
 
+    def feature_timings(self, model: nn.Module, count: int, repeats: int, device: torch.device) -> dict[str, Any]:
+        """``rsvg bench features``: timings of what this stage encodes besides the cached maps (none here)."""
+        return {}
+
 
 def check_augmentation(stages: Sequence[Stage], augment: object | None) -> None:
     """Refuse augmentation with a stage whose training inputs are computed once (they would not follow it)."""
@@ -148,6 +192,6 @@ def check_augmentation(stages: Sequence[Stage], augment: object | None) -> None:
     for stage in stages:
         if not stage.supports_augmentation:
             raise ValueError(
-                f"model.{stage.name} does not work with augmentation ({stage.augmentation_note}): set data.augment "
-                f"null or model.{stage.name} false"
+                f"model.stages.{stage.name} does not work with augmentation ({stage.augmentation_note}): set "
+                f"data.augment null or remove model.stages.{stage.name}"
             )

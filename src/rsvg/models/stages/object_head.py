@@ -1,4 +1,4 @@
-"""The object head (``model.object_head``, not in the paper): categories per cell as a prior on the cell scores.
+"""The object head (``model.stages.object_head``, not in the paper): categories per cell as a prior on the cell scores.
 
 Per visual token of the fusion output, logits over the 20 DIOR categories of the objects centred in its cell,
 trained on every object of the image the training split annotates (not only the referred one: dense supervision
@@ -21,10 +21,11 @@ from torchvision.ops import sigmoid_focal_loss
 
 from rsvg.boxes import stack_objects
 from rsvg.data.categories import DIOR_CLASSES
-from rsvg.data.extras import ImageObjects, normalised_objects
 from rsvg.models.loss import LossConfig, centre_cells
 from rsvg.models.outputs import GroundingOutput
-from rsvg.models.stages.base import Stage, StageContext
+from rsvg.models.stage_inputs import CoreFacts
+from rsvg.models.stages.base import Stage, StageContext, StageOptions
+from rsvg.models.stages.objects import ImageObjects, example_objects, normalised_objects
 
 
 @dataclass
@@ -56,12 +57,13 @@ def object_loss(logits: Tensor, objects: list[Tensor]) -> Tensor:
 class ObjectHead(Stage):
     name = "object_head"
     loss_terms = ("object", "category")
+    legacy_weight = "object_weight"
 
-    def __init__(self, cfg: Any, dim: int, text_dim: int) -> None:
-        super().__init__()
-        self.image_size = cfg.image_size
-        self.object_head = nn.Linear(dim, len(DIOR_CLASSES))
-        self.query_category = nn.Linear(text_dim, len(DIOR_CLASSES))
+    def __init__(self, options: StageOptions, core: CoreFacts) -> None:
+        super().__init__(options, core)
+        self.image_size = core.image_size
+        self.object_head = nn.Linear(core.dim, len(DIOR_CLASSES))
+        self.query_category = nn.Linear(core.text_dim, len(DIOR_CLASSES))
         self.prior_scale = nn.Parameter(torch.ones(()))
 
     def reset_parameters(self) -> None:
@@ -81,12 +83,16 @@ class ObjectHead(Stage):
     def sample_extras(self, training: bool) -> tuple[Any, ...]:
         return (ImageObjects(),) if training else ()
 
-    def loss(
+    def example_extras(self, sample: dict[str, Any], index: int, generator: torch.Generator) -> None:
+        example_objects(sample, index, self.image_size)
+
+    def terms(
         self, out: GroundingOutput, target: Tensor, batch: Mapping[str, Any], cfg: LossConfig
-    ) -> tuple[Tensor | None, dict[str, Tensor]]:
+    ) -> dict[str, Tensor]:
+        """The focal loss of the cells' categories and the cross-entropy of the query's."""
         record: ObjectRecord = out.stages[self.name]
         if "category_index" not in batch:
-            raise ValueError("model.object_head trains on the image's objects: the batch has no 'category_index'")
+            raise ValueError("the object head trains on the image's objects: the batch has no 'category_index'")
         obj = object_loss(record.object_logits, normalised_objects(batch, self.image_size))
         cat = F.cross_entropy(record.query_category_logits.float(), batch["category_index"])
-        return cfg.object_weight * (obj + cat), {"object": obj.detach(), "category": cat.detach()}
+        return {"object": obj, "category": cat}

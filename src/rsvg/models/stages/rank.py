@@ -1,4 +1,4 @@
-"""Candidate ranking (``model.rank``, not in the paper): the first look's best cells ranked again as objects.
+"""Candidate ranking (``model.stages.rank``, not in the paper): the first look's best cells ranked again as objects.
 
 The cells head scores 12×12 cells from the fusion's tokens, which come from a frozen ImageNet backbone behind a
 LayerNorm: what an object *is* survives that, what *colour* it has mostly does not, and a query that names an
@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -32,10 +32,11 @@ from torch import Tensor, nn
 from torchvision.ops import roi_align
 
 from rsvg.data.categories import DIOR_CLASSES
-from rsvg.models.config import ModelConfig
+from rsvg.errors import ConfigError
 from rsvg.models.loss import LossConfig
 from rsvg.models.outputs import GroundingOutput
-from rsvg.models.stages.base import Stage, StageContext, require_finite_boxes
+from rsvg.models.stage_inputs import CoreFacts
+from rsvg.models.stages.base import Stage, StageContext, StageOptions, require_finite_boxes
 from rsvg.models.transformer import DecoderLayer, query_memory, sine_encoding_xy
 
 COLOUR_BINS = 4  # each box (and its surroundings) is read as a COLOUR_BINS × COLOUR_BINS grid of colours
@@ -90,6 +91,23 @@ def ranking_targets(boxes: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
     return (iou + 2.0 * inside.float()).argmax(1), inside.any(1)
 
 
+@dataclass
+class RankOptions(StageOptions):
+    """``model.stages.rank``: how many of the first look's best cells are ranked, in how many decoder layers."""
+
+    candidates: int = 16
+    layers: int = 2
+    weights: dict[str, float] = field(default_factory=dict)
+
+    def check(self, stage: str, model: Any) -> None:
+        if getattr(model, "head", None) != "cells":
+            raise ConfigError(f"model.stages.{stage} ranks the cells head's best cells: it needs model.head: cells")
+        if self.candidates < 2:
+            raise ConfigError(f"model.stages.{stage}.candidates must be >= 2, got {self.candidates}")
+        if self.layers < 1:
+            raise ConfigError(f"model.stages.{stage}.layers must be >= 1, got {self.layers}")
+
+
 class CandidateRanking(Stage):
     """Scores the first look's ``rank_candidates`` best cells as objects against the query (see the module
     docstring); the best candidate's box becomes the answer. Needs ``model.head: cells``."""
@@ -99,16 +117,23 @@ class CandidateRanking(Stage):
     loss_terms = ("rank",)
     step_key = "reranked"
     step_title = "candidate ranking"
+    note_what = "the first look's best cells ranked again as objects, with their colours read from the image"
+    note_changed = "chose another candidate than the first look's best cell for"
+    note_none = "kept the first look's best cell for every test box."
+    options_type = RankOptions
+    legacy_options: ClassVar[dict[str, str]] = {"rank_candidates": "candidates", "rank_layers": "layers"}
+    legacy_weight = "rank_weight"
 
-    def __init__(self, cfg: ModelConfig, dim: int, text_dim: int) -> None:
-        super().__init__()
-        self.candidates = cfg.rank_candidates
+    def __init__(self, options: RankOptions, core: CoreFacts) -> None:
+        super().__init__(options, core)
+        self.candidates = options.candidates
+        dim, text_dim = core.dim, core.text_dim
         categories, heads, ffn_dim, layers, max_tokens = (
             len(DIOR_CLASSES),
-            cfg.heads,
-            cfg.ffn_dim,
-            cfg.rank_layers,
-            cfg.max_tokens,
+            core.heads,
+            core.ffn_dim,
+            options.layers,
+            core.max_tokens,
         )
         features = categories + 2 + GEOMETRY_FEATURES + 2 * 3 * COLOUR_BINS**2
         self.categories = categories
@@ -127,7 +152,7 @@ class CandidateRanking(Stage):
     def forward(self, out: GroundingOutput, ctx: StageContext) -> None:
         """Rank the first look's best cells; everything taken from the first look is detached."""
         if out.cell_scores is None or out.cell_boxes is None:
-            raise ValueError("model.rank ranks the cells head's best cells: it needs model.head: cells")
+            raise ValueError("the candidate ranking ranks the cells head's best cells: it needs model.head: cells")
         first = out.cell_scores.detach()
         top = first.topk(min(self.candidates, first.shape[1]), 1)
         rows = torch.arange(len(first), device=first.device)
@@ -140,15 +165,15 @@ class CandidateRanking(Stage):
         out.stages[self.name] = RankRecord(top.indices, boxes, scores)
         out.boxes = boxes[rows, scores.argmax(1)].to(out.boxes.dtype)
 
-    def loss(
+    def terms(
         self, out: GroundingOutput, target: Tensor, batch: Mapping[str, Any], cfg: LossConfig
-    ) -> tuple[Tensor | None, dict[str, Tensor]]:
+    ) -> dict[str, Tensor]:
         """Cross-entropy of the ranking against :func:`ranking_targets`, over the samples that have a target."""
         record: RankRecord = out.stages[self.name]
         best, has_one = ranking_targets(record.boxes, target)
         per_sample = F.cross_entropy(record.scores.float().clamp(min=-1e4), best, reduction="none")
         rank = (per_sample * has_one).sum() / has_one.sum().clamp(min=1)
-        return cfg.rank_weight * rank, {"rank": rank.detach()}
+        return {"rank": rank}
 
     def changed(self, record: RankRecord) -> Tensor:
         return record.scores.argmax(1).ne(0)  # candidate 0 is the first look's best cell

@@ -1,4 +1,4 @@
-"""Box refinement (``model.refine``, not in the paper): the answer's box read again, finer, and corrected.
+"""Box refinement (``model.stages.refine``, not in the paper): the answer's box read again, finer, and corrected.
 
 Every box the model gives comes from one token: a stride-32 cell of the first look (12×12 cells at 384 px), or a
 stride-16 cell of the second look's window. Such a box is often on the right object but a poor fit.
@@ -17,19 +17,20 @@ six boxes per sample instead of one.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 from torchvision.ops import roi_align
 
 from rsvg.boxes import stack_objects
-from rsvg.data.extras import ImageObjects, normalised_objects
-from rsvg.models.config import ModelConfig
+from rsvg.errors import ConfigError
 from rsvg.models.loss import LossConfig, grounding_loss
 from rsvg.models.outputs import GroundingOutput
-from rsvg.models.stages.base import Stage, StageContext, require_finite_boxes
+from rsvg.models.stage_inputs import CoreFacts
+from rsvg.models.stages.base import Stage, StageContext, StageOptions, require_finite_boxes
+from rsvg.models.stages.objects import ImageObjects, example_objects, normalised_objects
 
 REFINE_HIDDEN = 256
 GEOMETRY_INPUTS = 4  # centre x, y and log width, log height of the box being refined
@@ -58,6 +59,26 @@ class RefineRecord:
     unrefined: Tensor | None = None  # inference: the answers before the refinement (B, 4)
 
 
+@dataclass
+class RefineOptions(StageOptions):
+    """``model.stages.refine``: the box grown by ``grow`` is read as a ``bins × bins`` grid."""
+
+    bins: int = 7
+    grow: float = 1.5
+    weights: dict[str, float] = field(default_factory=dict)
+
+    def check(self, stage: str, model: Any) -> None:
+        if not getattr(model, "stride16_detail", False):
+            raise ConfigError(
+                f"model.stages.{stage} reads the stride-16 map that model.stride16_detail folds into the visual "
+                "features: set it true"
+            )
+        if self.bins < 1:
+            raise ConfigError(f"model.stages.{stage}.bins must be >= 1, got {self.bins}")
+        if self.grow < 1:
+            raise ConfigError(f"model.stages.{stage}.grow must be >= 1 (the box and its edges), got {self.grow}")
+
+
 class BoxRefiner(Stage):
     """Corrects normalised boxes from the stride-16 map ``(B, channels, H, W)`` and the colour map
     ``(B, 3, H', W')``: in training the image's annotated objects, moved at random (the loss compares them with
@@ -69,12 +90,18 @@ class BoxRefiner(Stage):
     loss_terms = ("refine",)
     step_key = "refined"
     step_title = "box refinement"
+    note_what = "the answer's box read again from the stride-16 map and the image's colours, and corrected"
     before_field = "unrefined_iou"
 
-    def __init__(self, cfg: ModelConfig, channels: int, hidden: int = REFINE_HIDDEN) -> None:
-        super().__init__()
-        self.image_size = cfg.image_size
-        bins, grow = cfg.refine_bins, cfg.refine_grow
+    options_type = RefineOptions
+    legacy_options: ClassVar[dict[str, str]] = {"refine_bins": "bins", "refine_grow": "grow"}
+    legacy_weight = "refine_weight"
+
+    def __init__(self, options: RefineOptions, core: CoreFacts, hidden: int = REFINE_HIDDEN) -> None:
+        super().__init__(options, core)
+        self.image_size = core.image_size
+        channels = core.level_channels[16]
+        bins, grow = options.bins, options.grow
         self.bins, self.grow = bins, grow
         self.detail_norm = nn.LayerNorm(channels)
         self.mlp = nn.Sequential(
@@ -105,18 +132,20 @@ class BoxRefiner(Stage):
         out.stages[self.name] = RefineRecord(refined, unrefined=out.boxes)
         out.boxes = refined
 
-    def loss(
+    def terms(
         self, out: GroundingOutput, target: Tensor, batch: Mapping[str, Any], cfg: LossConfig
-    ) -> tuple[Tensor | None, dict[str, Tensor]]:
+    ) -> dict[str, Tensor]:
         """The paper's box loss of the refined jittered objects against their boxes."""
         record: RefineRecord = out.stages[self.name]
         if record.truth is None or not len(record.truth):
-            return None, {}
-        refine = grounding_loss(record.boxes, record.truth, cfg)["loss"]
-        return cfg.refine_weight * refine, {"refine": refine.detach()}
+            return {}
+        return {"refine": grounding_loss(record.boxes, record.truth, cfg)["loss"]}
 
     def sample_extras(self, training: bool) -> tuple[Any, ...]:
         return (ImageObjects(),) if training else ()
+
+    def example_extras(self, sample: dict[str, Any], index: int, generator: torch.Generator) -> None:
+        example_objects(sample, index, self.image_size)
 
     def changed(self, record: RefineRecord) -> Tensor | None:
         if record.unrefined is None:

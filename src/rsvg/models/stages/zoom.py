@@ -1,21 +1,21 @@
-"""The second look (``model.zoom``, not in the paper): small objects grounded again at a finer resolution.
+"""The second look (``model.stages.zoom``, not in the paper): small objects grounded again at a finer resolution.
 
 At the lite config's 384-px input an object under 30 px wide in an 800-px scene covers a few input pixels, less
 than one stride-32 cell of the backbone; the cells head finds roughly where it is but its box is far too large.
-When the first box is small (longer side at most ``zoom_max_side`` input
+When the first box is small (longer side at most ``max_side`` input
 pixels), the model takes a second look:
 
-1. a window of ``zoom_window × zoom_window`` input pixels centred on the first box (moved inside the canvas),
-   cut from the image letterboxed at ``zoom_scale ×`` the input size (the same layout, each input pixel
-   ``zoom_scale`` pixels wide: :func:`rsvg.data.transforms.zoom_letterbox`);
+1. a window of ``window × window`` input pixels centred on the first box (moved inside the canvas),
+   cut from the image letterboxed at ``scale ×`` the input size (the same layout, each input pixel
+   ``scale`` pixels wide: :func:`rsvg.models.stages.zoom_canvas.zoom_letterbox`);
 2. the frozen backbone's stride-8 and stride-16 maps of that crop, stride 8 folded into stride 16 as channels
-   (:func:`crop_map`): a ``g × g`` grid, ``g = zoom_window · zoom_scale / 16``;
+   (:func:`crop_map`): a ``g × g`` grid, ``g = window · scale / 16``;
 3. :class:`SecondLook`: the crop's tokens, with their position in the whole image and in the window, attend to
-   the query's words in ``zoom_layers`` decoder layers; a cells head picks the target's cell in the window and
+   the query's words in ``layers`` decoder layers; a cells head picks the target's cell in the window and
    regresses its box, which replaces the first one.
 
-Training uses crops around every referred object no larger than ``zoom_max_side``, its centre moved by up to
-``± zoom_jitter`` input pixels (at inference the window is centred on the first box, which is off by about that
+Training uses crops around every referred object no larger than ``max_side``, its centre moved by up to
+``± jitter`` input pixels (at inference the window is centred on the first box, which is off by about that
 much when it is near but not on the object); the crops' maps are computed once (the backbone is frozen,
 :meth:`SecondLook.prepare_training`).
 """
@@ -24,23 +24,25 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rsvg.data.dataset import read_sample_image
-from rsvg.data.extras import ZoomCanvas
 from rsvg.data.records import GroundingSample
-from rsvg.data.transforms import LetterboxParams, letterbox_geometry, padding_mask, zoom_letterbox
-from rsvg.models.config import ModelConfig
+from rsvg.data.transforms import LetterboxParams, letterbox_geometry, padding_mask
+from rsvg.errors import ConfigError
 from rsvg.models.heads import CellHead
 from rsvg.models.loss import LossConfig, cell_losses
 from rsvg.models.outputs import GroundingOutput
-from rsvg.models.stages.base import Stage, StageContext
+from rsvg.models.stage_inputs import CoreFacts
+from rsvg.models.stages.base import Stage, StageContext, StageOptions
+from rsvg.models.stages.zoom_canvas import ZoomCanvas, zoom_letterbox
 from rsvg.models.transformer import DecoderLayer, query_memory, sine_encoding_xy
 
 ZOOM_STRIDE = 16  # the second look's token grid: stride 16 of the crop
@@ -145,7 +147,7 @@ class ZoomRecord:
 @dataclass
 class ZoomCrops:
     """The second look's training crops, encoded once: one row per sample whose target is small enough
-    (``zoom_max_side``), a window around it moved by up to ``± zoom_jitter`` input pixels. A sample extra
+    (``max_side``), a window around it moved by up to ``± jitter`` input pixels. A sample extra
     (:mod:`rsvg.data.extras`): each sample gets ``zoom_features``, ``zoom_origin`` and ``zoom_valid``."""
 
     maps: Tensor  # (N, C16 + 4·C8, g, g) float16, crop_map of each crop
@@ -180,6 +182,46 @@ class ZoomCrops:
         }
 
 
+@dataclass
+class ZoomOptions(StageOptions):
+    """``model.stages.zoom`` (input pixels): a first box whose longer side is at most ``max_side`` is looked at
+    again in a ``window``-wide window read at ``scale ×``; ``layers`` decoder layers; training crops move their
+    target by up to ``± jitter``."""
+
+    scale: int = 2
+    window: int = 96
+    max_side: float = 46.0
+    jitter: float = 32.0
+    layers: int = 2
+    weights: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def grid(self) -> int:
+        """Side of the second look's token grid (stride 16 of the ``window · scale`` crop)."""
+        return self.window * self.scale // ZOOM_STRIDE
+
+    def check(self, stage: str, model: Any) -> None:
+        where = f"model.stages.{stage}"
+        if not model.freeze_backbone:
+            raise ConfigError(f"{where} needs model.freeze_backbone: true (its training crops are encoded once)")
+        if self.scale < 1:
+            raise ConfigError(f"{where}.scale must be >= 1, got {self.scale}")
+        if not 16 <= self.window <= model.image_size or (self.window * self.scale) % 16:
+            raise ConfigError(
+                f"{where}.window must lie in 16..model.image_size ({model.image_size}) and window x scale must be "
+                f"a multiple of 16 (the crop's token grid), got {self.window} x {self.scale}"
+            )
+        if self.max_side <= 0:
+            raise ConfigError(f"{where}.max_side must be > 0 (input pixels), got {self.max_side}")
+        if not 0 <= self.jitter < self.window / 2:
+            raise ConfigError(
+                f"{where}.jitter must lie in 0..window/2 ({self.window / 2:g}) so that the target stays in its "
+                f"training window, got {self.jitter}"
+            )
+        if self.layers < 1:
+            raise ConfigError(f"{where}.layers must be >= 1, got {self.layers}")
+
+
 class SecondLook(Stage):
     """Text-conditioned cells head on the crop's ``g × g`` map (see the module docstring).
 
@@ -198,16 +240,32 @@ class SecondLook(Stage):
     augmentation_note = "its training crops are encoded once"
     step_key = "second_look"
     step_title = "second look"
+    note_what = "a small first box is found again in a window read at a finer resolution"
+    note_changed = "gave"
+    note_none = "gave none of the test boxes: no first box was small."
 
-    def __init__(self, cfg: ModelConfig, dim: int, text_dim: int, channels: int) -> None:
-        super().__init__()
-        self.cfg = cfg
+    options_type = ZoomOptions
+    legacy_options: ClassVar[dict[str, str]] = {
+        "zoom_scale": "scale",
+        "zoom_window": "window",
+        "zoom_max_side": "max_side",
+        "zoom_jitter": "jitter",
+        "zoom_layers": "layers",
+    }
+    legacy_weight = "zoom_weight"
+
+    def __init__(self, options: ZoomOptions, core: CoreFacts) -> None:
+        super().__init__(options, core)
+        self.image_size = core.image_size
+        dim, text_dim = core.dim, core.text_dim
+        # its input map: the crop's stride-16 map with the stride-8 map folded in
+        channels = core.level_channels[16] + 4 * core.level_channels[8]
         heads, ffn_dim, layers, grid, max_tokens = (
-            cfg.heads,
-            cfg.ffn_dim,
-            cfg.zoom_layers,
-            cfg.zoom_grid,
-            cfg.max_tokens,
+            core.heads,
+            core.ffn_dim,
+            options.layers,
+            options.grid,
+            core.max_tokens,
         )
         self.channels = channels
         self.grid = grid
@@ -228,7 +286,7 @@ class SecondLook(Stage):
         """In training the second look reads the encoded crops around the targets (its loss is added; the answers
         stay); at inference it reads windows of the zoom canvas around the small answers and its boxes replace
         them. Without either input it does nothing."""
-        cfg, batch = self.cfg, ctx.batch
+        cfg, batch = self.options, ctx.batch
         crops = all(k in batch for k in ("zoom_features", "zoom_origin", "zoom_valid"))
         first_boxes = None
         if crops:  # crops around the targets, encoded once
@@ -236,26 +294,26 @@ class SecondLook(Stage):
             origins = batch["zoom_origin"][rows]
         elif "zoom_image" in batch:  # inference: windows around the small first boxes
             first_boxes = out.boxes
-            rows = needs_zoom(out.boxes.detach(), cfg.image_size, cfg.zoom_max_side).nonzero().flatten()
-            origins = window_origins(out.boxes.detach()[rows], cfg.image_size, cfg.zoom_window)
+            rows = needs_zoom(out.boxes.detach(), self.image_size, cfg.max_side).nonzero().flatten()
+            origins = window_origins(out.boxes.detach()[rows], self.image_size, cfg.window)
         else:
             return
         if len(rows) == 0:
-            empty = out.boxes.new_zeros((0, cfg.zoom_grid**2))
+            empty = out.boxes.new_zeros((0, cfg.grid**2))
             out.stages[self.name] = ZoomRecord(
-                rows, origins, empty, empty.new_zeros((0, cfg.zoom_grid**2, 4)), first_boxes
+                rows, origins, empty, empty.new_zeros((0, cfg.grid**2, 4)), first_boxes
             )
             return
         if crops:
             maps = batch["zoom_features"][rows]
-            crop_pad = window_padding(ctx.padding_mask[rows], origins, cfg.zoom_window)
+            crop_pad = window_padding(ctx.padding_mask[rows], origins, cfg.window)
         else:
             windows, crop_pad = crop_windows(
                 batch["zoom_image"][rows],
                 ctx.padding_mask[rows],
                 origins,
-                cfg.zoom_window,
-                cfg.zoom_scale,
+                cfg.window,
+                cfg.scale,
                 ctx.backbone.mean,
                 ctx.backbone.std,
             )
@@ -263,9 +321,9 @@ class SecondLook(Stage):
         scores, boxes = self.look(
             maps,
             origins,
-            cfg.image_size,
-            cfg.zoom_window,
-            window_token_padding(crop_pad, cfg.zoom_grid),
+            self.image_size,
+            cfg.window,
+            window_token_padding(crop_pad, cfg.grid),
             ctx.words[rows],
             ctx.sentence[rows],
             ctx.text_padding[rows],
@@ -274,24 +332,23 @@ class SecondLook(Stage):
         if not crops:  # the second look's box replaces the first
             best = boxes[torch.arange(len(rows), device=rows.device), scores.argmax(1)]
             answers = out.boxes.clone()
-            answers[rows] = from_window(best, origins, cfg.image_size, cfg.zoom_window).to(answers.dtype)
+            answers[rows] = from_window(best, origins, self.image_size, cfg.window).to(answers.dtype)
             out.boxes = answers
 
-    def loss(
+    def terms(
         self, out: GroundingOutput, target: Tensor, batch: Mapping[str, Any], cfg: LossConfig
-    ) -> tuple[Tensor | None, dict[str, Tensor]]:
+    ) -> dict[str, Tensor]:
         """The cells head's terms on the second look's grid, the target mapped into each crop's window (none when
         no sample of the batch had a crop)."""
         record: ZoomRecord | None = out.stages.get(self.name)
         if record is None or len(record.rows) == 0:
-            return None, {}
-        in_window = to_window(target[record.rows].float(), record.origins, self.cfg.image_size, self.cfg.zoom_window)
+            return {}
+        in_window = to_window(target[record.rows].float(), record.origins, self.image_size, self.options.window)
         side = math.isqrt(record.scores.shape[1])
-        zoom = cell_losses(record.scores, record.boxes, in_window, side, side, cfg)["loss"]
-        return cfg.zoom_weight * zoom, {"zoom": zoom.detach()}
+        return {"zoom": cell_losses(record.scores, record.boxes, in_window, side, side, cfg)["loss"]}
 
     def sample_extras(self, training: bool) -> tuple[Any, ...]:
-        return () if training else (ZoomCanvas(self.cfg.zoom_scale),)
+        return () if training else (ZoomCanvas(self.options.scale),)
 
     @torch.inference_mode()
     def prepare_training(
@@ -300,19 +357,19 @@ class SecondLook(Stage):
         """Encode the training crops of ``samples`` (see :class:`ZoomCrops`), all crops of an image in one backbone
         call. The jitter comes from ``seed`` and the sample's index: the same crops every run (and after a
         resume). Rows are preallocated: millions of small tensors would fragment the heap."""
-        cfg = self.cfg
-        size, window, scale = cfg.image_size, cfg.zoom_window, cfg.zoom_scale
+        cfg = self.options
+        size, window, scale = self.image_size, cfg.window, cfg.scale
         chosen: dict[str, list[tuple[GroundingSample, Tensor]]] = {}
         for s in samples:
             params = letterbox_geometry(s.width, s.height, size)
             box = torch.as_tensor(params.box_to_network(torch.tensor(s.box, dtype=torch.float64)), dtype=torch.float32)
-            if float((box[2:] - box[:2]).max()) > cfg.zoom_max_side:
+            if float((box[2:] - box[:2]).max()) > cfg.max_side:
                 continue
             gen = torch.Generator().manual_seed(seed * 1_000_003 + s.index)
-            shift = (torch.rand(2, generator=gen) * 2 - 1) * cfg.zoom_jitter
+            shift = (torch.rand(2, generator=gen) * 2 - 1) * cfg.jitter
             chosen.setdefault(s.image_id, []).append((s, (box / size + shift.repeat(2) / size)))
         count = sum(len(v) for v in chosen.values())
-        maps = torch.empty((count, self.channels, cfg.zoom_grid, cfg.zoom_grid), dtype=torch.float16)
+        maps = torch.empty((count, self.channels, cfg.grid, cfg.grid), dtype=torch.float16)
         origins = torch.empty((count, 2), dtype=torch.int64)
         rows: dict[int, int] = {}
         backbone = copy.deepcopy(model.backbone).eval()
@@ -339,7 +396,7 @@ class SecondLook(Stage):
 
     def describe_preparation(self, crops: ZoomCrops, samples: int) -> str:
         return (
-            f"the second look's {len(crops.rows)} training crops (targets <= {self.cfg.zoom_max_side:g} input px of "
+            f"the second look's {len(crops.rows)} training crops (targets <= {self.options.max_side:g} input px of "
             f"{samples})"
         )
 
@@ -356,11 +413,43 @@ class SecondLook(Stage):
     def example_extras(self, sample: dict[str, Any], index: int, generator: torch.Generator) -> None:
         """Encoded crops (random maps of the cached crops' shape) for two samples in three, each window around
         its box."""
-        cfg = self.cfg
-        box = sample["box"][None] / cfg.image_size
-        sample["zoom_features"] = torch.randn(self.channels, cfg.zoom_grid, cfg.zoom_grid, generator=generator)
-        sample["zoom_origin"] = window_origins(box, cfg.image_size, cfg.zoom_window)[0]
+        cfg = self.options
+        box = sample["box"][None] / self.image_size
+        sample["zoom_features"] = torch.randn(self.channels, cfg.grid, cfg.grid, generator=generator)
+        sample["zoom_origin"] = window_origins(box, self.image_size, cfg.window)[0]
         sample["zoom_valid"] = torch.tensor(index % 3 != 2)
+
+    def feature_timings(self, model: nn.Module, count: int, repeats: int, device: torch.device) -> dict[str, Any]:
+        """ms per crop of the second look's input, read as :func:`crop_map` reads it now (a few at once on a CPU)
+        and all at once (how validation encoded them before), the best of ``repeats`` alternating passes over
+        ``count`` random crops, by the backbone as inference holds it (BatchNorm folded, default memory layout)."""
+        side = self.options.window * self.options.scale
+        x = torch.randn(count, 3, side, side, generator=torch.Generator().manual_seed(1)).to(device)
+        backbone = copy.deepcopy(model.backbone).eval().to(device)
+        backbone.fold_frozen_batchnorm()
+        now = CPU_CROPS_AT_ONCE if device.type == "cpu" else count
+        best = {"now": float("inf"), "all": float("inf")}
+
+        def one_pass(at_once: int) -> float:
+            t0 = time.perf_counter()
+            crop_map(backbone, x, at_once)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            return time.perf_counter() - t0
+
+        with torch.inference_mode():
+            one_pass(now)  # warm-up
+            for _ in range(repeats):
+                best["now"] = min(best["now"], one_pass(now))
+                best["all"] = min(best["all"], one_pass(count))
+        return {
+            "crop_size": side,
+            "crops": count,
+            "crops_at_once": now,
+            "crop_ms": 1000 * best["now"] / count,
+            "crops_all_at_once_ms": 1000 * best["all"] / count,
+            "crop_speedup": best["all"] / best["now"],
+        }
 
     def look(
         self,

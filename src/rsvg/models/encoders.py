@@ -1,0 +1,42 @@
+"""The visual backbone and the text encoder of a model config, as every family builds them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from rsvg.models.backbones import build_backbone
+from rsvg.models.config import ModelConfig
+from rsvg.models.text_encoder import TextEncoder
+
+__all__ = ["build_encoders"]
+
+
+def build_encoders(
+    cfg: ModelConfig,
+    *,
+    return_levels: Iterable[int],
+    sentence: str,
+    load_pretrained: bool = True,
+    text_folder: Path | None = None,
+) -> tuple[Any, TextEncoder]:
+    """The backbone (returning ``return_levels``, frozen with ``cfg.freeze_backbone``) and the text encoder
+    (sentence feature ``sentence``: pooler, mean or auto).
+
+    With ``load_pretrained`` both load their pretrained weights; without it they start random (the weights then
+    come from an rsvg checkpoint) and ``text_folder`` names the folder holding the text model's config and
+    tokenizer."""
+    backbone = build_backbone(
+        cfg.backbone,
+        weights=cfg.backbone_weights if load_pretrained else None,
+        pretrained=load_pretrained and cfg.pretrained_backbone,
+        return_levels=tuple(sorted(set(return_levels))),
+    )
+    if text_folder is not None:
+        text = TextEncoder(str(text_folder), sentence, cfg.freeze_text_encoder, load_weights=False)
+    else:
+        text = TextEncoder(cfg.text_encoder, sentence, cfg.freeze_text_encoder, load_weights=load_pretrained)
+    if cfg.freeze_backbone:
+        backbone.freeze()
+    return backbone, text
