@@ -26,6 +26,10 @@ from rsvg.models.mgvlf_config import MGVLFConfig
 from rsvg.models.registry import DEFAULT_ARCH, family, with_stages
 from rsvg.models.stages import STAGES, options_fields, upgrade_legacy_config
 
+#: the learning-rate schedules and optimisers rsvg.engine.optim builds
+SCHEDULES = ("step", "cosine", "constant", "poly")
+OPTIMIZERS = ("adamw", "adam", "rmsprop")
+
 #: the split files a DIOR-RSVG folder has (rsvg.data.dior_rsvg.SPLITS)
 SPLIT_NAMES = ("train", "val", "test")
 
@@ -63,10 +67,13 @@ class TrainConfig:
     # visual model and the text encoder at lr_pretrained, fusion and head at lr; rsvg.engine.optim)
     lr_groups: str = "loaded"
     weight_decay: float = 1e-4
+    # adamw (the paper's) | adam | rmsprop (the one-stage references': FAOA, ReSC); weight_decay applies to each
+    optimizer: str = "adamw"
     warmup_steps: int = 0
-    schedule: str = "step"  # step | cosine | constant
+    schedule: str = "step"  # step | cosine | constant | poly
     step_epochs: list[int] = field(default_factory=lambda: [60])  # step: lr × gamma at each of these epochs
     gamma: float = 0.1
+    poly_power: float = 0.9  # poly: lr × (1 - epoch / epochs) ^ poly_power, per whole epoch (FAOA's schedule)
     grad_clip: float = 0.1  # max gradient norm; 0 = off
     amp: str = "auto"  # auto | off | bf16 | fp16  (auto: bf16 on CUDA where supported, else off)
     seed: int = 0
@@ -94,7 +101,7 @@ class TrainConfig:
         for name, low in at_least.items():
             if getattr(self, name) < low:
                 raise ConfigError(f"train.{name} must be at least {low}, got {getattr(self, name)}")
-        for name in ("lr", "lr_pretrained", "weight_decay", "grad_clip", "gamma", "feature_cache_max_gb"):
+        for name in ("lr", "lr_pretrained", "weight_decay", "grad_clip", "gamma", "poly_power", "feature_cache_max_gb"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"train.{name} must not be negative, got {getattr(self, name)}")
         if self.lr_groups not in ("loaded", "reference"):
@@ -103,8 +110,10 @@ class TrainConfig:
             isinstance(e, int) and not isinstance(e, bool) and e >= 1 for e in self.step_epochs
         ):
             raise ConfigError(f"train.step_epochs must be a list of epochs (1 or more), got {self.step_epochs!r}")
-        if self.schedule not in ("step", "cosine", "constant"):
-            raise ConfigError(f"train.schedule must be step, cosine or constant, got {self.schedule!r}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"train.schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"train.optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
 
 
 @dataclass
