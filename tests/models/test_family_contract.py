@@ -43,6 +43,12 @@ TINY_CONFIGS: dict[str, dict[str, dict]] = {
         },
     },
 }
+TINY_FAOA = {"backbone": "efficientnet_lite0", "pretrained_backbone": False, "image_size": 64, "max_tokens": 12}
+TINY_CONFIGS["faoa"] = {
+    "bert": {**TINY_FAOA, "emb_size": 32},
+    "no_coord": {**TINY_FAOA, "emb_size": 32, "coordmap": False},
+    "lite": {**TINY_FAOA, "emb_size": 16, "freeze_backbone": True},
+}
 CASES = [(arch, name) for arch, configs in TINY_CONFIGS.items() for name in configs]
 
 

@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 from rich.console import Console
 
 from rsvg.config import RunConfig
 from rsvg.data.dataset import RSVGDataset, require_samples, verify_images
+from rsvg.data.dior_rsvg import load_split
 from rsvg.data.transforms import build_train_transforms
 from rsvg.models.interface import GroundingModel
+from rsvg.models.registry import family
 from rsvg.models.stages import check_augmentation
 
-__all__ = ["training_sets"]
+__all__ = ["fit_to_training_split", "training_sets"]
+
+
+def fit_to_training_split(cfg: RunConfig, console: Console) -> RunConfig:
+    """``cfg`` with what its model family takes from the training split before the model is built (e.g. anchors
+    by k-means: :attr:`rsvg.models.registry.Family.fit`), said on ``console``; unchanged for the other families.
+    Deterministic, so a resumed run fits the same values again."""
+    fit = family(cfg.model.arch).fit
+    if fit is None:
+        return cfg
+    model, message = fit(cfg.model, load_split(Path(str(cfg.data.root)), cfg.data.train_split))
+    console.print(message, highlight=False)
+    return replace(cfg, model=model)
 
 
 def training_sets(cfg: RunConfig, model: GroundingModel, console: Console) -> tuple[RSVGDataset, RSVGDataset]:

@@ -60,7 +60,7 @@ from rsvg.engine.determinism import apply_determinism
 from rsvg.engine.evaluate import eval_loader, metrics_from_rows, predict_all, write_predictions
 from rsvg.engine.feature_cache import cache_bytes, compute_image_features
 from rsvg.engine.optim import build_optimizer, build_scheduler, describe_groups
-from rsvg.engine.run_data import training_sets
+from rsvg.engine.run_data import fit_to_training_split, training_sets
 from rsvg.engine.sampler import ResumableShardedSampler
 from rsvg.engine.step import train_step
 from rsvg.errors import CheckpointError, NonFiniteError, TrainingDivergedError
@@ -97,7 +97,8 @@ class Trainer:
         self._restore_modes()
 
     def _setup(self, resume: bool) -> None:
-        cfg = self.cfg
+        # what the model family takes from the training split (k-means anchors) is part of the run's config
+        cfg = self.cfg = fit_to_training_split(self.cfg, self.console)
         # the run folder is checked before minutes of set-up: a damaged checkpoint or a run already there
         saved = self._read_resume() if resume else None
         # rank 0 looks; every rank stops (the others would otherwise wait for it forever)
@@ -413,8 +414,9 @@ class Trainer:
         self._on_main(lambda: atomic_write_text(self.out / "config.yaml", config_text))
         if dist.is_main():
             self.console.print(f"backbone {self.model.backbone.load_report.summary(max_names=4)}", highlight=False)
-            if self.model.detr_init is not None:
-                self.console.print(self.model.detr_init.summary(), highlight=False)
+            extra_init = self.model.init_report()
+            if extra_init:
+                self.console.print(extra_init, highlight=False)
             self.console.print(
                 f"training on {self.device} x{dist.world_size()} (amp {self.amp}): {len(self.train_set)} train / "
                 f"{len(self.val_set)} val samples, {self.steps_per_epoch} steps per epoch; optimiser groups "

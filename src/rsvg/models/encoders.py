@@ -20,17 +20,22 @@ def build_encoders(
     sentence: str,
     load_pretrained: bool = True,
     text_folder: Path | None = None,
+    frozen_bn: bool = True,
+    frozen_stages: int = 1,
 ) -> tuple[Any, TextEncoder]:
     """The backbone (returning ``return_levels``, frozen with ``cfg.freeze_backbone``) and the text encoder
     (sentence feature ``sentence``: pooler, mean or auto).
 
     With ``load_pretrained`` both load their pretrained weights; without it they start random (the weights then
     come from an rsvg checkpoint) and ``text_folder`` names the folder holding the text model's config and
-    tokenizer."""
+    tokenizer. ``frozen_bn``: the backbone's batch norms keep their loaded statistics (the default) or train;
+    ``frozen_stages``: how many of its first stages do not train (:func:`~rsvg.models.backbones.build_backbone`)."""
     backbone = build_backbone(
         cfg.backbone,
         weights=cfg.backbone_weights if load_pretrained else None,
         pretrained=load_pretrained and cfg.pretrained_backbone,
+        frozen_bn=frozen_bn,
+        frozen_stages=frozen_stages,
         return_levels=tuple(sorted(set(return_levels))),
     )
     if text_folder is not None:

@@ -133,6 +133,11 @@ class GroundingModel(nn.Module):
         (trained at ``lr_pretrained``) or ``"rest"`` (at ``lr``)."""
         return "text" if name.startswith("text.") else "rest"
 
+    def init_report(self) -> str | None:
+        """What the family initialised from pretrained weights besides the backbone and the text encoder (the
+        trainer prints it), or None."""
+        return None
+
     # --- inference ------------------------------------------------------------------------------------------
     def fold_frozen_batchnorm(self) -> int:
         """Fold the frozen backbone's batch norms into its convolutions (inference only); how many it folded."""

@@ -307,6 +307,9 @@ class MGVLF(GroundingModel):
         own = dict(self.named_parameters())
         return {n for n in names if n in own}
 
+    def init_report(self) -> str | None:
+        return self.detr_init.summary() if self.detr_init is not None else None
+
     def reference_group(self, name: str) -> str:
         return "visual" if name.startswith(self.VISUAL_MODEL) else "text" if name.startswith("text.") else "rest"
 

@@ -26,10 +26,14 @@ class GroundingOutput:
     # (B, h, w) with need_attention: the MLCM attention map (paper Fig. 6), see
     # :func:`rsvg.models.mgvlf.mlcm_attention_map`
     mlcm_attention: Tensor | None = None
-    cell_scores: Tensor | None = None  # (B, h*w) logits, head: cells only (padding cells hold -inf)
+    # (B, N) logits of the candidates the answer was chosen from: MGVLF's cells head (padding cells hold -inf),
+    # a one-stage family's anchor-cells
+    cell_scores: Tensor | None = None
     cell_boxes: Tensor | None = None  # (B, h*w, 4), head: cells only
     # each enabled stage's record, by stage name, in the order they ran (rsvg.models.stages)
     stages: dict[str, Any] = field(default_factory=dict)
+    # what the family's own loss reads besides, by name (e.g. a one-stage head's raw box regressions)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def choose_cell(self, scores: Tensor, grid: tuple[int, int], need_attention: bool) -> None:
         """Set the cell scores and answer with the best cell's box (head: cells)."""

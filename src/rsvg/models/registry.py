@@ -13,6 +13,8 @@ from typing import Any
 
 from rsvg.errors import ConfigError
 from rsvg.models.config import ModelConfig
+from rsvg.models.faoa_build import build_faoa, fit_anchors
+from rsvg.models.faoa_config import FAOAConfig
 from rsvg.models.interface import GroundingModel
 from rsvg.models.mgvlf_build import build_mgvlf
 from rsvg.models.mgvlf_config import MGVLFConfig
@@ -33,10 +35,14 @@ class Family:
     build: Callable[..., GroundingModel]
     title: str  # what the family is, for listings
     carries_stages: bool = False  # whether its core implements forward_core / core_facts
+    #: (config, training samples) -> (the config fitted to the training split, a line saying what was fitted):
+    #: settings a family takes from the data before it is built (e.g. anchors by k-means), or None
+    fit: Callable[..., tuple[ModelConfig, str]] | None = None
 
 
 FAMILIES: dict[str, Family] = {
     "mgvlf": Family(MGVLFConfig, build_mgvlf, "MGVLF (Zhan et al., 2023), its baseline and ablations", True),
+    "faoa": Family(FAOAConfig, build_faoa, "FAOA (Yang et al., ICCV 2019), one-stage, YOLOv3 head", fit=fit_anchors),
 }
 
 

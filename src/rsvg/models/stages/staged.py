@@ -150,6 +150,9 @@ class StagedModel(GroundingModel):
             return self.core.reference_group(name.removeprefix("core."))
         return "rest"
 
+    def init_report(self) -> str | None:
+        return self.core.init_report()
+
     def fold_frozen_batchnorm(self) -> int:
         return self.core.fold_frozen_batchnorm()
 

@@ -1,0 +1,188 @@
+"""FAOA: a fast and accurate one-stage approach to visual grounding (Yang et al., ICCV 2019), one of the
+natural-image methods the paper benchmarks on DIOR-RSVG (Table II).
+
+As its reference implementation builds it (zyang-ur/onestage_grounding @ 2fff0943c3bc, ``model/
+grounding_model.py``; the counts below are ``../shared/reference/table2_models.md``'s, at the default 512 width):
+
+1. **Visual.** DarkNet-53 with YOLOv3's neck gives three maps (strides 32, 16, 8: 8×8, 16×16, 32×32 at 256 px);
+   each goes through a 1×1 conv-BN-ReLU to ``emb_size`` and is L2-normalised over its channels
+   (``mapping_visu``, 920,576 parameters).
+2. **Text.** The [CLS] token of the text encoder's last four layers, averaged (the encoder is frozen), through
+   Linear-BN-ReLU-Dropout-Linear-BN-ReLU and L2-normalised (``mapping_lang``, 658,432 from BERT's 768).
+3. **Fusion per map.** The visual map, the text vector tiled over it and 8 coordinate channels
+   (:func:`~rsvg.models.onestage_layers.coord_map`) go through 1×1, 3×3, 1×1 conv-BN-ReLU blocks (``fcn_emb``,
+   9,458,688) and a 1×1 conv-BN-ReLU then a 1×1 conv to 3 anchors × (tx, ty, tw, th, conf) (``fcn_out``, 406,317).
+4. **Answer.** The box of the best-scoring of all 4,032 anchor-cells (:mod:`rsvg.models.yolo`); the loss is the
+   cross-entropy over their confidences plus 5 × the MSE of the regression at the target anchor-cell.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rsvg.models.faoa_config import FAOAConfig
+from rsvg.models.interface import GroundingModel
+from rsvg.models.loss import LossConfig
+from rsvg.models.onestage_layers import ConvBNReLU, coord_map, fold_levels, unfold_levels
+from rsvg.models.outputs import GroundingOutput
+from rsvg.models.text_encoder import TextEncoder
+from rsvg.models.yolo import AnchorSet, build_targets, decode, flatten_outputs, yolo_grounding_loss
+
+__all__ = ["FAOA", "BatchNorm1dAnyBatch", "anchor_set", "answer_map"]
+
+#: the backbone levels FAOA reads, by stride, coarsest first (the order of its mapping, fusion and output blocks)
+STRIDES = (32, 16, 8)
+
+
+def anchor_set(cfg: FAOAConfig) -> AnchorSet:
+    """The anchors of ``cfg`` on FAOA's three grids: ``anchor_boxes`` (smallest first, as YOLOv3 lists them)
+    reversed, the three largest on the coarsest grid, measured at ``anchor_imsize`` px."""
+    boxes = tuple((float(w), float(h)) for w, h in reversed(cfg.anchor_boxes))
+    return AnchorSet(boxes, ((0, 1, 2), (3, 4, 5), (6, 7, 8)), STRIDES, float(cfg.anchor_imsize))
+
+
+class BatchNorm1dAnyBatch(nn.BatchNorm1d):
+    """``BatchNorm1d`` that also takes a training batch of one sample (the last batch of an epoch may be one):
+    that batch is normalised with the running statistics, which it leaves unchanged."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.training and x.shape[0] == 1:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+        return super().forward(x)
+
+
+def answer_map(conf: Tensor, anchors: AnchorSet, image_size: int) -> Tensor:
+    """``(B, G, G)`` on the finest grid: the softmax of all anchor-cells' confidences, each coarser cell's share
+    spread evenly over the finest cells it covers (for the pictures: where the model looks)."""
+    probs = conf.float().softmax(1)
+    grids = anchors.grids(image_size)
+    fine = max(grids)
+    out = probs.new_zeros(len(probs), fine, fine)
+    start = 0
+    for level, grid in zip(anchors.levels, grids, strict=True):
+        n = len(level) * grid * grid
+        per_cell = probs[:, start : start + n].reshape(-1, len(level), grid, grid).sum(1)
+        scale = fine // grid
+        out += per_cell.repeat_interleave(scale, 1).repeat_interleave(scale, 2) / (scale * scale)
+        start += n
+    return out
+
+
+class FAOA(GroundingModel):
+    """The one-stage grounding model; ``cfg`` chooses the reference's variants (:mod:`rsvg.models.faoa_config`)."""
+
+    arch = "faoa"
+
+    def __init__(self, cfg: FAOAConfig, backbone: nn.Module, text_encoder: TextEncoder) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.backbone = backbone
+        self.text = text_encoder
+        self.level_channels = dict(zip(backbone.return_levels, backbone.out_channels, strict=True))
+        self.feature_channels = self.level_channels[32] + 4 * self.level_channels[16] + 16 * self.level_channels[8]
+        self.anchors = anchor_set(cfg)
+        e = cfg.emb_size
+        fused = 2 * e + (8 if cfg.coordmap else 0)
+        self.mapping_visu = nn.ModuleList(ConvBNReLU(self.level_channels[s], e) for s in STRIDES)
+        self.mapping_lang = nn.Sequential(
+            nn.Linear(text_encoder.hidden_size, e),
+            BatchNorm1dAnyBatch(e),
+            nn.ReLU(),
+            nn.Dropout(cfg.text_dropout),
+            nn.Linear(e, e),
+            BatchNorm1dAnyBatch(e),
+            nn.ReLU(),
+        )
+        self.fcn_emb = nn.ModuleList(
+            nn.Sequential(ConvBNReLU(fused, e), ConvBNReLU(e, e, 3), ConvBNReLU(e, e)) for _ in STRIDES
+        )
+        self.fcn_out = nn.ModuleList(nn.Sequential(ConvBNReLU(e, e // 2), nn.Conv2d(e // 2, 3 * 5, 1)) for _ in STRIDES)
+
+    # ------------------------------------------------------------------------------------------------------------
+    def forward(
+        self,
+        image: Tensor | None,
+        padding_mask: Tensor,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        need_attention: bool = False,
+        *,
+        image_features: Tensor | None = None,
+        text_features: tuple[Tensor, Tensor] | None = None,
+        extras: Mapping[str, Any] | None = None,
+    ) -> GroundingOutput:
+        outputs = self.head_outputs(image, input_ids, attention_mask, image_features, text_features)
+        conf, reg = flatten_outputs(outputs, self.anchors)
+        decoded = decode(conf, reg, self.anchors, self.image_size)
+        out = GroundingOutput(decoded.box / self.image_size, cell_scores=conf.float())
+        out.extra["regressions"] = reg  # (B, N, 4) tx, ty, tw, th of every anchor-cell, for the loss
+        if need_attention:
+            out.attention = answer_map(conf, self.anchors, self.image_size)
+        return out
+
+    def head_outputs(
+        self,
+        image: Tensor | None,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        image_features: Tensor | None = None,
+        text_features: tuple[Tensor, Tensor] | None = None,
+    ) -> list[Tensor]:
+        """The head's raw output per grid, coarsest first: ``[B, 15, G, G]`` (3 anchors × tx, ty, tw, th, conf)."""
+        maps = self._visual_maps(image, image_features)  # strides 8, 16, 32
+        words, _ = self.text(input_ids, attention_mask) if text_features is None else text_features
+        # the [CLS] token of the last four layers, averaged (the encoder's word features), never trained
+        lang = F.normalize(self.mapping_lang(words[:, 0].detach()), p=2, dim=1)
+        outputs = []
+        for k, stride in enumerate(STRIDES):
+            visual = F.normalize(self.mapping_visu[k](maps[(8, 16, 32).index(stride)]), p=2, dim=1)
+            b, _, h, w = visual.shape
+            parts = [visual, lang[:, :, None, None].expand(-1, -1, h, w)]
+            if self.cfg.coordmap:
+                parts.append(coord_map(b, h, w, visual.device).to(visual.dtype))
+            outputs.append(self.fcn_out[k](self.fcn_emb[k](torch.cat(parts, 1))))
+        return outputs
+
+    def _visual_maps(self, image: Tensor | None, image_features: Tensor | None) -> list[Tensor]:
+        if image_features is None:
+            if image is None:
+                raise ValueError("give the image or its features (image_features)")
+            return self.backbone(image)
+        if image_features.shape[1] != self.feature_channels:
+            raise ValueError(
+                f"a feature map of {image_features.shape[1]} channels does not match the model "
+                f"({self.feature_channels})"
+            )
+        return unfold_levels(image_features, (self.level_channels[8], self.level_channels[16], self.level_channels[32]))
+
+    def encode_image(self, image: Tensor, backbone: nn.Module | None = None) -> Tensor:
+        """The three backbone maps folded into one stride-32 map (:func:`~rsvg.models.onestage_layers.fold_levels`),
+        what a feature cache stores."""
+        return fold_levels((backbone or self.backbone)(image))
+
+    # --- loss and optimiser groups -----------------------------------------------------------------------------
+    def loss_terms(self, cfg: LossConfig) -> tuple[str, ...]:
+        return ("loss", "conf", "coord")
+
+    def loss(self, out: GroundingOutput, batch: Mapping[str, Any], cfg: LossConfig) -> dict[str, Tensor]:
+        """The reference's loss (:func:`~rsvg.models.yolo.yolo_grounding_loss`): cross-entropy over all anchor-cells'
+        confidences against the target anchor-cell, plus 5 × the regression's MSE there."""
+        assert out.cell_scores is not None
+        targets = build_targets(batch["box"].float(), self.anchors, self.image_size)
+        return yolo_grounding_loss(out.cell_scores, out.extra["regressions"], targets)
+
+    def pretrained_parameter_names(self) -> set[str]:
+        pretrained, _ = self.backbone.pretrained_and_new_parameters()
+        names = {f"backbone.{n}" for n, _ in pretrained} | {f"text.{n}" for n in self.text.pretrained_names}
+        own = dict(self.named_parameters())
+        return {n for n in names if n in own}
+
+    def reference_group(self, name: str) -> str:
+        """The reference's two groups: DarkNet at lr/10 (``visual``), everything else at lr (the text encoder,
+        frozen, gets no gradient)."""
+        return "visual" if name.startswith("backbone.") else "text" if name.startswith("text.") else "rest"

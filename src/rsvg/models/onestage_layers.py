@@ -1,0 +1,67 @@
+"""Parts the one-stage grounding families share (FAOA, ReSC-base, LBYL-Net of the paper's Table II).
+
+* :class:`ConvBNReLU` — convolution without bias, batch norm, ReLU (or leaky ReLU): the references' fusion block;
+* :func:`coord_map` — the 8 spatial channels the references concatenate to each fused map;
+* :func:`fold_levels` / :func:`unfold_levels` — the backbone's stride-8, -16 and -32 maps carried as one stride-32
+  map (space-to-depth), so that a feature cache stores one tensor per image as it does for MGVLF.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["ConvBNReLU", "coord_map", "fold_levels", "unfold_levels"]
+
+
+class ConvBNReLU(nn.Sequential):
+    """``Conv2d(bias=False)`` → ``BatchNorm2d`` → ReLU (``leaky``: LeakyReLU 0.1), padding ``kernel // 2``."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int = 1, leaky: bool = False) -> None:
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, kernel, padding=kernel // 2, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.LeakyReLU(0.1) if leaky else nn.ReLU(),
+        )
+
+
+def coord_map(batch: int, height: int, width: int, device: torch.device | None = None) -> Tensor:
+    """``(batch, 8, height, width)``: per cell its extent in ``[-1, 1]`` (min, max and centre along each axis),
+    then ``1/height`` and ``1/width``, in the order of FAOA's ``generate_coord`` (zyang-ur/onestage_grounding
+    2fff0943c3bc, ``model/grounding_model.py``) as coded: its grid comes from ``meshgrid(rows, columns)``, so
+    channels 0, 2, 4 follow the row and 1, 3, 5 the column (each normalised by the other side, the same on the
+    square maps every reference uses)."""
+    rows = torch.arange(height, device=device, dtype=torch.float32)[:, None].expand(height, width)
+    cols = torch.arange(width, device=device, dtype=torch.float32)[None, :].expand(height, width)
+    a_min, b_min = (rows * 2 - width) / width, (cols * 2 - height) / height
+    a_max, b_max = ((rows + 1) * 2 - width) / width, ((cols + 1) * 2 - height) / height
+    channels = [
+        a_min,
+        b_min,
+        a_max,
+        b_max,
+        (a_min + a_max) / 2,
+        (b_min + b_max) / 2,
+        torch.full_like(rows, 1.0 / height),
+        torch.full_like(rows, 1.0 / width),
+    ]
+    return torch.stack(channels).unsqueeze(0).expand(batch, -1, -1, -1)
+
+
+def fold_levels(maps: list[Tensor]) -> Tensor:
+    """The backbone's stride-8, -16 and -32 maps (that order, highest resolution first) as one stride-32 map:
+    each stride-32 cell carries the 4×4 stride-8 and 2×2 stride-16 cells it covers as channels,
+    ``[C32; 4·C16; 16·C8]``."""
+    s8, s16, s32 = maps
+    return torch.cat([s32, F.pixel_unshuffle(s16, 2), F.pixel_unshuffle(s8, 4)], 1)
+
+
+def unfold_levels(folded: Tensor, channels: tuple[int, int, int]) -> list[Tensor]:
+    """Inverse of :func:`fold_levels`: ``channels`` are ``(C8, C16, C32)``; returns the three maps highest
+    resolution first."""
+    c8, c16, c32 = channels
+    s32 = folded[:, :c32]
+    s16 = F.pixel_shuffle(folded[:, c32 : c32 + 4 * c16], 2)
+    s8 = F.pixel_shuffle(folded[:, c32 + 4 * c16 : c32 + 4 * c16 + 16 * c8], 4)
+    return [s8, s16, s32]
