@@ -120,7 +120,7 @@ def test_answer_map_spreads_each_grids_share_over_the_finest_cells():
 def test_kmeans_anchors_come_from_the_training_boxes_and_are_kept_in_the_config():
     from rsvg.data.records import GroundingSample
     from rsvg.errors import ConfigError
-    from rsvg.models.faoa_build import fit_anchors
+    from rsvg.models.anchor_fit import fit_anchors
 
     sizes = [(20, 10), (22, 11), (60, 40), (64, 44), (200, 120), (210, 130)] * 3  # three clusters, 800x800 images
     samples = [

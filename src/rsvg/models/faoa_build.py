@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import torch
-
-from rsvg.data.records import GroundingSample
-from rsvg.data.transforms import letterbox_geometry
 from rsvg.errors import ConfigError
 from rsvg.models.encoders import build_encoders
 from rsvg.models.faoa import FAOA
 from rsvg.models.faoa_config import FAOAConfig
 from rsvg.models.interface import GroundingModel
-from rsvg.models.yolo import kmeans_anchors
 
-__all__ = ["build_faoa", "fit_anchors"]
+__all__ = ["build_faoa"]
 
 
 def build_faoa(
@@ -43,29 +37,3 @@ def build_faoa(
     )
     model = FAOA(cfg, backbone, text)
     return around(model) if around is not None else model
-
-
-def fit_anchors(cfg: FAOAConfig, samples: Sequence[GroundingSample]) -> tuple[FAOAConfig, str]:
-    """The config with the anchors ``model.anchors`` asks for, and a line saying which they are: the COCO set as
-    given, or (``kmeans``) 9 anchors from the training boxes' sizes at the network input (YOLOv2's k-means with the
-    1 − IoU distance, seed 0: the same anchors for the same split), measured at ``image_size`` px and stored in
-    ``anchor_boxes`` so that the checkpoint carries them."""
-    if cfg.anchors == "kmeans":
-        if len(samples) < 9:
-            raise ConfigError(
-                f"model.anchors: kmeans finds 9 anchors among the training split's boxes, and it has {len(samples)}"
-            )
-        wh = []
-        for s in samples:
-            box = letterbox_geometry(s.width, s.height, cfg.image_size).box_to_network(
-                torch.tensor(s.box, dtype=torch.float64)
-            )
-            wh.append((float(box[2] - box[0]), float(box[3] - box[1])))
-        anchors = kmeans_anchors(torch.tensor(wh, dtype=torch.float64).clamp(min=1.0), 9, seed=0)
-        boxes = [[round(float(w), 2), round(float(h), 2)] for w, h in anchors]
-        cfg = replace(cfg, anchor_boxes=boxes, anchor_imsize=float(cfg.image_size))
-        where = f"k-means on the {len(samples)} training boxes, at {cfg.image_size} px"
-    else:
-        where = f"YOLOv3's COCO set, measured at {cfg.anchor_imsize:g} px"
-    listed = ", ".join(f"{w:g}x{h:g}" for w, h in cfg.anchor_boxes)
-    return cfg, f"anchors ({where}): {listed}"

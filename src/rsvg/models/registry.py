@@ -12,8 +12,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from rsvg.errors import ConfigError
+from rsvg.models.anchor_fit import fit_anchors
 from rsvg.models.config import ModelConfig
-from rsvg.models.faoa_build import build_faoa, fit_anchors
+from rsvg.models.faoa_build import build_faoa
 from rsvg.models.faoa_config import FAOAConfig
 from rsvg.models.interface import GroundingModel
 from rsvg.models.mgvlf_build import build_mgvlf

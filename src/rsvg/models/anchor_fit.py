@@ -1,0 +1,47 @@
+"""The anchors of a one-stage family (FAOA, ReSC, LBYL-Net) fitted to the training split: :func:`fit_anchors`.
+
+A family's config has ``anchors`` (``coco`` or ``kmeans``), ``anchor_boxes`` (9 ``(w, h)`` pairs, smallest first)
+and ``anchor_imsize`` (the image size they are measured at); its registry entry names :func:`fit_anchors` as its
+``fit``, which the trainer calls before the model is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import torch
+
+from rsvg.data.records import GroundingSample
+from rsvg.data.transforms import letterbox_geometry
+from rsvg.errors import ConfigError
+from rsvg.models.yolo import kmeans_anchors
+
+__all__ = ["fit_anchors"]
+
+
+def fit_anchors(cfg: Any, samples: Sequence[GroundingSample]) -> tuple[Any, str]:
+    """The config with the anchors ``model.anchors`` asks for, and a line saying which they are: the COCO set as
+    given, or (``kmeans``) 9 anchors from the training boxes' sizes at the network input (YOLOv2's k-means with the
+    1 − IoU distance, seed 0: the same anchors for the same split), measured at ``image_size`` px and stored in
+    ``anchor_boxes`` so that the checkpoint carries them."""
+    if cfg.anchors == "kmeans":
+        if len(samples) < 9:
+            raise ConfigError(
+                f"model.anchors: kmeans finds 9 anchors among the training split's boxes, and it has {len(samples)}"
+            )
+        wh = []
+        for s in samples:
+            box = letterbox_geometry(s.width, s.height, cfg.image_size).box_to_network(
+                torch.tensor(s.box, dtype=torch.float64)
+            )
+            wh.append((float(box[2] - box[0]), float(box[3] - box[1])))
+        anchors = kmeans_anchors(torch.tensor(wh, dtype=torch.float64).clamp(min=1.0), 9, seed=0)
+        boxes = [[round(float(w), 2), round(float(h), 2)] for w, h in anchors]
+        cfg = replace(cfg, anchor_boxes=boxes, anchor_imsize=float(cfg.image_size))
+        where = f"k-means on the {len(samples)} training boxes, at {cfg.image_size} px"
+    else:
+        where = f"YOLOv3's COCO set, measured at {cfg.anchor_imsize:g} px"
+    listed = ", ".join(f"{w:g}x{h:g}" for w, h in cfg.anchor_boxes)
+    return cfg, f"anchors ({where}): {listed}"
