@@ -57,6 +57,30 @@ def test_the_paper_config_has_the_references_parameter_counts(paper_model):
     assert submodule_counts(no_coord)["fcn_emb"] == 9_446_400  # 3 grids x 8 coordinate channels x 512 fewer
 
 
+def test_the_lstm_variant_has_the_references_counts_and_learns_its_vocabulary():
+    from rsvg.data.records import GroundingSample
+    from rsvg.models.faoa_build import fit_faoa
+
+    cfg = load_config("configs/faoa_lstm.yaml", ["model.backbone=efficientnet_lite0"]).model
+    queries = ["the red car on the left", "The ship, left of the red car", "a car"]
+    samples = [
+        GroundingSample(i, str(i), Path(f"{i}.jpg"), Path("a.xml"), 0, 800, 800, "ship", (0, 0, 40 + i, 50), q)
+        for i, q in enumerate(queries * 3)
+    ]
+    fitted, said = fit_faoa(cfg, samples)
+    # most frequent first, ties alphabetical (the 4 times over the three queries, car 3, left and red 2, ...)
+    assert fitted.vocabulary == ["the", "car", "left", "red", "a", "of", "on", "ship"] and "8 words" in said
+    model = build_model(fitted, load_pretrained=False)
+    counts = submodule_counts(model)
+    # ../shared/reference/table2_models.md, FAOA-LSTM: text 4,465,152 + 512·V (V words, here + pad and unknown);
+    # mapping_lang 789,504 (from the BiLSTM's 1024)
+    assert counts["text"] == 4_465_152 + 512 * (8 + 2) and counts["mapping_lang"] == 789_504
+    ids, mask = model.tokenizer().encode("The RED boat", 5)
+    assert ids == [2, 5, 1, 0, 0] and mask == [1, 1, 1, 0, 0]  # the, red, unknown, padding
+    with pytest.raises(ValueError, match=r"model\.freeze_text_encoder: false"):
+        load_config("configs/faoa_lstm.yaml", ["model.freeze_text_encoder=true"])
+
+
 def test_the_head_gives_three_grids_of_three_anchors(paper_model):
     image, pad, ids, mask = inputs(batch=2, size=256, nt=20)
     with torch.inference_mode():

@@ -52,17 +52,6 @@ MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 STATE_FILE = "training_state.pt"
 TEXT_DIR = "text"
-TOKENIZER_FILES = (
-    "config.json",
-    "vocab.txt",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "merges.txt",
-    "vocab.json",
-    "spiece.model",
-    "sentencepiece.bpe.model",
-)
 
 
 def _replace_dir(tmp: Path, dst: Path) -> None:
@@ -74,17 +63,6 @@ def _replace_dir(tmp: Path, dst: Path) -> None:
         os.replace(dst, old)
     os.replace(tmp, dst)
     shutil.rmtree(old, ignore_errors=True)
-
-
-def text_assets(tokenizer_folder: Path, model_config_json: str) -> dict[str, bytes]:
-    """The files a checkpoint's ``text/`` folder needs: the tokenizer's and the text model's config."""
-    files = {
-        name: (tokenizer_folder / name).read_bytes()
-        for name in TOKENIZER_FILES
-        if name != "config.json" and (tokenizer_folder / name).is_file()
-    }
-    files["config.json"] = model_config_json.encode()
-    return files
 
 
 def write_file(path: Path, data: bytes) -> None:
@@ -340,8 +318,10 @@ def find_resume(out: Path) -> Path | None:
 
 
 def checkpoint_meta(model: GroundingModel, cfg: RunConfig, extra: dict[str, Any]) -> dict[str, Any]:
-    """What a model checkpoint's config.json holds: enough to rebuild the model and its input pipeline."""
-    model_cfg = replace(model.cfg, sentence_feature=model.text.sentence_mode, backbone_weights=None)
+    """What a model checkpoint's config.json holds: enough to rebuild the model and its input pipeline (with a
+    BERT-family text encoder, the sentence feature it resolved ``auto`` to)."""
+    mode = getattr(model.text, "sentence_mode", None)
+    model_cfg = replace(model.cfg, sentence_feature=mode or model.cfg.sentence_feature, backbone_weights=None)
     return {
         "model": model_cfg.to_dict(),
         "mean": list(model.mean),
@@ -353,4 +333,4 @@ def checkpoint_meta(model: GroundingModel, cfg: RunConfig, extra: dict[str, Any]
 
 def model_text_files(model: GroundingModel) -> dict[str, bytes]:
     """The text encoder's files a checkpoint carries (its tokenizer and model config)."""
-    return text_assets(model.text.folder, model.text.model.config.to_json_string())
+    return model.text.checkpoint_files()

@@ -10,7 +10,43 @@ from rsvg.models.backbones import build_backbone
 from rsvg.models.config import ModelConfig
 from rsvg.models.text_encoder import TextEncoder
 
-__all__ = ["build_encoders"]
+__all__ = ["build_encoders", "build_text", "build_visual"]
+
+
+def build_visual(
+    cfg: ModelConfig,
+    *,
+    return_levels: Iterable[int],
+    load_pretrained: bool = True,
+    frozen_bn: bool = True,
+    frozen_stages: int = 1,
+) -> Any:
+    """The backbone (returning ``return_levels``, frozen with ``cfg.freeze_backbone``), with its pretrained weights
+    under ``load_pretrained`` (random otherwise: the weights then come from an rsvg checkpoint). ``frozen_bn``: its
+    batch norms keep their loaded statistics (the default) or train; ``frozen_stages``: how many of its first
+    stages do not train (:func:`~rsvg.models.backbones.build_backbone`)."""
+    backbone = build_backbone(
+        cfg.backbone,
+        weights=cfg.backbone_weights if load_pretrained else None,
+        pretrained=load_pretrained and cfg.pretrained_backbone,
+        frozen_bn=frozen_bn,
+        frozen_stages=frozen_stages,
+        return_levels=tuple(sorted(set(return_levels))),
+    )
+    if cfg.freeze_backbone:
+        backbone.freeze()
+    return backbone
+
+
+def build_text(
+    cfg: ModelConfig, *, sentence: str, load_pretrained: bool = True, text_folder: Path | None = None
+) -> TextEncoder:
+    """The BERT-family text encoder (sentence feature ``sentence``: pooler, mean or auto), with its pretrained
+    weights under ``load_pretrained``; without them ``text_folder`` names the folder holding the text model's
+    config and tokenizer (a checkpoint's ``text/``)."""
+    if text_folder is not None:
+        return TextEncoder(str(text_folder), sentence, cfg.freeze_text_encoder, load_weights=False)
+    return TextEncoder(cfg.text_encoder, sentence, cfg.freeze_text_encoder, load_weights=load_pretrained)
 
 
 def build_encoders(
@@ -23,25 +59,12 @@ def build_encoders(
     frozen_bn: bool = True,
     frozen_stages: int = 1,
 ) -> tuple[Any, TextEncoder]:
-    """The backbone (returning ``return_levels``, frozen with ``cfg.freeze_backbone``) and the text encoder
-    (sentence feature ``sentence``: pooler, mean or auto).
-
-    With ``load_pretrained`` both load their pretrained weights; without it they start random (the weights then
-    come from an rsvg checkpoint) and ``text_folder`` names the folder holding the text model's config and
-    tokenizer. ``frozen_bn``: the backbone's batch norms keep their loaded statistics (the default) or train;
-    ``frozen_stages``: how many of its first stages do not train (:func:`~rsvg.models.backbones.build_backbone`)."""
-    backbone = build_backbone(
-        cfg.backbone,
-        weights=cfg.backbone_weights if load_pretrained else None,
-        pretrained=load_pretrained and cfg.pretrained_backbone,
+    """:func:`build_visual` and :func:`build_text` of ``cfg``."""
+    backbone = build_visual(
+        cfg,
+        return_levels=return_levels,
+        load_pretrained=load_pretrained,
         frozen_bn=frozen_bn,
         frozen_stages=frozen_stages,
-        return_levels=tuple(sorted(set(return_levels))),
     )
-    if text_folder is not None:
-        text = TextEncoder(str(text_folder), sentence, cfg.freeze_text_encoder, load_weights=False)
-    else:
-        text = TextEncoder(cfg.text_encoder, sentence, cfg.freeze_text_encoder, load_weights=load_pretrained)
-    if cfg.freeze_backbone:
-        backbone.freeze()
-    return backbone, text
+    return backbone, build_text(cfg, sentence=sentence, load_pretrained=load_pretrained, text_folder=text_folder)

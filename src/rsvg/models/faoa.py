@@ -7,8 +7,10 @@ grounding_model.py``; the counts below are ``../shared/reference/table2_models.m
 1. **Visual.** DarkNet-53 with YOLOv3's neck gives three maps (strides 32, 16, 8: 8×8, 16×16, 32×32 at 256 px);
    each goes through a 1×1 conv-BN-ReLU to ``emb_size`` and is L2-normalised over its channels
    (``mapping_visu``, 920,576 parameters).
-2. **Text.** The [CLS] token of the text encoder's last four layers, averaged (the encoder is frozen), through
-   Linear-BN-ReLU-Dropout-Linear-BN-ReLU and L2-normalised (``mapping_lang``, 658,432 from BERT's 768).
+2. **Text.** The [CLS] token of the text encoder's last four layers, averaged (the encoder is frozen), or with
+   ``text: lstm`` a BiLSTM's output at the last word (:mod:`rsvg.models.lstm_text`), through
+   Linear-BN-ReLU-Dropout-Linear-BN-ReLU and L2-normalised (``mapping_lang``, 658,432 from BERT's 768, 789,504
+   from the BiLSTM's 1024).
 3. **Fusion per map.** The visual map, the text vector tiled over it and 8 coordinate channels
    (:func:`~rsvg.models.onestage_layers.coord_map`) go through 1×1, 3×3, 1×1 conv-BN-ReLU blocks (``fcn_emb``,
    9,458,688) and a 1×1 conv-BN-ReLU then a 1×1 conv to 3 anchors × (tx, ty, tw, th, conf) (``fcn_out``, 406,317).
@@ -78,7 +80,7 @@ class FAOA(GroundingModel):
 
     arch = "faoa"
 
-    def __init__(self, cfg: FAOAConfig, backbone: nn.Module, text_encoder: TextEncoder) -> None:
+    def __init__(self, cfg: FAOAConfig, backbone: nn.Module, text_encoder: TextEncoder | nn.Module) -> None:
         super().__init__()
         self.cfg = cfg
         self.backbone = backbone
@@ -135,9 +137,11 @@ class FAOA(GroundingModel):
     ) -> list[Tensor]:
         """The head's raw output per grid, coarsest first: ``[B, 15, G, G]`` (3 anchors × tx, ty, tw, th, conf)."""
         maps = self._visual_maps(image, image_features)  # strides 8, 16, 32
-        words, _ = self.text(input_ids, attention_mask) if text_features is None else text_features
-        # the [CLS] token of the last four layers, averaged (the encoder's word features), never trained
-        lang = F.normalize(self.mapping_lang(words[:, 0].detach()), p=2, dim=1)
+        words, sentence = self.text(input_ids, attention_mask) if text_features is None else text_features
+        # BERT: the [CLS] token of the last four layers, averaged (the encoder's word features), never trained;
+        # LSTM: its output at the query's last word (its sentence feature), trained with the rest
+        text = sentence if self.cfg.text == "lstm" else words[:, 0].detach()
+        lang = F.normalize(self.mapping_lang(text), p=2, dim=1)
         outputs = []
         for k, stride in enumerate(STRIDES):
             visual = F.normalize(self.mapping_visu[k](maps[(8, 16, 32).index(stride)]), p=2, dim=1)

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
+from torch import nn
+
+from rsvg.data.records import GroundingSample
 from rsvg.errors import ConfigError
-from rsvg.models.encoders import build_encoders
+from rsvg.models.anchor_fit import fit_anchors
+from rsvg.models.encoders import build_text, build_visual
 from rsvg.models.faoa import FAOA
 from rsvg.models.faoa_config import FAOAConfig
 from rsvg.models.interface import GroundingModel
+from rsvg.models.lstm_text import LSTMTextEncoder, build_vocabulary
 
-__all__ = ["build_faoa"]
+__all__ = ["build_faoa", "fit_faoa"]
 
 
 def build_faoa(
@@ -26,14 +32,23 @@ def build_faoa(
     the reference trains DarkNet) and text encoder. It carries no stages."""
     if tuple(extra_strides):
         raise ConfigError("model.stages: FAOA carries no stages")
-    backbone, text = build_encoders(
-        cfg,
-        return_levels=(8, 16, 32),
-        sentence=cfg.sentence_feature,
-        load_pretrained=load_pretrained,
-        text_folder=text_folder,
-        frozen_bn=cfg.freeze_backbone,
-        frozen_stages=0,
+    backbone = build_visual(
+        cfg, return_levels=(8, 16, 32), load_pretrained=load_pretrained, frozen_bn=cfg.freeze_backbone, frozen_stages=0
     )
+    if cfg.text == "lstm":
+        text: nn.Module = LSTMTextEncoder(cfg.vocabulary, input_dropout=cfg.lstm_dropout, sentence="last")
+    else:
+        text = build_text(cfg, sentence=cfg.sentence_feature, load_pretrained=load_pretrained, text_folder=text_folder)
     model = FAOA(cfg, backbone, text)
     return around(model) if around is not None else model
+
+
+def fit_faoa(cfg: FAOAConfig, samples: Sequence[GroundingSample]) -> tuple[FAOAConfig, str]:
+    """What FAOA takes from the training split: its anchors (:func:`~rsvg.models.anchor_fit.fit_anchors`) and,
+    with ``text: lstm``, its vocabulary (the split's words, most frequent first; kept when the config has one)."""
+    cfg, said = fit_anchors(cfg, samples)
+    if cfg.text == "lstm":
+        if not cfg.vocabulary:
+            cfg = replace(cfg, vocabulary=build_vocabulary(s.description for s in samples))
+        said += f"; vocabulary: {len(cfg.vocabulary)} words of the training split"
+    return cfg, said

@@ -112,6 +112,11 @@ class TextEncoder(nn.Module):
         """The tokenizer that belongs to this encoder (special tokens from it)."""
         return HFTokenizer.from_pretrained(self.folder)
 
+    def checkpoint_files(self) -> dict[str, bytes]:
+        """The files a checkpoint's ``text/`` folder needs to rebuild this encoder without its weights: the
+        tokenizer's files and the text model's config."""
+        return text_assets(self.folder, self.model.config.to_json_string())
+
     def train(self, mode: bool = True) -> TextEncoder:
         """A frozen encoder stays in eval mode (no dropout), so its features are fixed and cacheable."""
         super().train(mode)
@@ -181,3 +186,28 @@ class TextEncoder(nn.Module):
             m = attention_mask.unsqueeze(-1).to(out.last_hidden_state.dtype)
             sentence = (out.last_hidden_state * m).sum(1) / m.sum(1).clamp(min=1.0)
         return words, sentence
+
+
+#: the tokenizer files a checkpoint keeps from the text model's folder
+TOKENIZER_FILES = (
+    "config.json",
+    "vocab.txt",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "merges.txt",
+    "vocab.json",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+)
+
+
+def text_assets(tokenizer_folder: Path, model_config_json: str) -> dict[str, bytes]:
+    """The files a checkpoint's ``text/`` folder needs: the tokenizer's and the text model's config."""
+    files = {
+        name: (tokenizer_folder / name).read_bytes()
+        for name in TOKENIZER_FILES
+        if name != "config.json" and (tokenizer_folder / name).is_file()
+    }
+    files["config.json"] = model_config_json.encode()
+    return files
