@@ -61,7 +61,7 @@ def load_model(job: PhaseJob) -> LoadedModel:
 
         torch.manual_seed(job.settings.seed)
         model = build_model(config_from_dict(job.run).model)
-        mean, std = tuple(model.backbone.mean), tuple(model.backbone.std)
+        mean, std = tuple(model.mean), tuple(model.std)
     model = model.to(job.settings.device)
     return LoadedModel(model, mean, std, model.text.tokenizer(), time.perf_counter() - t0)
 

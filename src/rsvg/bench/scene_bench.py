@@ -44,7 +44,7 @@ def load_predictor(
     torch.manual_seed(0)
     model = build_model(cfg.model, load_pretrained=False)
     model.backbone.fold_frozen_batchnorm()
-    grounder = Grounder(model, tuple(model.backbone.mean), tuple(model.backbone.std), torch.device(device), precision)
+    grounder = Grounder(model, model.mean, model.std, torch.device(device), precision)
     return grounder, f"config {config} at random init"
 
 
