@@ -14,11 +14,15 @@ from typing import Any
 from rsvg.errors import ConfigError
 from rsvg.models.anchor_fit import fit_anchors
 from rsvg.models.config import ModelConfig
-from rsvg.models.faoa_build import build_faoa
+from rsvg.models.faoa_build import build_faoa, fit_faoa
 from rsvg.models.faoa_config import FAOAConfig
 from rsvg.models.interface import GroundingModel
+from rsvg.models.lbyl_build import build_lbyl
+from rsvg.models.lbyl_config import LBYLConfig
 from rsvg.models.mgvlf_build import build_mgvlf
 from rsvg.models.mgvlf_config import MGVLFConfig
+from rsvg.models.resc_build import build_resc
+from rsvg.models.resc_config import ReSCConfig
 from rsvg.models.stages import parse_stages, upgrade_legacy_config
 
 __all__ = ["DEFAULT_ARCH", "FAMILIES", "Family", "family", "model_config_from_dict"]
@@ -43,7 +47,9 @@ class Family:
 
 FAMILIES: dict[str, Family] = {
     "mgvlf": Family(MGVLFConfig, build_mgvlf, "MGVLF (Zhan et al., 2023), its baseline and ablations", True),
-    "faoa": Family(FAOAConfig, build_faoa, "FAOA (Yang et al., ICCV 2019), one-stage, YOLOv3 head", fit=fit_anchors),
+    "faoa": Family(FAOAConfig, build_faoa, "FAOA (Yang et al., ICCV 2019), one-stage, YOLOv3 head", fit=fit_faoa),
+    "resc": Family(ReSCConfig, build_resc, "ReSC-base (Yang et al., ECCV 2020), sub-query rounds", fit=fit_anchors),
+    "lbyl": Family(LBYLConfig, build_lbyl, "LBYL-Net (Huang et al., CVPR 2021), landmark features", fit=fit_anchors),
 }
 
 
