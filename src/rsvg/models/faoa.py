@@ -20,20 +20,15 @@ grounding_model.py``; the counts below are ``../shared/reference/table2_models.m
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rsvg.models.faoa_config import FAOAConfig
-from rsvg.models.interface import GroundingModel
-from rsvg.models.loss import LossConfig
-from rsvg.models.onestage_layers import ConvBNReLU, coord_map, fold_levels, unfold_levels
-from rsvg.models.outputs import GroundingOutput
+from rsvg.models.onestage_layers import BatchNorm1dAnyBatch, ConvBNReLU, answer_map, coord_map
+from rsvg.models.onestage_model import OneStageModel
 from rsvg.models.text_encoder import TextEncoder
-from rsvg.models.yolo import AnchorSet, build_targets, decode, flatten_outputs, yolo_grounding_loss
+from rsvg.models.yolo import AnchorSet
 
 __all__ = ["FAOA", "BatchNorm1dAnyBatch", "anchor_set", "answer_map"]
 
@@ -48,37 +43,11 @@ def anchor_set(cfg: FAOAConfig) -> AnchorSet:
     return AnchorSet(boxes, ((0, 1, 2), (3, 4, 5), (6, 7, 8)), STRIDES, float(cfg.anchor_imsize))
 
 
-class BatchNorm1dAnyBatch(nn.BatchNorm1d):
-    """``BatchNorm1d`` that also takes a training batch of one sample (the last batch of an epoch may be one):
-    that batch is normalised with the running statistics, which it leaves unchanged."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.training and x.shape[0] == 1:
-            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
-        return super().forward(x)
-
-
-def answer_map(conf: Tensor, anchors: AnchorSet, image_size: int) -> Tensor:
-    """``(B, G, G)`` on the finest grid: the softmax of all anchor-cells' confidences, each coarser cell's share
-    spread evenly over the finest cells it covers (for the pictures: where the model looks)."""
-    probs = conf.float().softmax(1)
-    grids = anchors.grids(image_size)
-    fine = max(grids)
-    out = probs.new_zeros(len(probs), fine, fine)
-    start = 0
-    for level, grid in zip(anchors.levels, grids, strict=True):
-        n = len(level) * grid * grid
-        per_cell = probs[:, start : start + n].reshape(-1, len(level), grid, grid).sum(1)
-        scale = fine // grid
-        out += per_cell.repeat_interleave(scale, 1).repeat_interleave(scale, 2) / (scale * scale)
-        start += n
-    return out
-
-
-class FAOA(GroundingModel):
+class FAOA(OneStageModel):
     """The one-stage grounding model; ``cfg`` chooses the reference's variants (:mod:`rsvg.models.faoa_config`)."""
 
     arch = "faoa"
+    clamp_targets = True  # the reference's training loop clamps the box to the input before build_target
 
     def __init__(self, cfg: FAOAConfig, backbone: nn.Module, text_encoder: TextEncoder | nn.Module) -> None:
         super().__init__()
@@ -106,27 +75,6 @@ class FAOA(GroundingModel):
         self.fcn_out = nn.ModuleList(nn.Sequential(ConvBNReLU(e, e // 2), nn.Conv2d(e // 2, 3 * 5, 1)) for _ in STRIDES)
 
     # ------------------------------------------------------------------------------------------------------------
-    def forward(
-        self,
-        image: Tensor | None,
-        padding_mask: Tensor,
-        input_ids: Tensor,
-        attention_mask: Tensor,
-        need_attention: bool = False,
-        *,
-        image_features: Tensor | None = None,
-        text_features: tuple[Tensor, Tensor] | None = None,
-        extras: Mapping[str, Any] | None = None,
-    ) -> GroundingOutput:
-        outputs = self.head_outputs(image, input_ids, attention_mask, image_features, text_features)
-        conf, reg = flatten_outputs(outputs, self.anchors)
-        decoded = decode(conf, reg, self.anchors, self.image_size)
-        out = GroundingOutput(decoded.box / self.image_size, cell_scores=conf.float())
-        out.extra["regressions"] = reg  # (B, N, 4) tx, ty, tw, th of every anchor-cell, for the loss
-        if need_attention:
-            out.attention = answer_map(conf, self.anchors, self.image_size)
-        return out
-
     def head_outputs(
         self,
         image: Tensor | None,
@@ -136,7 +84,7 @@ class FAOA(GroundingModel):
         text_features: tuple[Tensor, Tensor] | None = None,
     ) -> list[Tensor]:
         """The head's raw output per grid, coarsest first: ``[B, 15, G, G]`` (3 anchors × tx, ty, tw, th, conf)."""
-        maps = self._visual_maps(image, image_features)  # strides 8, 16, 32
+        maps = self.visual_maps(image, image_features)  # strides 8, 16, 32
         words, sentence = self.text(input_ids, attention_mask) if text_features is None else text_features
         # BERT: the [CLS] token of the last four layers, averaged (the encoder's word features), never trained;
         # LSTM: its output at the query's last word (its sentence feature), trained with the rest
@@ -151,42 +99,3 @@ class FAOA(GroundingModel):
                 parts.append(coord_map(b, h, w, visual.device).to(visual.dtype))
             outputs.append(self.fcn_out[k](self.fcn_emb[k](torch.cat(parts, 1))))
         return outputs
-
-    def _visual_maps(self, image: Tensor | None, image_features: Tensor | None) -> list[Tensor]:
-        if image_features is None:
-            if image is None:
-                raise ValueError("give the image or its features (image_features)")
-            return self.backbone(image)
-        if image_features.shape[1] != self.feature_channels:
-            raise ValueError(
-                f"a feature map of {image_features.shape[1]} channels does not match the model "
-                f"({self.feature_channels})"
-            )
-        return unfold_levels(image_features, (self.level_channels[8], self.level_channels[16], self.level_channels[32]))
-
-    def encode_image(self, image: Tensor, backbone: nn.Module | None = None) -> Tensor:
-        """The three backbone maps folded into one stride-32 map (:func:`~rsvg.models.onestage_layers.fold_levels`),
-        what a feature cache stores."""
-        return fold_levels((backbone or self.backbone)(image))
-
-    # --- loss and optimiser groups -----------------------------------------------------------------------------
-    def loss_terms(self, cfg: LossConfig) -> tuple[str, ...]:
-        return ("loss", "conf", "coord")
-
-    def loss(self, out: GroundingOutput, batch: Mapping[str, Any], cfg: LossConfig) -> dict[str, Tensor]:
-        """The reference's loss (:func:`~rsvg.models.yolo.yolo_grounding_loss`): cross-entropy over all anchor-cells'
-        confidences against the target anchor-cell, plus 5 × the regression's MSE there."""
-        assert out.cell_scores is not None
-        targets = build_targets(batch["box"].float(), self.anchors, self.image_size)
-        return yolo_grounding_loss(out.cell_scores, out.extra["regressions"], targets)
-
-    def pretrained_parameter_names(self) -> set[str]:
-        pretrained, _ = self.backbone.pretrained_and_new_parameters()
-        names = {f"backbone.{n}" for n, _ in pretrained} | {f"text.{n}" for n in self.text.pretrained_names}
-        own = dict(self.named_parameters())
-        return {n for n in names if n in own}
-
-    def reference_group(self, name: str) -> str:
-        """The reference's two groups: DarkNet at lr/10 (``visual``), everything else at lr (the text encoder,
-        frozen, gets no gradient)."""
-        return "visual" if name.startswith("backbone.") else "text" if name.startswith("text.") else "rest"

@@ -30,30 +30,16 @@ LBYLNet``; the counts below are ``../shared/reference/table2_models.md``'s, BERT
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rsvg.models.faoa import BatchNorm1dAnyBatch, answer_map
-from rsvg.models.interface import GroundingModel
 from rsvg.models.landmark_pool import LandmarkP4
 from rsvg.models.lbyl_config import LBYLConfig
-from rsvg.models.loss import LossConfig
-from rsvg.models.onestage_layers import coord_map, fold_levels, unfold_levels
-from rsvg.models.outputs import GroundingOutput
+from rsvg.models.onestage_layers import BatchNorm1dAnyBatch, coord_map
+from rsvg.models.onestage_model import OneStageModel
 from rsvg.models.text_encoder import TextEncoder
-from rsvg.models.yolo import (
-    LBYL_ANCHORS,
-    LBYL_LOSS,
-    AnchorSet,
-    build_targets,
-    decode,
-    flatten_outputs,
-    yolo_grounding_loss,
-)
+from rsvg.models.yolo import LBYL_ANCHORS, LBYL_LOSS, AnchorSet
 
 __all__ = ["LBYL_MEAN_BGR", "LBYL_STD_BGR", "LBYLNet", "anchor_set"]
 
@@ -85,10 +71,11 @@ def upsample(x: Tensor) -> Tensor:
     return F.interpolate(x, scale_factor=2.0, mode="nearest")
 
 
-class LBYLNet(GroundingModel):
+class LBYLNet(OneStageModel):
     """The one-stage grounding model with landmark features; ``cfg``: :mod:`rsvg.models.lbyl_config`."""
 
     arch = "lbyl"
+    loss_config = LBYL_LOSS  # σ(tx), σ(ty) clamped to [1e-4, 1 − 1e-4] in the loss, as the reference's _sigmoid
 
     def __init__(self, cfg: LBYLConfig, backbone: nn.Module, text_encoder: TextEncoder) -> None:
         super().__init__()
@@ -140,27 +127,6 @@ class LBYLNet(GroundingModel):
         return image.flip(1) if self.cfg.bgr_input else image
 
     # --- forward --------------------------------------------------------------------------------------------
-    def forward(
-        self,
-        image: Tensor | None,
-        padding_mask: Tensor,
-        input_ids: Tensor,
-        attention_mask: Tensor,
-        need_attention: bool = False,
-        *,
-        image_features: Tensor | None = None,
-        text_features: tuple[Tensor, Tensor] | None = None,
-        extras: Mapping[str, Any] | None = None,
-    ) -> GroundingOutput:
-        outputs = self.head_outputs(image, input_ids, attention_mask, image_features, text_features)
-        conf, reg = flatten_outputs(outputs, self.anchors)
-        decoded = decode(conf, reg, self.anchors, self.image_size)
-        out = GroundingOutput(decoded.box / self.image_size, cell_scores=conf.float())
-        out.extra["regressions"] = reg  # (B, N, 4) tx, ty, tw, th of every anchor-cell, for the loss
-        if need_attention:
-            out.attention = answer_map(conf, self.anchors, self.image_size)
-        return out
-
     def head_outputs(
         self,
         image: Tensor | None,
@@ -170,7 +136,7 @@ class LBYLNet(GroundingModel):
         text_features: tuple[Tensor, Tensor] | None = None,
     ) -> list[Tensor]:
         """The head's raw output per grid, coarsest first: ``[B, 15, G, G]`` (3 anchors × tx, ty, tw, th, conf)."""
-        maps = self._visual_maps(image, image_features)  # strides 8, 16, 32
+        maps = self.visual_maps(image, image_features)  # strides 8, 16, 32
         lang = self.mapping_lang(self.sentence(input_ids, attention_mask, text_features))
         fused = []
         for k, stride in enumerate(STRIDES):
@@ -197,42 +163,6 @@ class LBYLNet(GroundingModel):
         words, _ = self.text(ids, mask) if text_features is None else text_features
         m = mask.to(words.dtype).unsqueeze(-1)
         return (words[:, :n] / LAYER_MEAN_DIVISOR * m).sum(1) / m.sum(1).clamp(min=1.0)
-
-    def _visual_maps(self, image: Tensor | None, image_features: Tensor | None) -> list[Tensor]:
-        if image_features is None:
-            if image is None:
-                raise ValueError("give the image or its features (image_features)")
-            return self.backbone(self.backbone_input(image))
-        if image_features.shape[1] != self.feature_channels:
-            raise ValueError(
-                f"a feature map of {image_features.shape[1]} channels does not match the model "
-                f"({self.feature_channels})"
-            )
-        return unfold_levels(image_features, (self.level_channels[8], self.level_channels[16], self.level_channels[32]))
-
-    def encode_image(self, image: Tensor, backbone: nn.Module | None = None) -> Tensor:
-        """The three backbone maps folded into one stride-32 map (:func:`~rsvg.models.onestage_layers.fold_levels`),
-        what a feature cache stores."""
-        return fold_levels((backbone or self.backbone)(self.backbone_input(image)))
-
-    # --- loss and optimiser groups -----------------------------------------------------------------------------
-    def loss_terms(self, cfg: LossConfig) -> tuple[str, ...]:
-        return ("loss", "conf", "coord")
-
-    def loss(self, out: GroundingOutput, batch: Mapping[str, Any], cfg: LossConfig) -> dict[str, Tensor]:
-        """The reference's loss (:func:`~rsvg.models.yolo.yolo_grounding_loss` with
-        :data:`~rsvg.models.yolo.LBYL_LOSS`): cross-entropy over all anchor-cells' confidences against the target
-        anchor-cell, plus 5 × the regression's MSE there. ``coord`` is reported unweighted (the reference logs it
-        multiplied by 5)."""
-        assert out.cell_scores is not None
-        targets = build_targets(batch["box"].float(), self.anchors, self.image_size)
-        return yolo_grounding_loss(out.cell_scores, out.extra["regressions"], targets, LBYL_LOSS)
-
-    def pretrained_parameter_names(self) -> set[str]:
-        pretrained, _ = self.backbone.pretrained_and_new_parameters()
-        names = {f"backbone.{n}" for n, _ in pretrained} | {f"text.{n}" for n in self.text.pretrained_names}
-        own = dict(self.named_parameters())
-        return {n for n in names if n in own}
 
     def reference_group(self, name: str) -> str:
         """The reference's one group: every parameter, DarkNet and BERT included, at lr (``core/nnet/

@@ -10,25 +10,20 @@ channels per quadrant, YOLOv3's COCO anchors used as sizes in 256-px input pixel
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from rsvg.errors import ConfigError
-from rsvg.models.config import ModelConfig, check_at_least
-from rsvg.models.yolo import COCO_ANCHORS
+from rsvg.models.config import check_at_least
+from rsvg.models.onestage_config import OneStageConfig
 
-__all__ = ["ANCHOR_CHOICES", "LBYLConfig"]
-
-#: where the anchors come from: YOLOv3's COCO set, or k-means on the training split's boxes
-ANCHOR_CHOICES = ("coco", "kmeans")
+__all__ = ["LBYLConfig"]
 
 
 @dataclass
-class LBYLConfig(ModelConfig):
+class LBYLConfig(OneStageConfig):
     """Every architectural choice of LBYL-Net (Table II's BERT row, and narrower widths for the CPU config)."""
 
     arch: str = "lbyl"
-    backbone: str = "darknet53"
-    image_size: int = 256
     max_tokens: int = 128  # max_query_len; each batch is trimmed to its longest query, as the reference does
     freeze_text_encoder: bool = False  # the reference fine-tunes BERT with everything else
     sentence_feature: str = "mean"  # the pooler is never read: the text encoder leaves it out
@@ -40,11 +35,6 @@ class LBYLConfig(ModelConfig):
     # RGB order and flips the channels itself); false: the backbone's own RGB normalisation (e.g. a frozen
     # ImageNet backbone)
     bgr_input: bool = True
-    # coco: YOLOv3's 9 anchors (w, h), smallest first, measured at anchor_imsize px; kmeans: 9 anchors from the
-    # training split's boxes, computed when training starts and stored here (anchor_boxes) with anchor_imsize =
-    # image_size, so that the checkpoint keeps them
-    anchors: str = "coco"
-    anchor_boxes: list[list[float]] = field(default_factory=lambda: [list(a) for a in COCO_ANCHORS])
     # the image size the anchor numbers are measured at: the reference uses the numbers as pixels of its 256-px
     # input (core/utils/misc.py: make_anchors keeps them at their values, the loss divides by the stride)
     anchor_imsize: float = 256.0
@@ -57,13 +47,3 @@ class LBYLConfig(ModelConfig):
             raise ConfigError(f"model.image_size must be at least 64 (a 2x2 coarsest map), got {self.image_size}")
         if not 0.0 <= self.text_dropout < 1.0:
             raise ConfigError(f"model.text_dropout must be in [0, 1), got {self.text_dropout}")
-        if self.anchors not in ANCHOR_CHOICES:
-            raise ConfigError(f"model.anchors must be one of {', '.join(ANCHOR_CHOICES)}, got {self.anchors!r}")
-        boxes = self.anchor_boxes
-        if len(boxes) != 9 or not all(
-            isinstance(b, (list, tuple)) and len(b) == 2 and all(isinstance(v, (int, float)) and v > 0 for v in b)
-            for b in boxes
-        ):
-            raise ConfigError(f"model.anchor_boxes must be 9 (width, height) pairs > 0, got {boxes!r}")
-        if self.anchor_imsize <= 0:
-            raise ConfigError(f"model.anchor_imsize must be > 0, got {self.anchor_imsize}")

@@ -3,7 +3,9 @@
 * :class:`ConvBNReLU` — convolution without bias, batch norm, ReLU (or leaky ReLU): the references' fusion block;
 * :func:`coord_map` — the 8 spatial channels the references concatenate to each fused map;
 * :func:`fold_levels` / :func:`unfold_levels` — the backbone's stride-8, -16 and -32 maps carried as one stride-32
-  map (space-to-depth), so that a feature cache stores one tensor per image as it does for MGVLF.
+  map (space-to-depth), so that a feature cache stores one tensor per image as it does for MGVLF;
+* :class:`BatchNorm1dAnyBatch` — the text mappings' batch norm, which also takes a training batch of one;
+* :func:`answer_map` — where the model looks, for the pictures: the anchor-cells' softmax on the finest grid.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["ConvBNReLU", "coord_map", "fold_levels", "unfold_levels"]
+from rsvg.models.yolo import AnchorSet
+
+__all__ = ["BatchNorm1dAnyBatch", "ConvBNReLU", "answer_map", "coord_map", "fold_levels", "unfold_levels"]
 
 
 class ConvBNReLU(nn.Sequential):
@@ -65,3 +69,30 @@ def unfold_levels(folded: Tensor, channels: tuple[int, int, int]) -> list[Tensor
     s16 = F.pixel_shuffle(folded[:, c32 : c32 + 4 * c16], 2)
     s8 = F.pixel_shuffle(folded[:, c32 + 4 * c16 : c32 + 4 * c16 + 16 * c8], 4)
     return [s8, s16, s32]
+
+
+class BatchNorm1dAnyBatch(nn.BatchNorm1d):
+    """``BatchNorm1d`` that also takes a training batch of one sample (the last batch of an epoch may be one):
+    that batch is normalised with the running statistics, which it leaves unchanged."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.training and x.shape[0] == 1:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+        return super().forward(x)
+
+
+def answer_map(conf: Tensor, anchors: AnchorSet, image_size: int) -> Tensor:
+    """``(B, G, G)`` on the finest grid: the softmax of all anchor-cells' confidences, each coarser cell's share
+    spread evenly over the finest cells it covers (for the pictures: where the model looks)."""
+    probs = conf.float().softmax(1)
+    grids = anchors.grids(image_size)
+    fine = max(grids)
+    out = probs.new_zeros(len(probs), fine, fine)
+    start = 0
+    for level, grid in zip(anchors.levels, grids, strict=True):
+        n = len(level) * grid * grid
+        per_cell = probs[:, start : start + n].reshape(-1, len(level), grid, grid).sum(1)
+        scale = fine // grid
+        out += per_cell.repeat_interleave(scale, 1).repeat_interleave(scale, 2) / (scale * scale)
+        start += n
+    return out

@@ -35,14 +35,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rsvg.models.faoa import answer_map
-from rsvg.models.interface import GroundingModel
 from rsvg.models.loss import LossConfig
 from rsvg.models.onestage_layers import ConvBNReLU, coord_map
+from rsvg.models.onestage_model import OneStageModel
 from rsvg.models.outputs import GroundingOutput
 from rsvg.models.resc_config import ReSCConfig
 from rsvg.models.text_encoder import TextEncoder
-from rsvg.models.yolo import AnchorSet, build_targets, decode, flatten_outputs, yolo_grounding_loss
+from rsvg.models.yolo import AnchorSet
 
 __all__ = [
     "STRIDE",
@@ -162,11 +161,12 @@ class SubQueryModulation(nn.Module):
         return x, torch.stack(scores, 1)
 
 
-class ReSC(GroundingModel):
+class ReSC(OneStageModel):
     """The one-stage grounding model with sub-queries; ``cfg`` chooses the reference's options
     (:mod:`rsvg.models.resc_config`)."""
 
     arch = "resc"
+    clamp_targets = True  # the reference's training loop clamps the box to the input before build_target
 
     def __init__(self, cfg: ReSCConfig, backbone: nn.Module, text_encoder: TextEncoder) -> None:
         super().__init__()
@@ -191,28 +191,18 @@ class ReSC(GroundingModel):
         self.fcn_out = nn.Sequential(ConvBNReLU(e, e // 2), nn.Conv2d(e // 2, len(self.anchors.anchors) * 5, 1))
 
     # ------------------------------------------------------------------------------------------------------------
-    def forward(
+    def grid_outputs(
         self,
         image: Tensor | None,
-        padding_mask: Tensor,
         input_ids: Tensor,
         attention_mask: Tensor,
-        need_attention: bool = False,
-        *,
         image_features: Tensor | None = None,
         text_features: tuple[Tensor, Tensor] | None = None,
-        extras: Mapping[str, Any] | None = None,
-    ) -> GroundingOutput:
+    ) -> tuple[list[Tensor], dict[str, Tensor]]:
+        """The one grid's output, and for the diversity loss each round's word scores ``(B, R, Nt)`` and the
+        tokens they weigh ``(B, Nt)``."""
         head, scores = self.head_outputs(image, input_ids, attention_mask, image_features, text_features)
-        conf, reg = flatten_outputs([head], self.anchors)
-        decoded = decode(conf, reg, self.anchors, self.image_size)
-        out = GroundingOutput(decoded.box / self.image_size, cell_scores=conf.float())
-        out.extra["regressions"] = reg  # (B, N, 4) tx, ty, tw, th of every anchor-cell, for the loss
-        out.extra["word_scores"] = scores  # (B, R, Nt) each round's word scores, for the diversity loss
-        out.extra["words"] = word_mask(attention_mask)  # (B, Nt) the tokens those scores weigh
-        if need_attention:
-            out.attention = answer_map(conf, self.anchors, self.image_size)
-        return out
+        return [head], {"word_scores": scores, "words": word_mask(attention_mask)}
 
     def head_outputs(
         self,
@@ -253,7 +243,7 @@ class ReSC(GroundingModel):
         :data:`FOLD`), what a feature cache stores."""
         return F.pixel_unshuffle((backbone or self.backbone)(image)[0], FOLD)
 
-    # --- loss and optimiser groups -----------------------------------------------------------------------------
+    # --- loss ----------------------------------------------------------------------------------------------------
     def loss_terms(self, cfg: LossConfig) -> tuple[str, ...]:
         return ("loss", "conf", "coord", "diversity", "coverage")
 
@@ -262,21 +252,7 @@ class ReSC(GroundingModel):
         anchor-cells' confidences against the target anchor-cell, plus 5 × the regression's MSE there) on the box
         clamped to ``[0, image_size − 1]`` as its training loop does, plus ``diversity_weight`` × the
         :func:`diversity_loss` terms (returned unweighted)."""
-        assert out.cell_scores is not None
-        box = batch["box"].float().clamp(0, self.image_size - 1)
-        targets = build_targets(box, self.anchors, self.image_size)
-        terms = yolo_grounding_loss(out.cell_scores, out.extra["regressions"], targets)
+        terms = super().loss(out, batch, cfg)
         diversity, coverage = diversity_loss(out.extra["word_scores"], out.extra["words"])
         terms["loss"] = terms["loss"] + self.cfg.diversity_weight * (diversity + coverage)
         return {**terms, "diversity": diversity.detach(), "coverage": coverage.detach()}
-
-    def pretrained_parameter_names(self) -> set[str]:
-        pretrained, _ = self.backbone.pretrained_and_new_parameters()
-        names = {f"backbone.{n}" for n, _ in pretrained} | {f"text.{n}" for n in self.text.pretrained_names}
-        own = dict(self.named_parameters())
-        return {n for n in names if n in own}
-
-    def reference_group(self, name: str) -> str:
-        """The reference's two groups: DarkNet at lr/10 (``visual``), everything else at lr (the text encoder,
-        frozen, gets no gradient)."""
-        return "visual" if name.startswith("backbone.") else "text" if name.startswith("text.") else "rest"
