@@ -3,16 +3,14 @@ head's output, and the lite config memorising a few samples through rsvg train."
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
 
-from helpers.datasets import make_official_dataset
+from helpers.families import assert_memorised, memorise, submodule_counts
 from helpers.models import inputs
 from rsvg.config import load_config
-from rsvg.engine.trainer import train
 from rsvg.models.build import build_model
 from rsvg.models.faoa import anchor_set, answer_map
 from rsvg.models.loss import LossConfig
@@ -25,12 +23,6 @@ BERT_POOLER = 590_592
 #: the parameters the reference's DarkNet computes but never uses (its detection convolutions)
 UNUSED_DARKNET = 6_687_485
 
-
-def submodule_counts(model) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for name, p in model.named_parameters():
-        counts[name.split(".")[0]] = counts.get(name.split(".")[0], 0) + p.numel()
-    return counts
 
 
 @pytest.fixture(scope="module")
@@ -167,32 +159,19 @@ def test_kmeans_anchors_come_from_the_training_boxes_and_are_kept_in_the_config(
 @pytest.fixture(scope="module")
 def memorised(tmp_path_factory) -> Path:
     """The lite config (frozen, cached encoders) at 64 px trained on four samples, validated on the same."""
-    base = tmp_path_factory.mktemp("faoa_memorised")
-    root = make_official_dataset(base / "data")
-    for split in ("train", "val"):
-        (root / f"{split}.txt").write_text("0\n1\n2\n3\n")
-    cfg = load_config(
+    return memorise(
+        tmp_path_factory,
         "configs/faoa_lite.yaml",
         [
-            f"data.root={root}",
             "model.image_size=64",
             "model.emb_size=64",
             "train.epochs=80",
             "train.batch_size=4",
             "train.lr=3e-3",
             "train.eval_every=40",
-            "train.save_every_epochs=1000",
-            "train.log_every=50",
-            "train.channels_last=false",
         ],
     )
-    torch.manual_seed(0)
-    train(cfg, base / "run")
-    return base / "run"
 
 
 def test_the_lite_config_memorises_a_few_samples(memorised):
-    rows = [json.loads(x) for x in (memorised / "val_predictions.jsonl").read_text().splitlines()]
-    history = json.loads((memorised / "history.json").read_text())
-    assert len(rows) == 4 and history[-1]["loss"] < history[0]["loss"] / 3
-    assert max(h["val"]["Pr@0.5"] for h in history if "val" in h) == 100.0
+    assert_memorised(memorised)

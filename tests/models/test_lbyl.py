@@ -5,19 +5,17 @@ lite config memorising a few samples through rsvg train."""
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from pathlib import Path
 
 import pytest
 import torch
 
-from helpers.datasets import make_official_dataset
+from helpers.families import assert_memorised, memorise, submodule_counts
 from helpers.models import inputs
 from rsvg.config import load_config
 from rsvg.data.transforms import normalize
 from rsvg.engine.optim import build_optimizer
-from rsvg.engine.trainer import train
 from rsvg.models.build import build_model
 from rsvg.models.landmark_pool import QUADRANTS, LandmarkP4, quadrant_max
 from rsvg.models.lbyl import anchor_set
@@ -33,12 +31,6 @@ UNUSED_DARKNET = 6_687_485
 TINY = {"backbone": "efficientnet_lite0", "pretrained_backbone": False, "image_size": 64, "max_tokens": 12}
 TINY_WIDTHS = {"emb_size": 16, "out_dim": 16, "ctx_dim": 8}
 
-
-def submodule_counts(model) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for name, p in model.named_parameters():
-        counts[name.split(".")[0]] = counts.get(name.split(".")[0], 0) + p.numel()
-    return counts
 
 
 def tiny_model(**options):
@@ -217,14 +209,10 @@ def test_the_paper_config_trains_every_parameter_at_one_rate_with_adam():
 @pytest.fixture(scope="module")
 def memorised(tmp_path_factory) -> Path:
     """The lite config (frozen, cached encoders) at 64 px trained on four samples, validated on the same."""
-    base = tmp_path_factory.mktemp("lbyl_memorised")
-    root = make_official_dataset(base / "data")
-    for split in ("train", "val"):
-        (root / f"{split}.txt").write_text("0\n1\n2\n3\n")
-    cfg = load_config(
+    return memorise(
+        tmp_path_factory,
         "configs/lbyl_lite.yaml",
         [
-            f"data.root={root}",
             "model.image_size=64",
             "model.emb_size=64",
             "model.out_dim=64",
@@ -234,18 +222,9 @@ def memorised(tmp_path_factory) -> Path:
             "train.lr=1e-2",
             "train.warmup_steps=5",
             "train.eval_every=10",
-            "train.save_every_epochs=1000",
-            "train.log_every=50",
-            "train.channels_last=false",
         ],
     )
-    torch.manual_seed(0)
-    train(cfg, base / "run")
-    return base / "run"
 
 
 def test_the_lite_config_memorises_a_few_samples(memorised):
-    rows = [json.loads(x) for x in (memorised / "val_predictions.jsonl").read_text().splitlines()]
-    history = json.loads((memorised / "history.json").read_text())
-    assert len(rows) == 4 and history[-1]["loss"] < history[0]["loss"] / 3
-    assert max(h["val"]["Pr@0.5"] for h in history if "val" in h) == 100.0
+    assert_memorised(memorised)

@@ -3,7 +3,6 @@ the diversity loss on hand-built cases, the loss, and the lite config memorising
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -11,10 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers.datasets import make_official_dataset
+from helpers.families import assert_memorised, memorise, submodule_counts
 from helpers.models import inputs
 from rsvg.config import load_config
-from rsvg.engine.trainer import train
 from rsvg.models.build import build_model
 from rsvg.models.loss import LossConfig
 from rsvg.models.registry import model_config_from_dict
@@ -35,13 +33,6 @@ TINY = {
     "emb_size": 16,
 }
 
-
-def submodule_counts(module, depth: int = 1) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for name, p in module.named_parameters():
-        key = ".".join(name.split(".")[:depth])
-        counts[key] = counts.get(key, 0) + p.numel()
-    return counts
 
 
 @pytest.fixture(scope="module")
@@ -189,14 +180,10 @@ def test_the_loss_is_the_yolo_loss_plus_the_weighted_diversity_terms():
 @pytest.fixture(scope="module")
 def memorised(tmp_path_factory) -> Path:
     """The lite config (frozen, cached encoders) at 64 px trained on four samples, validated on the same."""
-    base = tmp_path_factory.mktemp("resc_memorised")
-    root = make_official_dataset(base / "data")
-    for split in ("train", "val"):
-        (root / f"{split}.txt").write_text("0\n1\n2\n3\n")
-    cfg = load_config(
+    return memorise(
+        tmp_path_factory,
         "configs/resc_lite.yaml",
         [
-            f"data.root={root}",
             "model.image_size=64",
             "model.emb_size=64",
             "train.epochs=60",
@@ -204,18 +191,9 @@ def memorised(tmp_path_factory) -> Path:
             "train.lr=3e-3",
             "train.schedule=constant",
             "train.eval_every=20",
-            "train.save_every_epochs=1000",
-            "train.log_every=50",
-            "train.channels_last=false",
         ],
     )
-    torch.manual_seed(0)
-    train(cfg, base / "run")
-    return base / "run"
 
 
 def test_the_lite_config_memorises_a_few_samples(memorised):
-    rows = [json.loads(x) for x in (memorised / "val_predictions.jsonl").read_text().splitlines()]
-    history = json.loads((memorised / "history.json").read_text())
-    assert len(rows) == 4 and history[-1]["loss"] < history[0]["loss"] / 3
-    assert max(h["val"]["Pr@0.5"] for h in history if "val" in h) == 100.0
+    assert_memorised(memorised)
