@@ -73,6 +73,15 @@ TINY_CONFIGS["lbyl"] = {
         "freeze_backbone": True,
         "freeze_text_encoder": True,
     },
+    "lstm": {
+        **TINY_FAOA,
+        "emb_size": 16,
+        "out_dim": 16,
+        "ctx_dim": 8,
+        "text": "lstm",
+        "freeze_text_encoder": False,
+        "vocabulary": ["the", "red", "car", "ship", "left"],
+    },
 }
 #: parameters a config's loss reaches with a zero gradient by the reference's own design, and why
 ZERO_GRADIENT = {

@@ -51,7 +51,7 @@ def test_the_paper_config_has_the_references_parameter_counts(paper_model):
 
 def test_the_lstm_variant_has_the_references_counts_and_learns_its_vocabulary():
     from rsvg.data.records import GroundingSample
-    from rsvg.models.faoa_build import fit_faoa
+    from rsvg.models.anchor_fit import fit_one_stage
 
     cfg = load_config("configs/faoa_lstm.yaml", ["model.backbone=efficientnet_lite0"]).model
     queries = ["the red car on the left", "The ship, left of the red car", "a car"]
@@ -59,7 +59,7 @@ def test_the_lstm_variant_has_the_references_counts_and_learns_its_vocabulary():
         GroundingSample(i, str(i), Path(f"{i}.jpg"), Path("a.xml"), 0, 800, 800, "ship", (0, 0, 40 + i, 50), q)
         for i, q in enumerate(queries * 3)
     ]
-    fitted, said = fit_faoa(cfg, samples)
+    fitted, said = fit_one_stage(cfg, samples)
     # most frequent first, ties alphabetical (the 4 times over the three queries, car 3, left and red 2, ...)
     assert fitted.vocabulary == ["the", "car", "left", "red", "a", "of", "on", "ship"] and "8 words" in said
     model = build_model(fitted, load_pretrained=False)

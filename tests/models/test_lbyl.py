@@ -228,3 +228,22 @@ def memorised(tmp_path_factory) -> Path:
 
 def test_the_lite_config_memorises_a_few_samples(memorised):
     assert_memorised(memorised)
+
+
+def test_the_lstm_variant_has_the_references_counts():
+    from rsvg.data.records import GroundingSample
+    from rsvg.models.anchor_fit import fit_one_stage
+
+    cfg = load_config("configs/lbyl_lstm.yaml", ["model.backbone=efficientnet_lite0"]).model
+    samples = [
+        GroundingSample(i, str(i), Path(f"{i}.jpg"), Path("a.xml"), 0, 800, 800, "ship", (0, 0, 40 + i, 50), q)
+        for i, q in enumerate(["the red car on the left", "a ship", "the car"] * 3)
+    ]
+    fitted, said = fit_one_stage(cfg, samples)
+    assert len(fitted.vocabulary) == 7 and "7 words" in said
+    model = build_model(fitted, load_pretrained=False)
+    counts = submodule_counts(model)
+    # ../shared/reference/table2_models.md, LBYL-LSTM: lang_encoder 4,465,152 + 512·V (here V + pad and unknown),
+    # mapping_lang 329,216 (from the BiLSTM's 1024)
+    assert counts["text"] == 4_465_152 + 512 * (7 + 2) and counts["mapping_lang"] == 329_216
+    assert model.text.sentence == "final" and model.text.input_dropout.p == 0.5

@@ -1,4 +1,5 @@
-"""The anchors of a one-stage family (FAOA, ReSC, LBYL-Net) fitted to the training split: :func:`fit_anchors`.
+"""What a one-stage family (FAOA, ReSC, LBYL-Net) takes from the training split: its anchors (:func:`fit_anchors`)
+and, with the LSTM text model, its vocabulary (:func:`fit_one_stage`).
 
 A family's config has ``anchors`` (``coco`` or ``kmeans``), ``anchor_boxes`` (9 ``(w, h)`` pairs, smallest first)
 and ``anchor_imsize`` (the image size they are measured at); its registry entry names :func:`fit_anchors` as its
@@ -16,9 +17,10 @@ import torch
 from rsvg.data.records import GroundingSample
 from rsvg.data.transforms import letterbox_geometry
 from rsvg.errors import ConfigError
+from rsvg.models.lstm_text import build_vocabulary
 from rsvg.models.yolo import kmeans_anchors
 
-__all__ = ["fit_anchors"]
+__all__ = ["fit_anchors", "fit_one_stage"]
 
 
 def fit_anchors(cfg: Any, samples: Sequence[GroundingSample]) -> tuple[Any, str]:
@@ -45,3 +47,14 @@ def fit_anchors(cfg: Any, samples: Sequence[GroundingSample]) -> tuple[Any, str]
         where = f"YOLOv3's COCO set, measured at {cfg.anchor_imsize:g} px"
     listed = ", ".join(f"{w:g}x{h:g}" for w, h in cfg.anchor_boxes)
     return cfg, f"anchors ({where}): {listed}"
+
+
+def fit_one_stage(cfg: Any, samples: Sequence[GroundingSample]) -> tuple[Any, str]:
+    """The anchors (:func:`fit_anchors`) and, with ``text: lstm``, the vocabulary (the split's words, most frequent
+    first; kept when the config has one already)."""
+    cfg, said = fit_anchors(cfg, samples)
+    if getattr(cfg, "text", "bert") == "lstm":
+        if not cfg.vocabulary:
+            cfg = replace(cfg, vocabulary=build_vocabulary(s.description for s in samples))
+        said += f"; vocabulary: {len(cfg.vocabulary)} words of the training split"
+    return cfg, said

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from torch import nn
 
-from rsvg.data.records import GroundingSample
 from rsvg.errors import ConfigError
-from rsvg.models.anchor_fit import fit_anchors
 from rsvg.models.encoders import build_text, build_visual
 from rsvg.models.faoa import FAOA
 from rsvg.models.faoa_config import FAOAConfig
 from rsvg.models.interface import GroundingModel
-from rsvg.models.lstm_text import LSTMTextEncoder, build_vocabulary
+from rsvg.models.lstm_text import LSTMTextEncoder
 
-__all__ = ["build_faoa", "fit_faoa"]
+__all__ = ["build_faoa"]
 
 
 def build_faoa(
@@ -41,14 +38,3 @@ def build_faoa(
         text = build_text(cfg, sentence=cfg.sentence_feature, load_pretrained=load_pretrained, text_folder=text_folder)
     model = FAOA(cfg, backbone, text)
     return around(model) if around is not None else model
-
-
-def fit_faoa(cfg: FAOAConfig, samples: Sequence[GroundingSample]) -> tuple[FAOAConfig, str]:
-    """What FAOA takes from the training split: its anchors (:func:`~rsvg.models.anchor_fit.fit_anchors`) and,
-    with ``text: lstm``, its vocabulary (the split's words, most frequent first; kept when the config has one)."""
-    cfg, said = fit_anchors(cfg, samples)
-    if cfg.text == "lstm":
-        if not cfg.vocabulary:
-            cfg = replace(cfg, vocabulary=build_vocabulary(s.description for s in samples))
-        said += f"; vocabulary: {len(cfg.vocabulary)} words of the training split"
-    return cfg, said

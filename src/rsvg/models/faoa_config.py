@@ -8,7 +8,7 @@ coordinate channels, YOLOv3's COCO anchors measured at 416 px.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from rsvg.errors import ConfigError
 from rsvg.models.config import check_at_least
@@ -22,11 +22,6 @@ class FAOAConfig(OneStageConfig):
     """Every architectural choice of FAOA (the three Table II rows: BERT, LSTM, without coordinates)."""
 
     arch: str = "faoa"
-    # bert: the BERT-family encoder text_encoder names ([CLS] of its last four layers, frozen: the reference detaches
-    # it); lstm: a BiLSTM on a vocabulary learned from the training split (rsvg.models.lstm_text), which trains
-    text: str = "bert"
-    vocabulary: list[str] = field(default_factory=list)  # text: lstm: the training split's words, filled by rsvg train
-    lstm_dropout: float = 0.2  # text: lstm: dropout on the word embeddings (the reference's input_dropout_p)
     freeze_text_encoder: bool = True  # the reference detaches BERT's features: it never trains
     sentence_feature: str = "mean"  # unused: FAOA reads the [CLS] token of the last four layers
     emb_size: int = 512  # width of the fusion (the reference's --emb_size)
@@ -40,9 +35,4 @@ class FAOAConfig(OneStageConfig):
             raise ConfigError(f"model.image_size must be a multiple of 32 (the coarsest grid), got {self.image_size}")
         if not 0.0 <= self.text_dropout < 1.0:
             raise ConfigError(f"model.text_dropout must be in [0, 1), got {self.text_dropout}")
-        if self.text not in ("bert", "lstm"):
-            raise ConfigError(f"model.text must be bert or lstm, got {self.text!r}")
-        if self.text == "lstm" and self.freeze_text_encoder:
-            raise ConfigError("model.text: lstm learns its word embeddings: set model.freeze_text_encoder: false")
-        if not 0.0 <= self.lstm_dropout < 1.0:
-            raise ConfigError(f"model.lstm_dropout must be in [0, 1), got {self.lstm_dropout}")
+

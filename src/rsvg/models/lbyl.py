@@ -156,11 +156,14 @@ class LBYLNet(OneStageModel):
     def sentence(
         self, input_ids: Tensor, attention_mask: Tensor, text_features: tuple[Tensor, Tensor] | None = None
     ) -> Tensor:
-        """``(B, hidden)``: the reference's query vector, the masked token mean of the word features / 4. The
-        batch is cut to its longest query first (padding is at the end), which changes no value."""
+        """``(B, hidden)``: the reference's query vector, the masked token mean of the word features / 4 (with
+        ``text: lstm`` the BiLSTM's final hidden states). The batch is cut to its longest query first (padding is at
+        the end), which changes no value."""
         n = max(int(attention_mask.sum(1).max()), 1)
         ids, mask = input_ids[:, :n], attention_mask[:, :n]
-        words, _ = self.text(ids, mask) if text_features is None else text_features
+        words, sentence = self.text(ids, mask) if text_features is None else text_features
+        if self.cfg.text == "lstm":
+            return sentence
         m = mask.to(words.dtype).unsqueeze(-1)
         return (words[:, :n] / LAYER_MEAN_DIVISOR * m).sum(1) / m.sum(1).clamp(min=1.0)
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from torch import nn
+
 from rsvg.errors import ConfigError
-from rsvg.models.encoders import build_encoders
+from rsvg.models.encoders import build_text, build_visual
 from rsvg.models.interface import GroundingModel
 from rsvg.models.lbyl import LBYLNet
 from rsvg.models.lbyl_config import LBYLConfig
+from rsvg.models.lstm_text import LSTMTextEncoder
 
 __all__ = ["build_lbyl"]
 
@@ -26,14 +29,12 @@ def build_lbyl(
     as the reference trains DarkNet) and text encoder (its pooler left out: never read). It carries no stages."""
     if tuple(extra_strides):
         raise ConfigError("model.stages: LBYL-Net carries no stages")
-    backbone, text = build_encoders(
-        cfg,
-        return_levels=(8, 16, 32),
-        sentence=cfg.sentence_feature,
-        load_pretrained=load_pretrained,
-        text_folder=text_folder,
-        frozen_bn=cfg.freeze_backbone,
-        frozen_stages=0,
+    backbone = build_visual(
+        cfg, return_levels=(8, 16, 32), load_pretrained=load_pretrained, frozen_bn=cfg.freeze_backbone, frozen_stages=0
     )
+    if cfg.text == "lstm":  # the two directions' final hidden states, as the reference's RNNEncoder gives them
+        text: nn.Module = LSTMTextEncoder(cfg.vocabulary, input_dropout=cfg.lstm_dropout, sentence="final")
+    else:
+        text = build_text(cfg, sentence=cfg.sentence_feature, load_pretrained=load_pretrained, text_folder=text_folder)
     model = LBYLNet(cfg, backbone, text)
     return around(model) if around is not None else model

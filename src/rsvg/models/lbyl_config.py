@@ -38,6 +38,7 @@ class LBYLConfig(OneStageConfig):
     # the image size the anchor numbers are measured at: the reference uses the numbers as pixels of its 256-px
     # input (core/utils/misc.py: make_anchors keeps them at their values, the loss divides by the stride)
     anchor_imsize: float = 256.0
+    lstm_dropout: float = 0.5  # text: lstm: the reference's input dropout on the word embeddings
 
     def __post_init__(self) -> None:
         super().__post_init__()

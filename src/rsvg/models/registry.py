@@ -12,9 +12,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from rsvg.errors import ConfigError
-from rsvg.models.anchor_fit import fit_anchors
+from rsvg.models.anchor_fit import fit_one_stage
 from rsvg.models.config import ModelConfig
-from rsvg.models.faoa_build import build_faoa, fit_faoa
+from rsvg.models.faoa_build import build_faoa
 from rsvg.models.faoa_config import FAOAConfig
 from rsvg.models.interface import GroundingModel
 from rsvg.models.lbyl_build import build_lbyl
@@ -47,9 +47,9 @@ class Family:
 
 FAMILIES: dict[str, Family] = {
     "mgvlf": Family(MGVLFConfig, build_mgvlf, "MGVLF (Zhan et al., 2023), its baseline and ablations", True),
-    "faoa": Family(FAOAConfig, build_faoa, "FAOA (Yang et al., ICCV 2019), one-stage, YOLOv3 head", fit=fit_faoa),
-    "resc": Family(ReSCConfig, build_resc, "ReSC-base (Yang et al., ECCV 2020), sub-query rounds", fit=fit_anchors),
-    "lbyl": Family(LBYLConfig, build_lbyl, "LBYL-Net (Huang et al., CVPR 2021), landmark features", fit=fit_anchors),
+    "faoa": Family(FAOAConfig, build_faoa, "FAOA (Yang et al., ICCV 2019), one-stage, YOLOv3 head", fit=fit_one_stage),
+    "resc": Family(ReSCConfig, build_resc, "ReSC-base (Yang et al., ECCV 2020), sub-query rounds", fit=fit_one_stage),
+    "lbyl": Family(LBYLConfig, build_lbyl, "LBYL-Net (Huang et al., CVPR 2021), landmark features", fit=fit_one_stage),
 }
 
 

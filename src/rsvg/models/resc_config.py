@@ -43,6 +43,8 @@ class ReSCConfig(OneStageConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_at_least(self, {"emb_size": 2, "rounds": 1})
+        if self.text != "bert":  # its rounds attend to every token's feature: the reference has no LSTM variant
+            raise ConfigError(f"model.text: ReSC reads a BERT-family encoder's token features, got {self.text!r}")
         if self.fusion not in FUSION_CHOICES:
             raise ConfigError(f"model.fusion must be one of {', '.join(FUSION_CHOICES)}, got {self.fusion!r}")
         if not 0.0 <= self.text_dropout < 1.0:
