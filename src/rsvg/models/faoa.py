@@ -54,8 +54,7 @@ class FAOA(OneStageModel):
         self.cfg = cfg
         self.backbone = backbone
         self.text = text_encoder
-        self.level_channels = dict(zip(backbone.return_levels, backbone.out_channels, strict=True))
-        self.feature_channels = self.level_channels[32] + 4 * self.level_channels[16] + 16 * self.level_channels[8]
+        self.read_levels(backbone)
         self.anchors = anchor_set(cfg)
         e = cfg.emb_size
         fused = 2 * e + (8 if cfg.coordmap else 0)

@@ -109,6 +109,20 @@ class GroundingModel(nn.Module):
         copy of :attr:`backbone`, e.g. with its batch norms folded) instead of the model's own when given."""
         raise NotImplementedError
 
+    def visual_features(self, image: Tensor | None, image_features: Tensor | None) -> Tensor:
+        """``image_features`` when given (checked against :attr:`feature_channels`), else :meth:`encode_image` of
+        ``image``: the forward's visual input either way."""
+        if image_features is None:
+            if image is None:
+                raise ValueError("give the image or its features (image_features)")
+            return self.encode_image(image)
+        if image_features.shape[1] != self.feature_channels:
+            raise ValueError(
+                f"a feature map of {image_features.shape[1]} channels does not match the model "
+                f"({self.feature_channels})"
+            )
+        return image_features
+
     # --- loss -----------------------------------------------------------------------------------------------
     def needs_attention(self, cfg: LossConfig) -> bool:
         """Whether :meth:`loss` reads the attention map (the forward must then run with ``need_attention``)."""

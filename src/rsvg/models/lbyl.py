@@ -82,8 +82,7 @@ class LBYLNet(OneStageModel):
         self.cfg = cfg
         self.backbone = backbone
         self.text = text_encoder
-        self.level_channels = dict(zip(backbone.return_levels, backbone.out_channels, strict=True))
-        self.feature_channels = self.level_channels[32] + 4 * self.level_channels[16] + 16 * self.level_channels[8]
+        self.read_levels(backbone)
         self.anchors = anchor_set(cfg)
         e, d = cfg.emb_size, cfg.out_dim
         joint = e + COORD_CHANNELS

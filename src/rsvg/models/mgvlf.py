@@ -187,10 +187,7 @@ class MGVLF(GroundingModel):
 
     def _visual_input(self, image: Tensor | None, image_features: Tensor | None) -> Tensor:
         """The visual input map, computed from ``image`` unless given; checked against the model."""
-        if image_features is None:
-            if image is None:
-                raise ValueError("give the image or its features (image_features)")
-            image_features = self.encode_image(image)
+        image_features = self.visual_features(image, image_features)
         _, channels, h, w = image_features.shape
         if h * w != self.num_visual or channels != self.feature_channels:
             raise ValueError(

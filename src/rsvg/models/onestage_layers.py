@@ -2,13 +2,15 @@
 
 * :class:`ConvBNReLU` — convolution without bias, batch norm, ReLU (or leaky ReLU): the references' fusion block;
 * :func:`coord_map` — the 8 spatial channels the references concatenate to each fused map;
-* :func:`fold_levels` / :func:`unfold_levels` — the backbone's stride-8, -16 and -32 maps carried as one stride-32
-  map (space-to-depth), so that a feature cache stores one tensor per image as it does for MGVLF;
+* :func:`fold_levels` / :func:`unfold_levels` — the backbone's maps (strides 8, 16, 32, or some of them) carried as
+  one stride-32 map (space-to-depth), so that a feature cache stores one tensor per image as it does for MGVLF;
 * :class:`BatchNorm1dAnyBatch` — the text mappings' batch norm, which also takes a training batch of one;
 * :func:`answer_map` — where the model looks, for the pictures: the anchor-cells' softmax on the finest grid.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +18,15 @@ from torch import Tensor, nn
 
 from rsvg.models.yolo import AnchorSet
 
-__all__ = ["BatchNorm1dAnyBatch", "ConvBNReLU", "answer_map", "coord_map", "fold_levels", "unfold_levels"]
+__all__ = [
+    "BatchNorm1dAnyBatch",
+    "ConvBNReLU",
+    "answer_map",
+    "coord_map",
+    "fold_levels",
+    "folded_channels",
+    "unfold_levels",
+]
 
 
 class ConvBNReLU(nn.Sequential):
@@ -53,22 +63,30 @@ def coord_map(batch: int, height: int, width: int, device: torch.device | None =
     return torch.stack(channels).unsqueeze(0).expand(batch, -1, -1, -1)
 
 
-def fold_levels(maps: list[Tensor]) -> Tensor:
-    """The backbone's stride-8, -16 and -32 maps (that order, highest resolution first) as one stride-32 map:
-    each stride-32 cell carries the 4×4 stride-8 and 2×2 stride-16 cells it covers as channels,
-    ``[C32; 4·C16; 16·C8]``."""
-    s8, s16, s32 = maps
-    return torch.cat([s32, F.pixel_unshuffle(s16, 2), F.pixel_unshuffle(s8, 4)], 1)
+def fold_levels(maps: Sequence[Tensor], strides: Sequence[int]) -> Tensor:
+    """The backbone's maps at ``strides`` (highest resolution first, as a backbone returns them) as one stride-32
+    map, coarsest first: each stride-32 cell carries the ``(32/s)²`` cells of stride ``s`` it covers as channels
+    (strides 8, 16, 32: ``[C32; 4·C16; 16·C8]``)."""
+    pairs = sorted(zip(strides, maps, strict=True), reverse=True)
+    return torch.cat([F.pixel_unshuffle(m, 32 // s) if s < 32 else m for s, m in pairs], 1)
 
 
-def unfold_levels(folded: Tensor, channels: tuple[int, int, int]) -> list[Tensor]:
-    """Inverse of :func:`fold_levels`: ``channels`` are ``(C8, C16, C32)``; returns the three maps highest
-    resolution first."""
-    c8, c16, c32 = channels
-    s32 = folded[:, :c32]
-    s16 = F.pixel_shuffle(folded[:, c32 : c32 + 4 * c16], 2)
-    s8 = F.pixel_shuffle(folded[:, c32 + 4 * c16 : c32 + 4 * c16 + 16 * c8], 4)
-    return [s8, s16, s32]
+def unfold_levels(folded: Tensor, channels: Sequence[int], strides: Sequence[int]) -> list[Tensor]:
+    """Inverse of :func:`fold_levels`: ``channels`` of the maps at ``strides``; the maps highest resolution
+    first."""
+    out: dict[int, Tensor] = {}
+    start = 0
+    for s, c in sorted(zip(strides, channels, strict=True), reverse=True):
+        width = c * (32 // s) ** 2
+        part = folded[:, start : start + width]
+        out[s] = F.pixel_shuffle(part, 32 // s) if s < 32 else part
+        start += width
+    return [out[s] for s in sorted(out)]
+
+
+def folded_channels(channels: Sequence[int], strides: Sequence[int]) -> int:
+    """Channels of :func:`fold_levels`'s map."""
+    return sum(c * (32 // s) ** 2 for c, s in zip(channels, strides, strict=True))
 
 
 class BatchNorm1dAnyBatch(nn.BatchNorm1d):

@@ -4,8 +4,8 @@ one or more grids and regresses a box at each (:mod:`rsvg.models.yolo`).
 
 A family gives :meth:`OneStageModel.head_outputs` (its fusion and head: the raw output per grid) and its anchors;
 this class turns them into the answer (the best-scoring anchor-cell's box, its score, an attention map for the
-pictures), computes the references' loss, reads the backbone's three maps (strides 8, 16, 32, folded into one
-stride-32 map for feature caches) and gives the references' optimiser groups.
+pictures), computes the references' loss, reads the backbone's maps (:meth:`OneStageModel.read_levels`; folded into
+one stride-32 map for feature caches) and gives the references' optimiser groups.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from rsvg.models.interface import GroundingModel
 from rsvg.models.loss import LossConfig
-from rsvg.models.onestage_layers import answer_map, fold_levels, unfold_levels
+from rsvg.models.onestage_layers import answer_map, fold_levels, folded_channels, unfold_levels
 from rsvg.models.outputs import GroundingOutput
 from rsvg.models.yolo import AnchorSet, YoloLossConfig, build_targets, decode, flatten_outputs, yolo_grounding_loss
 
@@ -85,24 +85,25 @@ class OneStageModel(GroundingModel):
         """The normalised batch as the backbone reads it (a family may reorder its channels)."""
         return image
 
+    def read_levels(self, backbone: nn.Module) -> None:
+        """Take the levels ``backbone`` returns as the ones the model reads: their channels per stride and the
+        channels of the folded map a feature cache stores."""
+        self.level_channels = dict(zip(backbone.return_levels, backbone.out_channels, strict=True))
+        self.feature_channels = folded_channels(list(self.level_channels.values()), list(self.level_channels))
+
     def visual_maps(self, image: Tensor | None, image_features: Tensor | None) -> list[Tensor]:
-        """The backbone's maps at strides 8, 16 and 32, from the image or unfolded from cached features."""
-        if image_features is None:
-            if image is None:
-                raise ValueError("give the image or its features (image_features)")
+        """The backbone's maps the model reads (highest resolution first), from the image or unfolded from cached
+        features."""
+        if image_features is None and image is not None:
             return self.backbone(self.backbone_input(image))
-        if image_features.shape[1] != self.feature_channels:
-            raise ValueError(
-                f"a feature map of {image_features.shape[1]} channels does not match the model "
-                f"({self.feature_channels})"
-            )
-        channels = (self.level_channels[8], self.level_channels[16], self.level_channels[32])
-        return unfold_levels(image_features, channels)
+        features = self.visual_features(image, image_features)
+        return unfold_levels(features, list(self.level_channels.values()), list(self.level_channels))
 
     def encode_image(self, image: Tensor, backbone: nn.Module | None = None) -> Tensor:
-        """The three backbone maps folded into one stride-32 map (:func:`~rsvg.models.onestage_layers.fold_levels`),
+        """The backbone's maps folded into one stride-32 map (:func:`~rsvg.models.onestage_layers.fold_levels`),
         what a feature cache stores."""
-        return fold_levels((backbone or self.backbone)(self.backbone_input(image)))
+        maps = (backbone or self.backbone)(self.backbone_input(image))
+        return fold_levels(maps, list(self.level_channels))
 
     # --- loss and optimiser groups --------------------------------------------------------------------------
     def loss_terms(self, cfg: LossConfig) -> tuple[str, ...]:

@@ -54,11 +54,9 @@ __all__ = [
     "word_weights",
 ]
 
-#: the one backbone level ReSC reads
+#: the one backbone level ReSC reads (a feature cache stores it folded into a stride-32 map, each cell carrying its
+#: 4×4 stride-8 cells as channels: :meth:`~rsvg.models.onestage_model.OneStageModel.encode_image`)
 STRIDE = 8
-#: a feature cache stores the stride-8 map as a stride-32 one, each stride-32 cell carrying its 4×4 stride-8 cells
-#: as channels (space-to-depth: the same numbers, in the cache's one-map-per-image, stride-32 layout)
-FOLD = 4
 #: the reference's ``mask_softmax`` multiplies the word scores by 10 before the softmax
 TEMPERATURE = 10.0
 
@@ -175,11 +173,10 @@ class ReSC(OneStageModel):
         self.cfg = cfg
         self.backbone = backbone
         self.text = text_encoder
-        self.visual_channels = int(backbone.out_channels[0])
-        self.feature_channels = FOLD * FOLD * self.visual_channels
+        self.read_levels(backbone)
         self.anchors = anchor_set(cfg)
         e = cfg.emb_size
-        self.mapping_visu = ConvBNReLU(self.visual_channels, e)
+        self.mapping_visu = ConvBNReLU(self.level_channels[STRIDE], e)
         self.mapping_lang = nn.Sequential(
             nn.Linear(text_encoder.hidden_size, e),
             nn.ReLU(),
@@ -214,7 +211,7 @@ class ReSC(OneStageModel):
     ) -> tuple[Tensor, Tensor]:
         """The head's raw output ``[B, 45, G, G]`` (9 anchors × tx, ty, tw, th, conf) on the stride-8 grid and the
         rounds' word scores ``(B, R, Nt)``."""
-        visual = F.normalize(self.mapping_visu(self._visual_map(image, image_features)), p=2, dim=1)
+        visual = F.normalize(self.mapping_visu(self.visual_maps(image, image_features)[0]), p=2, dim=1)
         raw, _ = self.text(input_ids, attention_mask) if text_features is None else text_features
         # every token of the last four layers, averaged (the encoder's word features); a frozen encoder's are
         # detached as the reference's (its --tunebert is freeze_text_encoder: false). The reference maps the first
@@ -225,23 +222,6 @@ class ReSC(OneStageModel):
         coord = coord_map(b, h, w, visual.device).to(visual.dtype) if self.cfg.coordmap else None
         x, scores = self.film(visual, tokens, word_mask(attention_mask), coord)
         return self.fcn_out(x), scores
-
-    def _visual_map(self, image: Tensor | None, image_features: Tensor | None) -> Tensor:
-        if image_features is None:
-            if image is None:
-                raise ValueError("give the image or its features (image_features)")
-            return self.backbone(image)[0]
-        if image_features.shape[1] != self.feature_channels:
-            raise ValueError(
-                f"a feature map of {image_features.shape[1]} channels does not match the model "
-                f"({self.feature_channels})"
-            )
-        return F.pixel_shuffle(image_features, FOLD)
-
-    def encode_image(self, image: Tensor, backbone: nn.Module | None = None) -> Tensor:
-        """The stride-8 map, the only level ReSC reads, as a stride-32 map of ``16 × C8`` channels (space-to-depth,
-        :data:`FOLD`), what a feature cache stores."""
-        return F.pixel_unshuffle((backbone or self.backbone)(image)[0], FOLD)
 
     # --- loss ----------------------------------------------------------------------------------------------------
     def loss_terms(self, cfg: LossConfig) -> tuple[str, ...]:

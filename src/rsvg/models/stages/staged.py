@@ -55,10 +55,6 @@ class StagedModel(GroundingModel):
         return self.core.text
 
     @property
-    def detr_init(self) -> Any:
-        return self.core.detr_init
-
-    @property
     def batch_keys(self) -> tuple[str, ...]:
         keys = (*self.core.batch_keys, *(k for stage in self.stage_list() for k in stage.batch_keys))
         return tuple(dict.fromkeys(keys))
@@ -81,16 +77,7 @@ class StagedModel(GroundingModel):
         text_features: tuple[Tensor, Tensor] | None = None,
         extras: Mapping[str, Any] | None = None,
     ) -> GroundingOutput:
-        if image_features is None:
-            if image is None:
-                raise ValueError("give the image or its features (image_features)")
-            image_features = self.encode_image(image)
-        if image_features.shape[1] != self.feature_channels:
-            raise ValueError(
-                f"a feature map of {image_features.shape[1]} channels does not match the model "
-                f"({self.feature_channels})"
-            )
-        core_features, parts = self._split(image_features)
+        core_features, parts = self._split(self.visual_features(image, image_features))
         out, state = self.core.forward_core(
             None,
             padding_mask,
