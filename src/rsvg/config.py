@@ -23,7 +23,7 @@ from rsvg.errors import ConfigError
 from rsvg.models.config import ModelConfig
 from rsvg.models.loss import LossConfig
 from rsvg.models.mgvlf_config import MGVLFConfig
-from rsvg.models.registry import DEFAULT_ARCH, family, with_stages
+from rsvg.models.registry import DEFAULT_ARCH, config_class, with_stages
 from rsvg.models.stages import STAGES, options_fields, upgrade_legacy_config
 
 #: the learning-rate schedules and optimisers rsvg.engine.optim builds
@@ -142,11 +142,8 @@ LEGACY_LOSS_KEYS = frozenset(stage.legacy_weight for stage in STAGES.values() if
 
 
 def _model_class(values: dict[str, Any], source: str) -> type:
-    arch = values.get("arch", DEFAULT_ARCH)
-    if not isinstance(arch, str):
-        raise ConfigError(f"{source}: model.arch must be the name of a model family, got {arch!r}")
     try:
-        return family(arch).config
+        return config_class(values.get("arch", DEFAULT_ARCH))
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
 

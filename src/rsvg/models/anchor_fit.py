@@ -2,7 +2,7 @@
 and, with the LSTM text model, its vocabulary (:func:`fit_one_stage`).
 
 A family's config has ``anchors`` (``coco`` or ``kmeans``), ``anchor_boxes`` (9 ``(w, h)`` pairs, smallest first)
-and ``anchor_imsize`` (the image size they are measured at); its registry entry names :func:`fit_anchors` as its
+and ``anchor_imsize`` (the image size they are measured at); its registry entry names :func:`fit_one_stage` as its
 ``fit``, which the trainer calls before the model is built.
 """
 

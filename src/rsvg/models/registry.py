@@ -14,18 +14,16 @@ from typing import Any
 from rsvg.errors import ConfigError
 from rsvg.models.anchor_fit import fit_one_stage
 from rsvg.models.config import ModelConfig
-from rsvg.models.faoa_build import build_faoa
 from rsvg.models.faoa_config import FAOAConfig
 from rsvg.models.interface import GroundingModel
-from rsvg.models.lbyl_build import build_lbyl
 from rsvg.models.lbyl_config import LBYLConfig
 from rsvg.models.mgvlf_build import build_mgvlf
 from rsvg.models.mgvlf_config import MGVLFConfig
-from rsvg.models.resc_build import build_resc
+from rsvg.models.onestage_build import build_faoa, build_lbyl, build_resc
 from rsvg.models.resc_config import ReSCConfig
 from rsvg.models.stages import parse_stages, upgrade_legacy_config
 
-__all__ = ["DEFAULT_ARCH", "FAMILIES", "Family", "family", "model_config_from_dict"]
+__all__ = ["DEFAULT_ARCH", "FAMILIES", "Family", "config_class", "family", "model_config_from_dict"]
 
 DEFAULT_ARCH = "mgvlf"
 
@@ -60,6 +58,13 @@ def family(arch: str) -> Family:
     return FAMILIES[arch]
 
 
+def config_class(arch: Any) -> type[ModelConfig]:
+    """The config class of the family ``model.arch`` names (its value as read, checked here)."""
+    if not isinstance(arch, str):
+        raise ConfigError(f"model.arch must be the name of a model family, got {arch!r}")
+    return family(arch).config
+
+
 def model_config_from_dict(data: Mapping[str, Any], loss: dict[str, Any] | None = None) -> ModelConfig:
     """A ``model`` section (a config file's or a checkpoint's ``config.json``) → its family's config, with the
     stages' options read and checked. Older sections load unchanged: no ``arch`` means ``mgvlf``, and flat stage
@@ -67,11 +72,7 @@ def model_config_from_dict(data: Mapping[str, Any], loss: dict[str, Any] | None 
     if not isinstance(data, Mapping):
         raise ConfigError(f"the model section must be a mapping of options, got {data!r}")
     data = upgrade_legacy_config(dict(data), loss)
-    arch = data.setdefault("arch", DEFAULT_ARCH)
-    if not isinstance(arch, str):
-        raise ConfigError(f"model.arch must be the name of a model family, got {arch!r}")
-    chosen = family(arch)
-    cfg = chosen.config.from_dict(data)
+    cfg = config_class(data.setdefault("arch", DEFAULT_ARCH)).from_dict(data)
     return with_stages(cfg)
 
 
