@@ -392,7 +392,10 @@ def test_build_train_transforms() -> None:
     assert [type(t).__name__ for t in only_flip.transforms] == ["RandomHorizontalFlip"]
     custom = build_train_transforms({"scale_crop": {"scale_range": (1.0, 1.1), "p": 1.0}})
     assert custom.transforms[0].scale_range == (1.0, 1.1)
-    assert set(DEFAULT_TRAIN_AUGMENTATION) == {"hflip", "vflip", "rot90", "color_jitter", "scale_crop"}
+    assert set(DEFAULT_TRAIN_AUGMENTATION) == {"hflip", "vflip", "rot90", "color_jitter", "scale_crop", "affine"}
+    with_affine = build_train_transforms({"affine": {"degrees": 3.0}, "color_jitter": None})
+    assert [type(t).__name__ for t in with_affine.transforms][-1] == "RandomAffine"
+    assert with_affine.transforms[-1].degrees == 3.0 and with_affine.transforms[-1].translate == 0.1
     with pytest.raises(ValueError, match="unknown augmentation"):
         build_train_transforms({"hue": 0.1})
     assert isinstance(Compose([]), Compose)

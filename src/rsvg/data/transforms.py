@@ -18,12 +18,12 @@ Letterbox. The image is scaled by ``size / max(H, W)`` (bilinear, antialiased) a
 ``size x size`` canvas filled with ``fill`` (by default the ImageNet mean colour, so that padding is neutral
 even before :func:`normalize` zeroes it through the mask); odd padding puts the extra pixel right/bottom.
 
-Augmentations. Each is a small class called as ``aug(image, box, query, generator)`` that returns
-``(image, box, query)`` and draws all its randomness from ``generator``, so a seeded generator gives the same
-result every time. Geometric ones remap the query's spatial words (:mod:`rsvg.data.spatial_words`).
-Flips and crops use torchvision's ``transforms.v2`` kernels on ``tv_tensors.BoundingBoxes`` (whose box maths
-match the convention above exactly); quarter turns and resizes map boxes here because torchvision's rotate
-goes through cos/sin (errors ~1e-14) and its box resize computes the ratio in float32 (errors ~1e-7).
+Augmentations. Each is a small class called as ``aug(image, box, query, generator)`` that returns ``(image, box,
+query)`` and draws all its randomness from ``generator``, so a seeded generator gives the same result every time.
+Flips and quarter turns remap the query's spatial words (:mod:`rsvg.data.spatial_words`); :mod:`rsvg.data.affine`
+holds the one-stage references' small random affine transform. Flips and crops use torchvision's ``transforms.v2``
+kernels on ``tv_tensors.BoundingBoxes`` (whose box maths match the convention above exactly); quarter turns and
+resizes map boxes here: torchvision's rotate goes through cos/sin (errors ~1e-14), its box resize through float32.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
+from rsvg.data.affine import RandomAffine
 from rsvg.data.spatial_words import remap_query
 
 __all__ = [
@@ -462,6 +463,7 @@ DEFAULT_TRAIN_AUGMENTATION: dict[str, Any] = {
     "vflip": 0.5,
     "rot90": 0.5,
     "color_jitter": {"brightness": 0.2, "contrast": 0.2, "saturation": 0.2},
+    "affine": None,
 }
 
 
@@ -470,7 +472,8 @@ def build_train_transforms(cfg: Mapping[str, Any] | None = None) -> Compose:
 
     Keys (all optional; a missing key keeps its default, ``None``/``0``/``False`` disables it):
     ``hflip``, ``vflip``, ``rot90``: a probability; ``color_jitter``: kwargs of :class:`ColorJitter`;
-    ``scale_crop``: kwargs of :class:`RandomScaleCrop`. Order: crop, flips, rotation, colour.
+    ``scale_crop``: kwargs of :class:`RandomScaleCrop`; ``affine``: kwargs of :class:`RandomAffine` (off by
+    default). Order: crop, flips, quarter turns, affine, colour.
     For evaluation use no augmentation at all (``aug=None``).
     """
     merged = dict(DEFAULT_TRAIN_AUGMENTATION)
@@ -490,6 +493,8 @@ def build_train_transforms(cfg: Mapping[str, Any] | None = None) -> Compose:
         steps.append(RandomVerticalFlip(float(merged["vflip"])))
     if merged["rot90"]:
         steps.append(RandomRotate90(float(merged["rot90"])))
+    if merged["affine"]:
+        steps.append(RandomAffine(**dict(merged["affine"])))
     if merged["color_jitter"]:
         steps.append(ColorJitter(**dict(merged["color_jitter"])))
     return Compose(steps)
