@@ -144,6 +144,16 @@ def test_the_config_round_trips_and_names_its_family(case):
     assert len(ids) == len(mask) == model.max_tokens
 
 
+def test_the_config_alone_gives_the_models_input_side(case):
+    # what the data pipeline reads without building the model (rsvg bench model's data phase): the same
+    # normalisation and the same token ids as the model's own
+    cfg, model = case
+    assert cfg.normalisation() == (tuple(model.mean), tuple(model.std))
+    for query in ("the red car on the left of the ship", "zebra"):
+        length = model.max_tokens
+        assert cfg.tokenizer().encode(query, length, truncate=True) == model.tokenizer().encode(query, length, True)
+
+
 def test_forward_gives_finite_boxes_and_the_same_from_cached_features(case):
     _, model = case
     model.eval()

@@ -2,7 +2,7 @@
 
 It times passes of the training loader (decode, letterbox, normalise, tokenise, collate) over synthetic 800×800
 JPEGs, written to a temporary folder first and not timed, with the config's loader worker count, and reports
-samples/s. It needs the model's tokenizer and normalisation but not the model, so it does not build one.
+samples/s. It needs the model's tokenizer and normalisation, which its config gives, so it does not build the model.
 """
 
 from __future__ import annotations
@@ -100,19 +100,17 @@ def phase_data(job: PhaseJob) -> dict[str, Any]:
 
 
 def _data_assets(job: PhaseJob) -> tuple[Any, tuple[float, ...], tuple[float, ...]]:
-    """Tokenizer and normalisation of the model, without building the model."""
-    from rsvg.data.tokenizer import HFTokenizer
-
+    """Tokenizer and normalisation of the model, from its config (the checkpoint's, with its tokenizer files),
+    without building the model: :meth:`rsvg.models.config.ModelConfig.tokenizer` and ``normalisation``."""
     if job.settings.checkpoint is not None:
         from rsvg.engine.checkpoint import TEXT_DIR, read_checkpoint_meta
+        from rsvg.models.registry import model_config_from_dict
 
         folder = Path(job.settings.checkpoint)
         meta = read_checkpoint_meta(folder)
         folder = folder.parent if folder.is_file() else folder
-        return HFTokenizer.from_pretrained(folder / TEXT_DIR), tuple(meta["mean"]), tuple(meta["std"])
-    from rsvg.models.backbones import build_backbone
-    from rsvg.models.text_encoder import load_tokenizer
-
+        cfg = model_config_from_dict(meta["model"])
+        return cfg.tokenizer(folder / TEXT_DIR), tuple(meta["mean"]), tuple(meta["std"])
     cfg = config_from_dict(job.run).model
-    backbone = build_backbone(cfg.backbone, pretrained=False, return_levels=(32,))
-    return load_tokenizer(cfg.text_encoder), tuple(backbone.mean), tuple(backbone.std)
+    mean, std = cfg.normalisation()
+    return cfg.tokenizer(), mean, std

@@ -131,10 +131,13 @@ def make_batch(samples: list[dict[str, Any]], opts: frozenset[str], device: str)
 
 
 def set_path(model: Any, opts: frozenset[str]) -> str:
-    """Put the model in the configuration ``opts`` asks for; returns the text encoder's attention kind."""
+    """Put the model in the configuration ``opts`` asks for; returns the text encoder's attention kind (``none``
+    for a text model without attention, the LSTM)."""
     fmt = torch.channels_last if "channels_last" in opts else torch.contiguous_format
     model.backbone.to(memory_format=fmt)
-    hf = model.text.model
+    hf = getattr(model.text, "model", None)
+    if hf is None:
+        return "none"
     if hasattr(hf, "set_attn_implementation"):
         with suppress(ValueError, ImportError):
             hf.set_attn_implementation("sdpa" if "fused_attention" in opts else "eager")

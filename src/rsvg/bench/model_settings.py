@@ -107,7 +107,8 @@ def resolve_run_config(settings: BenchSettings) -> tuple[RunConfig, list[str]]:
 
     At random init the backbone loads no weights (``pretrained_backbone=false``, ``backbone_weights`` unset);
     a text encoder named as a local folder that is not there becomes ``bert-base-random`` (bert-base's shape,
-    random weights) with ``random_text``, and is an error otherwise. With a checkpoint the model section comes
+    random weights) with ``random_text``, and is an error otherwise; an LSTM text model without a vocabulary gets
+    the benchmark queries' words. With a checkpoint the model section comes
     from the checkpoint and the config only supplies batch sizes, loader workers and the optimiser.
     """
     cfg = load_config(settings.config, settings.overrides)
@@ -122,7 +123,8 @@ def resolve_run_config(settings: BenchSettings) -> tuple[RunConfig, list[str]]:
         return cfg, notes
     model = replace(cfg.model, pretrained_backbone=False, backbone_weights=None)
     notes.append("random init: backbone without pretrained weights")
-    if not _text_encoder_available(model.text_encoder):
+    lstm = getattr(model, "text", None) == "lstm"  # the LSTM rows read no text encoder folder
+    if not lstm and not _text_encoder_available(model.text_encoder):
         if not settings.random_text:
             raise BenchError(
                 f"text encoder {model.text_encoder!r} is not a local model folder (no config.json there): pass "
@@ -131,6 +133,13 @@ def resolve_run_config(settings: BenchSettings) -> tuple[RunConfig, list[str]]:
             )
         notes.append(f"text encoder {model.text_encoder!r} not found: bert-base-random (same shape, random weights)")
         model = replace(model, text_encoder="bert-base-random")
+    if lstm and not getattr(model, "vocabulary", None):
+        from rsvg.bench.model_inputs import QUERIES
+        from rsvg.models.lstm_text import build_vocabulary
+
+        # rsvg train takes the vocabulary from the training split; the benchmark has only its own queries
+        model = replace(model, vocabulary=build_vocabulary(QUERIES))
+        notes.append(f"LSTM vocabulary: the {len(model.vocabulary)} words of the benchmark's queries")
     return replace(cfg, model=model), notes
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from rsvg.errors import ConfigError
@@ -48,6 +49,23 @@ class ModelConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    # --- what the model's input side is, without building the model (the data pipeline's settings) ----------
+    def normalisation(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """``(mean, std)`` the images are normalised with: the backbone's (a family may declare its own)."""
+        from rsvg.models.backbones import backbone_statistics
+
+        return backbone_statistics(self.backbone)
+
+    def tokenizer(self, text_folder: Path | None = None) -> Any:
+        """The tokenizer of the text encoder ``text_encoder`` names, or the one in ``text_folder`` (a
+        checkpoint's ``text/``)."""
+        from rsvg.data.tokenizer import HFTokenizer
+        from rsvg.models.text_encoder import load_tokenizer
+
+        if text_folder is not None:
+            return HFTokenizer.from_pretrained(text_folder)
+        return load_tokenizer(self.text_encoder)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:

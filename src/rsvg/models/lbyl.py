@@ -41,13 +41,10 @@ from rsvg.models.onestage_model import OneStageModel
 from rsvg.models.text_encoder import TextEncoder
 from rsvg.models.yolo import LBYL_ANCHORS, LBYL_LOSS, AnchorSet
 
-__all__ = ["LBYL_MEAN_BGR", "LBYL_STD_BGR", "LBYLNet", "anchor_set"]
+__all__ = ["LBYLNet", "anchor_set"]
 
 #: the maps LBYL-Net reads, by stride, coarsest first (the order of its mapping, fusion and output blocks)
 STRIDES = (32, 16, 8)
-#: the reference's image statistics, in its BGR channel order (``core/dbs``; images read by cv2, never converted)
-LBYL_MEAN_BGR = (0.408, 0.447, 0.470)
-LBYL_STD_BGR = (0.289, 0.274, 0.278)
 #: ``BertEncoder`` divides the mean of the last four layers by their number once more before the token average
 LAYER_MEAN_DIVISOR = 4.0
 COORD_CHANNELS = 8
@@ -108,18 +105,12 @@ class LBYLNet(OneStageModel):
     # --- input ----------------------------------------------------------------------------------------------
     @property
     def mean(self) -> tuple[float, float, float]:
-        """With ``bgr_input``, the reference's BGR mean in RGB order: an RGB image normalised with it and flipped
-        to BGR (:meth:`backbone_input`) is exactly the reference's input; else the backbone's."""
-        if self.cfg.bgr_input:
-            return LBYL_MEAN_BGR[::-1]
-        return tuple(self.backbone.mean)  # type: ignore[return-value]
+        """The config's normalisation (:meth:`LBYLConfig.normalisation`: with ``bgr_input`` the reference's)."""
+        return self.cfg.normalisation()[0]  # type: ignore[return-value]
 
     @property
     def std(self) -> tuple[float, float, float]:
-        """With ``bgr_input``, the reference's BGR standard deviation in RGB order; else the backbone's."""
-        if self.cfg.bgr_input:
-            return LBYL_STD_BGR[::-1]
-        return tuple(self.backbone.std)  # type: ignore[return-value]
+        return self.cfg.normalisation()[1]  # type: ignore[return-value]
 
     def backbone_input(self, image: Tensor) -> Tensor:
         """The normalised RGB batch as the backbone reads it: channels flipped to BGR with ``bgr_input``."""

@@ -16,7 +16,11 @@ from rsvg.errors import ConfigError
 from rsvg.models.config import check_at_least
 from rsvg.models.onestage_config import OneStageConfig
 
-__all__ = ["LBYLConfig"]
+__all__ = ["LBYL_MEAN_BGR", "LBYL_STD_BGR", "LBYLConfig"]
+
+#: the reference's image statistics, in its BGR channel order (``core/dbs``; images read by cv2, never converted)
+LBYL_MEAN_BGR = (0.408, 0.447, 0.470)
+LBYL_STD_BGR = (0.289, 0.274, 0.278)
 
 
 @dataclass
@@ -48,3 +52,11 @@ class LBYLConfig(OneStageConfig):
             raise ConfigError(f"model.image_size must be at least 64 (a 2x2 coarsest map), got {self.image_size}")
         if not 0.0 <= self.text_dropout < 1.0:
             raise ConfigError(f"model.text_dropout must be in [0, 1), got {self.text_dropout}")
+
+    def normalisation(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """With ``bgr_input``, the reference's BGR statistics in RGB order: an RGB image normalised with them and
+        flipped to BGR (:meth:`rsvg.models.lbyl.LBYLNet.backbone_input`) is exactly the reference's input; else
+        the backbone's."""
+        if self.bgr_input:
+            return LBYL_MEAN_BGR[::-1], LBYL_STD_BGR[::-1]
+        return super().normalisation()

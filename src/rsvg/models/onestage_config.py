@@ -8,6 +8,8 @@ Each family's config subclasses :class:`OneStageConfig` with its own options and
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from rsvg.errors import ConfigError
 from rsvg.models.config import ModelConfig
@@ -56,3 +58,11 @@ class OneStageConfig(ModelConfig):
             raise ConfigError("model.text: lstm learns its word embeddings: set model.freeze_text_encoder: false")
         if not 0.0 <= self.lstm_dropout < 1.0:
             raise ConfigError(f"model.lstm_dropout must be in [0, 1), got {self.lstm_dropout}")
+
+    def tokenizer(self, text_folder: Path | None = None) -> Any:
+        """With ``text: lstm`` the word tokenizer of :attr:`vocabulary` (which the config holds); else BERT's."""
+        if self.text == "lstm":
+            from rsvg.models.lstm_text import WordTokenizer
+
+            return WordTokenizer(self.vocabulary)
+        return super().tokenizer(text_folder)

@@ -42,6 +42,7 @@ __all__ = [
     "EfficientNetLiteBackbone",
     "ResNet50Backbone",
     "available_backbones",
+    "backbone_statistics",
     "build_backbone",
     "parse_return_levels",
 ]
@@ -54,6 +55,15 @@ def _normalise_name(name: str) -> str:
 def available_backbones() -> list[str]:
     """Names accepted by :func:`build_backbone` (hyphens and underscores are interchangeable)."""
     return ["resnet50", *(f"efficientnet_lite{i}" for i in range(5)), "darknet53"]
+
+
+def backbone_statistics(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The input normalisation ``(mean, std)`` of the backbone ``name``, without building it."""
+    key = _normalise_name(name)
+    if key not in available_backbones():
+        raise ValueError(f"unknown backbone {name!r}; known: {available_backbones()}")
+    cls = ResNet50Backbone if key == "resnet50" else DarkNet53 if key == "darknet53" else EfficientNetLiteBackbone
+    return tuple(cls.mean), tuple(cls.std)
 
 
 def build_backbone(
