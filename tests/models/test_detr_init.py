@@ -171,3 +171,24 @@ def test_reference_optimiser_groups(detr_file):
     assert "mlcm_decoder.0.cross_attn.in_proj_weight" in by_name["new"]
     with pytest.raises(ValueError, match=r"train\.lr_groups"):
         load_config(PAPER, ["train.lr_groups=mine"])
+
+
+def test_transvg_takes_detr_into_its_visual_branch_alone(detr_file):
+    # TransVG's --detr_model loads DETR into its visual model (backbone, input_proj, encoder); its
+    # vision-language encoder keeps its own Xavier initialisation
+    path, detr = detr_file
+    cfg = load_config(
+        "configs/transvg_r50.yaml", [f"model.backbone_weights={path}", "model.text_encoder=bert-base-random"]
+    )
+    torch.manual_seed(0)
+    model = build_model(cfg.model)
+    report = model.detr_init
+    assert report.groups == {"backbone": (265, 265), "input_proj": (2, 2), "visual encoder": (72, 72)}
+    assert not report.skipped and "fusion" not in report.summary()
+    own = model.state_dict()
+    source = detr["transformer.encoder.layers.3.linear1.weight"]
+    assert torch.equal(own["visual_encoder.layers.3.linear1.weight"], source)
+    assert not torch.equal(own["vl_transformer.layers.3.linear1.weight"], source)
+    loaded = model.pretrained_parameter_names()
+    assert {"input_proj.weight", "visual_encoder.layers.5.norm1.bias", "backbone.layer4.2.conv3.weight"} <= loaded
+    assert not any(n.startswith(("vl_transformer.", "bbox_embed.", "vl_pos_embed.")) for n in loaded)

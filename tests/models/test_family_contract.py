@@ -83,6 +83,21 @@ TINY_CONFIGS["lbyl"] = {
         "vocabulary": ["the", "red", "car", "ship", "left"],
     },
 }
+TINY_TRANSVG = {
+    "backbone": "efficientnet_lite0",
+    "pretrained_backbone": False,
+    "image_size": 64,
+    "max_tokens": 12,
+    "hidden_dim": 32,
+    "heads": 4,
+    "ffn_dim": 64,
+    "visual_encoder_layers": 1,
+    "vl_layers": 1,
+}
+TINY_CONFIGS["transvg"] = {
+    "paper": TINY_TRANSVG,
+    "lite": {**TINY_TRANSVG, "freeze_backbone": True, "freeze_text_encoder": True, "visual_encoder_layers": 0},
+}
 #: parameters a config's loss reaches with a zero gradient by the reference's own design, and why
 ZERO_GRADIENT = {
     # FAOA's LSTM sentence is the BiLSTM's output at the last word: for the backward direction that is its first

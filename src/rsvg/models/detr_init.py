@@ -57,10 +57,11 @@ def _read(source: str | Path | Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def init_from_detr(
-    model: nn.Module, source: str | Path | Mapping[str, Any], *, fusion: bool = True
+    model: nn.Module, source: str | Path | Mapping[str, Any], *, fusion: bool | None = True
 ) -> DetrInitReport | None:
     """Load DETR's ``input_proj``, encoder (into ``model.visual_encoder``) and, with ``fusion``, its encoder again
-    into ``model.fusion``; ``None`` when ``source`` holds no DETR transformer (a torchvision ResNet-50: only the
+    into ``model.fusion`` (``None``: the model has no fusion encoder for DETR, as TransVG's reference loads DETR
+    into its visual model alone); ``None`` when ``source`` holds no DETR transformer (a torchvision ResNet-50: only the
     backbone takes weights from it). The backbone must already have loaded ``source`` (its count is reported)."""
     state = _read(source)
     try:
@@ -102,6 +103,6 @@ def init_from_detr(
         names = {f"{attr}.{n}" for n in module.state_dict() if loaded.is_loaded(n)}
         report.groups[group] = (len(names), len(module.state_dict()))
         report.loaded |= names
-    if not fusion:
+    if fusion is False:
         report.skipped["fusion encoder"] = "model.detr_fusion is false"
     return report

@@ -39,14 +39,18 @@ def build_visual(
 
 
 def build_text(
-    cfg: ModelConfig, *, sentence: str, load_pretrained: bool = True, text_folder: Path | None = None
+    cfg: ModelConfig,
+    *,
+    sentence: str,
+    load_pretrained: bool = True,
+    text_folder: Path | None = None,
+    word_layers: int = 4,
 ) -> TextEncoder:
-    """The BERT-family text encoder (sentence feature ``sentence``: pooler, mean or auto), with its pretrained
-    weights under ``load_pretrained``; without them ``text_folder`` names the folder holding the text model's
-    config and tokenizer (a checkpoint's ``text/``)."""
-    if text_folder is not None:
-        return TextEncoder(str(text_folder), sentence, cfg.freeze_text_encoder, load_weights=False)
-    return TextEncoder(cfg.text_encoder, sentence, cfg.freeze_text_encoder, load_weights=load_pretrained)
+    """The BERT-family text encoder (sentence feature ``sentence``: pooler, mean or auto; word features the mean
+    of its last ``word_layers`` layers), with its pretrained weights under ``load_pretrained``; without them
+    ``text_folder`` names the folder holding the text model's config and tokenizer (a checkpoint's ``text/``)."""
+    spec, load = (str(text_folder), False) if text_folder is not None else (cfg.text_encoder, load_pretrained)
+    return TextEncoder(spec, sentence, cfg.freeze_text_encoder, load_weights=load, word_layers=word_layers)
 
 
 def build_encoders(

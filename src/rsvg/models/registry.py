@@ -22,6 +22,8 @@ from rsvg.models.mgvlf_config import MGVLFConfig
 from rsvg.models.onestage_build import build_faoa, build_lbyl, build_resc
 from rsvg.models.resc_config import ReSCConfig
 from rsvg.models.stages import parse_stages, upgrade_legacy_config
+from rsvg.models.transvg_build import build_transvg
+from rsvg.models.transvg_config import TransVGConfig
 
 __all__ = ["DEFAULT_ARCH", "FAMILIES", "Family", "config_class", "family", "model_config_from_dict"]
 
@@ -48,6 +50,7 @@ FAMILIES: dict[str, Family] = {
     "faoa": Family(FAOAConfig, build_faoa, "FAOA (Yang et al., ICCV 2019), one-stage, YOLOv3 head", fit=fit_one_stage),
     "resc": Family(ReSCConfig, build_resc, "ReSC-base (Yang et al., ECCV 2020), sub-query rounds", fit=fit_one_stage),
     "lbyl": Family(LBYLConfig, build_lbyl, "LBYL-Net (Huang et al., CVPR 2021), landmark features", fit=fit_one_stage),
+    "transvg": Family(TransVGConfig, build_transvg, "TransVG (Deng et al., ICCV 2021), vision-language transformer"),
 }
 
 

@@ -61,10 +61,17 @@ def load_tokenizer(spec: str) -> HFTokenizer:
 
 
 class TextEncoder(nn.Module):
-    """A BERT-family encoder returning word-level ``(B, Nt, b)`` and sentence-level ``(B, b)`` features."""
+    """A BERT-family encoder returning word-level ``(B, Nt, b)`` and sentence-level ``(B, b)`` features. The word
+    features are the mean of its last ``word_layers`` layers (4, as MGVLF's and most references' code; TransVG
+    reads the last layer alone)."""
 
     def __init__(
-        self, spec: str = "minilm", sentence: str = "auto", freeze: bool = False, load_weights: bool = True
+        self,
+        spec: str = "minilm",
+        sentence: str = "auto",
+        freeze: bool = False,
+        load_weights: bool = True,
+        word_layers: int = 4,
     ) -> None:
         super().__init__()
         from transformers import AutoConfig, AutoModel, BertConfig
@@ -74,9 +81,12 @@ class TextEncoder(nn.Module):
         hf_logging.disable_progress_bar()
         if sentence not in ("auto", "pooler", "mean"):
             raise ValueError(f"sentence must be auto, pooler or mean, got {sentence!r}")
+        if word_layers < 1:
+            raise ValueError(f"word_layers must be at least 1, got {word_layers}")
         folder, random_init = resolve_text_model(spec)
         self.spec = spec
         self.folder = folder
+        self.word_layers = word_layers
         if random_init:
             self.model = AutoModel.from_config(BertConfig())  # bert-base-uncased's architecture
             self.pretrained_names: set[str] = set()
@@ -179,7 +189,10 @@ class TextEncoder(nn.Module):
     def _encode(self, input_ids: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor]:
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
             out = self.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
-        words = torch.stack(out.hidden_states[-4:]).mean(0)
+        if self.word_layers == 1:
+            words = out.last_hidden_state
+        else:
+            words = torch.stack(out.hidden_states[-self.word_layers :]).mean(0)
         if self.use_pooler:
             sentence = out.pooler_output
         else:

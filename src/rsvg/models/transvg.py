@@ -1,0 +1,184 @@
+"""TransVG: visual grounding with a vision-language transformer (Deng et al., ICCV 2021), one of the paper's
+Table II methods, as its reference implementation builds it (djiajunustc/TransVG @ c8624277018f).
+
+Read top to bottom, the forward pass is:
+
+1. **Visual branch** (DETR's): a CNN gives the stride-32 map (20×20 at 640 px); a 1×1 ``input_proj`` takes it
+   to D = 256 and DETR's 6-layer encoder (2-D sine positions added to queries and keys) relates the cells.
+2. **Linguistic branch**: BERT's last layer, every token (``word_layers: 1``).
+3. **Vision-language encoder**: ``[REG; words; visual tokens]``, each projected to D by a linear layer (the
+   visual tokens by ``visu_proj``, the words by ``text_proj``), with a learned position per slot (421 at Nt 20),
+   through 6 post-norm encoder layers; padded words and padding cells are masked.
+4. **Box**: a 3-layer MLP on the [REG] output gives sigmoid ``(cx, cy, w, h)`` in the input, turned into
+   ``(x1, y1, x2, y2)``.
+
+The loss is the reference's: L1 on ``(cx, cy, w, h)`` summed over the four and averaged over the batch, plus
+1 − GIoU averaged over the batch, 1:1. A DETR checkpoint given as ``backbone_weights`` initialises the backbone,
+``input_proj`` and the visual encoder, as the reference's ``--detr_model`` does (:mod:`rsvg.models.detr_init`).
+
+What rsvg does not build: BERT's pooler (590,592 parameters the reference builds and never reads; its
+``requires_grad`` is on but it gets no gradient), and the reference's ``--dilation`` (a stride-16 map). Where rsvg
+differs: DETR's sine positions are over the whole 20×20 grid (the reference's over each image's unpadded part), and
+a cell is padding only when all its pixels are (the reference's nearest-pixel downsampling of the mask).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rsvg.models.backbones.base import BACKBONE_STRIDE
+from rsvg.models.detr_init import DetrInitReport
+from rsvg.models.heads import corners
+from rsvg.models.interface import GroundingModel
+from rsvg.models.loss import LossConfig
+from rsvg.models.mgvlf_layers import visual_padding_mask
+from rsvg.models.outputs import GroundingOutput
+from rsvg.models.transformer import Encoder, sine_position_encoding
+from rsvg.models.transvg_config import TransVGConfig
+
+__all__ = ["MLP", "TransVG", "to_centre_size"]
+
+
+class MLP(nn.Module):
+    """``layers`` linear layers with ReLUs between them (DETR's and TransVG's box MLP)."""
+
+    def __init__(self, dim_in: int, hidden: int, dim_out: int, layers: int) -> None:
+        super().__init__()
+        sizes = [dim_in] + [hidden] * (layers - 1)
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes, [*sizes[1:], dim_out], strict=True))
+
+    def forward(self, x: Tensor) -> Tensor:
+        for layer in self.layers[:-1]:
+            x = F.relu(layer(x))
+        return self.layers[-1](x)
+
+
+def to_centre_size(boxes: Tensor) -> Tensor:
+    """``(..., 4)`` ``(x1, y1, x2, y2)`` → ``(cx, cy, w, h)``."""
+    x1, y1, x2, y2 = boxes.unbind(-1)
+    return torch.stack(((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1), -1)
+
+
+class TransVG(GroundingModel):
+    """TransVG; ``cfg`` (:class:`~rsvg.models.transvg_config.TransVGConfig`) sets its widths and depths."""
+
+    arch = "transvg"
+    #: the reference's visual model (backbone, input projection, DETR encoder): its own learning rates
+    VISUAL_MODEL = ("backbone.", "input_proj.", "visual_encoder.")
+
+    def __init__(self, cfg: TransVGConfig, backbone: nn.Module, text_encoder: nn.Module) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.hidden_dim
+        self.backbone = backbone
+        self.text = text_encoder
+        self.feature_channels = int(backbone.out_channels[-1])
+        side = -(-cfg.image_size // BACKBONE_STRIDE)
+        self.num_visual = side * side
+
+        # 1. visual branch: DETR's input projection and encoder
+        self.input_proj = nn.Conv2d(self.feature_channels, d, 1)
+        self.visual_encoder = Encoder(cfg.visual_encoder_layers, d, cfg.heads, cfg.ffn_dim, cfg.dropout)
+        # 3. vision-language encoder over [REG; words; visual tokens]
+        self.visu_proj = nn.Linear(d, d)
+        self.text_proj = nn.Linear(text_encoder.hidden_size, d)
+        self.reg_token = nn.Embedding(1, d)
+        self.vl_pos_embed = nn.Embedding(1 + cfg.max_tokens + self.num_visual, d)
+        self.vl_transformer = Encoder(cfg.vl_layers, d, cfg.heads, cfg.ffn_dim, cfg.dropout)
+        # 4. the box
+        self.bbox_embed = MLP(d, d, 4, 3)
+        # the reference's transformers start from Xavier (DETR's _reset_parameters); the rest keeps torch's defaults
+        for module in (self.visual_encoder, self.vl_transformer):
+            for p in module.parameters():
+                if p.dim() > 1:
+                    nn.init.xavier_uniform_(p)
+        self.detr_init: DetrInitReport | None = None  # set by the builder from a DETR checkpoint
+
+    # ------------------------------------------------------------------------------------------------------------
+    def forward(
+        self,
+        image: Tensor | None,
+        padding_mask: Tensor,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        need_attention: bool = False,
+        *,
+        image_features: Tensor | None = None,
+        text_features: tuple[Tensor, Tensor] | None = None,
+        extras: Mapping[str, Any] | None = None,
+    ) -> GroundingOutput:
+        # 1. visual branch
+        visual = self.visual_features(image, image_features)
+        h, w = visual.shape[-2:]
+        if h * w != self.num_visual:
+            raise ValueError(
+                f"a {h}x{w} feature map does not match the model ({self.num_visual} tokens at model.image_size "
+                f"{self.cfg.image_size})"
+            )
+        x = self.input_proj(visual).flatten(2).transpose(1, 2)  # (B, h*w, D)
+        pos = sine_position_encoding(h, w, x.shape[-1], x.device).to(x.dtype).unsqueeze(0)
+        vis_mask = visual_padding_mask(padding_mask, h, w)
+        x, _ = self.visual_encoder(x, pos, vis_mask)
+
+        # 2. linguistic branch (the batch's text may be trimmed to its longest query: positions stay per slot)
+        words, _ = self.text(input_ids, attention_mask) if text_features is None else text_features
+        nt = words.shape[1]
+
+        # 3. vision-language encoder
+        bsz = x.shape[0]
+        reg = self.reg_token.weight.unsqueeze(0).expand(bsz, -1, -1)
+        tokens = torch.cat([reg, self.text_proj(words), self.visu_proj(x)], 1)
+        table = self.vl_pos_embed.weight
+        vl_pos = torch.cat([table[: 1 + nt], table[1 + self.cfg.max_tokens :]], 0).unsqueeze(0)
+        reg_pad = torch.zeros(bsz, 1, dtype=torch.bool, device=x.device)
+        mask = torch.cat([reg_pad, attention_mask == 0, vis_mask], 1)
+        out, weights = self.vl_transformer(tokens, vl_pos, mask, need_weights=need_attention)
+
+        # 4. the box from the [REG] token
+        cx, cy, bw, bh = self.bbox_embed(out[:, 0]).float().sigmoid().unbind(-1)
+        attention = weights[:, 0, 1 + nt :].reshape(-1, h, w) if weights is not None else None
+        return GroundingOutput(corners(cx, cy, bw, bh), attention=attention)
+
+    def encode_image(self, image: Tensor, backbone: nn.Module | None = None) -> Tensor:
+        """The backbone's stride-32 map of the normalised ``image``."""
+        return (backbone or self.backbone)(image)[-1]
+
+    # --- loss ------------------------------------------------------------------------------------------------
+    def loss_terms(self, cfg: LossConfig) -> tuple[str, ...]:
+        return ("loss", "l1", "giou")
+
+    def loss(self, out: GroundingOutput, batch: Mapping[str, Any], cfg: LossConfig) -> dict[str, Tensor]:
+        """The reference's ``trans_vg_loss``: (smooth-)L1 on normalised ``(cx, cy, w, h)`` summed over the four and
+        averaged over the batch (plain L1 with ``loss.smooth_l1_beta: 0``, as TransVG's configs set it), plus
+        1 − GIoU averaged over the batch, weighed by ``loss.l1_weight`` and ``loss.giou_weight``."""
+        from torchvision.ops import generalized_box_iou_loss
+
+        pred = out.boxes.float()
+        target = batch["box"].float() / self.image_size
+        l1 = F.smooth_l1_loss(to_centre_size(pred), to_centre_size(target), beta=cfg.smooth_l1_beta, reduction="none")
+        l1 = l1.sum(-1).mean()
+        giou = generalized_box_iou_loss(pred, target, reduction="mean")
+        return {"loss": cfg.l1_weight * l1 + cfg.giou_weight * giou, "l1": l1.detach(), "giou": giou.detach()}
+
+    # --- optimiser groups -------------------------------------------------------------------------------------
+    def pretrained_parameter_names(self) -> set[str]:
+        """The backbone's and the text encoder's loaded parameters, and what a DETR checkpoint initialised."""
+        pretrained, _ = self.backbone.pretrained_and_new_parameters()
+        names = {f"backbone.{n}" for n, _ in pretrained} | {f"text.{n}" for n in self.text.pretrained_names}
+        if self.detr_init is not None:
+            names |= self.detr_init.loaded
+        own = dict(self.named_parameters())
+        return {n for n in names if n in own}
+
+    def reference_group(self, name: str) -> str:
+        """The reference's groups: its visual model (CNN, input projection, DETR encoder) and BERT at
+        ``lr_pretrained`` (1e-5 each there), the vision-language encoder, projections, [REG] and box at ``lr``."""
+        return "visual" if name.startswith(self.VISUAL_MODEL) else "text" if name.startswith("text.") else "rest"
+
+    def init_report(self) -> str | None:
+        return self.detr_init.summary() if self.detr_init is not None else None
