@@ -24,6 +24,8 @@ from rsvg.models.resc_config import ReSCConfig
 from rsvg.models.stages import parse_stages, upgrade_legacy_config
 from rsvg.models.transvg_build import build_transvg
 from rsvg.models.transvg_config import TransVGConfig
+from rsvg.models.vltvg_build import build_vltvg
+from rsvg.models.vltvg_config import VLTVGConfig
 
 __all__ = ["DEFAULT_ARCH", "FAMILIES", "Family", "config_class", "family", "model_config_from_dict"]
 
@@ -51,6 +53,7 @@ FAMILIES: dict[str, Family] = {
     "resc": Family(ReSCConfig, build_resc, "ReSC-base (Yang et al., ECCV 2020), sub-query rounds", fit=fit_one_stage),
     "lbyl": Family(LBYLConfig, build_lbyl, "LBYL-Net (Huang et al., CVPR 2021), landmark features", fit=fit_one_stage),
     "transvg": Family(TransVGConfig, build_transvg, "TransVG (Deng et al., ICCV 2021), vision-language transformer"),
+    "vltvg": Family(VLTVGConfig, build_vltvg, "VLTVG (Yang et al., CVPR 2022), verification and multi-stage decoder"),
 }
 
 

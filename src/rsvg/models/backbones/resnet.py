@@ -1,8 +1,10 @@
-"""ResNet-50 backbone of MGVLF, loading torchvision or DETR weights, and DETR transformer-encoder weights.
+"""ResNet-50 backbone of MGVLF (and ResNet-101, VLTVG's and TransVG's larger rows), loading torchvision or DETR
+weights, and DETR transformer-encoder weights.
 
 The architecture is torchvision's ``resnet50`` with ``FrozenBatchNorm2d`` everywhere (as in DETR and the paper's
 code), conv1 + bn1 + layer1 frozen, and no avgpool/fc. Stride-8/16/32 maps are layer2/3/4 (512/1024/2048 channels).
-With every stage built it has 23.45M parameters (BatchNorm affine terms are buffers when frozen).
+With every stage built it has 23.45M parameters (BatchNorm affine terms are buffers when frozen); ResNet-101 (the
+same with 23 blocks in layer3) has 42.39M.
 
 Weights come from a local file (nothing is downloaded), in either format:
 
@@ -42,6 +44,7 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "ResNet50Backbone",
+    "ResNet101Backbone",
     "detect_resnet_weights_format",
     "detr_encoder_state_dict",
     "load_detr_encoder",
@@ -73,10 +76,18 @@ DETR_ENCODER_LAYER_KEYS: tuple[str, ...] = (
 _LEVEL_STAGES: tuple[tuple[str, int, int], ...] = (("layer2", 8, 512), ("layer3", 16, 1024), ("layer4", 32, 2048))
 
 
-def resnet50_weights_hint(path: str | Path | None = None) -> str:
-    """Which file to put where for pretrained ResNet-50 weights."""
-    tv = "torchvision's resnet50-0676ba61.pth (or resnet50-19c8e357.pth, from https://download.pytorch.org/models/)"
-    detr = "DETR's detr-r50-e632da11.pth (from https://dl.fbaipublicfiles.com/detr/)"
+#: per depth, torchvision's and DETR's file names
+_WEIGHT_FILES = {
+    50: ("resnet50-0676ba61.pth (or resnet50-19c8e357.pth", "detr-r50-e632da11.pth"),
+    101: ("resnet101-63fe2227.pth (or resnet101-cd907fc2.pth", "detr-r101-2c7b67e5.pth"),
+}
+
+
+def resnet50_weights_hint(path: str | Path | None = None, depth: int = 50) -> str:
+    """Which file to put where for pretrained ResNet-50 (or ResNet-``depth``) weights."""
+    tv_file, detr_file = _WEIGHT_FILES[depth]
+    tv = f"torchvision's {tv_file}, from https://download.pytorch.org/models/)"
+    detr = f"DETR's {detr_file} (from https://dl.fbaipublicfiles.com/detr/)"
     if path is None:
         return f"Pass weights=PATH to {tv} or to {detr}"
     return f"Put {tv} at {path}, or {detr}"
@@ -96,7 +107,7 @@ def unwrap_checkpoint(obj: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def detect_resnet_weights_format(
-    obj: Mapping[str, Any], source: str = "weights"
+    obj: Mapping[str, Any], source: str = "weights", depth: int = 50
 ) -> tuple[Literal["torchvision", "detr"], dict[str, Any]]:
     """Tell a torchvision ``resnet50`` state dict from a DETR checkpoint; return the format and the state dict.
 
@@ -110,9 +121,9 @@ def detect_resnet_weights_format(
         return "torchvision", sd
     first = ", ".join(list(sd)[:5]) or "(no keys)"
     raise WeightsFormatError(
-        f"{source} is neither a torchvision resnet50 state dict (keys conv1.weight, layer1.0.conv1.weight, ...) "
+        f"{source} is neither a torchvision resnet{depth} state dict (keys conv1.weight, layer1.0.conv1.weight, ...) "
         f"nor a DETR checkpoint (keys backbone.0.body.conv1.weight, ...); its first keys are: {first}. "
-        + resnet50_weights_hint()
+        + resnet50_weights_hint(depth=depth)
     )
 
 
@@ -130,6 +141,7 @@ class ResNet50Backbone(Backbone):
     """
 
     name = "resnet50"
+    depth = 50
     mean = IMAGENET_MEAN
     std = IMAGENET_STD
 
@@ -147,9 +159,10 @@ class ResNet50Backbone(Backbone):
         if not 0 <= frozen_stages <= 4:
             raise ValueError(f"frozen_stages must be in 0..4, got {frozen_stages}")
         # Read and check the file before building, so that a wrong path or file fails at once.
-        checkpoint = _read_resnet_checkpoint(weights, allow_pickle) if weights is not None else None
+        checkpoint = _read_resnet_checkpoint(weights, allow_pickle, self.depth) if weights is not None else None
         norm_layer = FrozenBatchNorm2d if frozen_bn else nn.BatchNorm2d
-        net = torchvision.models.resnet50(weights=None, norm_layer=norm_layer)
+        trunk = torchvision.models.resnet101 if self.depth == 101 else torchvision.models.resnet50
+        net = trunk(weights=None, norm_layer=norm_layer)
         self.conv1 = net.conv1
         self.bn1 = net.bn1
         self.relu = net.relu
@@ -206,7 +219,7 @@ class ResNet50Backbone(Backbone):
         The fc layer, DETR's non-backbone parts and the stages this instance did not build are listed as
         ignored in the returned report (also kept as ``self.load_report``).
         """
-        return self._load_checkpoint(*_read_resnet_checkpoint(weights, allow_pickle), strict=strict)
+        return self._load_checkpoint(*_read_resnet_checkpoint(weights, allow_pickle, self.depth), strict=strict)
 
     def _load_checkpoint(self, fmt: str, sd: dict[str, Any], source: str, *, strict: bool) -> LoadReport:
         prefix = _DETR_BACKBONE_PREFIX if fmt == "detr" else ""
@@ -222,16 +235,24 @@ class ResNet50Backbone(Backbone):
         return self.load_report
 
 
+class ResNet101Backbone(ResNet50Backbone):
+    """torchvision's ResNet-101 trunk, otherwise as :class:`ResNet50Backbone` (the same weight formats: torchvision's
+    ``resnet101`` state dict or DETR's ``detr-r101`` checkpoint)."""
+
+    name = "resnet101"
+    depth = 101
+
+
 def _read_resnet_checkpoint(
-    weights: str | Path | Mapping[str, Any], allow_pickle: bool
+    weights: str | Path | Mapping[str, Any], allow_pickle: bool, depth: int = 50
 ) -> tuple[Literal["torchvision", "detr"], dict[str, Any], str]:
-    """Read (if a path) and recognise ResNet-50 weights: (format, state dict, description of the source)."""
+    """Read (if a path) and recognise ResNet weights: (format, state dict, description of the source)."""
     if isinstance(weights, Mapping):
         obj, source = weights, "the given state dict"
     else:
-        obj = read_state_dict(weights, hint=resnet50_weights_hint(weights), allow_pickle=allow_pickle)
+        obj = read_state_dict(weights, hint=resnet50_weights_hint(weights, depth), allow_pickle=allow_pickle)
         source = str(weights)
-    fmt, sd = detect_resnet_weights_format(obj, source)
+    fmt, sd = detect_resnet_weights_format(obj, source, depth)
     return fmt, sd, source
 
 

@@ -1,0 +1,179 @@
+"""VLTVG: visual grounding with visual-linguistic verification and iterative reasoning (Yang et al., CVPR 2022),
+one of the paper's Table II methods, as its reference implementation builds it (yangli18/VLTVG @ a8bcfe773c84).
+
+Read top to bottom, the forward pass is:
+
+1. **Visual features** (DETR's): a CNN's stride-32 map (20×20 at 640 px), a 1×1 ``input_proj`` to D = 256 and
+   DETR's 6-layer encoder with 2-D sine positions.
+2. **Words**: the mean of BERT's last four layers for every token, projected to D (``bert_proj``).
+3. **Verification and context** (:class:`~rsvg.models.vltvg_layers.VerificationContextLayer`): every cell is scored
+   by how well the words it gathers match it, and gathers context from the other cells, guided by the words, with
+   relative positions; its output is the map and beside it the verified context features.
+4. **Multi-stage decoder** (:class:`~rsvg.models.vltvg_layers.DecoderStage`, six stages): one object query,
+   starting from zeros with a learned position, gathers the words that describe it and then the cells that
+   match them; each stage's output, normalised, gives a box through the shared 3-layer MLP (sigmoid
+   ``(cx, cy, w, h)``). The answer is the last stage's box.
+
+The loss, as the reference's ``VGCriterion``: for every stage, ``l1_weight`` × L1 on ``(cx, cy, w, h)`` summed over
+the four plus ``giou_weight`` × (1 − GIoU), averaged over the batch and summed over the stages (the configs: 5 and
+2). A DETR checkpoint given as ``backbone_weights`` initialises the backbone, ``input_proj`` and the encoder, as the
+reference's ``load_weights_path`` does.
+
+What rsvg does not build: BERT's pooler (frozen and never read in the reference). Where rsvg differs: DETR's sine
+positions cover the whole grid (the reference's cover each image's unpadded part), a cell is padding only when all
+its pixels are, and the relative positions work on any map (the reference asserts a 20×20 map).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rsvg.models.backbones.base import BACKBONE_STRIDE
+from rsvg.models.detr_init import DetrInitReport
+from rsvg.models.heads import corners
+from rsvg.models.interface import GroundingModel
+from rsvg.models.loss import LossConfig
+from rsvg.models.mgvlf_layers import visual_padding_mask
+from rsvg.models.outputs import GroundingOutput
+from rsvg.models.transformer import Encoder, sine_position_encoding
+from rsvg.models.transvg import MLP, to_centre_size
+from rsvg.models.vltvg_config import VLTVGConfig
+from rsvg.models.vltvg_layers import DecoderStage, VerificationContextLayer
+
+__all__ = ["VLTVG"]
+
+
+class VLTVG(GroundingModel):
+    """VLTVG; ``cfg`` (:class:`~rsvg.models.vltvg_config.VLTVGConfig`) sets its widths and depths."""
+
+    arch = "vltvg"
+    #: the parts the reference trains at 1e-5 (its backbone, input projection, encoder) besides BERT
+    VISUAL_MODEL = ("backbone.", "input_proj.", "visual_encoder.")
+
+    def __init__(self, cfg: VLTVGConfig, backbone: nn.Module, text_encoder: nn.Module) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.hidden_dim
+        self.backbone = backbone
+        self.text = text_encoder
+        self.feature_channels = int(backbone.out_channels[-1])
+        side = -(-cfg.image_size // BACKBONE_STRIDE)
+        self.num_visual = side * side
+
+        # 1-2. visual features and words
+        self.input_proj = nn.Conv2d(self.feature_channels, d, 1)
+        self.visual_encoder = Encoder(cfg.visual_encoder_layers, d, cfg.heads, cfg.ffn_dim, cfg.dropout)
+        self.bert_proj = nn.Linear(text_encoder.hidden_size, d)
+        # 3-4. the decoder: verification and context, then the stages with their object query
+        self.context = VerificationContextLayer(
+            d, cfg.heads, cfg.dropout, side, cfg.verify_scale, cfg.verify_sigma, cfg.verify_pow
+        )
+        self.decoder = nn.ModuleList(
+            DecoderStage(d, cfg.heads, cfg.ffn_dim, cfg.dropout, cfg.decoder_dropout) for _ in range(cfg.decoder_stages)
+        )
+        self.decoder_norm = nn.LayerNorm(d)
+        self.query_pos = nn.Parameter(torch.empty(1, d))
+        self.text_query_pos = nn.Parameter(torch.empty(1, d))
+        self.bbox_embed = MLP(d, d, 4, 3)
+        # the reference starts its encoder and its whole decoder (query positions included) from Xavier; the
+        # projections and the box MLP keep torch's defaults
+        for module in (self.visual_encoder, self.context, self.decoder):
+            for p in module.parameters():
+                if p.dim() > 1:
+                    nn.init.xavier_uniform_(p)
+        nn.init.xavier_uniform_(self.query_pos)
+        nn.init.xavier_uniform_(self.text_query_pos)
+        self.detr_init: DetrInitReport | None = None  # set by the builder from a DETR checkpoint
+
+    # ------------------------------------------------------------------------------------------------------------
+    def forward(
+        self,
+        image: Tensor | None,
+        padding_mask: Tensor,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        need_attention: bool = False,
+        *,
+        image_features: Tensor | None = None,
+        text_features: tuple[Tensor, Tensor] | None = None,
+        extras: Mapping[str, Any] | None = None,
+    ) -> GroundingOutput:
+        # 1. visual features
+        visual = self.visual_features(image, image_features)
+        h, w = visual.shape[-2:]
+        if h * w != self.num_visual:
+            raise ValueError(
+                f"a {h}x{w} feature map does not match the model ({self.num_visual} tokens at model.image_size "
+                f"{self.cfg.image_size})"
+            )
+        x = self.input_proj(visual).flatten(2).transpose(1, 2)  # (B, h*w, D)
+        pos = sine_position_encoding(h, w, x.shape[-1], x.device).to(x.dtype).unsqueeze(0)
+        padding = visual_padding_mask(padding_mask, h, w)
+        x, _ = self.visual_encoder(x, pos, padding)
+
+        # 2. words
+        raw_words, _ = self.text(input_ids, attention_mask) if text_features is None else text_features
+        words = self.bert_proj(raw_words)
+        word_pad = attention_mask == 0
+
+        # 3. verification and language-guided context: (B, h*w, 2D), the map and the verified context
+        features = self.context(x, padding, words, word_pad, (h, w))
+
+        # 4. the stages, each giving a box
+        bsz = x.shape[0]
+        query = torch.zeros(bsz, 1, x.shape[-1], dtype=x.dtype, device=x.device)
+        query_pos = self.query_pos.unsqueeze(0).expand(bsz, -1, -1)
+        text_query_pos = self.text_query_pos.unsqueeze(0).expand(bsz, -1, -1)
+        boxes = []
+        for stage in self.decoder:
+            query = stage(query, query_pos, text_query_pos, features, padding, pos, words, word_pad)
+            cx, cy, bw, bh = self.bbox_embed(self.decoder_norm(query[:, 0])).float().sigmoid().unbind(-1)
+            boxes.append(corners(cx, cy, bw, bh))
+        return GroundingOutput(boxes[-1], extra={"stage_boxes": torch.stack(boxes[:-1], 1)})
+
+    def encode_image(self, image: Tensor, backbone: nn.Module | None = None) -> Tensor:
+        """The backbone's stride-32 map of the normalised ``image``."""
+        return (backbone or self.backbone)(image)[-1]
+
+    # --- loss ------------------------------------------------------------------------------------------------
+    def loss_terms(self, cfg: LossConfig) -> tuple[str, ...]:
+        return ("loss", "l1", "giou")
+
+    def loss(self, out: GroundingOutput, batch: Mapping[str, Any], cfg: LossConfig) -> dict[str, Tensor]:
+        """The reference's ``VGCriterion``, summed over the stages; ``l1`` and ``giou`` report the last stage's."""
+        from torchvision.ops import generalized_box_iou_loss
+
+        target = batch["box"].float() / self.image_size
+        earlier = out.extra["stage_boxes"].float()  # (B, stages - 1, 4)
+        total = out.boxes.new_zeros(())
+        for k in range(earlier.shape[1] + 1):
+            pred = earlier[:, k] if k < earlier.shape[1] else out.boxes.float()
+            l1 = F.smooth_l1_loss(
+                to_centre_size(pred), to_centre_size(target), beta=cfg.smooth_l1_beta, reduction="none"
+            ).sum(-1).mean()
+            giou = generalized_box_iou_loss(pred, target, reduction="mean")
+            total = total + cfg.l1_weight * l1 + cfg.giou_weight * giou
+        return {"loss": total, "l1": l1.detach(), "giou": giou.detach()}
+
+    # --- optimiser groups -------------------------------------------------------------------------------------
+    def pretrained_parameter_names(self) -> set[str]:
+        """The backbone's and the text encoder's loaded parameters, and what a DETR checkpoint initialised."""
+        pretrained, _ = self.backbone.pretrained_and_new_parameters()
+        names = {f"backbone.{n}" for n, _ in pretrained} | {f"text.{n}" for n in self.text.pretrained_names}
+        if self.detr_init is not None:
+            names |= self.detr_init.loaded
+        own = dict(self.named_parameters())
+        return {n for n in names if n in own}
+
+    def reference_group(self, name: str) -> str:
+        """The reference's groups: the backbone, input projection and encoder, and BERT at ``lr_pretrained``
+        (1e-5 each there); ``bert_proj``, the decoder and the box MLP at ``lr``."""
+        return "visual" if name.startswith(self.VISUAL_MODEL) else "text" if name.startswith("text.") else "rest"
+
+    def init_report(self) -> str | None:
+        return self.detr_init.summary() if self.detr_init is not None else None
