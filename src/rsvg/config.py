@@ -75,6 +75,9 @@ class TrainConfig:
     gamma: float = 0.1
     poly_power: float = 0.9  # poly: lr × (1 - epoch / epochs) ^ poly_power, per whole epoch (FAOA's schedule)
     grad_clip: float = 0.1  # max gradient norm; 0 = off
+    # the groups at lr_pretrained (lr_groups reference: the visual model and the text encoder; loaded: what was
+    # loaded) get no gradient and no update in the first N epochs (VLTVG's reference: 10)
+    freeze_epochs: int = 0
     amp: str = "auto"  # auto | off | bf16 | fp16  (auto: bf16 on CUDA where supported, else off)
     seed: int = 0
     checkpoint_every_steps: int = 0  # also save OUT/last every N steps within an epoch (0 = off)
@@ -97,6 +100,7 @@ class TrainConfig:
             "log_every": 1,
             "checkpoint_every_steps": 0,
             "warmup_steps": 0,
+            "freeze_epochs": 0,
         }
         for name, low in at_least.items():
             if getattr(self, name) < low:

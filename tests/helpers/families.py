@@ -26,12 +26,15 @@ def submodule_counts(module: torch.nn.Module, depth: int = 1) -> dict[str, int]:
     return counts
 
 
-def memorise(tmp_path_factory: pytest.TempPathFactory, config: str, overrides: list[str]) -> Path:
-    """``config`` with ``overrides`` trained on four samples and validated on the same ones; the run folder."""
+def memorise(
+    tmp_path_factory: pytest.TempPathFactory, config: str, overrides: list[str], samples: tuple[int, ...] = (0, 1, 2, 3)
+) -> Path:
+    """``config`` with ``overrides`` trained on four samples (of :func:`make_official_dataset`'s six) and validated
+    on the same ones; the run folder."""
     base = tmp_path_factory.mktemp(Path(config).stem + "_memorised")
     root = make_official_dataset(base / "data")
     for split in ("train", "val"):
-        (root / f"{split}.txt").write_text("0\n1\n2\n3\n")
+        (root / f"{split}.txt").write_text("".join(f"{i}\n" for i in samples))
     cfg = load_config(config, [f"data.root={root}", *overrides, *MEMORISE])
     torch.manual_seed(0)
     train(cfg, base / "run")

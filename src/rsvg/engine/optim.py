@@ -13,6 +13,9 @@ from torch import nn
 from rsvg.config import TrainConfig
 from rsvg.models.interface import GroundingModel
 
+#: the optimiser groups trained at ``lr_pretrained`` (held by ``train.freeze_epochs``)
+PRETRAINED_GROUPS = ("pretrained", "visual", "text")
+
 
 def build_optimizer(
     model: nn.Module, cfg: TrainConfig, pretrained_names: set[str], fused: bool | None = None
@@ -41,7 +44,7 @@ def build_optimizer(
         else:
             bucket = "pretrained" if name in pretrained_names else "new"
         buckets[bucket].append(p)
-    rates = {"new": cfg.lr, "pretrained": cfg.lr_pretrained, "visual": cfg.lr_pretrained, "text": cfg.lr_pretrained}
+    rates = {name: cfg.lr_pretrained for name in PRETRAINED_GROUPS} | {"new": cfg.lr}
     groups = [
         {"params": params, "lr": rates.get(name, cfg.lr), "name": name} for name, params in buckets.items() if params
     ]

@@ -59,7 +59,7 @@ from rsvg.engine.checkpoint import (
 from rsvg.engine.determinism import apply_determinism
 from rsvg.engine.evaluate import eval_loader, metrics_from_rows, predict_all, write_predictions
 from rsvg.engine.feature_cache import cache_bytes, compute_image_features
-from rsvg.engine.optim import build_optimizer, build_scheduler, describe_groups
+from rsvg.engine.optim import PRETRAINED_GROUPS, build_optimizer, build_scheduler, describe_groups
 from rsvg.engine.run_data import fit_to_training_split, training_sets
 from rsvg.engine.sampler import ResumableShardedSampler
 from rsvg.engine.step import train_step
@@ -136,13 +136,19 @@ class Trainer:
         self.optimizer = build_optimizer(self.model, cfg.train, self.pretrained_names)
         self.scheduler = build_scheduler(self.optimizer, cfg.train, self.steps_per_epoch)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == "fp16")
+        # train.freeze_epochs: what the lower-rate groups train, held without gradients in the first epochs
+        self.warmup_frozen = [
+            p for g in self.optimizer.param_groups if g["name"] in PRETRAINED_GROUPS for p in g["params"]
+        ] if cfg.train.freeze_epochs else []  # fmt: skip
         self.net: torch.nn.Module = self.model
         if dist.is_distributed():
             self.net = DistributedDataParallel(
                 self.model,
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                # a stage that trains only on some samples may get no gradient from a batch
-                find_unused_parameters=any(stage.may_skip_parameters for stage in self.model.stage_list()),
+                # a stage that trains only on some samples may get no gradient from a batch; the groups held
+                # by train.freeze_epochs get none in the first epochs
+                find_unused_parameters=bool(self.warmup_frozen)
+                or any(stage.may_skip_parameters for stage in self.model.stage_list()),
             )
         if cfg.train.compile:
             self.net = torch.compile(self.net)
@@ -313,6 +319,9 @@ class Trainer:
 
     def train_one_epoch(self) -> dict[str, float]:
         cfg = self.cfg
+        held = self.epoch < cfg.train.freeze_epochs  # their gradients stay None: the optimiser leaves them alone
+        for p in self.warmup_frozen:
+            p.requires_grad_(not held)
         self.net.train()
         loader = self._train_loader()
         # every term the model's loss can return, logged each step (a term a batch lacks adds 0)
@@ -424,6 +433,12 @@ class Trainer:
                 highlight=False,
             )
             self.console.print(f"deterministic: {self.determinism.summary()}", highlight=False)
+            if self.warmup_frozen:
+                self.console.print(
+                    f"epochs 1-{cfg.train.freeze_epochs}: the groups at lr_pretrained ({len(self.warmup_frozen)} "
+                    "tensors) do not train (train.freeze_epochs)",
+                    highlight=False,
+                )
         while self.epoch < cfg.train.epochs:
             t0 = time.perf_counter()
             train_stats = self.train_one_epoch()

@@ -134,7 +134,7 @@ class VLTVG(GroundingModel):
             query = stage(query, query_pos, text_query_pos, features, padding, pos, words, word_pad)
             cx, cy, bw, bh = self.bbox_embed(self.decoder_norm(query[:, 0])).float().sigmoid().unbind(-1)
             boxes.append(corners(cx, cy, bw, bh))
-        return GroundingOutput(boxes[-1], extra={"stage_boxes": torch.stack(boxes[:-1], 1)})
+        return GroundingOutput(boxes[-1], extra={"stage_boxes": torch.stack(boxes, 1)[:, :-1]})
 
     def encode_image(self, image: Tensor, backbone: nn.Module | None = None) -> Tensor:
         """The backbone's stride-32 map of the normalised ``image``."""
