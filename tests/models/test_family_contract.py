@@ -98,6 +98,12 @@ TINY_CONFIGS["transvg"] = {
     "paper": TINY_TRANSVG,
     "lite": {**TINY_TRANSVG, "freeze_backbone": True, "freeze_text_encoder": True, "visual_encoder_layers": 0},
 }
+TINY_VLTVG = {**TINY_TRANSVG, "image_size": 96, "decoder_stages": 2}
+del TINY_VLTVG["vl_layers"]
+TINY_CONFIGS["vltvg"] = {
+    "paper": TINY_VLTVG,
+    "lite": {**TINY_VLTVG, "freeze_backbone": True, "freeze_text_encoder": True, "decoder_stages": 1},
+}
 #: parameters a config's loss reaches with a zero gradient by the reference's own design, and why
 ZERO_GRADIENT = {
     # FAOA's LSTM sentence is the BiLSTM's output at the last word: for the backward direction that is its first
