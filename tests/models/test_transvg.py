@@ -75,6 +75,15 @@ def test_the_paper_config_has_the_references_parameter_counts(paper_model):
     assert paper_model.text.word_layers == 1  # BERT's last layer
 
 
+def test_the_r101_variant_has_the_references_count():
+    # TransVG R101 (its reference's count): 168,685,764, of which the CNN 42,394,816
+    cfg = load_config(
+        "configs/transvg_r50.yaml", ["model.text_encoder=bert-base-random", "model.backbone=resnet101"]
+    ).model
+    counts = submodule_counts(build_model(cfg, load_pretrained=False))
+    assert counts["backbone"] == 42_394_816 and sum(counts.values()) == 168_685_764 - BERT_POOLER
+
+
 def test_forward_shapes_and_the_reg_tokens_attention(tiny):
     image, pad, ids, mask = inputs()
     out = tiny(image, pad, ids, mask, need_attention=True)
