@@ -354,19 +354,32 @@ def test_bench_features_names_a_missing_gpu_and_a_missing_config() -> None:
     assert result.exit_code == 2 and "no/such.yaml" in result.output
 
 
-def test_bench_model_on_a_one_stage_lstm_config(tmp_path: Path) -> None:
-    # LBYL-Net with its LSTM (a vocabulary fitted to the benchmark's queries) and its BGR statistics: every phase,
-    # the data phase included, reads the model's own input side
-    out = tmp_path / "bench.json"
-    overrides = [
+#: other families' configs at test size: LBYL-Net with its LSTM (a vocabulary fitted to the benchmark's queries)
+#: and BGR statistics, and VLTVG (its decoder stages take parameters as inputs, which the FLOP counter tracks)
+OTHER_FAMILIES = {
+    "configs/lbyl_lstm.yaml": [
         "model.backbone=efficientnet_lite0",
         "model.image_size=64",
         "model.max_tokens=12",
         "model.emb_size=16",
         "model.out_dim=16",
         "model.ctx_dim=8",
-    ]
-    args = ["bench", "model", "--config", "configs/lbyl_lstm.yaml", *set_args(overrides)]
+    ],
+    "configs/vltvg_lite.yaml": [
+        "model.pretrained_backbone=false",
+        "model.image_size=96",
+        "model.hidden_dim=32",
+        "model.ffn_dim=64",
+        "model.decoder_stages=2",
+    ],
+}
+
+
+@pytest.mark.parametrize("config", list(OTHER_FAMILIES))
+def test_bench_model_on_other_families(config: str, tmp_path: Path) -> None:
+    # every phase, the data phase included, reads the model's own input side
+    out = tmp_path / "bench.json"
+    args = ["bench", "model", "--config", config, *set_args(OTHER_FAMILIES[config])]
     args += ["--repeats", "1", "--warmup", "0", "--batch", "2", "--train-batch", "2", "--workers", "0"]
     args += ["--data-images", "2", "--data-samples", "4", "--matmul-size", "64", "--threads", "1"]
     args += ["--in-process", "--json", str(out)]
@@ -375,6 +388,7 @@ def test_bench_model_on_a_one_stage_lstm_config(tmp_path: Path) -> None:
     torch.set_num_threads(threads)
     assert result.exit_code == 0, result.output
     r = json.loads(out.read_text())
-    assert r["check"]["passed"] and r["check"]["same_weights"]
+    assert r["check"]["passed"] and r["check"]["same_weights"] and r["flops"]["per_image_gflops"] > 0
     assert r["data"]["samples"] == 4 and r["training"]["optimised"]["seconds"] > 0
-    assert any(note.startswith("LSTM vocabulary: the ") for note in r["settings"]["notes"])
+    lstm_notes = [note for note in r["settings"]["notes"] if note.startswith("LSTM vocabulary: the ")]
+    assert len(lstm_notes) == ("lstm" in config)

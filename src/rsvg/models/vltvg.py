@@ -127,11 +127,9 @@ class VLTVG(GroundingModel):
         # 4. the stages, each giving a box
         bsz = x.shape[0]
         query = torch.zeros(bsz, 1, x.shape[-1], dtype=x.dtype, device=x.device)
-        query_pos = self.query_pos.unsqueeze(0).expand(bsz, -1, -1)
-        text_query_pos = self.text_query_pos.unsqueeze(0).expand(bsz, -1, -1)
         boxes = []
-        for stage in self.decoder:
-            query = stage(query, query_pos, text_query_pos, features, padding, pos, words, word_pad)
+        for stage in self.decoder:  # the query positions (1, D) broadcast over the batch
+            query = stage(query, self.query_pos, self.text_query_pos, features, padding, pos, words, word_pad)
             cx, cy, bw, bh = self.bbox_embed(self.decoder_norm(query[:, 0])).float().sigmoid().unbind(-1)
             boxes.append(corners(cx, cy, bw, bh))
         return GroundingOutput(boxes[-1], extra={"stage_boxes": torch.stack(boxes, 1)[:, :-1]})
