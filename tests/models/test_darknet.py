@@ -38,7 +38,7 @@ from rsvg.models.backbones.weights import WeightsFormatError, WeightsNotFoundErr
 
 ALL_LEVELS = (8, 16, 32)
 CHANNELS = {8: 256, 16: 512, 32: 1024}
-# Reference facts (../shared/reference/table2_models.md): the whole yolov3.cfg and its never-used part.
+# Reference facts (the reference's own model built at random weights): the whole yolov3.cfg and its never-used part.
 YOLOV3_PARAMETERS = 61_949_149
 UNUSED_PARAMETERS = 6_687_485
 YOLOV3_WEIGHTS_BYTES = 248_007_048  # 20-byte header + 62,001,757 float32

@@ -33,7 +33,7 @@ def paper_model():
 
 
 def test_the_paper_config_has_the_references_parameter_counts(paper_model):
-    # ../shared/reference/table2_models.md, FAOA-BERT: visumodel 61,949,149 · textmodel 109,482,240 ·
+    # the reference's own model built at random weights, FAOA-BERT: visumodel 61,949,149 · textmodel 109,482,240 ·
     # mapping_visu 920,576 · mapping_lang 658,432 · fcn_emb 9,458,688 · fcn_out 406,317
     assert submodule_counts(paper_model) == {
         "backbone": 61_949_149 - UNUSED_DARKNET,
@@ -64,8 +64,8 @@ def test_the_lstm_variant_has_the_references_counts_and_learns_its_vocabulary():
     assert fitted.vocabulary == ["the", "car", "left", "red", "a", "of", "on", "ship"] and "8 words" in said
     model = build_model(fitted, load_pretrained=False)
     counts = submodule_counts(model)
-    # ../shared/reference/table2_models.md, FAOA-LSTM: text 4,465,152 + 512·V (V words, here + pad and unknown);
-    # mapping_lang 789,504 (from the BiLSTM's 1024)
+    # the reference's own model built at random weights, FAOA-LSTM: text 4,465,152 + 512·V (V words, here + pad
+    # and unknown); mapping_lang 789,504 (from the BiLSTM's 1024)
     assert counts["text"] == 4_465_152 + 512 * (8 + 2) and counts["mapping_lang"] == 789_504
     ids, mask = model.tokenizer().encode("The RED boat", 5)
     assert ids == [2, 5, 1, 0, 0] and mask == [1, 1, 1, 0, 0]  # the, red, unknown, padding

@@ -46,7 +46,7 @@ def paper_model():
 
 
 def test_the_paper_config_has_the_references_parameter_counts(paper_model):
-    # ../shared/reference/table2_models.md, LBYL-BERT: visu_encoder 61,949,149 · lang_encoder 109,482,240 ·
+    # the reference's own model built at random weights, LBYL-BERT: visu_encoder 61,949,149 · lang_encoder 109,482,240 ·
     # mapping_visu 461,056 · mapping_lang 263,680 · gamma 203,544 · beta 203,544 · joint_fusion 205,056 ·
     # refine 66,304 · context_block 3,017,216 · out_funcs 1,781,805 (total 177,633,594)
     counts = submodule_counts(paper_model)
@@ -243,7 +243,7 @@ def test_the_lstm_variant_has_the_references_counts():
     assert len(fitted.vocabulary) == 7 and "7 words" in said
     model = build_model(fitted, load_pretrained=False)
     counts = submodule_counts(model)
-    # ../shared/reference/table2_models.md, LBYL-LSTM: lang_encoder 4,465,152 + 512·V (here V + pad and unknown),
-    # mapping_lang 329,216 (from the BiLSTM's 1024)
+    # the reference's own model built at random weights, LBYL-LSTM: lang_encoder 4,465,152 + 512·V (here V + pad
+    # and unknown), mapping_lang 329,216 (from the BiLSTM's 1024)
     assert counts["text"] == 4_465_152 + 512 * (7 + 2) and counts["mapping_lang"] == 329_216
     assert model.text.sentence == "final" and model.text.input_dropout.p == 0.5

@@ -43,7 +43,7 @@ def paper_model():
 
 
 def test_the_paper_config_has_the_references_parameter_counts(paper_model):
-    # ../shared/reference/table2_models.md, ReSC-base: visumodel 61,949,149 · textmodel 109,482,240 ·
+    # the reference's own model built at random weights, ReSC-base: visumodel 61,949,149 · textmodel 109,482,240 ·
     # mapping_visu 132,096 · mapping_lang 656,384 · film 7,491,587 · fcn_out 143,149
     assert submodule_counts(paper_model) == {
         "backbone": 61_949_149 - UNUSED_DARKNET,

@@ -2,7 +2,7 @@
 natural-image methods the paper benchmarks on DIOR-RSVG (Table II).
 
 As its reference implementation builds it (zyang-ur/onestage_grounding @ 2fff0943c3bc, ``model/
-grounding_model.py``; the counts below are ``../shared/reference/table2_models.md``'s, at the default 512 width):
+grounding_model.py``; the counts below are the reference's own model built at random weights, at the default 512 width):
 
 1. **Visual.** DarkNet-53 with YOLOv3's neck gives three maps (strides 32, 16, 8: 8×8, 16×16, 32×32 at 256 px);
    each goes through a 1×1 conv-BN-ReLU to ``emb_size`` and is L2-normalised over its channels

@@ -2,7 +2,7 @@
 CVPR 2021), one of the natural-image methods the paper benchmarks on DIOR-RSVG (Table II).
 
 As its reference implementation builds it (svip-lab/LBYLNet @ 47a0e83b6db6, ``core/models/net/lbylnet.py:
-LBYLNet``; the counts below are ``../shared/reference/table2_models.md``'s, BERT variant, default widths):
+LBYLNet``; the counts below are the reference's own model built at random weights, BERT variant, default widths):
 
 1. **Visual.** DarkNet-53 with YOLOv3's neck gives three maps (strides 32, 16, 8: 8×8, 16×16, 32×32 at 256 px);
    each goes through a 1×1 conv (with bias)-BN-ReLU to ``emb_size`` (``mapping_visu``, 461,056). The reference

@@ -3,8 +3,8 @@ natural-image methods the paper benchmarks on DIOR-RSVG (Table II).
 
 As its reference implementation builds it (zyang-ur/ReSC @ 5cb03df88b4f: ``model/grounding_model.py:
 grounding_model_multihop``, ``model/modulation.py: FiLMedConvBlock_multihop, FiLMedConvBlock_context,
-mask_softmax``, ``model/loss.py: diverse_loss``; the counts below are ``../shared/reference/table2_models.md``'s,
-at the default 512 width, 3 rounds, product fusion):
+mask_softmax``, ``model/loss.py: diverse_loss``; the counts below are the reference's own model built at random
+weights, at the default 512 width, 3 rounds, product fusion):
 
 1. **Visual.** DarkNet-53 with YOLOv3's neck; only its stride-8 map is read (32×32 at 256 px; the neck has already
    brought the coarser levels into it), through a 1×1 conv-BN-ReLU to ``emb_size`` and L2-normalised over its
