@@ -69,6 +69,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     # adamw (the paper's) | adam | rmsprop (the one-stage references': FAOA, ReSC); weight_decay applies to each
     optimizer: str = "adamw"
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adamw and adam (ZSGNet's reference: 0.9, 0.99)
     warmup_steps: int = 0
     schedule: str = "step"  # step | cosine | constant | poly
     step_epochs: list[int] = field(default_factory=lambda: [60])  # step: lr × gamma at each of these epochs
@@ -116,6 +117,8 @@ class TrainConfig:
             raise ConfigError(f"train.step_epochs must be a list of epochs (1 or more), got {self.step_epochs!r}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"train.schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if len(self.betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in self.betas):
+            raise ConfigError(f"train.betas must be two numbers in [0, 1), got {self.betas!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"train.optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
 

@@ -104,11 +104,31 @@ TINY_CONFIGS["vltvg"] = {
     "paper": TINY_VLTVG,
     "lite": {**TINY_VLTVG, "freeze_backbone": True, "freeze_text_encoder": True, "decoder_stages": 1},
 }
+TINY_ZSGNET = {
+    "backbone": "efficientnet_lite0",
+    "pretrained_backbone": False,
+    "image_size": 64,
+    "max_tokens": 12,
+    "vocabulary": ["the", "red", "car", "ship", "left"],
+    "word_vectors": "random",
+    "emb_dim": 8,
+    "lstm_dim": 4,
+    "fpn_dim": 8,
+    "head_convs": 2,
+}
+TINY_CONFIGS["zsgnet"] = {
+    "paper": TINY_ZSGNET,
+    "lite": {**TINY_ZSGNET, "freeze_backbone": True, "word_vectors": "learn"},
+}
 #: parameters a config's loss reaches with a zero gradient by the reference's own design, and why
 ZERO_GRADIENT = {
     # FAOA's LSTM sentence is the BiLSTM's output at the last word: for the backward direction that is its first
     # step, computed from the zero initial state, so its hidden-to-hidden weights get no gradient (as in the reference)
     ("faoa", "lstm"): {"text.rnn.weight_hh_l0_reverse"},
+    # ZSGNet reads its sentence the same way; the reference starts the LSTM from a random state, so there the
+    # backward direction's first step reaches those weights, but rsvg starts from zeros (rsvg.models.word_vectors)
+    ("zsgnet", "paper"): {"text.rnn.weight_hh_l0_reverse"},
+    ("zsgnet", "lite"): {"text.rnn.weight_hh_l0_reverse"},
 }
 CASES = [(arch, name) for arch, configs in TINY_CONFIGS.items() for name in configs]
 

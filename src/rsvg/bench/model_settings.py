@@ -123,8 +123,8 @@ def resolve_run_config(settings: BenchSettings) -> tuple[RunConfig, list[str]]:
         return cfg, notes
     model = replace(cfg.model, pretrained_backbone=False, backbone_weights=None)
     notes.append("random init: backbone without pretrained weights")
-    lstm = getattr(model, "text", None) == "lstm"  # the LSTM rows read no text encoder folder
-    if not lstm and not _text_encoder_available(model.text_encoder):
+    words = model.needs_vocabulary  # the LSTM rows and ZSGNet read no text encoder folder
+    if not words and not _text_encoder_available(model.text_encoder):
         if not settings.random_text:
             raise BenchError(
                 f"text encoder {model.text_encoder!r} is not a local model folder (no config.json there): pass "
@@ -133,13 +133,16 @@ def resolve_run_config(settings: BenchSettings) -> tuple[RunConfig, list[str]]:
             )
         notes.append(f"text encoder {model.text_encoder!r} not found: bert-base-random (same shape, random weights)")
         model = replace(model, text_encoder="bert-base-random")
-    if lstm and not getattr(model, "vocabulary", None):
+    if words and not getattr(model, "vocabulary", None):
         from rsvg.bench.model_inputs import QUERIES
         from rsvg.models.lstm_text import build_vocabulary
 
         # rsvg train takes the vocabulary from the training split; the benchmark has only its own queries
         model = replace(model, vocabulary=build_vocabulary(QUERIES))
         notes.append(f"LSTM vocabulary: the {len(model.vocabulary)} words of the benchmark's queries")
+    if getattr(model, "word_vectors", "") is None:
+        model = replace(model, word_vectors="random")
+        notes.append("word vectors: none named, fixed random ones (model.word_vectors: random)")
     return replace(cfg, model=model), notes
 
 

@@ -53,7 +53,8 @@ def build_optimizer(
     if fused is None:
         fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for g in groups for p in g["params"])
     kind = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
-    return kind(groups, weight_decay=cfg.weight_decay, fused=fused or None)
+    betas = (float(cfg.betas[0]), float(cfg.betas[1]))
+    return kind(groups, betas=betas, weight_decay=cfg.weight_decay, fused=fused or None)
 
 
 def unwrap(model: nn.Module) -> GroundingModel:

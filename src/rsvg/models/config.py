@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from rsvg.errors import ConfigError
 
@@ -22,6 +22,9 @@ __all__ = ["ModelConfig", "check_at_least", "check_option_types"]
 @dataclass
 class ModelConfig:
     """The options every model family has."""
+
+    #: what model.image_size must be a multiple of (the coarsest map's stride, for most families)
+    size_multiple: ClassVar[int] = 32
 
     arch: str = "mgvlf"  # the model family (rsvg.models.registry)
     backbone: str = "efficientnet_lite0"  # resnet50 | efficientnet_lite0 | efficientnet_lite2
@@ -40,8 +43,11 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         check_at_least(self, {"image_size": 32})
-        if self.image_size % 32:
-            raise ValueError(f"model.image_size must be a multiple of 32 (the backbone stride), got {self.image_size}")
+        if self.image_size % self.size_multiple:
+            raise ValueError(
+                f"model.image_size must be a multiple of {self.size_multiple} (the backbone stride), "
+                f"got {self.image_size}"
+            )
         if self.max_tokens < 3:
             raise ValueError("model.max_tokens must leave room for [CLS], one word and [SEP]")
         if not isinstance(self.stages, dict):
@@ -49,6 +55,11 @@ class ModelConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def needs_vocabulary(self) -> bool:
+        """Whether the text model reads a vocabulary fitted to the training split (no text encoder folder)."""
+        return False
 
     # --- what the model's input side is, without building the model (the data pipeline's settings) ----------
     def normalisation(self) -> tuple[tuple[float, ...], tuple[float, ...]]:

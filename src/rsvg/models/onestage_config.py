@@ -59,6 +59,10 @@ class OneStageConfig(ModelConfig):
         if not 0.0 <= self.lstm_dropout < 1.0:
             raise ConfigError(f"model.lstm_dropout must be in [0, 1), got {self.lstm_dropout}")
 
+    @property
+    def needs_vocabulary(self) -> bool:
+        return self.text == "lstm"
+
     def tokenizer(self, text_folder: Path | None = None) -> Any:
         """With ``text: lstm`` the word tokenizer of :attr:`vocabulary` (which the config holds); else BERT's."""
         if self.text == "lstm":

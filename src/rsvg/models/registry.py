@@ -26,6 +26,8 @@ from rsvg.models.transvg_build import build_transvg
 from rsvg.models.transvg_config import TransVGConfig
 from rsvg.models.vltvg_build import build_vltvg
 from rsvg.models.vltvg_config import VLTVGConfig
+from rsvg.models.zsgnet_build import build_zsgnet, fit_vocabulary
+from rsvg.models.zsgnet_config import ZSGNetConfig
 
 __all__ = ["DEFAULT_ARCH", "FAMILIES", "Family", "config_class", "family", "model_config_from_dict"]
 
@@ -54,6 +56,7 @@ FAMILIES: dict[str, Family] = {
     "lbyl": Family(LBYLConfig, build_lbyl, "LBYL-Net (Huang et al., CVPR 2021), landmark features", fit=fit_one_stage),
     "transvg": Family(TransVGConfig, build_transvg, "TransVG (Deng et al., ICCV 2021), vision-language transformer"),
     "vltvg": Family(VLTVGConfig, build_vltvg, "VLTVG (Yang et al., CVPR 2022), verification and multi-stage decoder"),
+    "zsgnet": Family(ZSGNetConfig, build_zsgnet, "ZSGNet (Sadhu et al., ICCV 2019), FPN anchors", fit=fit_vocabulary),
 }
 
 

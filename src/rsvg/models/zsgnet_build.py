@@ -1,0 +1,63 @@
+"""ZSGNet from its config: ResNet-50 (trained whole) at strides 8, 16 and 32, the word vectors and BiLSTM, the model;
+and the vocabulary it takes from the training split before it is built."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from rsvg.errors import ConfigError
+from rsvg.models.encoders import build_visual
+from rsvg.models.interface import GroundingModel
+from rsvg.models.lstm_text import build_vocabulary
+from rsvg.models.word_vectors import WordVectorLSTM
+from rsvg.models.zsgnet import STRIDES, ZSGNet
+from rsvg.models.zsgnet_config import ZSGNetConfig
+
+__all__ = ["build_zsgnet", "fit_vocabulary"]
+
+
+def fit_vocabulary(cfg: Any, samples: Sequence[Any]) -> tuple[Any, str]:
+    """The training split's words, most frequent first (kept when the config has a vocabulary already)."""
+    if not cfg.vocabulary:
+        cfg = replace(cfg, vocabulary=build_vocabulary(s.description for s in samples))
+    return cfg, f"vocabulary: {len(cfg.vocabulary)} words of the training split"
+
+
+def build_zsgnet(
+    cfg: ZSGNetConfig,
+    *,
+    load_pretrained: bool,
+    text_folder: Path | None,
+    extra_strides: Iterable[int] = (),
+    around: Callable[[GroundingModel], GroundingModel] | None = None,
+) -> GroundingModel:
+    """ZSGNet. As the reference trains its ResNet-50 whole, the backbone's batch norms and stages all train unless
+    ``model.freeze_backbone`` freezes it. With ``load_pretrained`` the word vectors come from ``model.word_vectors``
+    (a file, or ``random``; ``learn`` starts them random and trains them); without it, from the checkpoint."""
+    if tuple(extra_strides):
+        raise ConfigError("model.stages: model.arch zsgnet carries no stages")
+    backbone = build_visual(
+        cfg, return_levels=STRIDES, load_pretrained=load_pretrained, frozen_bn=cfg.freeze_backbone, frozen_stages=0
+    )
+    text = WordVectorLSTM(cfg.vocabulary, cfg.emb_dim, cfg.lstm_dim, trainable=cfg.word_vectors == "learn")
+    if load_pretrained:
+        if cfg.word_vectors in (None, ""):
+            raise ConfigError(
+                "model.word_vectors: ZSGNet reads fixed 300-d word vectors: name a GloVe or word2vec text file "
+                "(e.g. --set model.word_vectors=weights/glove.840B.300d.txt), or set it to learn to train embeddings "
+                "from random instead"
+            )
+        if cfg.word_vectors == "random":
+            text.random_vectors()
+        elif cfg.word_vectors != "learn":
+            if not Path(cfg.word_vectors).is_file():
+                raise ConfigError(
+                    f"model.word_vectors: {cfg.word_vectors} is not a file: name a GloVe or word2vec text file "
+                    "(e.g. glove.840B.300d.txt), or set learn (embeddings trained from random)"
+                )
+            text.load_vectors(cfg.word_vectors)
+    model = ZSGNet(cfg, backbone, text)
+    return around(model) if around is not None else model
