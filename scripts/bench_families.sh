@@ -2,7 +2,8 @@
 # rsvg bench model on the paper config of every model family, one after the other on the same machine, and a table
 # of what each measured (scripts/bench_families_summary.py): inference at batch 1 and 8, the training step at
 # batch 2, peak memory, parameters and FLOPs. Random weights throughout (--random-text: a bert-base-shaped text
-# encoder where the config names a BERT folder that is not here), so no pretrained file is needed.
+# encoder where the config names a BERT folder that is not here; fixed random word vectors for ZSGNet), so no
+# pretrained file is needed.
 #
 # Usage: scripts/bench_families.sh [OUT] [EXTRA rsvg bench model OPTIONS...]     (OUT: bench_families_out)
 #   e.g. scripts/bench_families.sh out --device cuda
@@ -13,7 +14,8 @@ OUT=${1:-bench_families_out}
 shift || true
 RSVG=${RSVG:-rsvg}
 mkdir -p "$OUT"
-CONFIGS=(mgvlf_dior ablation_a_transvg faoa_bert faoa_lstm resc_bert lbyl_bert lbyl_lstm transvg_r50 vltvg_r50 vltvg_r101)
+CONFIGS=(mgvlf_dior ablation_a_transvg zsgnet_r50 faoa_bert faoa_lstm resc_bert lbyl_bert lbyl_lstm transvg_r50 vltvg_r50
+    vltvg_r101)
 for name in "${CONFIGS[@]}"; do
     echo "== $name"
     "$RSVG" bench model -c "configs/$name.yaml" --random-text --json "$OUT/$name.json" "$@" >"$OUT/$name.log" 2>&1 \
