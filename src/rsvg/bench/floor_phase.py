@@ -50,7 +50,7 @@ def phase_floor(job: PhaseJob) -> dict[str, Any]:
     flops = {
         "model": count(lambda: forward_batch(model, padded)),
         "model_trimmed_text": count(lambda: forward_batch(model, trimmed)),
-        "backbone": count(lambda: model.encode_image(padded["image"])),
+        "backbone": count(lambda: model.backbone(padded["image"])),
         "text_encoder": count(lambda: model.text(padded["input_ids"], padded["attention_mask"])),
         "text_tokens_padded": int(padded["input_ids"].shape[1]),
         "text_tokens_trimmed": int(trimmed["input_ids"].shape[1]),
