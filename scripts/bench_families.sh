@@ -22,4 +22,4 @@ for name in "${CONFIGS[@]}"; do
         || echo "   failed: see $OUT/$name.log"
     tail -n 2 "$OUT/$name.log"
 done
-"${PYTHON:-python3}" scripts/bench_families_summary.py "$OUT" | tee "$OUT/summary.md"
+"${PYTHON:-python3}" scripts/bench_families_summary.py "$OUT" "${CONFIGS[@]}" | tee "$OUT/summary.md"

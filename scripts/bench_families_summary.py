@@ -1,4 +1,6 @@
-"""The table of ``scripts/bench_families.sh``: one row per config's ``rsvg bench model`` JSON in a folder."""
+"""The table of ``scripts/bench_families.sh``: one row per config's ``rsvg bench model`` JSON in a folder.
+
+Usage: bench_families_summary.py FOLDER [CONFIG_NAME ...]   (the rows' order)"""
 
 from __future__ import annotations
 
@@ -26,8 +28,11 @@ def row(name: str, r: dict[str, Any]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def main(folder: Path) -> None:
-    results = {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+def main(folder: Path, order: list[str]) -> None:
+    """The table of ``folder``'s results, in ``order`` (config names) where given, the rest by name after them."""
+    found = {p.stem: p for p in folder.glob("*.json")}
+    names = [n for n in order if n in found] + sorted(set(found) - set(order))
+    results = {n: json.loads(found[n].read_text()) for n in names}
     if not results:
         raise SystemExit(f"no rsvg bench model JSON in {folder}")
     first = next(iter(results.values()))
@@ -42,4 +47,4 @@ def main(folder: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "bench_families_out"))
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "bench_families_out"), sys.argv[2:])
