@@ -60,13 +60,14 @@ class GroundingModel(nn.Module):
 
     @property
     def mean(self) -> tuple[float, float, float]:
-        """The image normalisation's mean (RGB, 0..1 scale)."""
-        return tuple(self.backbone.mean)  # type: ignore[return-value]
+        """The image normalisation's mean (RGB, 0..1 scale): the config's (by default the backbone's; a family may
+        declare its own, :meth:`rsvg.models.config.ModelConfig.normalisation`)."""
+        return tuple(self.cfg.normalisation()[0])  # type: ignore[return-value]
 
     @property
     def std(self) -> tuple[float, float, float]:
-        """The image normalisation's standard deviation."""
-        return tuple(self.backbone.std)  # type: ignore[return-value]
+        """The image normalisation's standard deviation (the config's)."""
+        return tuple(self.cfg.normalisation()[1])  # type: ignore[return-value]
 
     def tokenizer(self) -> Any:
         """The tokenizer the text encoder reads (ids, attention mask)."""

@@ -103,15 +103,6 @@ class LBYLNet(OneStageModel):
         )
 
     # --- input ----------------------------------------------------------------------------------------------
-    @property
-    def mean(self) -> tuple[float, float, float]:
-        """The config's normalisation (:meth:`LBYLConfig.normalisation`: with ``bgr_input`` the reference's)."""
-        return self.cfg.normalisation()[0]  # type: ignore[return-value]
-
-    @property
-    def std(self) -> tuple[float, float, float]:
-        return self.cfg.normalisation()[1]  # type: ignore[return-value]
-
     def backbone_input(self, image: Tensor) -> Tensor:
         """The normalised RGB batch as the backbone reads it: channels flipped to BGR with ``bgr_input``."""
         return image.flip(1) if self.cfg.bgr_input else image

@@ -71,7 +71,29 @@ class WordTokenizer:
         return ids + [self.pad_token_id] * pad, [1] * len(ids) + [0] * pad
 
 
-class LSTMTextEncoder(nn.Module):
+class VocabularyText:
+    """What the trainer, the grounder and the checkpoints ask of a text model on a word vocabulary (the LSTM rows',
+    ZSGNet's): its tokenizer, no precomputed features, and the vocabulary as its checkpoint files. Nothing in it is
+    pretrained to rate apart, it is never frozen as a whole, and nothing is cached."""
+
+    vocabulary: list[str]
+    pretrained_names: frozenset[str] = frozenset()
+    frozen = False
+    cache_enabled = False
+
+    def tokenizer(self) -> WordTokenizer:
+        return WordTokenizer(self.vocabulary)
+
+    def precompute(self, queries: Iterable[Sequence[int]], batch_size: int = 64) -> int:
+        """Nothing to precompute: the text model trains."""
+        return 0
+
+    def checkpoint_files(self) -> dict[str, bytes]:
+        """What a checkpoint's ``text/`` folder holds: the vocabulary, one word per line (ids from 2)."""
+        return {"vocabulary.txt": "".join(f"{w}\n" for w in self.vocabulary).encode()}
+
+
+class LSTMTextEncoder(VocabularyText, nn.Module):
     """Embedding → dropout → Linear + ReLU → BiLSTM. ``forward`` gives the per-word outputs ``(B, Nt, 2·hidden)``
     and a sentence feature: ``last`` (the output at the last word, FAOA's) or ``final`` (the two directions' final
     hidden states, LBYL-Net's)."""
@@ -94,21 +116,6 @@ class LSTMTextEncoder(nn.Module):
         self.rnn = nn.LSTM(hidden, hidden, 1, batch_first=True, bidirectional=True)
         self.hidden_size = 2 * hidden
         self.sentence = sentence
-        # the interface of TextEncoder the trainer uses: nothing pretrained, never frozen, nothing to cache
-        self.pretrained_names: set[str] = set()
-        self.frozen = False
-        self.cache_enabled = False
-
-    def tokenizer(self) -> WordTokenizer:
-        return WordTokenizer(self.vocabulary)
-
-    def precompute(self, queries: Iterable[Sequence[int]], batch_size: int = 64) -> int:
-        """Nothing to precompute: the encoder trains."""
-        return 0
-
-    def checkpoint_files(self) -> dict[str, bytes]:
-        """What a checkpoint's ``text/`` folder holds: the vocabulary, one word per line (ids from 2)."""
-        return {"vocabulary.txt": "".join(f"{w}\n" for w in self.vocabulary).encode()}
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor]:
         lengths = attention_mask.sum(1).clamp(min=1)

@@ -31,14 +31,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rsvg.models.backbones.base import BACKBONE_STRIDE
-from rsvg.models.detr_init import DetrInitReport
+from rsvg.models.detr_branch import DetrBranchModel
 from rsvg.models.heads import corners
-from rsvg.models.interface import GroundingModel
 from rsvg.models.loss import LossConfig
-from rsvg.models.mgvlf_layers import visual_padding_mask
 from rsvg.models.outputs import GroundingOutput
-from rsvg.models.transformer import Encoder, sine_position_encoding
+from rsvg.models.transformer import Encoder
 from rsvg.models.transvg_config import TransVGConfig
 
 __all__ = ["MLP", "TransVG", "to_centre_size"]
@@ -64,26 +61,14 @@ def to_centre_size(boxes: Tensor) -> Tensor:
     return torch.stack(((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1), -1)
 
 
-class TransVG(GroundingModel):
+class TransVG(DetrBranchModel):
     """TransVG; ``cfg`` (:class:`~rsvg.models.transvg_config.TransVGConfig`) sets its widths and depths."""
 
     arch = "transvg"
-    #: the reference's visual model (backbone, input projection, DETR encoder): its own learning rates
-    VISUAL_MODEL = ("backbone.", "input_proj.", "visual_encoder.")
 
     def __init__(self, cfg: TransVGConfig, backbone: nn.Module, text_encoder: nn.Module) -> None:
-        super().__init__()
-        self.cfg = cfg
+        super().__init__(cfg, backbone, text_encoder)  # 1. the visual branch: input_proj, DETR's encoder
         d = cfg.hidden_dim
-        self.backbone = backbone
-        self.text = text_encoder
-        self.feature_channels = int(backbone.out_channels[-1])
-        side = -(-cfg.image_size // BACKBONE_STRIDE)
-        self.num_visual = side * side
-
-        # 1. visual branch: DETR's input projection and encoder
-        self.input_proj = nn.Conv2d(self.feature_channels, d, 1)
-        self.visual_encoder = Encoder(cfg.visual_encoder_layers, d, cfg.heads, cfg.ffn_dim, cfg.dropout)
         # 3. vision-language encoder over [REG; words; visual tokens]
         self.visu_proj = nn.Linear(d, d)
         self.text_proj = nn.Linear(text_encoder.hidden_size, d)
@@ -93,11 +78,9 @@ class TransVG(GroundingModel):
         # 4. the box
         self.bbox_embed = MLP(d, d, 4, 3)
         # the reference's transformers start from Xavier (DETR's _reset_parameters); the rest keeps torch's defaults
-        for module in (self.visual_encoder, self.vl_transformer):
-            for p in module.parameters():
-                if p.dim() > 1:
-                    nn.init.xavier_uniform_(p)
-        self.detr_init: DetrInitReport | None = None  # set by the builder from a DETR checkpoint
+        for p in self.vl_transformer.parameters():
+            if p.dim() > 1:
+                nn.init.xavier_uniform_(p)
 
     # ------------------------------------------------------------------------------------------------------------
     def forward(
@@ -113,17 +96,7 @@ class TransVG(GroundingModel):
         extras: Mapping[str, Any] | None = None,
     ) -> GroundingOutput:
         # 1. visual branch
-        visual = self.visual_features(image, image_features)
-        h, w = visual.shape[-2:]
-        if h * w != self.num_visual:
-            raise ValueError(
-                f"a {h}x{w} feature map does not match the model ({self.num_visual} tokens at model.image_size "
-                f"{self.cfg.image_size})"
-            )
-        x = self.input_proj(visual).flatten(2).transpose(1, 2)  # (B, h*w, D)
-        pos = sine_position_encoding(h, w, x.shape[-1], x.device).to(x.dtype).unsqueeze(0)
-        vis_mask = visual_padding_mask(padding_mask, h, w)
-        x, _ = self.visual_encoder(x, pos, vis_mask)
+        x, _, vis_mask, (h, w) = self.visual_tokens(image, image_features, padding_mask)
 
         # 2. linguistic branch (the batch's text may be trimmed to its longest query: positions stay per slot)
         words, _ = self.text(input_ids, attention_mask) if text_features is None else text_features
@@ -144,10 +117,6 @@ class TransVG(GroundingModel):
         attention = weights[:, 0, 1 + nt :].reshape(-1, h, w) if weights is not None else None
         return GroundingOutput(corners(cx, cy, bw, bh), attention=attention)
 
-    def encode_image(self, image: Tensor, backbone: nn.Module | None = None) -> Tensor:
-        """The backbone's stride-32 map of the normalised ``image``."""
-        return (backbone or self.backbone)(image)[-1]
-
     # --- loss ------------------------------------------------------------------------------------------------
     def loss_terms(self, cfg: LossConfig) -> tuple[str, ...]:
         return ("loss", "l1", "giou")
@@ -164,21 +133,3 @@ class TransVG(GroundingModel):
         l1 = l1.sum(-1).mean()
         giou = generalized_box_iou_loss(pred, target, reduction="mean")
         return {"loss": cfg.l1_weight * l1 + cfg.giou_weight * giou, "l1": l1.detach(), "giou": giou.detach()}
-
-    # --- optimiser groups -------------------------------------------------------------------------------------
-    def pretrained_parameter_names(self) -> set[str]:
-        """The backbone's and the text encoder's loaded parameters, and what a DETR checkpoint initialised."""
-        pretrained, _ = self.backbone.pretrained_and_new_parameters()
-        names = {f"backbone.{n}" for n, _ in pretrained} | {f"text.{n}" for n in self.text.pretrained_names}
-        if self.detr_init is not None:
-            names |= self.detr_init.loaded
-        own = dict(self.named_parameters())
-        return {n for n in names if n in own}
-
-    def reference_group(self, name: str) -> str:
-        """The reference's groups: its visual model (CNN, input projection, DETR encoder) and BERT at
-        ``lr_pretrained`` (1e-5 each there), the vision-language encoder, projections, [REG] and box at ``lr``."""
-        return "visual" if name.startswith(self.VISUAL_MODEL) else "text" if name.startswith("text.") else "rest"
-
-    def init_report(self) -> str | None:
-        return self.detr_init.summary() if self.detr_init is not None else None

@@ -34,13 +34,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rsvg.models.backbones.base import BACKBONE_STRIDE
-from rsvg.models.detr_init import DetrInitReport
+from rsvg.models.detr_branch import DetrBranchModel
 from rsvg.models.heads import corners
-from rsvg.models.interface import GroundingModel
 from rsvg.models.loss import LossConfig
-from rsvg.models.mgvlf_layers import visual_padding_mask
 from rsvg.models.outputs import GroundingOutput
-from rsvg.models.transformer import Encoder, sine_position_encoding
 from rsvg.models.transvg import MLP, to_centre_size
 from rsvg.models.vltvg_config import VLTVGConfig
 from rsvg.models.vltvg_layers import DecoderStage, VerificationContextLayer
@@ -48,28 +45,17 @@ from rsvg.models.vltvg_layers import DecoderStage, VerificationContextLayer
 __all__ = ["VLTVG"]
 
 
-class VLTVG(GroundingModel):
+class VLTVG(DetrBranchModel):
     """VLTVG; ``cfg`` (:class:`~rsvg.models.vltvg_config.VLTVGConfig`) sets its widths and depths."""
 
     arch = "vltvg"
-    #: the parts the reference trains at 1e-5 (its backbone, input projection, encoder) besides BERT
-    VISUAL_MODEL = ("backbone.", "input_proj.", "visual_encoder.")
 
     def __init__(self, cfg: VLTVGConfig, backbone: nn.Module, text_encoder: nn.Module) -> None:
-        super().__init__()
-        self.cfg = cfg
+        super().__init__(cfg, backbone, text_encoder)  # 1. visual features: input_proj, DETR's encoder
         d = cfg.hidden_dim
-        self.backbone = backbone
-        self.text = text_encoder
-        self.feature_channels = int(backbone.out_channels[-1])
-        side = -(-cfg.image_size // BACKBONE_STRIDE)
-        self.num_visual = side * side
-
-        # 1-2. visual features and words
-        self.input_proj = nn.Conv2d(self.feature_channels, d, 1)
-        self.visual_encoder = Encoder(cfg.visual_encoder_layers, d, cfg.heads, cfg.ffn_dim, cfg.dropout)
-        self.bert_proj = nn.Linear(text_encoder.hidden_size, d)
+        self.bert_proj = nn.Linear(text_encoder.hidden_size, d)  # 2. words
         # 3-4. the decoder: verification and context, then the stages with their object query
+        side = -(-cfg.image_size // BACKBONE_STRIDE)
         self.context = VerificationContextLayer(
             d, cfg.heads, cfg.dropout, side, cfg.verify_scale, cfg.verify_sigma, cfg.verify_pow
         )
@@ -80,15 +66,14 @@ class VLTVG(GroundingModel):
         self.query_pos = nn.Parameter(torch.empty(1, d))
         self.text_query_pos = nn.Parameter(torch.empty(1, d))
         self.bbox_embed = MLP(d, d, 4, 3)
-        # the reference starts its encoder and its whole decoder (query positions included) from Xavier; the
-        # projections and the box MLP keep torch's defaults
-        for module in (self.visual_encoder, self.context, self.decoder):
+        # the reference starts its whole decoder (query positions included) from Xavier; the projections and the
+        # box MLP keep torch's defaults
+        for module in (self.context, self.decoder):
             for p in module.parameters():
                 if p.dim() > 1:
                     nn.init.xavier_uniform_(p)
         nn.init.xavier_uniform_(self.query_pos)
         nn.init.xavier_uniform_(self.text_query_pos)
-        self.detr_init: DetrInitReport | None = None  # set by the builder from a DETR checkpoint
 
     # ------------------------------------------------------------------------------------------------------------
     def forward(
@@ -104,17 +89,7 @@ class VLTVG(GroundingModel):
         extras: Mapping[str, Any] | None = None,
     ) -> GroundingOutput:
         # 1. visual features
-        visual = self.visual_features(image, image_features)
-        h, w = visual.shape[-2:]
-        if h * w != self.num_visual:
-            raise ValueError(
-                f"a {h}x{w} feature map does not match the model ({self.num_visual} tokens at model.image_size "
-                f"{self.cfg.image_size})"
-            )
-        x = self.input_proj(visual).flatten(2).transpose(1, 2)  # (B, h*w, D)
-        pos = sine_position_encoding(h, w, x.shape[-1], x.device).to(x.dtype).unsqueeze(0)
-        padding = visual_padding_mask(padding_mask, h, w)
-        x, _ = self.visual_encoder(x, pos, padding)
+        x, pos, padding, (h, w) = self.visual_tokens(image, image_features, padding_mask)
 
         # 2. words
         raw_words, _ = self.text(input_ids, attention_mask) if text_features is None else text_features
@@ -133,10 +108,6 @@ class VLTVG(GroundingModel):
             cx, cy, bw, bh = self.bbox_embed(self.decoder_norm(query[:, 0])).float().sigmoid().unbind(-1)
             boxes.append(corners(cx, cy, bw, bh))
         return GroundingOutput(boxes[-1], extra={"stage_boxes": torch.stack(boxes, 1)[:, :-1]})
-
-    def encode_image(self, image: Tensor, backbone: nn.Module | None = None) -> Tensor:
-        """The backbone's stride-32 map of the normalised ``image``."""
-        return (backbone or self.backbone)(image)[-1]
 
     # --- loss ------------------------------------------------------------------------------------------------
     def loss_terms(self, cfg: LossConfig) -> tuple[str, ...]:
@@ -157,21 +128,3 @@ class VLTVG(GroundingModel):
             giou = generalized_box_iou_loss(pred, target, reduction="mean")
             total = total + cfg.l1_weight * l1 + cfg.giou_weight * giou
         return {"loss": total, "l1": l1.detach(), "giou": giou.detach()}
-
-    # --- optimiser groups -------------------------------------------------------------------------------------
-    def pretrained_parameter_names(self) -> set[str]:
-        """The backbone's and the text encoder's loaded parameters, and what a DETR checkpoint initialised."""
-        pretrained, _ = self.backbone.pretrained_and_new_parameters()
-        names = {f"backbone.{n}" for n, _ in pretrained} | {f"text.{n}" for n in self.text.pretrained_names}
-        if self.detr_init is not None:
-            names |= self.detr_init.loaded
-        own = dict(self.named_parameters())
-        return {n for n in names if n in own}
-
-    def reference_group(self, name: str) -> str:
-        """The reference's groups: the backbone, input projection and encoder, and BERT at ``lr_pretrained``
-        (1e-5 each there); ``bert_proj``, the decoder and the box MLP at ``lr``."""
-        return "visual" if name.startswith(self.VISUAL_MODEL) else "text" if name.startswith("text.") else "rest"
-
-    def init_report(self) -> str | None:
-        return self.detr_init.summary() if self.detr_init is not None else None

@@ -10,7 +10,7 @@ rsvg starts it from zeros, so an answer does not change from one call to the nex
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rsvg.errors import ConfigError
-from rsvg.models.lstm_text import WordTokenizer
+from rsvg.models.lstm_text import VocabularyText
 
 __all__ = ["WordVectorLSTM", "read_word_vectors"]
 
@@ -50,7 +50,7 @@ def read_word_vectors(path: str | Path, vocabulary: Sequence[str], dim: int) -> 
     return table, found
 
 
-class WordVectorLSTM(nn.Module):
+class WordVectorLSTM(VocabularyText, nn.Module):
     """Word vectors (ids from 2: 0 pads, 1 is an unknown word, whose vector is zeros) → BiLSTM. ``forward`` gives the
     per-word outputs ``(B, Nt, 2·hidden)`` and the sentence: both directions' outputs at the query's last word, as
     the reference reads it."""
@@ -65,10 +65,6 @@ class WordVectorLSTM(nn.Module):
         self.rnn = nn.LSTM(dim, hidden, batch_first=True, bidirectional=True)
         self.hidden_size = 2 * hidden
         self.loaded: str | None = None  # what the vectors came from (set by load_vectors)
-        # the interface of TextEncoder the trainer uses: nothing pretrained to rate apart, never frozen as a whole
-        self.pretrained_names: set[str] = set()
-        self.frozen = False
-        self.cache_enabled = False
 
     def load_vectors(self, path: str | Path) -> str:
         """Fill the vocabulary's vectors from the text file at ``path``; a line saying how many it found."""
@@ -83,17 +79,6 @@ class WordVectorLSTM(nn.Module):
         with torch.no_grad():
             shape = (len(self.vocabulary), self.embedding.embedding_dim)
             self.embedding.weight[2:] = torch.randn(*shape, generator=generator)
-
-    def tokenizer(self) -> WordTokenizer:
-        return WordTokenizer(self.vocabulary)
-
-    def precompute(self, queries: Iterable[Sequence[int]], batch_size: int = 64) -> int:
-        """Nothing to precompute: the LSTM trains."""
-        return 0
-
-    def checkpoint_files(self) -> dict[str, bytes]:
-        """What a checkpoint's ``text/`` folder holds: the vocabulary, one word per line (ids from 2)."""
-        return {"vocabulary.txt": "".join(f"{w}\n" for w in self.vocabulary).encode()}
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor]:
         lengths = attention_mask.sum(1).clamp(min=1)

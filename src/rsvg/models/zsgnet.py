@@ -145,14 +145,6 @@ class ZSGNet(GroundingModel):
         self.att_reg_box = nn.Sequential(*layers, out)
         self._anchors: dict[tuple[tuple[int, int], ...], Tensor] = {}
 
-    @property
-    def mean(self) -> tuple[float, float, float]:
-        return self.cfg.normalisation()[0]  # type: ignore[return-value]
-
-    @property
-    def std(self) -> tuple[float, float, float]:
-        return self.cfg.normalisation()[1]  # type: ignore[return-value]
-
     def anchors(self, sizes: Sequence[tuple[int, int]], device: torch.device) -> Tensor:
         """The anchors of maps of ``sizes`` (computed once per set of sizes and device)."""
         key = tuple(sizes)
