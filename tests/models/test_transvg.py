@@ -14,10 +14,9 @@ from helpers.models import inputs
 from rsvg.config import load_config
 from rsvg.engine.optim import build_optimizer
 from rsvg.models.build import build_model
-from rsvg.models.loss import LossConfig
+from rsvg.models.loss import LossConfig, to_centre_size
 from rsvg.models.outputs import GroundingOutput
 from rsvg.models.registry import model_config_from_dict
-from rsvg.models.transvg import to_centre_size
 
 #: BERT-base's pooler, which TransVG builds and never reads (rsvg does not build it)
 BERT_POOLER = 590_592

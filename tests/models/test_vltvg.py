@@ -16,9 +16,8 @@ from helpers.models import inputs
 from rsvg.config import load_config
 from rsvg.engine.optim import build_optimizer
 from rsvg.models.build import build_model
-from rsvg.models.loss import LossConfig
+from rsvg.models.loss import LossConfig, to_centre_size
 from rsvg.models.registry import model_config_from_dict
-from rsvg.models.transvg import to_centre_size
 from rsvg.models.vltvg_layers import RelativePositionAttention, relative_sine_table
 
 #: BERT-base's pooler, frozen and never read by VLTVG (rsvg does not build it)

@@ -1,5 +1,5 @@
 """What a one-stage family (FAOA, ReSC, LBYL-Net) takes from the training split: its anchors (:func:`fit_anchors`)
-and, with the LSTM text model, its vocabulary (:func:`fit_one_stage`).
+and, with the LSTM text model, its vocabulary (:func:`fit_one_stage`, :func:`fit_vocabulary`).
 
 A family's config has ``anchors`` (``coco`` or ``kmeans``), ``anchor_boxes`` (9 ``(w, h)`` pairs, smallest first)
 and ``anchor_imsize`` (the image size they are measured at); its registry entry names :func:`fit_one_stage` as its
@@ -49,12 +49,18 @@ def fit_anchors(cfg: Any, samples: Sequence[GroundingSample]) -> tuple[Any, str]
     return cfg, f"anchors ({where}): {listed}"
 
 
+def fit_vocabulary(cfg: Any, samples: Sequence[GroundingSample]) -> tuple[Any, str]:
+    """The training split's words, most frequent first (kept when the config has a vocabulary already): what a
+    text model on words (the LSTM rows', ZSGNet's) reads."""
+    if not cfg.vocabulary:
+        cfg = replace(cfg, vocabulary=build_vocabulary(s.description for s in samples))
+    return cfg, f"vocabulary: {len(cfg.vocabulary)} words of the training split"
+
+
 def fit_one_stage(cfg: Any, samples: Sequence[GroundingSample]) -> tuple[Any, str]:
-    """The anchors (:func:`fit_anchors`) and, with ``text: lstm``, the vocabulary (the split's words, most frequent
-    first; kept when the config has one already)."""
+    """The anchors (:func:`fit_anchors`) and, with ``text: lstm``, the vocabulary (:func:`fit_vocabulary`)."""
     cfg, said = fit_anchors(cfg, samples)
-    if getattr(cfg, "text", "bert") == "lstm":
-        if not cfg.vocabulary:
-            cfg = replace(cfg, vocabulary=build_vocabulary(s.description for s in samples))
-        said += f"; vocabulary: {len(cfg.vocabulary)} words of the training split"
+    if cfg.needs_vocabulary:
+        cfg, words = fit_vocabulary(cfg, samples)
+        said += f"; {words}"
     return cfg, said

@@ -70,9 +70,13 @@ class ModelConfig:
 
     def tokenizer(self, text_folder: Path | None = None) -> Any:
         """The tokenizer of the text encoder ``text_encoder`` names, or the one in ``text_folder`` (a
-        checkpoint's ``text/``)."""
+        checkpoint's ``text/``); with :attr:`needs_vocabulary`, the word tokenizer of the config's ``vocabulary``."""
         from rsvg.data.tokenizer import HFTokenizer
+        from rsvg.models.lstm_text import WordTokenizer
         from rsvg.models.text_encoder import load_tokenizer
+
+        if self.needs_vocabulary:
+            return WordTokenizer(self.vocabulary)  # type: ignore[attr-defined]
 
         if text_folder is not None:
             return HFTokenizer.from_pretrained(text_folder)

@@ -55,6 +55,23 @@ def grounding_loss(pred: Tensor, target: Tensor, cfg: LossConfig | None = None) 
     return {"loss": cfg.l1_weight * l1 + cfg.giou_weight * giou, "l1": l1.detach(), "giou": giou.detach()}
 
 
+def to_centre_size(boxes: Tensor) -> Tensor:
+    """``(..., 4)`` ``(x1, y1, x2, y2)`` → ``(cx, cy, w, h)``."""
+    x1, y1, x2, y2 = boxes.unbind(-1)
+    return torch.stack(((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1), -1)
+
+
+def centre_size_loss(pred: Tensor, target: Tensor, cfg: LossConfig) -> dict[str, Tensor]:
+    """TransVG's and VLTVG's box terms: (smooth-)L1 on normalised ``(cx, cy, w, h)`` summed over the four and
+    averaged over the batch (plain L1 with ``smooth_l1_beta: 0``, as both references), plus 1 − GIoU averaged over
+    the batch, weighed by ``l1_weight`` and ``giou_weight``. Returns ``{"loss", "l1", "giou"}``."""
+    pred, target = pred.float(), target.float()
+    l1 = F.smooth_l1_loss(to_centre_size(pred), to_centre_size(target), beta=cfg.smooth_l1_beta, reduction="none")
+    l1 = l1.sum(-1).mean()
+    giou = generalized_box_iou_loss(pred, target, reduction="mean")
+    return {"loss": cfg.l1_weight * l1 + cfg.giou_weight * giou, "l1": l1.detach(), "giou": giou.detach()}
+
+
 def cell_targets(boxes: Tensor, height: int, width: int) -> Tensor:
     """``(B, height, width)``: the share of each box in each cell of a grid tiling the normalised input.
 

@@ -8,8 +8,6 @@ Each family's config subclasses :class:`OneStageConfig` with its own options and
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 from rsvg.errors import ConfigError
 from rsvg.models.config import ModelConfig
@@ -62,11 +60,3 @@ class OneStageConfig(ModelConfig):
     @property
     def needs_vocabulary(self) -> bool:
         return self.text == "lstm"
-
-    def tokenizer(self, text_folder: Path | None = None) -> Any:
-        """With ``text: lstm`` the word tokenizer of :attr:`vocabulary` (which the config holds); else BERT's."""
-        if self.text == "lstm":
-            from rsvg.models.lstm_text import WordTokenizer
-
-            return WordTokenizer(self.vocabulary)
-        return super().tokenizer(text_folder)

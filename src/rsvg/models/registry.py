@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from rsvg.errors import ConfigError
-from rsvg.models.anchor_fit import fit_one_stage
+from rsvg.models.anchor_fit import fit_one_stage, fit_vocabulary
 from rsvg.models.config import ModelConfig
 from rsvg.models.faoa_config import FAOAConfig
 from rsvg.models.interface import GroundingModel
@@ -26,7 +26,7 @@ from rsvg.models.transvg_build import build_transvg
 from rsvg.models.transvg_config import TransVGConfig
 from rsvg.models.vltvg_build import build_vltvg
 from rsvg.models.vltvg_config import VLTVGConfig
-from rsvg.models.zsgnet_build import build_zsgnet, fit_vocabulary
+from rsvg.models.zsgnet_build import build_zsgnet
 from rsvg.models.zsgnet_config import ZSGNetConfig
 
 __all__ = ["DEFAULT_ARCH", "FAMILIES", "Family", "config_class", "family", "model_config_from_dict"]

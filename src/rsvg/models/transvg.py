@@ -33,12 +33,12 @@ from torch import Tensor, nn
 
 from rsvg.models.detr_branch import DetrBranchModel
 from rsvg.models.heads import corners
-from rsvg.models.loss import LossConfig
+from rsvg.models.loss import LossConfig, centre_size_loss
 from rsvg.models.outputs import GroundingOutput
 from rsvg.models.transformer import Encoder
 from rsvg.models.transvg_config import TransVGConfig
 
-__all__ = ["MLP", "TransVG", "to_centre_size"]
+__all__ = ["MLP", "TransVG"]
 
 
 class MLP(nn.Module):
@@ -53,12 +53,6 @@ class MLP(nn.Module):
         for layer in self.layers[:-1]:
             x = F.relu(layer(x))
         return self.layers[-1](x)
-
-
-def to_centre_size(boxes: Tensor) -> Tensor:
-    """``(..., 4)`` ``(x1, y1, x2, y2)`` → ``(cx, cy, w, h)``."""
-    x1, y1, x2, y2 = boxes.unbind(-1)
-    return torch.stack(((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1), -1)
 
 
 class TransVG(DetrBranchModel):
@@ -122,14 +116,5 @@ class TransVG(DetrBranchModel):
         return ("loss", "l1", "giou")
 
     def loss(self, out: GroundingOutput, batch: Mapping[str, Any], cfg: LossConfig) -> dict[str, Tensor]:
-        """The reference's ``trans_vg_loss``: (smooth-)L1 on normalised ``(cx, cy, w, h)`` summed over the four and
-        averaged over the batch (plain L1 with ``loss.smooth_l1_beta: 0``, as TransVG's configs set it), plus
-        1 − GIoU averaged over the batch, weighed by ``loss.l1_weight`` and ``loss.giou_weight``."""
-        from torchvision.ops import generalized_box_iou_loss
-
-        pred = out.boxes.float()
-        target = batch["box"].float() / self.image_size
-        l1 = F.smooth_l1_loss(to_centre_size(pred), to_centre_size(target), beta=cfg.smooth_l1_beta, reduction="none")
-        l1 = l1.sum(-1).mean()
-        giou = generalized_box_iou_loss(pred, target, reduction="mean")
-        return {"loss": cfg.l1_weight * l1 + cfg.giou_weight * giou, "l1": l1.detach(), "giou": giou.detach()}
+        """The reference's ``trans_vg_loss`` (:func:`~rsvg.models.loss.centre_size_loss`)."""
+        return centre_size_loss(out.boxes, batch["box"].float() / self.image_size, cfg)

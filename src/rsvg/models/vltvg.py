@@ -26,19 +26,18 @@ its pixels are, and the relative positions work on any map (the reference assert
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rsvg.models.backbones.base import BACKBONE_STRIDE
 from rsvg.models.detr_branch import DetrBranchModel
 from rsvg.models.heads import corners
-from rsvg.models.loss import LossConfig
+from rsvg.models.loss import LossConfig, centre_size_loss
 from rsvg.models.outputs import GroundingOutput
-from rsvg.models.transvg import MLP, to_centre_size
+from rsvg.models.transvg import MLP
 from rsvg.models.vltvg_config import VLTVGConfig
 from rsvg.models.vltvg_layers import DecoderStage, VerificationContextLayer
 
@@ -55,9 +54,8 @@ class VLTVG(DetrBranchModel):
         d = cfg.hidden_dim
         self.bert_proj = nn.Linear(text_encoder.hidden_size, d)  # 2. words
         # 3-4. the decoder: verification and context, then the stages with their object query
-        side = -(-cfg.image_size // BACKBONE_STRIDE)
-        self.context = VerificationContextLayer(
-            d, cfg.heads, cfg.dropout, side, cfg.verify_scale, cfg.verify_sigma, cfg.verify_pow
+        self.context = VerificationContextLayer(  # relative positions over the map's longer side
+            d, cfg.heads, cfg.dropout, math.isqrt(self.num_visual), cfg.verify_scale, cfg.verify_sigma, cfg.verify_pow
         )
         self.decoder = nn.ModuleList(
             DecoderStage(d, cfg.heads, cfg.ffn_dim, cfg.dropout, cfg.decoder_dropout) for _ in range(cfg.decoder_stages)
@@ -114,17 +112,9 @@ class VLTVG(DetrBranchModel):
         return ("loss", "l1", "giou")
 
     def loss(self, out: GroundingOutput, batch: Mapping[str, Any], cfg: LossConfig) -> dict[str, Tensor]:
-        """The reference's ``VGCriterion``, summed over the stages; ``l1`` and ``giou`` report the last stage's."""
-        from torchvision.ops import generalized_box_iou_loss
-
+        """The reference's ``VGCriterion``: :func:`~rsvg.models.loss.centre_size_loss` of every stage's box, summed;
+        ``l1`` and ``giou`` report the last stage's."""
         target = batch["box"].float() / self.image_size
-        earlier = out.extra["stage_boxes"].float()  # (B, stages - 1, 4)
-        total = out.boxes.new_zeros(())
-        for k in range(earlier.shape[1] + 1):
-            pred = earlier[:, k] if k < earlier.shape[1] else out.boxes.float()
-            l1 = F.smooth_l1_loss(
-                to_centre_size(pred), to_centre_size(target), beta=cfg.smooth_l1_beta, reduction="none"
-            ).sum(-1).mean()
-            giou = generalized_box_iou_loss(pred, target, reduction="mean")
-            total = total + cfg.l1_weight * l1 + cfg.giou_weight * giou
-        return {"loss": total, "l1": l1.detach(), "giou": giou.detach()}
+        stages = [*out.extra["stage_boxes"].unbind(1), out.boxes]
+        terms = [centre_size_loss(pred, target, cfg) for pred in stages]
+        return {**terms[-1], "loss": torch.stack([t["loss"] for t in terms]).sum()}

@@ -1,29 +1,19 @@
-"""ZSGNet from its config: ResNet-50 (trained whole) at strides 8, 16 and 32, the word vectors and BiLSTM, the model;
-and the vocabulary it takes from the training split before it is built."""
+"""ZSGNet from its config: ResNet-50 (trained whole) at strides 8, 16 and 32, the word vectors and BiLSTM, the model
+(its vocabulary is fitted to the training split before, :func:`rsvg.models.anchor_fit.fit_vocabulary`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
 
 from rsvg.errors import ConfigError
 from rsvg.models.encoders import build_visual
 from rsvg.models.interface import GroundingModel
-from rsvg.models.lstm_text import build_vocabulary
 from rsvg.models.word_vectors import WordVectorLSTM
 from rsvg.models.zsgnet import STRIDES, ZSGNet
 from rsvg.models.zsgnet_config import ZSGNetConfig
 
-__all__ = ["build_zsgnet", "fit_vocabulary"]
-
-
-def fit_vocabulary(cfg: Any, samples: Sequence[Any]) -> tuple[Any, str]:
-    """The training split's words, most frequent first (kept when the config has a vocabulary already)."""
-    if not cfg.vocabulary:
-        cfg = replace(cfg, vocabulary=build_vocabulary(s.description for s in samples))
-    return cfg, f"vocabulary: {len(cfg.vocabulary)} words of the training split"
+__all__ = ["build_zsgnet"]
 
 
 def build_zsgnet(

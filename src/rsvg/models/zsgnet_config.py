@@ -12,8 +12,7 @@ cross-entropy (α 0.25, γ 2) over anchors with IoU > 0.6 or the best one, plus 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rsvg.errors import ConfigError
 from rsvg.models.config import ModelConfig, check_at_least
@@ -76,9 +75,3 @@ class ZSGNetConfig(ModelConfig):
     def normalisation(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """The reference's input: pixels / 255, no mean or standard deviation."""
         return (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
-
-    def tokenizer(self, text_folder: Path | None = None) -> Any:
-        """The word tokenizer of :attr:`vocabulary` (which the config holds)."""
-        from rsvg.models.lstm_text import WordTokenizer
-
-        return WordTokenizer(self.vocabulary)
