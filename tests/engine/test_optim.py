@@ -70,3 +70,7 @@ def test_unknown_choices_are_named():
         load_config(None, ["train.schedule=linear"])
     with pytest.raises(ValueError, match=r"train\.poly_power must not be negative"):
         load_config(None, ["train.poly_power=-1"])
+    with pytest.raises(ValueError, match=r"train\.betas must be two numbers in \[0, 1\)"):
+        load_config(None, ["train.betas=[0.9, 1.5]"])
+    with pytest.raises(ValueError, match=r"train\.freeze_epochs must be at least 0"):
+        load_config(None, ["train.freeze_epochs=-1"])
