@@ -14,8 +14,8 @@ OUT=${1:-bench_families_out}
 shift || true
 RSVG=${RSVG:-rsvg}
 mkdir -p "$OUT"
-CONFIGS=(mgvlf_dior ablation_a_transvg zsgnet_r50 faoa_bert faoa_lstm resc_bert lbyl_bert lbyl_lstm transvg_r50 vltvg_r50
-    vltvg_r101)
+CONFIGS=(mgvlf_dior ablation_a_transvg zsgnet_r50 zsgnet_vgg16 faoa_bert faoa_lstm resc_bert lbyl_bert lbyl_lstm
+    transvg_r50 vltvg_r50 vltvg_r101)
 for name in "${CONFIGS[@]}"; do
     echo "== $name"
     "$RSVG" bench model -c "configs/$name.yaml" --random-text --json "$OUT/$name.json" "$@" >"$OUT/$name.log" 2>&1 \

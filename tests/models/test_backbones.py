@@ -143,7 +143,7 @@ def test_factory_names_and_level_validation() -> None:
     with pytest.raises(ValueError, match="empty"):
         parse_return_levels(())
     with pytest.raises(ValueError, match="unknown backbone"):
-        build_backbone("vgg16", pretrained=False)
+        build_backbone("vgg19", pretrained=False)
     with pytest.raises(ValueError, match="pretrained=False"):
         build_backbone("resnet50", weights="x.pth", pretrained=False)
     assert isinstance(build_backbone("EfficientNet-Lite0", pretrained=False), EfficientNetLiteBackbone)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from helpers.families import assert_memorised, memorise, submodule_counts
 from rsvg.config import load_config
-from rsvg.errors import ConfigError
+from rsvg.errors import ConfigError, WeightsNotFoundError
 from rsvg.models.build import build_model
 from rsvg.models.outputs import GroundingOutput
 from rsvg.models.registry import model_config_from_dict
@@ -38,7 +38,7 @@ def test_the_paper_config_has_the_references_parameter_counts(paper_model):
     # vectors it reads are not parameters there (here a fixed table of the vocabulary's vectors)
     counts = submodule_counts(paper_model, depth=2)
     backbone = sum(v for k, v in counts.items() if k.startswith("backbone."))
-    fpn = sum(v for k, v in counts.items() if k.startswith("fpn."))
+    fpn = sum(v for k, v in counts.items() if k.startswith("neck."))
     head = sum(v for k, v in counts.items() if k.startswith("att_reg_box."))
     assert (backbone, fpn, head, counts["text.rnn"]) == (25_557_032 - 2_049_000, 7_997_440, 3_648_557, 440_320)
     assert backbone + fpn + head + counts["text.rnn"] == 37_643_349 - 2_049_000
@@ -59,6 +59,76 @@ def test_the_paper_config_has_17460_anchors_on_six_maps(paper_model):
     assert len(zsg_anchors(sizes, paper_model.cfg)) == 9 * sum(h * w for h, w in sizes) == 17_460
     # the attention logits start at -4 (the output conv's bias) plus what the random weights add
     assert paper_model.att_reg_box[-1].bias[4::5].eq(-4).all() and paper_model.att_reg_box[-1].bias[0::5].eq(0).all()
+
+
+@pytest.fixture(scope="module")
+def vgg_model():
+    overrides = ["model.word_vectors=random", f"model.vocabulary={VOCABULARY}", "model.pretrained_backbone=false"]
+    cfg = load_config("configs/zsgnet_vgg16.yaml", overrides).model
+    torch.manual_seed(0)
+    return build_model(cfg)
+
+
+def test_the_vgg16_config_has_the_references_parameter_counts(vgg_model):
+    # ZSGNet with VGG16 as its reference builds it (mdl_to_use ssd_vgg, counted at random weights): backbone
+    # 26,810,030 = vgg 20,483,904 + extras 2,459,520 + fproj1-3 525,056 + SSD's never-used loc 534,648 and conf
+    # 2,806,902; att_reg_box 3,648,557; lstm 440,320: 30,898,907 in all
+    counts = submodule_counts(vgg_model, depth=2)
+    trunk = sum(v for k, v in counts.items() if k.startswith("backbone."))
+    fproj = sum(counts[f"neck.fproj{i}"] for i in (1, 2, 3))
+    head = sum(v for k, v in counts.items() if k.startswith("att_reg_box."))
+    assert (trunk, counts["neck.extras"], fproj, head, counts["text.rnn"]) == (
+        20_483_904, 2_459_520, 525_056, 3_648_557, 440_320
+    )  # fmt: skip
+    assert trunk + counts["neck.extras"] + fproj + head + counts["text.rnn"] == 30_898_907 - 534_648 - 2_806_902
+    assert all(p.requires_grad for p in vgg_model.backbone.parameters())  # trained whole, as the reference
+
+
+def test_the_vgg16_model_reads_six_maps_and_every_parameter_learns(vgg_model):
+    seen = {}
+    handle = vgg_model.neck.fproj1.register_forward_hook(lambda m, args, out: seen.update(conv4_3=args[0]))
+    ids, mask = vgg_model.tokenizer().encode("the red ship on the left", 50, True)
+    image = torch.rand(2, 3, 300, 300)
+    vgg_model.train()
+    padding = torch.zeros(2, 300, 300, dtype=torch.bool)
+    out = vgg_model(image, padding, torch.tensor([ids] * 2), torch.tensor([mask] * 2))
+    handle.remove()
+    # 38, 19, 10, 5, 3 and 1 cells: 17,460 anchors, as the ResNet-50 model
+    assert out.cell_scores.shape == (2, 17_460)
+    # conv4_3 reaches its projection at unit length in every cell
+    torch.testing.assert_close(seen["conv4_3"].norm(dim=1), torch.ones(2, 38, 38))
+    losses = vgg_model.loss(out, {"box": torch.tensor([[30.0, 40.0, 120.0, 90.0], [150.0, 150.0, 290.0, 200.0]])}, None)
+    losses["loss"].backward()
+    frozen_vectors = {"text.embedding.weight"}
+    no_grad = [n for n, p in vgg_model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not no_grad and {n for n, p in vgg_model.named_parameters() if not p.requires_grad} == frozen_vectors
+    vgg_model.zero_grad(set_to_none=True)
+
+
+def test_the_vgg16_model_gives_the_same_boxes_from_its_cached_maps():
+    # conv4_3 and conv7 folded into one stride-32 map and unfolded again (what a frozen trunk's feature cache holds)
+    options = {"arch": "zsgnet", "backbone": "vgg16", "vocabulary": VOCABULARY, "word_vectors": "random"}
+    cfg = model_config_from_dict({**options, "pretrained_backbone": False, "image_size": 288})
+    torch.manual_seed(2)
+    model = build_model(cfg).eval()
+    image = torch.rand(1, 3, 288, 288)
+    ids, mask = model.tokenizer().encode("the ship on the left", 50, True)
+    args = (torch.zeros(1, 288, 288, dtype=torch.bool), torch.tensor([ids]), torch.tensor([mask]))
+    with torch.no_grad():
+        direct = model(image, *args)
+        features = model.encode_image(image)
+        cached = model(None, *args, image_features=features)
+    assert features.shape == (1, model.feature_channels, 9, 9) and model.feature_channels == 512 * 16 + 1024 * 4
+    torch.testing.assert_close(cached.boxes, direct.boxes)
+    torch.testing.assert_close(cached.cell_scores, direct.cell_scores)
+
+
+def test_the_vgg16_model_needs_a_large_enough_image_and_names_its_weights():
+    base = {"arch": "zsgnet", "backbone": "vgg16", "vocabulary": ["the"], "word_vectors": "random"}
+    with pytest.raises(ConfigError, match=r"model\.image_size 267 is too small for VGG16's SSD layers.*268 px"):
+        model_config_from_dict({**base, "image_size": 267})
+    with pytest.raises(WeightsNotFoundError, match=r"vgg16_reducedfc\.pth"):
+        build_model(model_config_from_dict(base))
 
 
 def test_cell_centres_and_anchor_shapes():

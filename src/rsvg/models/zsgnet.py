@@ -6,7 +6,10 @@ Read top to bottom, the forward pass is:
 
 1. **Visual**: ResNet-50 (trained whole, batch norms included) gives its stride-8, 16 and 32 maps; the FPN makes six
    256-channel maps from them (P3–P5 top-down, P6 a stride-2 conv on C5, P7 one on ReLU(P6), and P8 the average of
-   P7: 38, 19, 10, 5, 3 and 1 cells at 300 px).
+   P7: 38, 19, 10, 5, 3 and 1 cells at 300 px). The VGG16 model (``backbone: vgg16``) has SSD's instead: conv4_3
+   scaled to unit length at every cell (no learned scale), conv7, and four maps from SSD's extra layers (pairs of a
+   1×1 and a 3×3 convolution, each with a ReLU), the first three projected to 256 channels by 1×1 convolutions
+   (the same six sizes at 300 px).
 2. **Language**: the query's fixed word vectors through a BiLSTM (:mod:`rsvg.models.word_vectors`); the sentence is
    both directions' outputs at the last word (256-d), not normalised.
 3. **Head**, shared by the six maps: every cell reads ``[visual ‖ sentence ‖ the cell's centre (y, x) in [−1, 1]]``
@@ -20,7 +23,7 @@ the weights not back-propagated) summed and divided by the positives, plus Smoot
 (summed over the four, averaged over an image's positives, then over the batch). Boxes are ``(y, x)`` in ``[−1, 1]``
 inside the model, as the reference keeps them.
 
-Not built: ResNet's fc (never used by the reference). The reference's VGG16-SSD variant is not built yet.
+Not built: ResNet's fc and SSD's box and class heads (the reference builds them and never uses them).
 """
 
 from __future__ import annotations
@@ -39,9 +42,7 @@ from rsvg.models.onestage_layers import fold_levels, folded_channels, unfold_lev
 from rsvg.models.outputs import GroundingOutput
 from rsvg.models.zsgnet_config import ZSGNetConfig
 
-__all__ = ["FPN", "ZSGNet", "box_iou_yx", "cell_centres", "decode", "encode", "zsg_anchors"]
-
-STRIDES = (8, 16, 32)
+__all__ = ["FPN", "SSDExtras", "ZSGNet", "box_iou_yx", "cell_centres", "decode", "encode", "zsg_anchors"]
 
 
 class FPN(nn.Module):
@@ -64,6 +65,36 @@ class FPN(nn.Module):
         p6 = self.P6(c5)
         p7 = self.P7_2(F.relu(p6))
         return [self.P3_2(p3), self.P4_2(p4), self.P5_2(p5), p6, p7, F.adaptive_avg_pool2d(p7, 1)]
+
+
+class SSDExtras(nn.Module):
+    """SSD's six maps from VGG16's conv4_3 and conv7, as ZSGNet's reference builds them, ``dim`` channels each.
+
+    conv4_3 is divided by its length over the channels at every cell (the reference drops SSD's learned scale)
+    and projected by ``fproj1``; conv7 by ``fproj2``; four pairs of a 1×1 and a 3×3 convolution (stride 2, padding
+    1 for the first two, no padding for the last two; a ReLU after each) make the other maps, the first projected by
+    ``fproj3``. At ``dim`` 256 the pairs' widths are SSD300's: 256 → 512, then 128 → 256 three times.
+    """
+
+    def __init__(self, channels: Sequence[int], dim: int) -> None:
+        super().__init__()
+        c4, c7 = channels
+        self.fproj1, self.fproj2, self.fproj3 = nn.Conv2d(c4, dim, 1), nn.Conv2d(c7, dim, 1), nn.Conv2d(2 * dim, dim, 1)
+        hidden, width = [dim, dim // 2, dim // 2, dim // 2], [2 * dim, dim, dim, dim]
+        layers: list[nn.Module] = []
+        for k, (h, w) in enumerate(zip(hidden, width, strict=True)):
+            stride, padding = (2, 1) if k < 2 else (1, 0)
+            layers += [nn.Conv2d(c7 if k == 0 else width[k - 1], h, 1), nn.Conv2d(h, w, 3, stride, padding)]
+        self.extras = nn.ModuleList(layers)
+
+    def forward(self, maps: Sequence[Tensor]) -> list[Tensor]:
+        conv4_3, x = maps
+        sources = [conv4_3 / conv4_3.norm(dim=1, keepdim=True), x]
+        for k, layer in enumerate(self.extras):
+            x = F.relu(layer(x))
+            if k % 2:
+                sources.append(x)
+        return [self.fproj1(sources[0]), self.fproj2(sources[1]), self.fproj3(sources[2]), *sources[3:]]
 
 
 def cell_centres(height: int, width: int, device: torch.device | None = None) -> Tensor:
@@ -131,9 +162,10 @@ class ZSGNet(GroundingModel):
         self.cfg = cfg
         self.backbone = backbone
         self.text = text
+        self.levels = cfg.levels
         self.level_channels = list(backbone.out_channels)
-        self.feature_channels = folded_channels(self.level_channels, STRIDES)
-        self.fpn = FPN(self.level_channels, cfg.fpn_dim)
+        self.feature_channels = folded_channels(self.level_channels, self.levels)
+        self.neck = (SSDExtras if cfg.ssd_trunk else FPN)(self.level_channels, cfg.fpn_dim)
         d, a = cfg.fpn_dim, cfg.anchors_per_cell
         layers: list[nn.Module] = []
         for k in range(cfg.head_convs):
@@ -165,14 +197,14 @@ class ZSGNet(GroundingModel):
         text_features: tuple[Tensor, Tensor] | None = None,
         extras: Mapping[str, Any] | None = None,
     ) -> GroundingOutput:
-        # 1. visual: the backbone's three maps (from the image, or unfolded from a cache) and the pyramid
+        # 1. visual: the backbone's maps (from the image, or unfolded from a cache) and the six of the pyramid
         if image_features is not None:
-            maps = unfold_levels(self.visual_features(None, image_features), self.level_channels, STRIDES)
+            maps = unfold_levels(self.visual_features(None, image_features), self.level_channels, self.levels)
         elif image is not None:
             maps = self.backbone(image)
         else:
             raise ValueError("give the image or its features (image_features)")
-        pyramid = self.fpn(maps)
+        pyramid = self.neck(maps)
         # 2. language
         _, sentence = self.text(input_ids, attention_mask) if text_features is None else text_features
         # 3. the shared head on [visual ‖ sentence ‖ cell centre] of every map
@@ -197,11 +229,11 @@ class ZSGNet(GroundingModel):
         return result
 
     def encode_image(self, image: Tensor, backbone: nn.Module | None = None) -> Tensor:
-        """The backbone's three maps as one stride-32 map (for the feature cache of a frozen backbone: the input
-        size must then be a multiple of 32)."""
+        """The backbone's maps as one stride-32 map (for the feature cache of a frozen backbone: the input size must
+        then be a multiple of 32)."""
         if self.image_size % 32:
             raise ValueError(f"a feature cache needs model.image_size a multiple of 32, got {self.image_size}")
-        return fold_levels((backbone or self.backbone)(image), STRIDES)
+        return fold_levels((backbone or self.backbone)(image), self.levels)
 
     # --- loss ------------------------------------------------------------------------------------------------
     def loss_terms(self, cfg: LossConfig) -> tuple[str, ...]:

@@ -1,5 +1,6 @@
-"""ZSGNet from its config: ResNet-50 (trained whole) at strides 8, 16 and 32, the word vectors and BiLSTM, the model
-(its vocabulary is fitted to the training split before, :func:`rsvg.models.anchor_fit.fit_vocabulary`)."""
+"""ZSGNet from its config: ResNet-50 (trained whole) at strides 8, 16 and 32, or VGG16's conv4_3 and conv7, the word
+vectors and BiLSTM, the model (its vocabulary is fitted to the training split before,
+:func:`rsvg.models.anchor_fit.fit_vocabulary`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from rsvg.errors import ConfigError
 from rsvg.models.encoders import build_visual
 from rsvg.models.interface import GroundingModel
 from rsvg.models.word_vectors import WordVectorLSTM
-from rsvg.models.zsgnet import STRIDES, ZSGNet
+from rsvg.models.zsgnet import ZSGNet
 from rsvg.models.zsgnet_config import ZSGNetConfig
 
 __all__ = ["build_zsgnet"]
@@ -24,13 +25,14 @@ def build_zsgnet(
     extra_strides: Iterable[int] = (),
     around: Callable[[GroundingModel], GroundingModel] | None = None,
 ) -> GroundingModel:
-    """ZSGNet. As the reference trains its ResNet-50 whole, the backbone's batch norms and stages all train unless
-    ``model.freeze_backbone`` freezes it. With ``load_pretrained`` the word vectors come from ``model.word_vectors``
-    (a file, or ``random``; ``learn`` starts them random and trains them); without it, from the checkpoint."""
+    """ZSGNet. As the reference trains its ResNet-50 (or VGG16) whole, the backbone's batch norms and stages all
+    train unless ``model.freeze_backbone`` freezes it. With ``load_pretrained`` the word vectors come from
+    ``model.word_vectors`` (a file, or ``random``; ``learn`` starts them random and trains them); without it, from
+    the checkpoint."""
     if tuple(extra_strides):
         raise ConfigError("model.stages: model.arch zsgnet carries no stages")
     backbone = build_visual(
-        cfg, return_levels=STRIDES, load_pretrained=load_pretrained, frozen_bn=cfg.freeze_backbone, frozen_stages=0
+        cfg, return_levels=cfg.levels, load_pretrained=load_pretrained, frozen_bn=cfg.freeze_backbone, frozen_stages=0
     )
     text = WordVectorLSTM(cfg.vocabulary, cfg.emb_dim, cfg.lstm_dim, trainable=cfg.word_vectors == "learn")
     if load_pretrained:

@@ -7,6 +7,8 @@ standard deviation normalisation is commented out), queries of up to 50 words as
 BiLSTM of 128 per direction, 9 anchors (ratios 1/2, 1, 2 × 4·{1, 2^(1/3), 2^(2/3)} cells) on each of six maps, the
 shared attention and regression head on ``[visual ‖ language ‖ cell centre]``, and the loss: focal binary
 cross-entropy (α 0.25, γ 2) over anchors with IoU > 0.6 or the best one, plus SmoothL1 on their regressions.
+``backbone: vgg16`` gives the reference's other model: SSD's VGG16 trunk and extra layers instead of ResNet-50 and
+its FPN.
 """
 
 from __future__ import annotations
@@ -17,7 +19,17 @@ from typing import ClassVar
 from rsvg.errors import ConfigError
 from rsvg.models.config import ModelConfig, check_at_least
 
-__all__ = ["ZSGNetConfig"]
+__all__ = ["ZSGNetConfig", "ssd_map_sizes"]
+
+
+def ssd_map_sizes(image_size: int) -> list[int]:
+    """The sides of the six maps SSD's VGG16 and extra layers give for a square input of ``image_size`` (38, 19,
+    10, 5, 3 and 1 at 300); a side below 1 means the input is too small."""
+    c4 = -(-(image_size // 4) // 2)  # two 2x2 poolings, then one that rounds up
+    c7 = c4 // 2
+    e1 = (c7 - 1) // 2 + 1  # 3x3, stride 2, padding 1
+    e2 = (e1 - 1) // 2 + 1
+    return [c4, c7, e1, e2, e2 - 2, e2 - 4]  # the last two: 3x3, no padding
 
 
 @dataclass
@@ -38,7 +50,7 @@ class ZSGNetConfig(ModelConfig):
     vocabulary: list[str] = field(default_factory=list)  # the training split's words, filled by rsvg train
     emb_dim: int = 300
     lstm_dim: int = 128  # per direction
-    fpn_dim: int = 256  # the FPN's maps, and the head's width
+    fpn_dim: int = 256  # the pyramid's maps (the FPN's, or SSD's extra layers' with vgg16), and the head's width
     head_convs: int = 5  # 3x3 conv + ReLU layers before the head's output conv
     anchor_ratios: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0])
     anchor_scales: list[float] = field(default_factory=lambda: [1.0, 2 ** (1 / 3), 2 ** (2 / 3)])
@@ -55,6 +67,11 @@ class ZSGNetConfig(ModelConfig):
         check_at_least(self, lows)
         if self.image_size < 64:
             raise ConfigError(f"model.image_size must be at least 64 (six maps down to 1x1), got {self.image_size}")
+        if self.ssd_trunk and min(ssd_map_sizes(self.image_size)) < 1:
+            raise ConfigError(
+                f"model.image_size {self.image_size} is too small for VGG16's SSD layers, whose last map needs at "
+                "least 268 px (300 gives maps of 38, 19, 10, 5, 3 and 1 cells)"
+            )
         if not self.anchor_ratios or not self.anchor_scales or min(self.anchor_ratios + self.anchor_scales) <= 0:
             raise ConfigError("model.anchor_ratios and model.anchor_scales must be non-empty lists of numbers > 0")
         if self.anchor_cells <= 0:
@@ -67,6 +84,16 @@ class ZSGNetConfig(ModelConfig):
     @property
     def needs_vocabulary(self) -> bool:
         return True
+
+    @property
+    def ssd_trunk(self) -> bool:
+        """VGG16 with SSD's extra layers (the reference's ``ssd_vgg``) rather than a backbone with an FPN."""
+        return self.backbone.strip().lower().replace("-", "_") == "vgg16"
+
+    @property
+    def levels(self) -> tuple[int, ...]:
+        """The strides of the backbone maps the model reads: conv4_3 and conv7 of VGG16, else C3, C4 and C5."""
+        return (8, 16) if self.ssd_trunk else (8, 16, 32)
 
     @property
     def anchors_per_cell(self) -> int:

