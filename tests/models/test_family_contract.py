@@ -96,13 +96,29 @@ TINY_TRANSVG = {
 }
 TINY_CONFIGS["transvg"] = {
     "paper": TINY_TRANSVG,
-    "lite": {**TINY_TRANSVG, "freeze_backbone": True, "freeze_text_encoder": True, "visual_encoder_layers": 0},
+    "lite": {
+        **TINY_TRANSVG,
+        "freeze_backbone": True,
+        "freeze_text_encoder": True,
+        "visual_encoder_layers": 0,
+        "positions_in_tokens": True,
+        "reg_from_query": True,
+        "reg_centre_from_attention": True,
+    },
 }
 TINY_VLTVG = {**TINY_TRANSVG, "image_size": 96, "decoder_stages": 2}
 del TINY_VLTVG["vl_layers"]
 TINY_CONFIGS["vltvg"] = {
     "paper": TINY_VLTVG,
-    "lite": {**TINY_VLTVG, "freeze_backbone": True, "freeze_text_encoder": True, "decoder_stages": 1},
+    "lite": {
+        **TINY_VLTVG,
+        "freeze_backbone": True,
+        "freeze_text_encoder": True,
+        "decoder_stages": 1,
+        "positions_in_tokens": True,
+        "reg_from_query": True,
+        "reg_centre_from_attention": True,
+    },
 }
 TINY_ZSGNET = {
     "backbone": "efficientnet_lite0",

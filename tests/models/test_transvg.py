@@ -145,6 +145,30 @@ def test_bad_options_are_named():
             model_config_from_dict({**TINY, **bad})
 
 
+def test_the_lite_options_read_the_centre_from_where_reg_looks():
+    # positions_in_tokens, reg_from_query and reg_centre_from_attention (not TransVG's; the lite config's)
+    torch.manual_seed(0)
+    options = {"positions_in_tokens": True, "reg_from_query": True, "reg_centre_from_attention": True}
+    model = build_model(model_config_from_dict({**TINY, "image_size": 96, **options})).eval()
+    assert model.reg_query_proj is not None
+    image, pad, ids, mask = inputs(size=96)
+    out = model(image, pad, ids, mask, need_attention=True)
+    # the centre is [REG]'s attention-weighted mean of the 3x3 cells' centres, moved by less than one cell
+    a = out.attention.flatten(1)
+    a = a / a.sum(-1, keepdim=True)
+    centres = (torch.arange(3) + 0.5) / 3
+    expected_x = (a.reshape(-1, 3, 3) * centres).sum((1, 2))
+    expected_y = (a.reshape(-1, 3, 3) * centres[:, None]).sum((1, 2))
+    cx, cy = (out.boxes[:, 0] + out.boxes[:, 2]) / 2, (out.boxes[:, 1] + out.boxes[:, 3]) / 2
+    assert ((cx - expected_x).abs() < 1 / 3).all() and ((cy - expected_y).abs() < 1 / 3).all()
+    # the same boxes without asking for the attention (the model asks for it itself)
+    torch.testing.assert_close(model(image, pad, ids, mask).boxes, out.boxes)
+    # the [REG] token starts from the query: another sentence feature, another answer
+    words, sentence = model.text(ids, mask)
+    other = model(image, pad, ids, mask, text_features=(words, sentence + 1.0)).boxes
+    assert not torch.allclose(other, out.boxes)
+
+
 @pytest.fixture(scope="module")
 def lite_run(tmp_path_factory):
     overrides = ["model.image_size=128", "train.epochs=60", "train.batch_size=4", "train.eval_every=20"]

@@ -161,6 +161,30 @@ def test_forward_gives_each_stages_box_and_the_loss_sums_them(tiny):
     torch.testing.assert_close(losses["l1"] * 5 + losses["giou"] * 2, 5 * l1 + 2 * giou)  # the last stage's
 
 
+def test_the_lite_options_read_each_stages_centre_from_where_its_query_looks():
+    # positions_in_tokens, reg_from_query and reg_centre_from_attention (not VLTVG's; the lite config's)
+    torch.manual_seed(0)
+    options = {"positions_in_tokens": True, "reg_from_query": True, "reg_centre_from_attention": True}
+    model = build_model(model_config_from_dict({**TINY, **options})).eval()
+    image, pad, ids, mask = inputs(size=96)
+    looks = []
+    hooks = [stage.img_attn.register_forward_hook(lambda m, a, out: looks.append(out[1])) for stage in model.decoder]
+    out = model(image, pad, ids, mask)
+    for hook in hooks:
+        hook.remove()
+    centres = (torch.arange(3) + 0.5) / 3
+    for look, box in zip(looks, [*out.extra["stage_boxes"].unbind(1), out.boxes], strict=True):
+        a = look[:, 0].reshape(-1, 3, 3)  # each stage's attention over the 3x3 cells
+        assert a[0, 1:].abs().max() == 0  # none on the first image's padded rows
+        a = a / a.sum((1, 2), keepdim=True)
+        cx, cy = (box[:, 0] + box[:, 2]) / 2, (box[:, 1] + box[:, 3]) / 2
+        assert ((cx - (a * centres).sum((1, 2))).abs() < 1 / 3).all()
+        assert ((cy - (a * centres[:, None]).sum((1, 2))).abs() < 1 / 3).all()
+    # the object query starts from the sentence: another sentence feature, another answer
+    words, sentence = model.text(ids, mask)
+    assert not torch.allclose(model(image, pad, ids, mask, text_features=(words, sentence + 1.0)).boxes, out.boxes)
+
+
 def test_the_references_optimiser_groups(paper_model):
     cfg = load_config("configs/vltvg_r50.yaml", ["model.text_encoder=bert-base-random"]).train
     names = {id(p): n for n, p in paper_model.named_parameters()}

@@ -27,26 +27,31 @@ class BoxHead(nn.Module):
         return corners(cx, cy, w, h)
 
 
+def box_from_attention(raw: Tensor, attention: Tensor, height: int, width: int) -> Tensor:
+    """``(B, 4)`` boxes ``(x1, y1, x2, y2)`` whose centre is the ``attention``-weighted mean of the ``height × width``
+    cells' centres (``attention`` (B, h·w), renormalised), moved by the raw outputs ``raw`` (B, 4) ``(ox, oy, tw,
+    th)`` by at most one cell (``tanh``), and whose size is ``sigmoid(tw, th)``. The centre loss then reaches the
+    attention directly instead of only through the values it mixes."""
+    a = attention.float()
+    a = a / a.sum(-1, keepdim=True).clamp(min=1e-12)
+    gy, gx = torch.meshgrid(
+        (torch.arange(height, device=raw.device, dtype=torch.float32) + 0.5) / height,
+        (torch.arange(width, device=raw.device, dtype=torch.float32) + 0.5) / width,
+        indexing="ij",
+    )
+    centre_x, centre_y = (a * gx.flatten()).sum(-1), (a * gy.flatten()).sum(-1)
+    ox, oy, tw, th = raw.float().unbind(-1)
+    return corners(centre_x + torch.tanh(ox) / width, centre_y + torch.tanh(oy) / height, tw.sigmoid(), th.sigmoid())
+
+
 class AttentionBoxHead(BoxHead):
     """``model.reg_centre_from_attention`` (not in the paper): the [REG] box's centre is the attention-weighted mean
     of the visual cells' centres, plus an MLP offset of at most one cell; its size comes from the MLP, as in
-    :class:`BoxHead`."""
+    :class:`BoxHead` (:func:`box_from_attention`)."""
 
     def forward(self, x: Tensor, attention: Tensor, height: int, width: int) -> Tensor:  # type: ignore[override]
         """``x`` (B, D) the [REG] output, ``attention`` (B, h*w) its attention over the visual tokens."""
-        a = attention.float()
-        a = a / a.sum(-1, keepdim=True).clamp(min=1e-12)
-        gy, gx = torch.meshgrid(
-            (torch.arange(height, device=x.device, dtype=torch.float32) + 0.5) / height,
-            (torch.arange(width, device=x.device, dtype=torch.float32) + 0.5) / width,
-            indexing="ij",
-        )
-        centre_x, centre_y = (a * gx.flatten()).sum(-1), (a * gy.flatten()).sum(-1)
-        ox, oy, tw, th = self.fc2(F.relu(self.fc1(x))).float().unbind(-1)
-        cx = centre_x + torch.tanh(ox) / width
-        cy = centre_y + torch.tanh(oy) / height
-        w, h = tw.sigmoid(), th.sigmoid()
-        return corners(cx, cy, w, h)
+        return box_from_attention(self.fc2(F.relu(self.fc1(x))), attention, height, width)
 
 
 class CellHead(nn.Module):

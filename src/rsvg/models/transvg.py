@@ -16,6 +16,10 @@ The loss is the reference's: L1 on ``(cx, cy, w, h)`` summed over the four and a
 1 − GIoU averaged over the batch, 1:1. A DETR checkpoint given as ``backbone_weights`` initialises the backbone,
 ``input_proj`` and the visual encoder, as the reference's ``--detr_model`` does (:mod:`rsvg.models.detr_init`).
 
+Three options, off in the paper config, are not TransVG's: ``positions_in_tokens``, ``reg_from_query`` and
+``reg_centre_from_attention`` (:class:`~rsvg.models.transvg_config.TransVGConfig`), what MGVLF's [REG] head needed to
+learn on frozen CPU encoders; the lite config turns them on.
+
 What rsvg does not build: BERT's pooler (590,592 parameters the reference builds and never reads; its
 ``requires_grad`` is on but it gets no gradient), and the reference's ``--dilation`` (a stride-16 map). Where rsvg
 differs: DETR's sine positions are over the whole 20×20 grid (the reference's over each image's unpadded part), and
@@ -32,7 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rsvg.models.detr_branch import DetrBranchModel
-from rsvg.models.heads import corners
+from rsvg.models.heads import box_from_attention, corners
 from rsvg.models.loss import LossConfig, centre_size_loss
 from rsvg.models.outputs import GroundingOutput
 from rsvg.models.transformer import Encoder
@@ -67,6 +71,7 @@ class TransVG(DetrBranchModel):
         self.visu_proj = nn.Linear(d, d)
         self.text_proj = nn.Linear(text_encoder.hidden_size, d)
         self.reg_token = nn.Embedding(1, d)
+        self.reg_query_proj = nn.Linear(text_encoder.hidden_size, d) if cfg.reg_from_query else None
         self.vl_pos_embed = nn.Embedding(1 + cfg.max_tokens + self.num_visual, d)
         self.vl_transformer = Encoder(cfg.vl_layers, d, cfg.heads, cfg.ffn_dim, cfg.dropout)
         # 4. the box
@@ -93,23 +98,34 @@ class TransVG(DetrBranchModel):
         x, _, vis_mask, (h, w) = self.visual_tokens(image, image_features, padding_mask)
 
         # 2. linguistic branch (the batch's text may be trimmed to its longest query: positions stay per slot)
-        words, _ = self.text(input_ids, attention_mask) if text_features is None else text_features
+        words, sentence = self.text(input_ids, attention_mask) if text_features is None else text_features
         nt = words.shape[1]
 
         # 3. vision-language encoder
         bsz = x.shape[0]
         reg = self.reg_token.weight.unsqueeze(0).expand(bsz, -1, -1)
+        if self.reg_query_proj is not None:  # model.reg_from_query
+            reg = reg + self.reg_query_proj(sentence).unsqueeze(1)
         tokens = torch.cat([reg, self.text_proj(words), self.visu_proj(x)], 1)
         table = self.vl_pos_embed.weight
         vl_pos = torch.cat([table[: 1 + nt], table[1 + self.cfg.max_tokens :]], 0).unsqueeze(0)
+        if self.cfg.positions_in_tokens:
+            tokens = tokens + vl_pos
         reg_pad = torch.zeros(bsz, 1, dtype=torch.bool, device=x.device)
         mask = torch.cat([reg_pad, attention_mask == 0, vis_mask], 1)
-        out, weights = self.vl_transformer(tokens, vl_pos, mask, need_weights=need_attention)
+        from_attention = self.cfg.reg_centre_from_attention
+        out, weights = self.vl_transformer(tokens, vl_pos, mask, need_weights=need_attention or from_attention)
 
-        # 4. the box from the [REG] token
-        cx, cy, bw, bh = self.bbox_embed(out[:, 0]).float().sigmoid().unbind(-1)
-        attention = weights[:, 0, 1 + nt :].reshape(-1, h, w) if weights is not None else None
-        return GroundingOutput(corners(cx, cy, bw, bh), attention=attention)
+        # 4. the box from the [REG] token (its centre where it looks, with model.reg_centre_from_attention)
+        reg_weights = weights[:, 0, 1 + nt :] if weights is not None else None
+        raw = self.bbox_embed(out[:, 0]).float()
+        if from_attention:
+            assert reg_weights is not None
+            boxes = box_from_attention(raw, reg_weights, h, w)
+        else:
+            boxes = corners(*raw.sigmoid().unbind(-1))
+        attention = reg_weights.reshape(-1, h, w) if need_attention and reg_weights is not None else None
+        return GroundingOutput(boxes, attention=attention)
 
     # --- loss ------------------------------------------------------------------------------------------------
     def loss_terms(self, cfg: LossConfig) -> tuple[str, ...]:

@@ -32,6 +32,15 @@ class TransVGConfig(ModelConfig):
     dropout: float = 0.1
     visual_encoder_layers: int = 6  # detr_enc_num: DETR's encoder over the stride-32 map
     vl_layers: int = 6  # vl_enc_layers: the vision-language encoder
+    # --- Not in TransVG (off in its paper config): what MGVLF's [REG] head needed to learn on frozen CPU encoders,
+    # the same three options as there (src/rsvg/models/mgvlf_config.py says why each) ---
+    # the vision-language encoder's learned positions added to the tokens themselves, not only to queries and keys
+    positions_in_tokens: bool = False
+    # the [REG] token starts as the learned token plus a projection of the query's sentence feature
+    reg_from_query: bool = False
+    # the box's centre is where [REG] looks in the last layer (its attention-weighted mean of the cells' centres),
+    # moved by at most one cell by the MLP, which also gives the size
+    reg_centre_from_attention: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()

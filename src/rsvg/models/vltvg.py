@@ -19,6 +19,10 @@ the four plus ``giou_weight`` × (1 − GIoU), averaged over the batch and summe
 2). A DETR checkpoint given as ``backbone_weights`` initialises the backbone, ``input_proj`` and the encoder, as the
 reference's ``load_weights_path`` does.
 
+Three options, off in the paper configs, are not VLTVG's: ``positions_in_tokens``, ``reg_from_query`` and
+``reg_centre_from_attention`` (:class:`~rsvg.models.vltvg_config.VLTVGConfig`), what MGVLF's [REG] head needed to
+learn on frozen CPU encoders; the lite config turns them on.
+
 What rsvg does not build: BERT's pooler (frozen and never read in the reference). Where rsvg differs: DETR's sine
 positions cover the whole grid (the reference's cover each image's unpadded part), a cell is padding only when all
 its pixels are, and the relative positions work on any map (the reference asserts a 20×20 map).
@@ -34,7 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from rsvg.models.detr_branch import DetrBranchModel
-from rsvg.models.heads import corners
+from rsvg.models.heads import box_from_attention, corners
 from rsvg.models.loss import LossConfig, centre_size_loss
 from rsvg.models.outputs import GroundingOutput
 from rsvg.models.transvg import MLP
@@ -64,6 +68,7 @@ class VLTVG(DetrBranchModel):
         self.query_pos = nn.Parameter(torch.empty(1, d))
         self.text_query_pos = nn.Parameter(torch.empty(1, d))
         self.bbox_embed = MLP(d, d, 4, 3)
+        self.query_proj = nn.Linear(text_encoder.hidden_size, d) if cfg.reg_from_query else None
         # the reference starts its whole decoder (query positions included) from Xavier; the projections and the
         # box MLP keep torch's defaults
         for module in (self.context, self.decoder):
@@ -86,25 +91,36 @@ class VLTVG(DetrBranchModel):
         text_features: tuple[Tensor, Tensor] | None = None,
         extras: Mapping[str, Any] | None = None,
     ) -> GroundingOutput:
-        # 1. visual features
+        # 1. visual features (with model.positions_in_tokens, their positions added to them)
         x, pos, padding, (h, w) = self.visual_tokens(image, image_features, padding_mask)
+        if self.cfg.positions_in_tokens:
+            x = x + pos
 
         # 2. words
-        raw_words, _ = self.text(input_ids, attention_mask) if text_features is None else text_features
+        raw_words, sentence = self.text(input_ids, attention_mask) if text_features is None else text_features
         words = self.bert_proj(raw_words)
         word_pad = attention_mask == 0
 
         # 3. verification and language-guided context: (B, h*w, 2D), the map and the verified context
         features = self.context(x, padding, words, word_pad, (h, w))
 
-        # 4. the stages, each giving a box
+        # 4. the stages, each giving a box (its centre where the query looks, with model.reg_centre_from_attention)
         bsz = x.shape[0]
-        query = torch.zeros(bsz, 1, x.shape[-1], dtype=x.dtype, device=x.device)
+        if self.query_proj is not None:  # model.reg_from_query
+            query = self.query_proj(sentence).unsqueeze(1).to(x.dtype)
+        else:
+            query = torch.zeros(bsz, 1, x.shape[-1], dtype=x.dtype, device=x.device)
+        from_attention = self.cfg.reg_centre_from_attention
         boxes = []
         for stage in self.decoder:  # the query positions (1, D) broadcast over the batch
-            query = stage(query, self.query_pos, self.text_query_pos, features, padding, pos, words, word_pad)
-            cx, cy, bw, bh = self.bbox_embed(self.decoder_norm(query[:, 0])).float().sigmoid().unbind(-1)
-            boxes.append(corners(cx, cy, bw, bh))
+            query, weights = stage(
+                query, self.query_pos, self.text_query_pos, features, padding, pos, words, word_pad, from_attention
+            )
+            raw = self.bbox_embed(self.decoder_norm(query[:, 0])).float()
+            if weights is not None:
+                boxes.append(box_from_attention(raw, weights[:, 0], h, w))
+            else:
+                boxes.append(corners(*raw.sigmoid().unbind(-1)))
         return GroundingOutput(boxes[-1], extra={"stage_boxes": torch.stack(boxes, 1)[:, :-1]})
 
     # --- loss ------------------------------------------------------------------------------------------------

@@ -37,6 +37,16 @@ class VLTVGConfig(ModelConfig):
     verify_scale: float = 1.0  # the verification score's initial scale (learned)
     verify_sigma: float = 0.5  # its initial σ (learned)
     verify_pow: float = 2.0  # its power (fixed)
+    # --- Not in VLTVG (off in its paper configs): what MGVLF's [REG] head needed to learn on frozen CPU encoders,
+    # in VLTVG's terms (src/rsvg/models/mgvlf_config.py says why each) ---
+    # the map's 2-D sine positions added to the visual features themselves, so that the values the object query
+    # gathers carry where they come from (DETR's encoder adds them to queries and keys only)
+    positions_in_tokens: bool = False
+    # the object query starts from a projection of the query's sentence feature instead of zeros
+    reg_from_query: bool = False
+    # each stage's box centre is where its object query looks (the attention-weighted mean of the cells' centres),
+    # moved by at most one cell by the box MLP, which also gives the size
+    reg_centre_from_attention: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()

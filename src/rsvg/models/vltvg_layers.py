@@ -132,11 +132,13 @@ class DecoderStage(nn.Module):
 
     def forward(
         self, query: Tensor, query_pos: Tensor, text_query_pos: Tensor, features: Tensor, padding: Tensor,
-        pos: Tensor, words: Tensor, word_pad: Tensor,
-    ) -> Tensor:  # fmt: skip
+        pos: Tensor, words: Tensor, word_pad: Tensor, need_weights: bool = False,
+    ) -> tuple[Tensor, Tensor | None]:  # fmt: skip
+        """The new query and, with ``need_weights``, the text query's attention over the cells ``(B, 1, h·w)``
+        (averaged over the heads)."""
         values, keys = features.chunk(2, dim=-1)  # the visual map, the verified context features
         text_info, _ = self.word_attn(query + query_pos, words, words, word_pad)
         text_query = self.norm[0](self.dropout(text_info))
-        visual_info, _ = self.img_attn(text_query + text_query_pos, keys + pos, values, padding)
+        visual_info, weights = self.img_attn(text_query + text_query_pos, keys + pos, values, padding, need_weights)
         query = self.norm[1](query + self.dropout(visual_info))
-        return self.norm[2](query + self.dropout(self.ffn(query)))
+        return self.norm[2](query + self.dropout(self.ffn(query))), weights
