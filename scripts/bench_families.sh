@@ -7,6 +7,7 @@
 #
 # Usage: scripts/bench_families.sh [OUT] [EXTRA rsvg bench model OPTIONS...]     (OUT: bench_families_out)
 #   e.g. scripts/bench_families.sh out --device cuda
+#   CONFIGS="mgvlf_dior zsgnet_r50 zsgnet_vgg16" scripts/bench_families.sh out    (only these configs)
 # Run it on a quiet machine: the rows are compared with each other.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -14,8 +15,9 @@ OUT=${1:-bench_families_out}
 shift || true
 RSVG=${RSVG:-rsvg}
 mkdir -p "$OUT"
-CONFIGS=(mgvlf_dior ablation_a_transvg zsgnet_r50 zsgnet_vgg16 faoa_bert faoa_lstm resc_bert lbyl_bert lbyl_lstm
-    transvg_r50 vltvg_r50 vltvg_r101)
+ALL="mgvlf_dior ablation_a_transvg zsgnet_r50 zsgnet_vgg16 faoa_bert faoa_lstm resc_bert lbyl_bert lbyl_lstm
+    transvg_r50 vltvg_r50 vltvg_r101"
+read -r -a CONFIGS <<<"$(echo ${CONFIGS:-$ALL})"
 for name in "${CONFIGS[@]}"; do
     echo "== $name"
     "$RSVG" bench model -c "configs/$name.yaml" --random-text --json "$OUT/$name.json" "$@" >"$OUT/$name.log" 2>&1 \

@@ -14,7 +14,7 @@ from helpers.models import inputs
 from rsvg.config import load_config
 from rsvg.engine.optim import build_optimizer
 from rsvg.models.build import build_model
-from rsvg.models.loss import LossConfig, to_centre_size
+from rsvg.models.loss import LossConfig, attention_loss, to_centre_size
 from rsvg.models.outputs import GroundingOutput
 from rsvg.models.registry import model_config_from_dict
 
@@ -167,6 +167,15 @@ def test_the_lite_options_read_the_centre_from_where_reg_looks():
     words, sentence = model.text(ids, mask)
     other = model(image, pad, ids, mask, text_features=(words, sentence + 1.0)).boxes
     assert not torch.allclose(other, out.boxes)
+    # loss.reg_attention_weight adds the cross-entropy of [REG]'s attention against the target's cells
+    target_px = torch.tensor([[10.0, 5.0, 40.0, 30.0], [50.0, 60.0, 90.0, 95.0]])
+    cfg = LossConfig(reg_attention_weight=0.5)
+    assert model.needs_attention(cfg) and not model.needs_attention(LossConfig())
+    losses = model.loss(out, {"box": target_px}, cfg)
+    torch.testing.assert_close(losses["attention"], attention_loss(out.attention, target_px / 96))
+    plain = model.loss(out, {"box": target_px}, LossConfig())
+    torch.testing.assert_close(losses["loss"], plain["loss"] + 0.5 * losses["attention"])
+    assert model.loss_terms(cfg) == ("loss", "l1", "giou", "attention")
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from helpers.models import inputs
 from rsvg.config import load_config
 from rsvg.engine.optim import build_optimizer
 from rsvg.models.build import build_model
-from rsvg.models.loss import LossConfig, to_centre_size
+from rsvg.models.loss import LossConfig, attention_loss, to_centre_size
 from rsvg.models.registry import model_config_from_dict
 from rsvg.models.vltvg_layers import RelativePositionAttention, relative_sine_table
 
@@ -183,6 +183,16 @@ def test_the_lite_options_read_each_stages_centre_from_where_its_query_looks():
     # the object query starts from the sentence: another sentence feature, another answer
     words, sentence = model.text(ids, mask)
     assert not torch.allclose(model(image, pad, ids, mask, text_features=(words, sentence + 1.0)).boxes, out.boxes)
+    # loss.reg_attention_weight adds, for every stage, the cross-entropy of its attention against the target's cells
+    out = model(image, pad, ids, mask, need_attention=True)
+    torch.testing.assert_close(out.attention, looks[-1][:, 0].reshape(2, 3, 3))
+    target_px = torch.tensor([[10.0, 5.0, 40.0, 30.0], [50.0, 60.0, 90.0, 95.0]])
+    cfg = LossConfig(l1_weight=5.0, giou_weight=2.0, reg_attention_weight=0.5)
+    losses = model.loss(out, {"box": target_px}, cfg)
+    per_stage = [attention_loss(a[:, 0].reshape(2, 3, 3), target_px / 96) for a in looks]
+    plain = model.loss(out, {"box": target_px}, LossConfig(l1_weight=5.0, giou_weight=2.0))
+    torch.testing.assert_close(losses["loss"], plain["loss"] + 0.5 * sum(per_stage))
+    torch.testing.assert_close(losses["attention"], per_stage[-1])
 
 
 def test_the_references_optimiser_groups(paper_model):

@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from rsvg.models.detr_branch import DetrBranchModel
 from rsvg.models.heads import box_from_attention, corners
-from rsvg.models.loss import LossConfig, centre_size_loss
+from rsvg.models.loss import LossConfig, attention_loss, centre_size_loss
 from rsvg.models.outputs import GroundingOutput
 from rsvg.models.transformer import Encoder
 from rsvg.models.transvg_config import TransVGConfig
@@ -128,9 +128,22 @@ class TransVG(DetrBranchModel):
         return GroundingOutput(boxes, attention=attention)
 
     # --- loss ------------------------------------------------------------------------------------------------
+    def needs_attention(self, cfg: LossConfig) -> bool:
+        return cfg.reg_attention_weight > 0
+
     def loss_terms(self, cfg: LossConfig) -> tuple[str, ...]:
-        return ("loss", "l1", "giou")
+        return ("loss", "l1", "giou") + (("attention",) if self.needs_attention(cfg) else ())
 
     def loss(self, out: GroundingOutput, batch: Mapping[str, Any], cfg: LossConfig) -> dict[str, Tensor]:
-        """The reference's ``trans_vg_loss`` (:func:`~rsvg.models.loss.centre_size_loss`)."""
-        return centre_size_loss(out.boxes, batch["box"].float() / self.image_size, cfg)
+        """The reference's ``trans_vg_loss`` (:func:`~rsvg.models.loss.centre_size_loss`); with
+        ``loss.reg_attention_weight`` (not TransVG's) also the cross-entropy pulling [REG]'s attention onto the
+        target's cells (:func:`~rsvg.models.loss.attention_loss`)."""
+        target = batch["box"].float() / self.image_size
+        losses = centre_size_loss(out.boxes, target, cfg)
+        if self.needs_attention(cfg):
+            if out.attention is None:
+                raise ValueError("loss.reg_attention_weight needs the [REG] attention map: run with need_attention")
+            attention = attention_loss(out.attention, target)
+            losses["loss"] = losses["loss"] + cfg.reg_attention_weight * attention
+            losses["attention"] = attention.detach()
+        return losses

@@ -39,7 +39,7 @@ from torch import Tensor, nn
 
 from rsvg.models.detr_branch import DetrBranchModel
 from rsvg.models.heads import box_from_attention, corners
-from rsvg.models.loss import LossConfig, centre_size_loss
+from rsvg.models.loss import LossConfig, attention_loss, centre_size_loss
 from rsvg.models.outputs import GroundingOutput
 from rsvg.models.transvg import MLP
 from rsvg.models.vltvg_config import VLTVGConfig
@@ -111,26 +111,47 @@ class VLTVG(DetrBranchModel):
         else:
             query = torch.zeros(bsz, 1, x.shape[-1], dtype=x.dtype, device=x.device)
         from_attention = self.cfg.reg_centre_from_attention
-        boxes = []
+        boxes, looks = [], []
         for stage in self.decoder:  # the query positions (1, D) broadcast over the batch
             query, weights = stage(
-                query, self.query_pos, self.text_query_pos, features, padding, pos, words, word_pad, from_attention
-            )
+                query, self.query_pos, self.text_query_pos, features, padding, pos, words, word_pad,
+                from_attention or need_attention,
+            )  # fmt: skip
             raw = self.bbox_embed(self.decoder_norm(query[:, 0])).float()
-            if weights is not None:
+            if from_attention:
+                assert weights is not None
                 boxes.append(box_from_attention(raw, weights[:, 0], h, w))
             else:
                 boxes.append(corners(*raw.sigmoid().unbind(-1)))
-        return GroundingOutput(boxes[-1], extra={"stage_boxes": torch.stack(boxes, 1)[:, :-1]})
+            looks.append(weights)
+        result = GroundingOutput(boxes[-1], extra={"stage_boxes": torch.stack(boxes, 1)[:, :-1]})
+        if need_attention:  # where each stage's object query looks: the last one's as the answer's attention
+            stage_looks = torch.stack([a[:, 0] for a in looks if a is not None], 1).reshape(bsz, -1, h, w)
+            result.attention = stage_looks[:, -1]
+            result.extra["stage_attention"] = stage_looks[:, :-1]
+        return result
 
     # --- loss ------------------------------------------------------------------------------------------------
+    def needs_attention(self, cfg: LossConfig) -> bool:
+        return cfg.reg_attention_weight > 0
+
     def loss_terms(self, cfg: LossConfig) -> tuple[str, ...]:
-        return ("loss", "l1", "giou")
+        return ("loss", "l1", "giou") + (("attention",) if self.needs_attention(cfg) else ())
 
     def loss(self, out: GroundingOutput, batch: Mapping[str, Any], cfg: LossConfig) -> dict[str, Tensor]:
         """The reference's ``VGCriterion``: :func:`~rsvg.models.loss.centre_size_loss` of every stage's box, summed;
-        ``l1`` and ``giou`` report the last stage's."""
+        ``l1`` and ``giou`` report the last stage's. With ``loss.reg_attention_weight`` (not VLTVG's) also, for
+        every stage, the cross-entropy pulling its query's attention onto the target's cells
+        (:func:`~rsvg.models.loss.attention_loss`), summed; ``attention`` reports the last stage's."""
         target = batch["box"].float() / self.image_size
         stages = [*out.extra["stage_boxes"].unbind(1), out.boxes]
         terms = [centre_size_loss(pred, target, cfg) for pred in stages]
-        return {**terms[-1], "loss": torch.stack([t["loss"] for t in terms]).sum()}
+        losses = {**terms[-1], "loss": torch.stack([t["loss"] for t in terms]).sum()}
+        if self.needs_attention(cfg):
+            if out.attention is None:
+                raise ValueError("loss.reg_attention_weight needs the stages' attention: run with need_attention")
+            looks = [*out.extra["stage_attention"].unbind(1), out.attention]
+            attention = [attention_loss(a, target) for a in looks]
+            losses["loss"] = losses["loss"] + cfg.reg_attention_weight * torch.stack(attention).sum()
+            losses["attention"] = attention[-1].detach()
+        return losses
