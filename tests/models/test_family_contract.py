@@ -104,6 +104,9 @@ TINY_CONFIGS["transvg"] = {
         "positions_in_tokens": True,
         "reg_from_query": True,
         "reg_centre_from_attention": True,
+        "stride16_detail": True,
+        "visual_norm": True,
+        "text_norm": True,
     },
 }
 TINY_VLTVG = {**TINY_TRANSVG, "image_size": 96, "decoder_stages": 2}
@@ -118,6 +121,9 @@ TINY_CONFIGS["vltvg"] = {
         "positions_in_tokens": True,
         "reg_from_query": True,
         "reg_centre_from_attention": True,
+        "stride16_detail": True,
+        "visual_norm": True,
+        "text_norm": True,
     },
 }
 TINY_ZSGNET = {

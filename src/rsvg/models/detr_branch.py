@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rsvg.errors import ConfigError
@@ -17,15 +19,16 @@ from rsvg.models.backbones.base import BACKBONE_STRIDE
 from rsvg.models.detr_init import DetrInitReport, init_from_detr
 from rsvg.models.encoders import build_text, build_visual
 from rsvg.models.interface import GroundingModel
-from rsvg.models.mgvlf_layers import visual_padding_mask
+from rsvg.models.mgvlf_layers import ChannelNorm, visual_padding_mask
 from rsvg.models.transformer import Encoder, sine_position_encoding
 
 __all__ = ["DetrBranchModel", "build_detr_branch_model"]
 
 
 class DetrBranchModel(GroundingModel):
-    """A grounding model whose visual tokens come from DETR's visual branch (``cfg`` has ``hidden_dim``, ``heads``,
-    ``ffn_dim``, ``dropout`` and ``visual_encoder_layers``)."""
+    """A grounding model whose visual tokens come from DETR's visual branch (``cfg`` a
+    :class:`~rsvg.models.detr_branch_config.DetrBranchConfig`), with the lite options of its visual and text
+    inputs (``stride16_detail``, ``visual_norm``, ``text_norm``)."""
 
     #: the reference's visual model (CNN, input projection, DETR encoder): its own learning rates
     VISUAL_MODEL = ("backbone.", "input_proj.", "visual_encoder.")
@@ -35,9 +38,14 @@ class DetrBranchModel(GroundingModel):
         self.cfg = cfg
         self.backbone = backbone
         self.text = text_encoder
-        self.feature_channels = int(backbone.out_channels[-1])
+        channels = dict(zip(backbone.strides, backbone.out_channels, strict=True))
+        # model.stride16_detail: each stride-32 cell also carries its 2x2 stride-16 cells as channels
+        self.feature_channels = int(channels[32]) + (4 * int(channels[16]) if cfg.stride16_detail else 0)
         side = -(-cfg.image_size // BACKBONE_STRIDE)
         self.num_visual = side * side
+        self.visual_norm = ChannelNorm(self.feature_channels) if cfg.visual_norm else nn.Identity()
+        self.word_norm = nn.LayerNorm(text_encoder.hidden_size) if cfg.text_norm else nn.Identity()
+        self.sentence_norm = nn.LayerNorm(text_encoder.hidden_size) if cfg.text_norm else nn.Identity()
         self.input_proj = nn.Conv2d(self.feature_channels, cfg.hidden_dim, 1)
         self.visual_encoder = Encoder(cfg.visual_encoder_layers, cfg.hidden_dim, cfg.heads, cfg.ffn_dim, cfg.dropout)
         for p in self.visual_encoder.parameters():  # DETR's _reset_parameters
@@ -57,15 +65,27 @@ class DetrBranchModel(GroundingModel):
                 f"a {h}x{w} feature map does not match the model ({self.num_visual} tokens at model.image_size "
                 f"{self.cfg.image_size})"
             )
-        x = self.input_proj(visual).flatten(2).transpose(1, 2)
+        x = self.input_proj(self.visual_norm(visual)).flatten(2).transpose(1, 2)
         pos = sine_position_encoding(h, w, x.shape[-1], x.device).to(x.dtype).unsqueeze(0)
         padding = visual_padding_mask(padding_mask, h, w)
         x, _ = self.visual_encoder(x, pos, padding)
         return x, pos, padding, (h, w)
 
+    def read_text(
+        self, input_ids: Tensor, attention_mask: Tensor, text_features: tuple[Tensor, Tensor] | None
+    ) -> tuple[Tensor, Tensor]:
+        """The word features ``(B, Nt, C)`` and the sentence feature ``(B, C)`` of the text encoder (or of
+        ``text_features``, a cache of them), each through its LayerNorm with ``model.text_norm``."""
+        words, sentence = self.text(input_ids, attention_mask) if text_features is None else text_features
+        return self.word_norm(words), self.sentence_norm(sentence)
+
     def encode_image(self, image: Tensor, backbone: nn.Module | None = None) -> Tensor:
-        """The backbone's stride-32 map of the normalised ``image``."""
-        return (backbone or self.backbone)(image)[-1]
+        """The backbone's stride-32 map of the normalised ``image`` (with ``model.stride16_detail``, its stride-16
+        map folded in by space-to-depth)."""
+        maps = (backbone or self.backbone)(image)
+        if not self.cfg.stride16_detail:
+            return maps[-1]
+        return torch.cat([maps[-1], F.pixel_unshuffle(maps[-2], 2)], 1)
 
     def pretrained_parameter_names(self) -> set[str]:
         """The backbone's and the text encoder's loaded parameters, and what a DETR checkpoint initialised."""
@@ -100,7 +120,8 @@ def build_detr_branch_model(
     encoder initialise the visual branch, as both references do; nothing else comes from DETR."""
     if tuple(extra_strides):
         raise ConfigError(f"model.stages: model.arch {cfg.arch} carries no stages")
-    backbone = build_visual(cfg, return_levels=(32,), load_pretrained=load_pretrained)
+    levels = (16, 32) if cfg.stride16_detail else (32,)
+    backbone = build_visual(cfg, return_levels=levels, load_pretrained=load_pretrained)
     text = build_text(
         cfg, sentence="mean", load_pretrained=load_pretrained, text_folder=text_folder, word_layers=cfg.word_layers
     )

@@ -16,9 +16,10 @@ The loss is the reference's: L1 on ``(cx, cy, w, h)`` summed over the four and a
 1 − GIoU averaged over the batch, 1:1. A DETR checkpoint given as ``backbone_weights`` initialises the backbone,
 ``input_proj`` and the visual encoder, as the reference's ``--detr_model`` does (:mod:`rsvg.models.detr_init`).
 
-Three options, off in the paper config, are not TransVG's: ``positions_in_tokens``, ``reg_from_query`` and
-``reg_centre_from_attention`` (:class:`~rsvg.models.transvg_config.TransVGConfig`), what MGVLF's [REG] head needed to
-learn on frozen CPU encoders; the lite config turns them on.
+Six options, off in the paper config, are not TransVG's
+(:class:`~rsvg.models.detr_branch_config.DetrBranchConfig`): what MGVLF's [REG] head needed to learn on frozen CPU
+encoders (``positions_in_tokens``, ``reg_from_query``, ``reg_centre_from_attention``) and how MGVLF's lite config
+reads those encoders (``stride16_detail``, ``visual_norm``, ``text_norm``); the lite config turns them on.
 
 What rsvg does not build: BERT's pooler (590,592 parameters the reference builds and never reads; its
 ``requires_grad`` is on but it gets no gradient), and the reference's ``--dilation`` (a stride-16 map). Where rsvg
@@ -98,7 +99,7 @@ class TransVG(DetrBranchModel):
         x, _, vis_mask, (h, w) = self.visual_tokens(image, image_features, padding_mask)
 
         # 2. linguistic branch (the batch's text may be trimmed to its longest query: positions stay per slot)
-        words, sentence = self.text(input_ids, attention_mask) if text_features is None else text_features
+        words, sentence = self.read_text(input_ids, attention_mask, text_features)
         nt = words.shape[1]
 
         # 3. vision-language encoder

@@ -19,9 +19,10 @@ the four plus ``giou_weight`` × (1 − GIoU), averaged over the batch and summe
 2). A DETR checkpoint given as ``backbone_weights`` initialises the backbone, ``input_proj`` and the encoder, as the
 reference's ``load_weights_path`` does.
 
-Three options, off in the paper configs, are not VLTVG's: ``positions_in_tokens``, ``reg_from_query`` and
-``reg_centre_from_attention`` (:class:`~rsvg.models.vltvg_config.VLTVGConfig`), what MGVLF's [REG] head needed to
-learn on frozen CPU encoders; the lite config turns them on.
+Six options, off in the paper configs, are not VLTVG's
+(:class:`~rsvg.models.detr_branch_config.DetrBranchConfig`): what MGVLF's [REG] head needed to learn on frozen CPU
+encoders (``positions_in_tokens``, ``reg_from_query``, ``reg_centre_from_attention``) and how MGVLF's lite config
+reads those encoders (``stride16_detail``, ``visual_norm``, ``text_norm``); the lite config turns them on.
 
 What rsvg does not build: BERT's pooler (frozen and never read in the reference). Where rsvg differs: DETR's sine
 positions cover the whole grid (the reference's cover each image's unpadded part), a cell is padding only when all
@@ -97,7 +98,7 @@ class VLTVG(DetrBranchModel):
             x = x + pos
 
         # 2. words
-        raw_words, sentence = self.text(input_ids, attention_mask) if text_features is None else text_features
+        raw_words, sentence = self.read_text(input_ids, attention_mask, text_features)
         words = self.bert_proj(raw_words)
         word_pad = attention_mask == 0
 
