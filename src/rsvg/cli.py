@@ -6,6 +6,7 @@ import typer
 
 from rsvg import __version__
 from rsvg.commands.bench import bench_app
+from rsvg.commands.benchmark import benchmark
 from rsvg.commands.build import build
 from rsvg.commands.check_data import check_data
 from rsvg.commands.compare import compare
@@ -51,6 +52,7 @@ app.command("stats")(stats)
 app.command("train")(train)
 app.command("eval")(evaluate)
 app.command("compare")(compare)
+app.command("benchmark")(benchmark)
 app.command("ground")(ground)
 app.command("serve")(serve)
 app.command("review-export")(review_export)

@@ -1,0 +1,104 @@
+"""The rows of the paper's Table II benchmark: every method line of the table, MGVLF and its baseline (a), each with
+the config a GPU user trains (``paper``) and the one a CPU runs (``lite``), and the figures the paper reports for it
+on DIOR-RSVG's test split.
+
+The figures are the paper's (Zhan et al., "RSVG: Exploring Data and Models for Visual Grounding on Remote Sensing
+Data", IEEE TGRS 2023): Table II for the methods and MGVLF ("Ours"), Table III for baseline (a), which reports its
+Pr@0.5 alone. They are shown beside a row only when the data is DIOR-RSVG's official split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rsvg.metrics import METRIC_NAMES
+
+__all__ = ["ROWS", "Row", "rows_named"]
+
+
+def _figures(*values: float) -> dict[str, float]:
+    return dict(zip(METRIC_NAMES, values, strict=True))
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the benchmark.
+
+    Attributes:
+        name: the row's name on the command line (``--methods``) and its folder.
+        method, venue, visual, language: as Table II prints them.
+        paper_config: the config file of the paper variant.
+        lite_config: the config of the lite variant (frozen CPU encoders), ``None`` where the method has none.
+        lite_overrides: options set on top of ``lite_config`` (e.g. the LSTM instead of the frozen text encoder).
+        lite_note: why a row has no lite variant, or how its lite variant differs beyond the encoders.
+        paper: the paper's figures on DIOR-RSVG's test split (the seven metrics; Table III gives baseline (a) its
+            Pr@0.5 alone).
+    """
+
+    name: str
+    method: str
+    venue: str
+    visual: str
+    language: str
+    paper_config: str
+    lite_config: str | None
+    lite_overrides: tuple[str, ...] = ()
+    lite_note: str = ""
+    paper: dict[str, float] = field(default_factory=dict)
+
+    def config(self, variant: str) -> tuple[str, tuple[str, ...]] | None:
+        """The config file and overrides of ``variant`` (``paper`` or ``lite``); ``None``: no such variant."""
+        if variant == "paper":
+            return self.paper_config, ()
+        if variant == "lite":
+            return (self.lite_config, self.lite_overrides) if self.lite_config is not None else None
+        raise ValueError(f"unknown variant {variant!r}: paper or lite")
+
+
+_LSTM = ("model.text=lstm", "model.freeze_text_encoder=false")
+
+#: Table II's lines in its order, then MGVLF ("Ours") and its baseline (a)
+ROWS: tuple[Row, ...] = (
+    Row("zsgnet_vgg16", "ZSGNet", "ICCV'19", "VGG16", "BiLSTM", "configs/zsgnet_vgg16.yaml", None,
+        lite_note="no lite variant: VGG16 has no weights that ship offline; zsgnet_r50's lite row stands for ZSGNet",
+        paper=_figures(48.12, 43.79, 36.82, 25.04, 6.62, 40.23, 46.11)),
+    Row("zsgnet_r50", "ZSGNet", "ICCV'19", "ResNet-50", "BiLSTM", "configs/zsgnet_r50.yaml", "configs/zsgnet_lite.yaml",
+        paper=_figures(51.67, 48.13, 42.30, 32.41, 10.15, 44.12, 51.65)),
+    Row("faoa_nocoord", "FAOA-no Spatial", "ICCV'19", "DarkNet-53", "BERT", "configs/faoa_bert_nocoord.yaml",
+        "configs/faoa_lite.yaml", ("model.coordmap=false",),
+        paper=_figures(63.63, 61.20, 56.92, 50.15, 38.83, 57.53, 62.66)),
+    Row("faoa_bert", "FAOA", "ICCV'19", "DarkNet-53", "BERT", "configs/faoa_bert.yaml", "configs/faoa_lite.yaml",
+        paper=_figures(67.21, 64.18, 59.23, 50.87, 34.44, 59.76, 63.14)),
+    Row("faoa_lstm", "FAOA", "ICCV'19", "DarkNet-53", "LSTM", "configs/faoa_lstm.yaml", "configs/faoa_lite.yaml",
+        (*_LSTM, "model.lstm_dropout=0.2"), paper=_figures(70.86, 67.37, 62.04, 53.19, 36.44, 62.86, 67.28)),
+    Row("resc_bert", "ReSC", "ECCV'20", "DarkNet-53", "BERT", "configs/resc_bert.yaml", "configs/resc_lite.yaml",
+        paper=_figures(72.71, 68.92, 63.01, 53.70, 33.37, 64.24, 68.10)),
+    Row("lbyl_lstm", "LBYL-Net", "CVPR'21", "DarkNet-53", "LSTM", "configs/lbyl_lstm.yaml", "configs/lbyl_lite.yaml",
+        _LSTM, paper=_figures(73.29, 69.92, 63.97, 48.07, 16.60, 65.86, 75.45)),
+    Row("lbyl_bert", "LBYL-Net", "CVPR'21", "DarkNet-53", "BERT", "configs/lbyl_bert.yaml", "configs/lbyl_lite.yaml",
+        paper=_figures(73.78, 69.22, 65.56, 47.89, 15.69, 65.92, 76.37)),
+    Row("transvg", "TransVG", "ICCV'21", "ResNet-50", "BERT", "configs/transvg_r50.yaml", "configs/transvg_lite.yaml",
+        paper=_figures(72.41, 67.38, 60.05, 49.10, 27.84, 63.56, 76.27)),
+    Row("vltvg_r50", "VLTVG", "CVPR'22", "ResNet-50", "BERT", "configs/vltvg_r50.yaml", "configs/vltvg_lite.yaml",
+        paper=_figures(69.41, 65.16, 58.44, 46.56, 24.37, 59.96, 71.97)),
+    Row("vltvg_r101", "VLTVG", "CVPR'22", "ResNet-101", "BERT", "configs/vltvg_r101.yaml", None,
+        lite_note="no lite variant: the lite encoders replace the ResNet this row differs by; vltvg_r50's lite row "
+        "stands for VLTVG", paper=_figures(75.79, 72.22, 66.33, 55.17, 33.11, 66.32, 77.85)),
+    Row("mgvlf", "MGVLF (Ours)", "TGRS'23", "ResNet-50", "BERT", "configs/mgvlf_dior.yaml",
+        "configs/mgvlf_lite_reg.yaml", paper=_figures(76.78, 72.68, 66.74, 56.42, 35.07, 68.04, 78.41)),
+    Row("baseline_a", "baseline (a)", "TGRS'23", "ResNet-50", "BERT", "configs/ablation_a_transvg.yaml",
+        "configs/mgvlf_lite_reg_baseline.yaml", paper={"Pr@0.5": 72.41}),
+)  # fmt: skip
+
+
+def rows_named(methods: str) -> list[Row]:
+    """The rows ``--methods`` names: ``all``, or names separated by commas (in Table II's order whatever the order
+    given); an unknown name is refused with the list of known ones."""
+    if methods.strip() == "all":
+        return list(ROWS)
+    wanted = [m.strip() for m in methods.split(",") if m.strip()]
+    known = [row.name for row in ROWS]
+    unknown = [m for m in wanted if m not in known]
+    if unknown or not wanted:
+        raise ValueError(f"--methods: unknown {', '.join(unknown) or '(none given)'}; known: all, {', '.join(known)}")
+    return [row for row in ROWS if row.name in wanted]
