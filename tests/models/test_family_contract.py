@@ -94,6 +94,15 @@ TINY_TRANSVG = {
     "visual_encoder_layers": 1,
     "vl_layers": 1,
 }
+# the options TransVG's and VLTVG's lite configs turn on (src/rsvg/models/detr_branch_config.py)
+DETR_LITE_OPTIONS = {
+    "positions_in_tokens": True,
+    "reg_from_query": True,
+    "reg_centre_from_attention": True,
+    "stride16_detail": True,
+    "visual_norm": True,
+    "text_norm": True,
+}
 TINY_CONFIGS["transvg"] = {
     "paper": TINY_TRANSVG,
     "lite": {
@@ -101,12 +110,7 @@ TINY_CONFIGS["transvg"] = {
         "freeze_backbone": True,
         "freeze_text_encoder": True,
         "visual_encoder_layers": 0,
-        "positions_in_tokens": True,
-        "reg_from_query": True,
-        "reg_centre_from_attention": True,
-        "stride16_detail": True,
-        "visual_norm": True,
-        "text_norm": True,
+        **DETR_LITE_OPTIONS,
     },
 }
 TINY_VLTVG = {**TINY_TRANSVG, "image_size": 96, "decoder_stages": 2}
@@ -118,12 +122,7 @@ TINY_CONFIGS["vltvg"] = {
         "freeze_backbone": True,
         "freeze_text_encoder": True,
         "decoder_stages": 1,
-        "positions_in_tokens": True,
-        "reg_from_query": True,
-        "reg_centre_from_attention": True,
-        "stride16_detail": True,
-        "visual_norm": True,
-        "text_norm": True,
+        **DETR_LITE_OPTIONS,
     },
 }
 TINY_ZSGNET = {

@@ -97,6 +97,20 @@ def attention_loss(attention: Tensor, boxes: Tensor) -> Tensor:
     return -(target * attention.float().clamp(min=1e-8).log()).flatten(1).sum(1).mean()
 
 
+def add_attention_terms(
+    losses: dict[str, Tensor], maps: list[Tensor | None], target: Tensor, cfg: LossConfig
+) -> dict[str, Tensor]:
+    """``losses`` plus ``reg_attention_weight`` × the sum of :func:`attention_loss` over the attention ``maps``
+    (one per box the model reads from where a query looks); ``"attention"`` reports the last map's, detached."""
+    if not maps or any(m is None for m in maps):
+        raise ValueError("loss.reg_attention_weight needs the attention map the box is read from: run with "
+                         "need_attention")  # fmt: skip
+    terms = [attention_loss(m, target) for m in maps if m is not None]
+    losses["loss"] = losses["loss"] + cfg.reg_attention_weight * torch.stack(terms).sum()
+    losses["attention"] = terms[-1].detach()
+    return losses
+
+
 def centre_cells(boxes: Tensor, height: int, width: int) -> Tensor:
     """``(B,)`` flat index ``i * width + j`` of the grid cell that holds each normalised box's centre."""
     cx = (boxes[:, 0] + boxes[:, 2]) / 2

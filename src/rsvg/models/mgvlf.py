@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from rsvg.models.backbones.base import BACKBONE_STRIDE
 from rsvg.models.detr_init import DetrInitReport
 from rsvg.models.interface import GroundingModel
-from rsvg.models.loss import LossConfig, attention_loss, cell_losses, grounding_loss
+from rsvg.models.loss import LossConfig, add_attention_terms, cell_losses, grounding_loss
 from rsvg.models.mgvlf_config import MGVLFConfig
 from rsvg.models.mgvlf_layers import (
     ChannelNorm,
@@ -286,11 +286,7 @@ class MGVLF(GroundingModel):
         else:
             losses = grounding_loss(out.boxes, target, cfg)
         if self.needs_attention(cfg):
-            if out.attention is None:
-                raise ValueError("loss.reg_attention_weight needs the [REG] attention map: run with need_attention")
-            attention = attention_loss(out.attention, target)
-            losses["loss"] = losses["loss"] + cfg.reg_attention_weight * attention
-            losses["attention"] = attention.detach()
+            add_attention_terms(losses, [out.attention], target, cfg)
         return losses
 
     # --- optimiser groups and the stages ---------------------------------------------------------------------

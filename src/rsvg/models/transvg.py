@@ -38,7 +38,7 @@ from torch import Tensor, nn
 
 from rsvg.models.detr_branch import DetrBranchModel
 from rsvg.models.heads import box_from_attention, corners
-from rsvg.models.loss import LossConfig, attention_loss, centre_size_loss
+from rsvg.models.loss import LossConfig, add_attention_terms, centre_size_loss
 from rsvg.models.outputs import GroundingOutput
 from rsvg.models.transformer import Encoder
 from rsvg.models.transvg_config import TransVGConfig
@@ -142,9 +142,5 @@ class TransVG(DetrBranchModel):
         target = batch["box"].float() / self.image_size
         losses = centre_size_loss(out.boxes, target, cfg)
         if self.needs_attention(cfg):
-            if out.attention is None:
-                raise ValueError("loss.reg_attention_weight needs the [REG] attention map: run with need_attention")
-            attention = attention_loss(out.attention, target)
-            losses["loss"] = losses["loss"] + cfg.reg_attention_weight * attention
-            losses["attention"] = attention.detach()
+            add_attention_terms(losses, [out.attention], target, cfg)
         return losses

@@ -40,7 +40,7 @@ from torch import Tensor, nn
 
 from rsvg.models.detr_branch import DetrBranchModel
 from rsvg.models.heads import box_from_attention, corners
-from rsvg.models.loss import LossConfig, attention_loss, centre_size_loss
+from rsvg.models.loss import LossConfig, add_attention_terms, centre_size_loss
 from rsvg.models.outputs import GroundingOutput
 from rsvg.models.transvg import MLP
 from rsvg.models.vltvg_config import VLTVGConfig
@@ -149,10 +149,6 @@ class VLTVG(DetrBranchModel):
         terms = [centre_size_loss(pred, target, cfg) for pred in stages]
         losses = {**terms[-1], "loss": torch.stack([t["loss"] for t in terms]).sum()}
         if self.needs_attention(cfg):
-            if out.attention is None:
-                raise ValueError("loss.reg_attention_weight needs the stages' attention: run with need_attention")
-            looks = [*out.extra["stage_attention"].unbind(1), out.attention]
-            attention = [attention_loss(a, target) for a in looks]
-            losses["loss"] = losses["loss"] + cfg.reg_attention_weight * torch.stack(attention).sum()
-            losses["attention"] = attention[-1].detach()
+            looks = [*out.extra["stage_attention"].unbind(1)] if "stage_attention" in out.extra else []
+            add_attention_terms(losses, [*looks, out.attention], target, cfg)
         return losses
