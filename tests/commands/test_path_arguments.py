@@ -53,6 +53,8 @@ BASE: dict[str, list[tuple[str, str]]] = {
     "train": [("--config", "configs/mgvlf_lite.yaml"), ("--data", "{data}"), ("--out", "{new}")],
     "eval": [("--checkpoint", "{ckpt}"), ("--data", "{data}"), ("--out", "{new}"), ("--workers", "0")],
     "compare": [("first", "{pred}"), ("second", "{pred}"), ("--json", "{new}/compare.json")],
+    "benchmark": [("data", "{data}"), ("--out", "{new}"), ("--methods", "mgvlf"), ("--variant", "lite"),
+                  ("--dry-run", "")],
     "ground": [
         ("--checkpoint", "{ckpt}"),
         ("image", "{image}"),
