@@ -214,7 +214,9 @@ def test_the_held_epochs_leave_the_visual_and_text_groups_untouched(tmp_path):
     root = make_official_dataset(tmp_path / "data")
     overrides = [f"model.{k}={v}" for k, v in TINY.items() if k != "arch"]
     overrides += [f"data.root={root}", "data.augment=null", "data.workers=0", "train.epochs=2", "train.batch_size=2"]
-    overrides += ["train.freeze_epochs=1", "model.text_encoder=minilm", "train.channels_last=false"]
+    # the reference's groups (the lite config trains its new visual layers at lr: lr_groups loaded)
+    overrides += ["train.freeze_epochs=1", "train.lr_groups=reference", "model.text_encoder=minilm"]
+    overrides += ["train.channels_last=false"]
     overrides += ["model.freeze_backbone=false", "model.freeze_text_encoder=false"]
     cfg = load_config("configs/vltvg_lite.yaml", overrides)
     trainer = Trainer(cfg, tmp_path / "run")
