@@ -15,13 +15,11 @@ from pathlib import Path
 
 from rsvg.benchmark.rows import Row
 from rsvg.config import load_config
+from rsvg.data.dior_rsvg import SPLITS, read_split_file
 from rsvg.demo.stamps import make_key
+from rsvg.errors import DatasetError
 
 __all__ = ["OFFICIAL_SIZES", "RowPlan", "data_fingerprint", "is_official_split", "plan_rows"]
-
-#: the split files a grounding dataset holds
-SPLITS = ("train", "val", "test")
-
 
 def data_fingerprint(root: Path) -> str:
     """A hash of what a benchmark reads from the dataset ``root``: its split files' contents and, for every
@@ -112,10 +110,9 @@ def is_official_split(root: Path) -> bool:
     disjoint and together cover the indices 0..38319."""
     seen: set[int] = set()
     for split, size in OFFICIAL_SIZES.items():
-        path = root / f"{split}.txt"
         try:
-            indices = {int(line) for line in path.read_text().split()}
-        except (OSError, ValueError):
+            indices = set(read_split_file(root / f"{split}.txt"))
+        except DatasetError:  # missing, or not a list of indices
             return False
         if len(indices) != size or seen & indices:
             return False

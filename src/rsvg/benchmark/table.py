@@ -81,13 +81,14 @@ def _cell(value: Any, digits: int = 2) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-def _markdown(table: dict[str, Any]) -> str:
+def _cells(table: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The table's header and its rows as text cells, what both the Markdown and the HTML show."""
     official = table["official_split"]
     head = ["method", "venue", "visual", "language", *METRIC_NAMES, "params (M)", "train min", "ms/expr",
             "vs MGVLF (p)"]  # fmt: skip
     if official:
         head.append("paper Pr@0.5 (Δ)")
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = []
     for r in table["rows"]:
         m = r["metrics"]
         params = f"{r['parameters'] / 1e6:.1f}" if r.get("parameters") else "—"
@@ -101,10 +102,17 @@ def _markdown(table: dict[str, Any]) -> str:
             paper = r.get("paper", {}).get("Pr@0.5")
             diff = r.get("difference", {}).get("Pr@0.5")
             cells.append(f"{paper:.2f} ({diff:+.2f})" if paper is not None and diff is not None else _cell(paper))
-        lines.append("| " + " | ".join(cells) + " |")
+        rows.append(cells)
     for name, values in table["query_blind"].items():
         cells = [name, "", "", "query-blind", *(_cell(values.get(k)) for k in METRIC_NAMES), "", "", "", ""]
-        lines.append("| " + " | ".join(cells + ([""] if official else [])) + " |")
+        rows.append(cells + ([""] if official else []))
+    return head, rows
+
+
+def _markdown(table: dict[str, Any]) -> str:
+    head, rows = _cells(table)
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -138,9 +146,7 @@ def _figure(table: dict[str, Any]) -> str:
 
 
 def _html(table: dict[str, Any], title: str) -> str:
-    md = _markdown(table).splitlines()
-    header = [c.strip() for c in md[0].strip("|").split("|")]
-    body = [[c.strip() for c in line.strip("|").split("|")] for line in md[2:]]
+    header, body = _cells(table)
     cells = "".join(f"<th>{html.escape(c)}</th>" for c in header)
     rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in body)
     note = ("The paper's figures (Zhan et al., IEEE TGRS 2023, Tables II and III) stand beside each row: the data is "
