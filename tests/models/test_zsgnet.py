@@ -105,6 +105,14 @@ def test_the_vgg16_model_reads_six_maps_and_every_parameter_learns(vgg_model):
     vgg_model.zero_grad(set_to_none=True)
 
 
+def test_a_dead_conv4_3_cell_stays_finite(vgg_model):
+    conv4_3 = torch.rand(1, 512, 38, 38)
+    conv4_3[..., 0, 0] = 0  # every channel zero after the ReLU
+    with torch.no_grad():
+        maps = vgg_model.neck([conv4_3, torch.rand(1, 1024, 19, 19)])
+    assert all(torch.isfinite(m).all() for m in maps)
+
+
 def test_the_vgg16_model_gives_the_same_boxes_from_its_cached_maps():
     # conv4_3 and conv7 folded into one stride-32 map and unfolded again (what a frozen trunk's feature cache holds)
     options = {"arch": "zsgnet", "backbone": "vgg16", "vocabulary": VOCABULARY, "word_vectors": "random"}

@@ -89,7 +89,8 @@ class SSDExtras(nn.Module):
 
     def forward(self, maps: Sequence[Tensor]) -> list[Tensor]:
         conv4_3, x = maps
-        sources = [conv4_3 / conv4_3.norm(dim=1, keepdim=True), x]
+        # a cell whose channels are all zero after the ReLU stays zero (the reference's division gives NaN there)
+        sources = [conv4_3 / conv4_3.norm(dim=1, keepdim=True).clamp(min=1e-12), x]
         for k, layer in enumerate(self.extras):
             x = F.relu(layer(x))
             if k % 2:
