@@ -87,6 +87,10 @@ class TrainConfig:
     log_every: int = 10  # steps
     cache_backbone_features: bool = True  # frozen backbone and no augmentation: compute each image's map once
     feature_cache_max_gb: float = 8.0  # above this estimate the cache is skipped
+    # a folder where the cached maps are also kept, for later runs with the same frozen backbone and images
+    # (rsvg.engine.feature_store); empty: kept in memory for this run only. Where, not what: not part of a run's
+    # identity (a run resumes with another folder)
+    feature_cache_dir: str = ""
     channels_last: bool = True
     compile: bool = False
     deterministic: bool = True  # exact repeats and resumes (rsvg.engine.determinism)

@@ -59,6 +59,7 @@ from rsvg.engine.checkpoint import (
 from rsvg.engine.determinism import apply_determinism
 from rsvg.engine.evaluate import eval_loader, metrics_from_rows, predict_all, write_predictions
 from rsvg.engine.feature_cache import cache_bytes, compute_image_features
+from rsvg.engine.feature_store import feature_key, load_features, matches, save_features
 from rsvg.engine.optim import PRETRAINED_GROUPS, build_optimizer, build_scheduler, describe_groups
 from rsvg.engine.run_data import fit_to_training_split, training_sets
 from rsvg.engine.sampler import ResumableShardedSampler
@@ -175,21 +176,35 @@ class Trainer:
             )
             return
         t0 = time.perf_counter()
-        features = compute_image_features(
+        compute = functools.partial(
+            compute_image_features,
             self.model,
-            samples,
-            self.device,
+            device=self.device,
             batch_size=cfg.train.eval_batch_size,
             channels_last=cfg.train.channels_last,
         )
+        folder = Path(cfg.train.feature_cache_dir) if cfg.train.feature_cache_dir else None
+        key = feature_key(self.model, samples) if folder is not None else ""
+        features = load_features(folder, key) if folder is not None else None
+        if features is not None:
+            # the key does not see how the family reads the backbone: one image computed afresh must agree
+            probe = samples[0].image_id
+            if probe in features and matches(features[probe], compute([samples[0]])[probe]):
+                what = f"loaded the frozen backbone's features of {n_images} images from {folder}"
+            else:
+                self.console.print(f"{folder}: the stored features of this key differ from this model's: recomputed",
+                                   highlight=False)  # fmt: skip
+                features = None
+        if features is None:
+            features = compute(samples)
+            what = f"cached the frozen backbone's features of {n_images} images ({size / 2**20:.0f} MiB)"
+            if folder is not None and dist.is_main():
+                save_features(folder, key, features)
+                what += f", kept in {folder}"
         for ds in (self.train_set, self.val_set):
             ds.load_images, ds.image_features = False, features
         self.image_features = features
-        self.console.print(
-            f"cached the frozen backbone's features of {n_images} images ({size / 2**20:.0f} MiB) in "
-            f"{time.perf_counter() - t0:.1f} s",
-            highlight=False,
-        )
+        self.console.print(f"{what} in {time.perf_counter() - t0:.1f} s", highlight=False)
 
     def _encode_queries(self) -> None:
         """A frozen text encoder: encode every training and validation query once, up front and in a fixed order,
@@ -224,9 +239,12 @@ class Trainer:
         if not isinstance(meta.get("run"), dict):
             raise CheckpointError(f"{path / 'config.json'} has no run config ('run'): {_RECOVER}")
         saved = config_from_dict(meta["run"], str(path / "config.json"))
-        if replace(saved, train=replace(saved.train, epochs=self.cfg.train.epochs)) != self.cfg:
+        # train.epochs may grow; train.feature_cache_dir says where maps are kept, not what the run is
+        same = replace(saved.train, epochs=self.cfg.train.epochs, feature_cache_dir=self.cfg.train.feature_cache_dir)
+        if replace(saved, train=same) != self.cfg:
             raise ValueError(
-                f"--resume: the config differs from the one {path} was trained with (only train.epochs may change)"
+                f"--resume: the config differs from the one {path} was trained with (only train.epochs and "
+                "train.feature_cache_dir may change)"
             )
         return path, load_weights(path), load_training_state(path)
 
