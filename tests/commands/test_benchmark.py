@@ -51,6 +51,11 @@ def test_every_table_ii_line_has_a_row():
         assert row.lite_config is not None or row.lite_note
         assert row.paper["Pr@0.5"] > 40
     assert [r.name for r in rows_named("mgvlf, faoa_bert")] == ["faoa_bert", "mgvlf"]  # Table II's order
+    # the encoders printed are those the variant trains with
+    lbyl_lstm = rows_named("lbyl_lstm")[0]
+    assert lbyl_lstm.encoders("paper") == ("DarkNet-53", "LSTM")
+    assert lbyl_lstm.encoders("lite") == ("EfficientNet-Lite0", "LSTM")
+    assert rows_named("mgvlf")[0].encoders("lite") == ("EfficientNet-Lite0", "MiniLM")
     with pytest.raises(ValueError, match="unknown nope; known: all, zsgnet_vgg16"):
         rows_named("faoa_bert,nope")
 
@@ -62,7 +67,8 @@ def test_the_dry_run_prints_every_rows_commands_and_runs_nothing(data, tmp_path)
     assert "13 rows, variant lite" in res.output
     assert "zsgnet_vgg16: not run: no lite variant" in res.output
     assert (f"torchrun --nproc_per_node 2 -m rsvg.cli train -c configs/faoa_lite.yaml --data {data} --out "
-            f"{out}/rows/faoa_bert/run --set model.image_size=128") in res.output  # fmt: skip
+            f"{out}/rows/faoa_bert/run --set train.feature_cache_dir={out}/feature_cache --set model.image_size=128"
+            ) in res.output  # fmt: skip
     assert f"rsvg eval --checkpoint {out}/rows/mgvlf/run/best --data {data} --split test" in res.output
     assert not out.exists()
 
@@ -92,10 +98,16 @@ def test_a_two_row_benchmark_end_to_end(first_run):
     assert 0 <= vs["p"] <= 1 and vs["right_only_row"] + vs["right_only_mgvlf"] <= 2
     assert set(table["query_blind"]) == {"blind pick", "prior box"}
     md = (out / "table.md").read_text()
-    assert "| FAOA | ICCV'19 | DarkNet-53 | BERT |" in md and "paper Pr@0.5" not in md and "blind pick" in md
+    assert "| FAOA | ICCV'19 | EfficientNet-Lite0 | MiniLM |" in md and "paper Pr@0.5" not in md and "blind pick" in md
     page = (out / "table.html").read_text()
     assert "<svg" in page and "not DIOR-RSVG's official split" in page and "faoa_bert" in page
     assert "[2/2] mgvlf: done" in res.output
+    # the progress table before each row: what is finished, what runs, and (after the first) an estimate
+    assert "benchmark: 0 of 2 rows finished" in res.output and "estimate after the first row" in res.output
+    assert "benchmark: 1 of 2 rows finished" in res.output and "min left" in res.output
+    # each row kept its frozen backbone's maps in the shared folder (two families: two sets)
+    assert len(list((out / "feature_cache").glob("features-*.pt"))) == 2
+    assert f"kept in {out / 'feature_cache'}" in (out / "rows" / "faoa_bert" / "train.log").read_text()
 
 
 def test_a_second_run_reuses_every_row(first_run, data):
@@ -106,8 +118,14 @@ def test_a_second_run_reuses_every_row(first_run, data):
     assert "[1/2] faoa_bert: reused" in res.output and "[2/2] mgvlf: reused" in res.output
     assert (out / "rows" / "mgvlf" / "eval" / "metrics.json").stat().st_mtime_ns == before
     # a changed option is another key: that row runs again
+    key = json.loads((out / "rows" / "mgvlf" / "row.json").read_text())["key"]
     plans = plan_rows(rows_named("mgvlf"), "lite", data, out, [*TINY, "train.lr=1e-4"])
-    assert plans[0].key != json.loads((out / "rows" / "mgvlf" / "row.json").read_text())["key"]
+    assert plans[0].key != key
+    # where the shared maps are kept is not part of a row's key
+    moved = plan_rows(rows_named("mgvlf"), "lite", data, out.parent / "elsewhere", TINY)
+    assert moved[0].key == key and f"train.feature_cache_dir={out.parent / 'elsewhere' / 'feature_cache'}" in (
+        moved[0].overrides
+    )
 
 
 def test_an_interrupted_row_resumes_and_a_failed_row_does_not_stop_the_others(first_run, data, tmp_path, monkeypatch):
@@ -117,14 +135,14 @@ def test_an_interrupted_row_resumes_and_a_failed_row_does_not_stop_the_others(fi
     state = json.loads(state_file.read_text())
     state_file.write_text(json.dumps({**state, "status": "running"}))
     # and faoa_bert's training fails
-    real = runner._rsvg_command
+    real = runner.rsvg_argv
 
-    def failing(args, nproc):
+    def failing(args, nproc_per_node=1, python=None):
         if args[0] == "train" and "faoa_bert" in " ".join(args):
             args = [*args, "--set", "train.epochs=0"]
-        return real(args, nproc)
+        return real(args, nproc_per_node, python)
 
-    monkeypatch.setattr(runner, "_rsvg_command", failing)
+    monkeypatch.setattr(runner, "rsvg_argv", failing)
     (out / "rows" / "faoa_bert" / "row.json").unlink()  # faoa_bert runs again
     res = CliRunner().invoke(app, bench_args(data, out))
     assert res.exit_code == 1
@@ -166,3 +184,17 @@ def test_the_paper_columns_appear_only_on_the_official_split(tmp_path):
         write_table(tmp_path / str(on), table, "t")
         md = (tmp_path / str(on) / "table.md").read_text()
         assert ("76.78 (-26.78)" in md) is on and ("paper Pr@0.5" in md) is on
+
+
+def test_the_estimate_is_the_mean_time_of_the_rows_run_times_the_rows_left(data, tmp_path):
+    from rsvg.benchmark.progress import estimate_left, progress_table
+
+    plans = plan_rows(rows_named("zsgnet_vgg16,faoa_bert,resc_bert,mgvlf"), "lite", data, tmp_path, TINY)
+    results = {"zsgnet_vgg16": RowResult("zsgnet_vgg16", "skipped"), "faoa_bert": RowResult("faoa_bert", "done")}
+    assert estimate_left(plans, results, []) is None
+    assert estimate_left(plans, results, [60.0, 120.0]) == 2 * 90.0  # resc_bert and mgvlf left
+    assert estimate_left(plans, {**results, "resc_bert": results["faoa_bert"], "mgvlf": results["faoa_bert"]},
+                         [1.0]) == 0.0  # fmt: skip
+    table = progress_table(plans, results, "resc_bert", 90.0, 180.0)
+    assert table.row_count == 3  # the rows that run; zsgnet_vgg16 has no lite variant
+    assert "1 of 3 rows finished, 1.5 min spent, about 3 min left" in str(table.title)

@@ -19,7 +19,16 @@ from rsvg.data.dior_rsvg import SPLITS, read_split_file
 from rsvg.demo.stamps import make_key
 from rsvg.errors import DatasetError
 
-__all__ = ["OFFICIAL_SIZES", "RowPlan", "data_fingerprint", "is_official_split", "plan_rows"]
+__all__ = [
+    "FEATURE_CACHE",
+    "OFFICIAL_SIZES",
+    "RowPlan",
+    "data_fingerprint",
+    "is_official_split",
+    "plan_rows",
+    "rsvg_argv",
+]
+
 
 def data_fingerprint(root: Path) -> str:
     """A hash of what a benchmark reads from the dataset ``root``: its split files' contents and, for every
@@ -34,6 +43,10 @@ def data_fingerprint(root: Path) -> str:
             for path in sorted((root / folder).iterdir()):
                 digest.update(f"{folder}/{path.name}:{path.stat().st_size};".encode())
     return digest.hexdigest()[:16]
+
+
+#: the folder in a benchmark's output where the rows keep their frozen backbones' maps
+FEATURE_CACHE = "feature_cache"
 
 
 @dataclass
@@ -69,18 +82,28 @@ class RowPlan:
     def commands(self, data: Path, nproc_per_node: int = 1) -> list[str]:
         """The shell commands that run this row alone: its training (under ``torchrun`` with ``nproc_per_node`` >
         1) and its evaluation."""
-        train = ["rsvg", *self.train_args(data)]
-        if nproc_per_node > 1:
-            train = ["torchrun", "--nproc_per_node", str(nproc_per_node), "-m", "rsvg.cli", *train[1:]]
-        return [shlex.join(train), shlex.join(["rsvg", *self.eval_args(data)])]
+        return [
+            shlex.join(rsvg_argv(self.train_args(data), nproc_per_node)),
+            shlex.join(rsvg_argv(self.eval_args(data))),
+        ]
+
+
+def rsvg_argv(args: list[str], nproc_per_node: int = 1, python: str | None = None) -> list[str]:
+    """The command line that runs ``rsvg ARGS``: the ``rsvg`` program, or ``python -m rsvg.cli`` with ``python``
+    given (the benchmark runs its rows with its own interpreter); under ``torchrun`` for ``nproc_per_node`` > 1."""
+    if nproc_per_node > 1:
+        launcher = [python, "-m", "torch.distributed.run"] if python else ["torchrun"]
+        return [*launcher, "--nproc_per_node", str(nproc_per_node), "-m", "rsvg.cli", *args]
+    return [python, "-m", "rsvg.cli", *args] if python else ["rsvg", *args]
 
 
 def plan_rows(
     rows: list[Row], variant: str, data: Path, out: Path, overrides: list[str], seed: int = 0
 ) -> list[RowPlan]:
     """The plan of ``rows`` in ``variant`` on ``data``, each in ``out/rows/NAME``: the row's config with its own
-    overrides, then the benchmark's (``overrides``, e.g. a shorter ``train.epochs`` for every row), then the seed.
-    Every config is loaded, so a bad option fails here, before anything trains."""
+    overrides, the shared feature folder ``out/feature_cache`` (rows with the same frozen backbone compute its maps
+    once, :mod:`rsvg.engine.feature_store`), then the benchmark's ``overrides`` (e.g. a shorter ``train.epochs`` for
+    every row), then the seed. Every config is loaded, so a bad option fails here, before anything trains."""
     fingerprint = data_fingerprint(data)
     plans = []
     for row in rows:
@@ -90,11 +113,12 @@ def plan_rows(
             plans.append(RowPlan(row, variant, None, [], folder, ""))
             continue
         config, own = chosen
-        options = [*own, *overrides, f"train.seed={seed}"]
+        options = [*own, f"train.feature_cache_dir={out / FEATURE_CACHE}", *overrides, f"train.seed={seed}"]
         try:
             resolved = load_config(config, options).to_dict()
         except Exception as exc:  # a config error names the option; say which row it is
             raise ValueError(f"row {row.name} ({config}): {exc}") from exc
+        resolved["train"].pop("feature_cache_dir")  # where maps are kept, not what the row computes
         key = make_key(config=resolved, data=fingerprint, variant=variant, v=1)
         plans.append(RowPlan(row, variant, config, options, folder, key))
     return plans

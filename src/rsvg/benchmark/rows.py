@@ -30,6 +30,8 @@ class Row:
         paper_config: the config file of the paper variant.
         lite_config: the config of the lite variant (frozen CPU encoders), ``None`` where the method has none.
         lite_overrides: options set on top of ``lite_config`` (e.g. the LSTM instead of the frozen text encoder).
+        lite_visual, lite_language: the encoders of the lite variant (frozen EfficientNet-Lite0 and MiniLM unless
+            the row trains its own text encoder).
         lite_note: why a row has no lite variant, or how its lite variant differs beyond the encoders.
         paper: the paper's figures on DIOR-RSVG's test split (the seven metrics; Table III gives baseline (a) its
             Pr@0.5 alone).
@@ -45,6 +47,12 @@ class Row:
     lite_overrides: tuple[str, ...] = ()
     lite_note: str = ""
     paper: dict[str, float] = field(default_factory=dict)
+    lite_visual: str = "EfficientNet-Lite0"
+    lite_language: str = "MiniLM"
+
+    def encoders(self, variant: str) -> tuple[str, str]:
+        """The visual and language encoders ``variant`` trains with, as the table prints them."""
+        return (self.lite_visual, self.lite_language) if variant == "lite" else (self.visual, self.language)
 
     def config(self, variant: str) -> tuple[str, tuple[str, ...]] | None:
         """The config file and overrides of ``variant`` (``paper`` or ``lite``); ``None``: no such variant."""
@@ -63,18 +71,19 @@ ROWS: tuple[Row, ...] = (
         lite_note="no lite variant: VGG16 has no weights that ship offline; zsgnet_r50's lite row stands for ZSGNet",
         paper=_figures(48.12, 43.79, 36.82, 25.04, 6.62, 40.23, 46.11)),
     Row("zsgnet_r50", "ZSGNet", "ICCV'19", "ResNet-50", "BiLSTM", "configs/zsgnet_r50.yaml", "configs/zsgnet_lite.yaml",
-        paper=_figures(51.67, 48.13, 42.30, 32.41, 10.15, 44.12, 51.65)),
+        paper=_figures(51.67, 48.13, 42.30, 32.41, 10.15, 44.12, 51.65), lite_language="BiLSTM"),
     Row("faoa_nocoord", "FAOA-no Spatial", "ICCV'19", "DarkNet-53", "BERT", "configs/faoa_bert_nocoord.yaml",
         "configs/faoa_lite.yaml", ("model.coordmap=false",),
         paper=_figures(63.63, 61.20, 56.92, 50.15, 38.83, 57.53, 62.66)),
     Row("faoa_bert", "FAOA", "ICCV'19", "DarkNet-53", "BERT", "configs/faoa_bert.yaml", "configs/faoa_lite.yaml",
         paper=_figures(67.21, 64.18, 59.23, 50.87, 34.44, 59.76, 63.14)),
     Row("faoa_lstm", "FAOA", "ICCV'19", "DarkNet-53", "LSTM", "configs/faoa_lstm.yaml", "configs/faoa_lite.yaml",
-        (*_LSTM, "model.lstm_dropout=0.2"), paper=_figures(70.86, 67.37, 62.04, 53.19, 36.44, 62.86, 67.28)),
+        (*_LSTM, "model.lstm_dropout=0.2"), paper=_figures(70.86, 67.37, 62.04, 53.19, 36.44, 62.86, 67.28),
+        lite_language="LSTM"),
     Row("resc_bert", "ReSC", "ECCV'20", "DarkNet-53", "BERT", "configs/resc_bert.yaml", "configs/resc_lite.yaml",
         paper=_figures(72.71, 68.92, 63.01, 53.70, 33.37, 64.24, 68.10)),
     Row("lbyl_lstm", "LBYL-Net", "CVPR'21", "DarkNet-53", "LSTM", "configs/lbyl_lstm.yaml", "configs/lbyl_lite.yaml",
-        _LSTM, paper=_figures(73.29, 69.92, 63.97, 48.07, 16.60, 65.86, 75.45)),
+        _LSTM, paper=_figures(73.29, 69.92, 63.97, 48.07, 16.60, 65.86, 75.45), lite_language="LSTM"),
     Row("lbyl_bert", "LBYL-Net", "CVPR'21", "DarkNet-53", "BERT", "configs/lbyl_bert.yaml", "configs/lbyl_lite.yaml",
         paper=_figures(73.78, 69.22, 65.56, 47.89, 15.69, 65.92, 76.37)),
     Row("transvg", "TransVG", "ICCV'21", "ResNet-50", "BERT", "configs/transvg_r50.yaml", "configs/transvg_lite.yaml",

@@ -9,6 +9,7 @@ Each row's state is ``ROW/row.json``, written whole (temporary file, then rename
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -18,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rsvg.benchmark.plan import RowPlan
+from rsvg.benchmark.plan import RowPlan, rsvg_argv
 from rsvg.data.xmlio import atomic_write_text
 
-__all__ = ["RowResult", "run_row"]
+__all__ = ["RowResult", "reusable", "run_row"]
 
 #: lines of a failed step's log kept in its result
 LOG_TAIL = 30
@@ -56,27 +57,28 @@ def _save(plan: RowPlan, result: RowResult) -> None:
     atomic_write_text(plan.folder / "row.json", json.dumps(result.to_dict(), indent=2))
 
 
-def _rsvg_command(args: list[str], nproc_per_node: int) -> list[str]:
-    """The process that runs ``rsvg ARGS`` with this interpreter (under ``torchrun`` for ``nproc_per_node`` > 1)."""
-    if nproc_per_node > 1:
-        torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc_per_node)]
-        return [*torchrun, "-m", "rsvg.cli", *args]
-    return [sys.executable, "-m", "rsvg.cli", *args]
-
-
 def _run_logged(command: list[str], log: Path) -> tuple[int, float]:
     """Run ``command`` with its output appended to ``log``; its exit code and wall seconds."""
     started = time.perf_counter()
     with log.open("a") as out:
         out.write(f"$ {' '.join(command)}\n")
         out.flush()
-        code = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=False).returncode
+        # unbuffered and wide: the log follows the run line by line, one line per message
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "160"}
+        code = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, env=env, check=False).returncode
     return code, time.perf_counter() - started
 
 
 def _tail(log: Path) -> str:
     lines = log.read_text(errors="replace").splitlines() if log.is_file() else []
     return "\n".join(lines[-LOG_TAIL:])
+
+
+def reusable(plan: RowPlan) -> bool:
+    """Whether the row's folder holds a finished row of the same key, with its test predictions."""
+    state = _state(plan)
+    finished = state.get("key") == plan.key and state.get("status") in ("done", "reused")
+    return finished and (plan.eval_dir / "predictions.jsonl").is_file()
 
 
 def run_row(
@@ -90,8 +92,7 @@ def run_row(
     if plan.config is None:
         return RowResult(plan.row.name, "skipped", error=plan.row.lite_note)
     state = _state(plan)
-    finished = state.get("key") == plan.key and state.get("status") in ("done", "reused")
-    if finished and (plan.eval_dir / "predictions.jsonl").is_file():
+    if reusable(plan):
         return RowResult(**{**state, "status": "reused"})
     resume = state.get("key") == plan.key and (plan.run_dir / "last").exists()
     if not resume and plan.folder.exists():  # another key, or nothing to resume: start from an empty folder
@@ -101,8 +102,8 @@ def run_row(
     _save(plan, result)
     log = plan.folder / "train.log"
     say(f"{plan.row.name}: {'resuming' if resume else 'training'} ({plan.config}), log {log}")
-    code, seconds = _run_logged(_rsvg_command([*plan.train_args(data), *(["--resume"] if resume else [])],
-                                              nproc_per_node), log)  # fmt: skip
+    code, seconds = _run_logged(rsvg_argv([*plan.train_args(data), *(["--resume"] if resume else [])],
+                                              nproc_per_node, sys.executable), log)  # fmt: skip
     result.train_seconds += seconds
     if code != 0:
         result.status, result.error = "failed", f"rsvg train exited with {code}:\n{_tail(log)}"
@@ -111,7 +112,7 @@ def run_row(
     log = plan.folder / "eval.log"
     if plan.eval_dir.exists():
         shutil.rmtree(plan.eval_dir)
-    code, result.eval_seconds = _run_logged(_rsvg_command(plan.eval_args(data), 1), log)
+    code, result.eval_seconds = _run_logged(rsvg_argv(plan.eval_args(data), python=sys.executable), log)
     metrics_file = plan.eval_dir / "metrics.json"
     if code != 0 or not metrics_file.is_file():
         result.status, result.error = "failed", f"rsvg eval exited with {code}:\n{_tail(log)}"

@@ -57,9 +57,10 @@ def build_table(
     for plan in plans:
         result = by_name[plan.row.name]
         row = plan.row
+        visual, language = row.encoders(plan.variant)
         entry: dict[str, Any] = {
-            "name": row.name, "method": row.method, "venue": row.venue, "visual": row.visual,
-            "language": row.language, "config": plan.config, "overrides": plan.overrides, "status": result.status,
+            "name": row.name, "method": row.method, "venue": row.venue, "visual": visual,
+            "language": language, "config": plan.config, "overrides": plan.overrides, "status": result.status,
             "metrics": result.metrics, "train_minutes": round(result.train_seconds / 60, 1) if result.metrics else None,
             "eval_ms_per_expression": round(1000 * result.eval_seconds / result.samples, 1) if result.samples else None,
             "error": result.error,

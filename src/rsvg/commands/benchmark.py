@@ -29,8 +29,9 @@ def benchmark(
     its log and the others go on. On DIOR-RSVG's official split the paper's figures stand beside each row.
     """
     from rsvg.benchmark.plan import is_official_split, plan_rows
+    from rsvg.benchmark.progress import estimate_left, progress_table
     from rsvg.benchmark.rows import rows_named
-    from rsvg.benchmark.runner import run_row
+    from rsvg.benchmark.runner import RowResult, reusable, run_row
     from rsvg.benchmark.table import build_table, write_table
     from rsvg.commands.failures import EXIT_BAD_INPUT, report
     from rsvg.output_paths import check_output_folder
@@ -66,31 +67,35 @@ def benchmark(
 
     from rsvg.demo.baselines import blind_pick_baseline, prior_box_baseline
 
-    results = []
+    results: dict[str, RowResult] = {}
+    ran_seconds: list[float] = []  # train + eval seconds of each row that ran in this call
     started = time.perf_counter()
     runnable = [p for p in plans if p.config is not None]
     for plan in plans:
+        if plan.config is not None and not reusable(plan):
+            left = estimate_left(plans, results, ran_seconds)
+            console.print(progress_table(plans, results, plan.row.name, time.perf_counter() - started, left))
         result = run_row(plan, data, nproc_per_node=nproc_per_node, say=lambda m: console.print(m, markup=False))
-        results.append(result)
+        results[plan.row.name] = result
         if plan.config is None:
             continue
-        done = [r for r in results if r.status in ("done", "reused", "failed")]
+        if result.status in ("done", "failed"):
+            ran_seconds.append(result.train_seconds + result.eval_seconds)
         spent = time.perf_counter() - started
-        ran = [r for r in done if r.status != "reused"]
-        left = len(runnable) - len(done)
-        estimate = spent / len(ran) * left if ran and left else 0.0
+        done = sum(1 for p in runnable if p.row.name in results)
+        left = estimate_left(plans, results, ran_seconds)
         score = f"test Pr@0.5 {result.metrics['Pr@0.5']:.2f}" if result.metrics else result.error.splitlines()[0]
         console.print(
-            f"[{len(done)}/{len(runnable)}] {plan.row.name}: {result.status}, {score}; {spent / 60:.1f} min so far"
-            + (f", about {estimate / 60:.0f} min left" if left else ""),
+            f"[{done}/{len(runnable)}] {plan.row.name}: {result.status}, {score}; {spent / 60:.1f} min so far"
+            + (f", about {left / 60:.0f} min left" if left else ""),
             markup=False,
         )
     baselines = {"blind pick": blind_pick_baseline(data), "prior box": prior_box_baseline(data)}
-    table = build_table(plans, results, baselines, official)
+    table = build_table(plans, list(results.values()), baselines, official)
     title = f"Table II on {data.name}, {variant} variant"
     write_table(out, table, title)
     console.print(f"wrote {out / 'table.md'}, {out / 'table.json'} and {out / 'table.html'}", markup=False)
-    failed = [r.name for r in results if r.status == "failed"]
+    failed = [r.name for r in results.values() if r.status == "failed"]
     if failed:
         console.print(f"failed rows (see their logs in {out / 'rows'}): {', '.join(failed)}", style="red", markup=False)
         raise typer.Exit(1)
