@@ -47,6 +47,47 @@ def test_background_inside_a_loose_box_does_not_decide_the_colour() -> None:
     assert scene.objects[0].definite.get("color") == "red"
 
 
+@pytest.mark.parametrize(
+    ("first", "second", "expected"),
+    [
+        ("gray", "black", "gray and black"),
+        ("black", "gray", "gray and black"),  # written in DIOR-RSVG's order whichever covers more
+        ("white", "gray", "white and gray"),
+        ("gray", "white", "white and gray"),
+    ],
+)
+def test_two_colours_named_as_dior_rsvg_names_them(first: str, second: str, expected: str) -> None:
+    hsv = {"gray": [0, 0, 128], "black": [0, 0, 20], "white": [0, 0, 250]}
+    pixels = np.array([hsv[first]] * 55 + [hsv[second]] * 35 + [[110, 200, 200]] * 10, np.uint8)
+    result = classify_pixels(pixels)
+    assert result.color == expected
+    assert expected in result.plausible and {first, second} <= result.plausible
+
+
+@pytest.mark.parametrize(
+    ("pixels", "expected"),
+    [
+        ([[0, 0, 128]] * 75 + [[0, 0, 20]] * 25, "gray"),  # the second colour under 30 %
+        ([[0, 0, 128]] * 45 + [[0, 0, 20]] * 30 + [[110, 200, 200]] * 25, None),  # the pair under 80 %
+        ([[0, 200, 200]] * 60 + [[0, 0, 250]] * 40, "red"),  # a pair DIOR-RSVG does not name
+    ],
+)
+def test_two_colours_need_both_shares_and_a_dior_rsvg_pair(pixels: list, expected: str | None) -> None:
+    assert classify_pixels(np.array(pixels, np.uint8)).color == expected
+
+
+def test_a_two_colour_object_among_one_colour_objects() -> None:
+    img = blank(400)
+    boxes = [draw_rect(img, (40 + 60 * i, 100, 80 + 60 * i, 120), COLORS["white"]) for i in range(3)]
+    x1, y1, x2, y2 = 300, 300, 340, 320
+    draw_rect(img, (x1, y1, x2, y2), COLORS["white"])
+    draw_rect(img, (x1, y1 + 8, x2, y2), COLORS["gray"])  # 60 % of it gray
+    scene = extract_scene(img, [("vehicle", b) for b in [*boxes, (float(x1), float(y1), float(x2), float(y2))]])
+    assert [o.definite.get("color") for o in scene.objects] == ["white", "white", "white", "white and gray"]
+    assert not scene.objects[0].may_be("color", "white and gray")  # all white: not two colours
+    assert scene.objects[3].may_be("color", "white") and scene.objects[3].may_be("color", "gray")
+
+
 def test_mixed_colours_give_no_confident_colour() -> None:
     hsv = np.array([[0, 200, 200]] * 40 + [[110, 200, 200]] * 35 + [[60, 200, 200]] * 25, np.uint8)
     result = classify_pixels(hsv)
@@ -66,26 +107,30 @@ def _geometry(category: str, img: np.ndarray, box: tuple) -> str | None:
     return extract_scene(img, [(category, box)]).objects[0].definite.get("geometry")
 
 
-def test_round_tank_is_round_and_fixed_shapes() -> None:
+def test_round_tank_is_oval_and_fixed_shapes() -> None:
     img = blank(300)
     box = draw_disc(img, 150, 150, 40, COLORS["white"])
-    assert _geometry("storagetank", img, box) == "round"
+    assert _geometry("storagetank", img, box) == "oval"  # DIOR-RSVG's word: it never says "round"
     assert _geometry("tenniscourt", img, box) == "rectangular"
     assert _geometry("airport", img, box) is None
 
 
-def test_disc_measured_by_contours_is_round() -> None:
+def test_disc_measured_by_contours_is_oval() -> None:
     img = blank(300)
     box = draw_disc(img, 150, 150, 30, COLORS["gray"])
-    assert _geometry("chimney", img, box) == "round"
+    assert _geometry("chimney", img, box) == "oval"
 
 
 def test_square_and_rectangular_by_contours() -> None:
     img = blank(300)
     square = draw_rect(img, (40, 40, 90, 90), COLORS["white"])
     rect = draw_rect(img, (150, 150, 230, 195), COLORS["white"])
-    assert _geometry("stadium", img, square) == "square"
-    assert _geometry("stadium", img, rect) == "rectangular"
+    scene = extract_scene(img, [("stadium", square), ("stadium", rect)])
+    # a square is measured but never written (DIOR-RSVG has no "square"): it stays plausibly rectangular, so
+    # "the rectangular stadium" does not single out the other one
+    assert scene.objects[0].definite.get("geometry") is None
+    assert scene.objects[0].plausible["geometry"] == {"square", "rectangular"}
+    assert scene.objects[1].definite.get("geometry") == "rectangular"
 
 
 def test_long_thin_box_is_slender() -> None:
@@ -170,7 +215,7 @@ def test_relative_location(target: tuple, anchor: tuple, word: str | None) -> No
 
 def test_relative_size() -> None:
     assert relative_size((0, 0, 10, 10), (0, 0, 20, 20)) == "smaller"
-    assert relative_size((0, 0, 20, 20), (0, 0, 10, 10)) == "larger"
+    assert relative_size((0, 0, 20, 20), (0, 0, 10, 10)) == "bigger"
     assert relative_size((0, 0, 10, 10), (0, 0, 11, 11)) is None  # similar sizes: nothing is said
 
 

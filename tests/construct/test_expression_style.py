@@ -9,31 +9,26 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rsvg.construct.build import build_dataset
 from rsvg.construct.matching import ExpressionSpec, PhraseSpec
 from rsvg.construct.render import render
 from rsvg.construct.stats import DIOR_RSVG_TEXT, compute_stats
 from rsvg.construct.vocabulary import LOCATION_PHRASES, RELATIVE_LOCATION_PHRASES, RELATIVE_SIZE_PHRASES
 from rsvg.data.dior_rsvg import read_grounding_annotations
 from rsvg.data.spatial_words import remap_query
-from rsvg.synth import write_synthetic_dataset
 
 # wordings DIOR-RSVG never uses for an image location
 NEVER_IN_DIOR_RSVG = ("on the top left", "on the top right", "on the bottom left", "on the bottom right", "at the top")
 
 
 @pytest.fixture(scope="module")
-def synthetic_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    base = tmp_path_factory.mktemp("style")
-    write_synthetic_dataset(base / "scenes", images=160, seed=3)
-    build_dataset(base / "scenes", base / "rsvg", seed=0)
-    stats, _ = compute_stats(base / "rsvg")
-    return base / "rsvg", stats
+def synthetic_build(synthetic_dataset: Path) -> tuple[Path, dict]:
+    stats, _ = compute_stats(synthetic_dataset)
+    return synthetic_dataset, stats
 
 
 def test_length_and_sentences_are_those_of_dior_rsvg(synthetic_build: tuple[Path, dict]) -> None:
     _, stats = synthetic_build
-    assert stats["expressions"] > 600
+    assert stats["expressions"] > 1200
     assert 7.0 <= stats["length"]["mean"] <= 7.9  # DIOR-RSVG: 7.45
     assert 20.0 <= stats["content_percent"]["rel"] <= 30.0  # DIOR-RSVG: 25.5 % relation sentences
     assert stats["content_percent"]["rel+"] <= stats["content_percent"]["rel"]

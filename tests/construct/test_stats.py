@@ -48,6 +48,11 @@ def test_stats_on_a_built_dataset(built: tuple[Path, object], tmp_path: Path) ->
     assert "vehicle" in result["top_words"]["categories"]
     assert sum(result["splits"].values()) == summary.expressions
     assert "| cat+ (%) |" in (tmp_path / "stats" / "stats.md").read_text()
+    # the builder writes only DIOR-RSVG's words
+    assert result["outside_dior_rsvg_vocabulary"]["tokens_percent"] == 0.0
+    assert result["outside_dior_rsvg_vocabulary"]["distinct_percent"] == 0.0
+    row = "| words outside DIOR-RSVG's vocabulary (% of words / of distinct words) | 0.00 / 0.00 | 0 / 0 |"
+    assert row in (tmp_path / "stats" / "stats.md").read_text()
 
 
 def test_stats_without_provenance_reads_attributes_from_text(built: tuple[Path, object], tmp_path: Path) -> None:
@@ -95,6 +100,28 @@ def test_stats_on_the_official_layout(official_dataset: Path, tmp_path: Path) ->
     assert result["relations_by_category_percent"]["ship"]["relative_location"] == 50.0
 
 
+def _counts(outside: dict) -> tuple[int, int, int, int]:
+    return outside["tokens"], outside["tokens_outside"], outside["distinct"], outside["distinct_outside"]
+
+
+def test_words_outside_dior_rsvg_on_a_hand_made_dataset(official_dataset: Path, tmp_path: Path) -> None:
+    # six expressions, 37 words, 20 distinct; DIOR-RSVG never says "round" (its tanks are "oval")
+    result = dataset_stats(official_dataset, tmp_path / "s")
+    outside = result["outside_dior_rsvg_vocabulary"]
+    assert _counts(outside) == (37, 1, 20, 1)
+    assert outside["tokens_percent"] == pytest.approx(100 / 37, abs=0.01)
+    assert outside["distinct_percent"] == 5.0
+    assert outside["top_outside"] == {"round": 1}
+    md = (tmp_path / "s" / "stats.md").read_text()
+    assert "| 2.70 / 5.00 | 0 / 0 |" in md and "Words outside DIOR-RSVG's vocabulary: round (1)." in md
+    # two unknown words where "gray" was: 38 words, 21 distinct, 3 of them outside
+    xml = next(p for p in (official_dataset / "Annotations").glob("*.xml") if "gray vehicle" in p.read_text())
+    xml.write_text(xml.read_text().replace("The gray vehicle", "The grayish gizmo vehicle"))
+    outside = dataset_stats(official_dataset, tmp_path / "t")["outside_dior_rsvg_vocabulary"]
+    assert _counts(outside) == (38, 3, 21, 3)
+    assert outside["top_outside"] == {"round": 1, "grayish": 1, "gizmo": 1}
+
+
 def test_stats_command(built: tuple[Path, object], tmp_path: Path) -> None:
     app = typer.Typer()
     app.command()(stats_command)
@@ -102,6 +129,7 @@ def test_stats_command(built: tuple[Path, object], tmp_path: Path) -> None:
     ok = runner.invoke(app, [str(built[0]), str(tmp_path / "out")])
     assert ok.exit_code == 0, ok.output
     assert (tmp_path / "out" / "stats.md").is_file()
+    assert "not DIOR-RSVG words" in ok.output and "0.00 / 0.00" in ok.output
     missing = runner.invoke(app, [str(tmp_path / "nowhere"), str(tmp_path / "o")])
     assert missing.exit_code == 2 and "nowhere" in missing.output
     empty = tmp_path / "empty"

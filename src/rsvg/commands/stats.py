@@ -23,7 +23,7 @@ def stats(
     Works on datasets built by ``rsvg build`` (attributes from their provenance) and on the official
     DIOR-RSVG (attributes read from the text).
     """
-    from rsvg.construct.stats import dataset_stats
+    from rsvg.construct.stats import dataset_stats, outside_row, outside_words_text
     from rsvg.construct.steps import TEXT_INFERRED_NOTE, steps_label
     from rsvg.construct.vocabulary import LOCATION_PHRASES
     from rsvg.output_paths import check_output_folder
@@ -49,6 +49,7 @@ def stats(
         "min / max length", f"{length['min']} / {length['max']}", f"{paper['length_min']} / {paper['length_max']}"
     )
     table.add_row("vocabulary", str(result["vocabulary"]), str(paper["vocabulary"]))
+    table.add_row("not DIOR-RSVG words (% / % distinct)", outside_row(result), "0 / 0")
     estimated = steps_label(result)
     for step in ("cat+", "att+", "rel+"):
         label = f"{step} (%, {estimated})" if estimated else f"{step} (%)"
@@ -62,6 +63,9 @@ def stats(
             str(share),
         )
     console.print(table)
+    outside = outside_words_text(result)
+    if outside:
+        console.print(outside, highlight=False, markup=False)
     if estimated:
         console.print(TEXT_INFERRED_NOTE, highlight=False)
     console.print(f"wrote {', '.join(result['figures'])}, stats.json and stats.md to {out}")

@@ -3,8 +3,9 @@ analysis (Sec. III-B, Figs. 3 and 4).
 
 Modules, one job each: :mod:`~.sampling` (step 1), :mod:`~.mask`, :mod:`~.color`, :mod:`~.geometry`,
 :mod:`~.location` and :mod:`~.attributes` (step 2), :mod:`~.matching`, :mod:`~.expressions` and
-:mod:`~.render` (step 3), :mod:`~.parsing` (text back to attributes), :mod:`~.split`, :mod:`~.pipeline` and
-:mod:`~.build` (the whole build), :mod:`~.stats` and :mod:`~.figures` (the analysis).
+:mod:`~.render` (step 3), :mod:`~.vocabulary` and :mod:`~.dior_rsvg_words` (the words written: only
+DIOR-RSVG's), :mod:`~.parsing` (text back to attributes), :mod:`~.split`, :mod:`~.pipeline` and :mod:`~.build`
+(the whole build), :mod:`~.stats` and :mod:`~.figures` (the analysis).
 """
 
 from rsvg.construct.attributes import ObjectAttributes, SceneAttributes, extract_scene

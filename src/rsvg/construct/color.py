@@ -28,6 +28,13 @@ Confidence: the colour is the most frequent palette word among the object's pixe
 ``None``. The *plausible* colours (used to keep other objects' expressions unambiguous) are every word with at
 least ``PLAUSIBLE_SHARE`` (15 %) of the pixels, plus the words the dominant colour's median pixel takes when
 moved by H +-4, S +-15 and V +-15 (a light gray near white is plausibly "white").
+
+Two colours: DIOR-RSVG names some objects by two colours, "gray and black" and "white and gray"
+(:data:`~rsvg.construct.vocabulary.TWO_COLORS`). The colour is such a pair, written in DIOR-RSVG's order, when the
+object's two most frequent palette words are that pair, the second covers at least ``TWO_COLOR_SHARE`` (30 %) of
+the pixels and the two together ``TWO_COLOR_TOTAL`` (80 %): a white vehicle whose windows and shaded side take a
+third of its pixels is "white and gray". It replaces the one-colour word (or says a colour where no single word
+reaches 50 %). A pair is plausible for an object when both its colours are.
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ import cv2
 import numpy as np
 
 from rsvg.construct.mask import box_slices
-from rsvg.construct.vocabulary import COLORS
+from rsvg.construct.vocabulary import COLORS, TWO_COLORS, color_parts, two_color_phrase
 from rsvg.data.records import BoxXYXY
 
 MIN_PIXELS = 12
@@ -46,6 +53,8 @@ MIN_MASK_SHARE = 0.15
 CENTRE_CONFIRM_SHARE = 0.25
 MIN_SHARE = 0.50
 PLAUSIBLE_SHARE = 0.15
+TWO_COLOR_SHARE = 0.30
+TWO_COLOR_TOTAL = 0.80
 _JITTER = ((-4, 0, 4), (-15, 0, 15), (-15, 0, 15))
 
 
@@ -53,9 +62,9 @@ _JITTER = ((-4, 0, 4), (-15, 0, 15), (-15, 0, 15))
 class ColorResult:
     """The colour word (``None`` when not confident) and every colour a reader could see in the object."""
 
-    color: str | None
+    color: str | None  # a palette word, or a two-colour phrase such as "gray and black"
     plausible: frozenset[str]  # empty: too few pixels to say anything (any colour is possible)
-    shares: dict[str, float]
+    shares: dict[str, float]  # palette word -> share of the pixels
 
 
 def palette_labels(hsv: np.ndarray) -> np.ndarray:
@@ -101,6 +110,27 @@ def _neighbour_colors(median: np.ndarray) -> set[str]:
     return {COLORS[i] for i in np.unique(palette_labels(grid.astype(np.int16)))}
 
 
+def two_colors(shares: dict[str, float]) -> str | None:
+    """The two-colour phrase the pixel ``shares`` support (see the module docstring), or ``None``."""
+    ranked = sorted(shares.items(), key=lambda kv: (-kv[1], COLORS.index(kv[0])))
+    if len(ranked) < 2:
+        return None
+    (first, p1), (second, p2) = ranked[:2]
+    if p2 < TWO_COLOR_SHARE or p1 + p2 < TWO_COLOR_TOTAL:
+        return None
+    return two_color_phrase(first, second)
+
+
+def with_pairs(plausible: set[str] | frozenset[str]) -> frozenset[str]:
+    """``plausible`` palette words with every two-colour phrase both of whose colours are among them."""
+    return frozenset(plausible) | {" and ".join(pair) for pair in TWO_COLORS if set(pair) <= plausible}
+
+
+def color_share(shares: dict[str, float], color: str) -> float:
+    """The share of the pixels a colour attribute value covers (both colours of a pair)."""
+    return sum(shares.get(part, 0.0) for part in color_parts(color))
+
+
 def classify_pixels(pixels: np.ndarray) -> ColorResult:
     """The colour of a set of HSV pixels (see the module docstring for the rules)."""
     if len(pixels) < MIN_PIXELS:
@@ -111,8 +141,8 @@ def classify_pixels(pixels: np.ndarray) -> ColorResult:
     top = int(np.argmax(counts))
     plausible = {COLORS[i] for i, c in enumerate(counts) if c >= PLAUSIBLE_SHARE}
     plausible |= _neighbour_colors(_median_hsv(pixels[labels == top]))
-    color = COLORS[top] if counts[top] >= MIN_SHARE else None
-    return ColorResult(color, frozenset(plausible), shares)
+    color = two_colors(shares) or (COLORS[top] if counts[top] >= MIN_SHARE else None)
+    return ColorResult(color, with_pairs(plausible), shares)
 
 
 def _centre(hsv: np.ndarray) -> np.ndarray:
@@ -133,5 +163,6 @@ def object_color(rgb: np.ndarray, box: BoxXYXY, mask: np.ndarray | None = None) 
     if n_mask < MIN_PIXELS:
         return ColorResult(None, centre.plausible, centre.shares)
     small = classify_pixels(hsv[mask])
-    confirmed = small.color is not None and centre.shares.get(small.color, 0.0) >= CENTRE_CONFIRM_SHARE
-    return ColorResult(small.color if confirmed else None, small.plausible | centre.plausible, small.shares)
+    confirmed = small.color is not None and color_share(centre.shares, small.color) >= CENTRE_CONFIRM_SHARE
+    plausible = with_pairs(small.plausible | centre.plausible)
+    return ColorResult(small.color if confirmed else None, plausible, small.shares)

@@ -1,12 +1,13 @@
 """Attribute a4: geometry.
 
-* Classes with a fixed shape get it without looking (:data:`FIXED_GEOMETRY`): storage tanks are round,
-  tennis and basketball courts rectangular, ground track fields oval.
+* Classes with a fixed shape get it without looking (:data:`FIXED_GEOMETRY`): storage tanks and ground track
+  fields are oval (DIOR-RSVG's word for its round tanks too: it never says "round"), tennis and basketball courts
+  rectangular.
 * Classes without a describable shape get none (:data:`NO_GEOMETRY`): airport, golf field, harbor,
   expressway service area and toll station, train station, baseball field, airplane, windmill.
 * Every other class is measured (below), and the word is said only when it suits the class
-  (:data:`MEASURED_GEOMETRY`: a vehicle, ship, bridge, dam or overpass may be slender, a chimney round, a
-  stadium round, square or rectangular; nobody calls a car "square"):
+  (:data:`MEASURED_GEOMETRY`: a vehicle, ship, bridge, dam or overpass may be slender, a chimney oval, a
+  stadium oval or rectangular; nobody calls a car "oval"):
 
   - the largest external contour (``cv2.findContours``) of the object mask is *reliable* when its area is at
     least ``MIN_CONTOUR_FILL`` (30 %) of the box area;
@@ -14,18 +15,19 @@
     the contour's minimum-area rectangle when the contour fills that rectangle by 70 %+ and is reliable or
     spans the box (rectangle's long side >= 90 % of the box's longer side, as a slender object lying
     diagonally does: its box is square and mostly background);
-  - ``round`` when the reliable contour has circularity ``4 pi A / P^2`` >= ``ROUND_CIRCULARITY`` (0.80),
+  - ``oval`` (round) when the reliable contour has circularity ``4 pi A / P^2`` >= ``ROUND_CIRCULARITY`` (0.80),
     fills 65-88 % of its box (a disc fills 78.5 %, a square 100 %), a box aspect under 1.25, and its polygon
     approximation (``cv2.approxPolyDP``, tolerance 4 % of the perimeter) has more than 5 vertices;
   - ``square`` / ``rectangular`` when the reliable contour fills its minimum-area rectangle by
     ``RECT_FILL`` (85 %)+ and approximates to 4 vertices: square under aspect ``SQUARE_ASPECT`` (1.2),
-    rectangular from ``RECT_ASPECT`` (1.35) (in between: not said);
+    rectangular from ``RECT_ASPECT`` (1.35) (in between: not said). ``square`` is never written (DIOR-RSVG has no
+    such word, :data:`~rsvg.construct.vocabulary.DESCRIBABLE_GEOMETRIES`): it only keeps "rectangular" from
+    singling out one object among square ones;
   - otherwise none.
 
 Plausible geometry (what a reader might accept): a slender object is also rectangular; a square one also
 rectangular; a rectangular one also slender from aspect 2.1 and square under 1.35. When no shape is measured, every
-word is plausible except ``slender`` under aspect 2.1, ``square`` from aspect 1.5 and ``round`` from box aspect
-1.35.
+word is plausible except ``slender`` under aspect 2.1 and ``square`` from aspect 1.5.
 """
 
 from __future__ import annotations
@@ -36,10 +38,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from rsvg.construct.vocabulary import DESCRIBABLE_GEOMETRIES
 from rsvg.data.records import BoxXYXY
 
 FIXED_GEOMETRY: dict[str, str] = {
-    "storagetank": "round",
+    "storagetank": "oval",
     "tenniscourt": "rectangular",
     "basketballcourt": "rectangular",
     "groundtrackfield": "oval",
@@ -63,8 +66,8 @@ MEASURED_GEOMETRY: dict[str, frozenset[str]] = {
     "bridge": frozenset({"slender"}),
     "dam": frozenset({"slender"}),
     "overpass": frozenset({"slender"}),
-    "chimney": frozenset({"round"}),
-    "stadium": frozenset({"round", "square", "rectangular"}),
+    "chimney": frozenset({"oval"}),
+    "stadium": frozenset({"oval", "rectangular"}),
 }
 MIN_CONTOUR_FILL = 0.30
 SLENDER_ASPECT = 2.5
@@ -127,13 +130,11 @@ def _aspect(box: BoxXYXY) -> float:
     return max(w, h) / max(min(w, h), 1e-9)
 
 
-def _plausible(word: str | None, aspect: float, box_aspect: float) -> frozenset[str]:
+def _plausible(word: str | None, aspect: float) -> frozenset[str]:
     if word is None:
         words = {"rectangular", "oval"}
         if aspect < 1.5:
             words.add("square")
-        if box_aspect < RECT_ASPECT:
-            words.add("round")
         if aspect >= PLAUSIBLE_SLENDER_ASPECT:
             words.add("slender")
         return frozenset(words)
@@ -169,13 +170,13 @@ def object_geometry(category: str, box: BoxXYXY, mask: np.ndarray | None) -> Geo
             and box_aspect < 1.25
             and shape.vertices > 5
         ):
-            word = "round"
+            word = "oval"
         elif shape.rect_fill >= RECT_FILL and shape.vertices == 4:
             if aspect < SQUARE_ASPECT:
                 word = "square"
             elif aspect >= RECT_ASPECT:
                 word = "rectangular"
-    plausible = _plausible(word, aspect, box_aspect)
-    if word not in MEASURED_GEOMETRY.get(category, frozenset({word})):
+    plausible = _plausible(word, aspect)
+    if word not in MEASURED_GEOMETRY.get(category, DESCRIBABLE_GEOMETRIES):
         word = None  # measured, but not a word for this class: still used to tell other objects apart
     return GeometryResult(word, plausible)

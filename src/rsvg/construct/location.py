@@ -23,8 +23,8 @@ by less than ``MAX_OVERLAP`` (30 % of the smaller box). Plausible: left/right/ab
 (35 degrees); every direction when the boxes overlap that much or share a centre.
 
 a7 relative size — ``q = target area / anchor area``: "smaller" when ``q <= 1 / SIZE_RATIO`` (1.5),
-"larger" when ``q >= SIZE_RATIO``; plausible from the factor ``PLAUSIBLE_SIZE_RATIO`` (1.2). "Similar in
-size" is never said (too vague to be unambiguous).
+"bigger" (DIOR-RSVG's word, never "larger") when ``q >= SIZE_RATIO``; plausible from the factor
+``PLAUSIBLE_SIZE_RATIO`` (1.2). "Similar in size" is never said (too vague to be unambiguous).
 """
 
 from __future__ import annotations
@@ -169,15 +169,15 @@ def relative_location_matrices(boxes: Sequence[BoxXYXY]) -> tuple[dict[str, np.n
 
 
 def relative_size_matrices(boxes: Sequence[BoxXYXY]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """``(definite, plausible)``: for "smaller" and "larger", boolean ``[target, anchor]`` matrices."""
+    """``(definite, plausible)``: for "smaller" and "bigger", boolean ``[target, anchor]`` matrices."""
     b = _as_array(boxes)
     area = np.maximum((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), 1e-9)
     q = area[:, None] / area[None, :]
     off_diag = ~np.eye(len(b), dtype=bool)
-    definite = {"smaller": (q <= 1 / SIZE_RATIO) & off_diag, "larger": (q >= SIZE_RATIO) & off_diag}
+    definite = {"smaller": (q <= 1 / SIZE_RATIO) & off_diag, "bigger": (q >= SIZE_RATIO) & off_diag}
     plausible = {
         "smaller": (q < 1 / PLAUSIBLE_SIZE_RATIO) & off_diag,
-        "larger": (q > PLAUSIBLE_SIZE_RATIO) & off_diag,
+        "bigger": (q > PLAUSIBLE_SIZE_RATIO) & off_diag,
     }
     return definite, plausible
 
@@ -189,6 +189,6 @@ def relative_location(target: BoxXYXY, anchor: BoxXYXY) -> str | None:
 
 
 def relative_size(target: BoxXYXY, anchor: BoxXYXY) -> str | None:
-    """Definite a7 word ("smaller" / "larger") for a target box with respect to an anchor box, or ``None``."""
+    """Definite a7 word ("smaller" / "bigger") for a target box with respect to an anchor box, or ``None``."""
     definite, _ = relative_size_matrices([target, anchor])
     return next((w for w, m in definite.items() if m[0, 1]), None)

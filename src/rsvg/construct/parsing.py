@@ -3,8 +3,9 @@
 Used by the statistics on datasets that carry no provenance (the official DIOR-RSVG) and as an independent
 check of generated expressions. Rules: the text is lower-cased and stripped of punctuation; the first relation
 phrase ("on the left of", "smaller than", "above", ...) splits a sentence into target and anchor parts; in each
-part the longest category name found is the category, colour / size / geometry words are own attributes and
-"on/in/at the <cell>" (not followed by "of") is the absolute location.
+part the longest category name found is the category, colour / size / geometry words are own attributes (two
+colours joined by "and", "gray and black", are one colour value) and "on/in/at the <cell>" (not followed by "of")
+is the absolute location.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from rsvg.construct.vocabulary import (
     RELATION_SYNONYMS,
     SIZE_SYNONYMS,
     SIZES,
+    two_color_phrase,
 )
 from rsvg.data.categories import DIOR_CLASSES, natural_name
 
@@ -65,6 +67,7 @@ _LOCATION_RE = re.compile(
     rf"\b(?:on|in|at) the ({_alternation(list(_LOCATION_WORDS))})(?: (?:side|part|corner))?"
     rf"(?: of the (?:image|picture|scene))?\b(?! of\b)"
 )
+_TWO_COLOR_RE = re.compile(rf"\b({_alternation(list(_COLOR_WORDS))}) and ({_alternation(list(_COLOR_WORDS))})\b")
 _IMAGE_RE = re.compile(r"\b(?:of|in) the (?:image|picture|scene)\b")
 _WORD_RE = re.compile(r"[a-z]+(?:-[a-z]+)*")
 
@@ -90,6 +93,12 @@ def parse_phrase(text: str) -> PhraseSpec:
     if loc_match:
         attrs["location"] = _LOCATION_WORDS[loc_match.group(1)]
         text = text[: loc_match.start()] + text[loc_match.end() :]
+    pair = _TWO_COLOR_RE.search(text)
+    if pair:
+        first, second = _COLOR_WORDS[pair.group(1)], _COLOR_WORDS[pair.group(2)]
+        if first != second:  # the pairs the builder writes in its order, others as read ("red and white")
+            attrs["color"] = two_color_phrase(first, second) or f"{first} and {second}"
+            text = text[: pair.start()] + text[pair.end() :]
     categories = _CATEGORY_RE.findall(text)
     category = CATEGORY_SYNONYMS[max(categories, key=len)] if categories else ""
     tokens = text.split()

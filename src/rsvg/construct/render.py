@@ -4,14 +4,17 @@
   colour; the template allows any order, this one reads best), the location after the noun;
 * sentence: ``The/A (att0) (obj0) is a6/a7 the (att1) (obj1)``.
 
-"A" becomes "An" before a vowel. Some canonical words have several surface forms (``large`` / ``big``, see
-:data:`rsvg.construct.vocabulary.SURFACE_FORMS`); the first is written three times out of four.
+Every word written is one of DIOR-RSVG's (:mod:`rsvg.construct.dior_rsvg_words`). DIOR-RSVG never writes "an",
+so a phrase that starts with a vowel always takes "The" ("The airplane", not "An airplane"; nor "A airplane").
+Some canonical words have several surface forms (``small`` / ``little``, see
+:data:`rsvg.construct.vocabulary.SURFACE_FORMS`): each is written in proportion to its count in DIOR-RSVG.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from rsvg.construct.dior_rsvg_words import DIOR_RSVG_WORDS
 from rsvg.construct.matching import ExpressionSpec, PhraseSpec
 from rsvg.construct.vocabulary import (
     LOCATION_PHRASES,
@@ -25,10 +28,14 @@ DEFINITE_ARTICLE_P = 0.7
 
 
 def _word(word: str, rng: np.random.Generator) -> str:
+    """One surface form of a canonical word, drawn with DIOR-RSVG's counts as weights (one draw, only when there
+    is a choice)."""
     forms = surface_forms(word)
-    if len(forms) == 1 or rng.random() < 0.75:
+    if len(forms) == 1:
         return forms[0]
-    return forms[1 + int(rng.integers(len(forms) - 1))]
+    weights = np.array([DIOR_RSVG_WORDS[f] for f in forms], float)
+    pick = int(np.searchsorted(np.cumsum(weights) / weights.sum(), rng.random(), side="right"))
+    return forms[min(pick, len(forms) - 1)]
 
 
 def noun_phrase(phrase: PhraseSpec, rng: np.random.Generator) -> str:
@@ -42,10 +49,10 @@ def noun_phrase(phrase: PhraseSpec, rng: np.random.Generator) -> str:
 
 
 def article(next_word: str, rng: np.random.Generator) -> str:
-    """ "The" (70 %) or "A"/"An"."""
-    if rng.random() < DEFINITE_ARTICLE_P:
-        return "The"
-    return "An" if next_word[:1].lower() in "aeiou" else "A"
+    """ "The" (70 %) or "A"; always "The" before a vowel, since DIOR-RSVG never writes "an" (one draw either way,
+    so the words that follow do not depend on the first letter)."""
+    definite = rng.random() < DEFINITE_ARTICLE_P
+    return "The" if definite or next_word[:1].lower() in "aeiou" else "A"
 
 
 def relation_phrase(kind: str, word: str) -> str:

@@ -12,6 +12,10 @@ Definitions:
 * content (Fig. 3e): ``cat`` / ``att`` / ``rel`` = share of expressions that contain a category word / an own
   attribute of the target / a relation; ``cat+`` / ``att+`` / ``rel+`` = share singled out by that step;
 * length: words (letters, hyphenated words count once); vocabulary: distinct lower-cased words;
+* words outside DIOR-RSVG's vocabulary: the share of the words (every occurrence, and distinct words) that
+  DIOR-RSVG's 38,320 expressions never use (:mod:`rsvg.construct.dior_rsvg_words`); 0 % for DIOR-RSVG itself, and
+  for datasets built here, which write only its words. A model trained on a dataset meets these words nowhere in
+  DIOR-RSVG's queries;
 * box area: fraction of the image area.
 """
 
@@ -26,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from rsvg.construct.dior_rsvg_words import DIOR_RSVG_WORDS
 from rsvg.construct.matching import ExpressionSpec
 from rsvg.construct.parsing import CATEGORY_SYNONYMS, normalize, parse_expression
 from rsvg.construct.pipeline import PROVENANCE_TAG
@@ -170,6 +175,23 @@ def word_groups(records: list[ExpressionRecord]) -> dict[str, Counter]:
     return groups
 
 
+def outside_vocabulary(records: list[ExpressionRecord]) -> dict[str, Any]:
+    """How many of the records' words DIOR-RSVG's expressions never use: occurrences and distinct words, with
+    the most frequent such words."""
+    tokens = Counter(w for r in records for w in r.words)
+    outside = Counter({w: c for w, c in tokens.items() if w not in DIOR_RSVG_WORDS})
+    return {
+        "tokens": tokens.total(),
+        "tokens_outside": outside.total(),
+        "tokens_percent": _share(outside.total(), tokens.total()),
+        "distinct": len(tokens),
+        "distinct_outside": len(outside),
+        "distinct_percent": _share(len(outside), len(tokens)),
+        "dior_rsvg_vocabulary": len(DIOR_RSVG_WORDS),
+        "top_outside": dict(outside.most_common(TOP_WORDS)),
+    }
+
+
 def compute_stats(root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(stats, arrays)``: the JSON-able statistics and the raw values the figures plot."""
     records = collect_records(root)
@@ -229,6 +251,7 @@ def compute_stats(root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             "histogram": {int(k): int(v) for k, v in sorted(Counter(lengths.tolist()).items())},
         },
         "vocabulary": len({w for r in records for w in r.words}),
+        "outside_dior_rsvg_vocabulary": outside_vocabulary(records),
         "box_width_px": _summary(widths),
         "box_height_px": _summary(heights),
         "box_area_fraction": _summary(areas),
@@ -238,6 +261,25 @@ def compute_stats(root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     }
     arrays = {"lengths": lengths, "widths": widths, "heights": heights, "areas": areas, "words": groups}
     return stats, arrays
+
+
+def outside_row(stats: dict[str, Any]) -> str:
+    """ "0.00 / 0.00": the share of words, and of distinct words, outside DIOR-RSVG's vocabulary."""
+    outside = stats["outside_dior_rsvg_vocabulary"]
+    return f"{outside['tokens_percent']:.2f} / {outside['distinct_percent']:.2f}"
+
+
+def outside_words_text(stats: dict[str, Any]) -> str | None:
+    """ "Words outside DIOR-RSVG's vocabulary: larger (133), round (133)", or ``None`` when there are none."""
+    top = stats["outside_dior_rsvg_vocabulary"]["top_outside"]
+    if not top:
+        return None
+    return "Words outside DIOR-RSVG's vocabulary: " + ", ".join(f"{w} ({c})" for w, c in top.items())
+
+
+def _outside_words_line(stats: dict[str, Any]) -> list[str]:
+    text = outside_words_text(stats)
+    return ["", text + "."] if text else []
 
 
 def _markdown(stats: dict[str, Any]) -> str:
@@ -258,6 +300,7 @@ def _markdown(stats: dict[str, Any]) -> str:
         f"| mean length (words) | {length['mean']:.2f} | {paper['length_mean']} |",
         f"| min / max length | {length['min']} / {length['max']} | {paper['length_min']} / {paper['length_max']} |",
         f"| vocabulary | {stats['vocabulary']} | {paper['vocabulary']} |",
+        f"| words outside DIOR-RSVG's vocabulary (% of words / of distinct words) | {outside_row(stats)} | 0 / 0 |",
         *(f"| {step} (%{suffix}) | {content[step]:.2f} | {paper[step]}{paper_suffix} |" for step in STEPS),
         f"| relation sentences (%) | {content['rel']:.2f} | {stats['dior_rsvg_text']['sentences_percent']} |",
         "",
@@ -271,7 +314,9 @@ def _markdown(stats: dict[str, Any]) -> str:
             for w in LOCATIONS
         ),
         "",
-        "DIOR-RSVG's figures here were measured on its published annotations (all 38,320 expressions).",
+        "DIOR-RSVG's figures here were measured on its published annotations (all 38,320 expressions); its "
+        f"vocabulary is their {stats['outside_dior_rsvg_vocabulary']['dior_rsvg_vocabulary']} distinct words.",
+        *_outside_words_line(stats),
         "",
         f"Expressions with provenance: {stats['with_provenance']} of {stats['expressions']} "
         "(the others' attributes are read from the text).",

@@ -1,7 +1,11 @@
 """The words of the generated expressions: one table per attribute, shared by generation and parsing.
 
 Every attribute value is stored under a *canonical word* (the word in provenance and statistics); a few
-canonical words have several surface forms in the text ("large" is written "large" or "big").
+canonical words have several surface forms in the text ("small" is written "small" or "little").
+
+Every word written is one of DIOR-RSVG's (:data:`rsvg.construct.dior_rsvg_words.DIOR_RSVG_WORDS`): its
+comparison is "bigger than" (never "larger than"), its round and elliptic shapes are "oval" (never "round"), it
+has no "square", and it names two colours as "gray and black" or "white and gray".
 
 Attributes (paper Table I): a1 category, a2 ``color``, a3 ``size``, a4 ``geometry``, a5 ``location``
 (absolute), a6 ``relative_location`` and a7 ``relative_size`` (relations to a second object).
@@ -11,13 +15,18 @@ from __future__ import annotations
 
 # a2: the colour palette (see rsvg.construct.color for the HSV boundaries of each word).
 COLORS: tuple[str, ...] = ("red", "orange", "yellow", "green", "blue", "purple", "brown", "white", "gray", "black")
+# a2 with two colours: the pairs DIOR-RSVG names (405 and 270 times), each written in its order ("gray and black",
+# never "black and gray"); the colour step says one when the object's pixels support both (rsvg.construct.color).
+TWO_COLORS: tuple[tuple[str, str], ...] = (("gray", "black"), ("white", "gray"))
 
 # a3: absolute size words, smallest to largest. "medium" is computed but never written (nobody says it).
 SIZES: tuple[str, ...] = ("tiny", "small", "medium", "large", "huge")
 DESCRIBABLE_SIZES: frozenset[str] = frozenset({"tiny", "small", "large", "huge"})
 
-# a4: geometry words.
-GEOMETRIES: tuple[str, ...] = ("round", "oval", "square", "rectangular", "slender")
+# a4: geometry words. "oval" covers round shapes too (DIOR-RSVG says "oval", never "round"); "square" is measured
+# (it keeps other objects' expressions unambiguous) but never written: DIOR-RSVG has no such word.
+GEOMETRIES: tuple[str, ...] = ("oval", "square", "rectangular", "slender")
+DESCRIBABLE_GEOMETRIES: frozenset[str] = frozenset({"oval", "rectangular", "slender"})
 
 # a5: the 3x3 grid of the image, row-major, and how each cell is written after the noun.
 LOCATIONS: tuple[str, ...] = (
@@ -67,8 +76,8 @@ RELATIVE_LOCATION_PHRASES: dict[str, str] = {
 }
 
 # a7: relative size of the target with respect to the anchor.
-RELATIVE_SIZES: tuple[str, ...] = ("smaller", "larger")
-RELATIVE_SIZE_PHRASES: dict[str, str] = {"smaller": "smaller than", "larger": "larger than"}
+RELATIVE_SIZES: tuple[str, ...] = ("smaller", "bigger")
+RELATIVE_SIZE_PHRASES: dict[str, str] = {"smaller": "smaller than", "bigger": "bigger than"}
 
 # Own attributes (a2-a5) in the order adjectives are written before the noun (English order: size, shape,
 # colour); location is written after the noun.
@@ -84,8 +93,11 @@ ATTRIBUTE_SYMBOLS: dict[str, str] = {
     "relative_size": "a7",
 }
 
-# Surface forms written for a canonical word (the first is the most frequent); the generator picks one.
+# Surface forms written for a canonical word (itself first); the generator picks one in proportion to its count
+# among DIOR-RSVG's words (small 2,272 : little 858; slender 1,192 : long 507; large 3,907 : big 7).
 SURFACE_FORMS: dict[str, tuple[str, ...]] = {
+    "small": ("small", "little"),
+    "slender": ("slender", "long"),
     "large": ("large", "big"),
 }
 
@@ -101,8 +113,10 @@ SIZE_SYNONYMS: dict[str, str] = {
     "medium": "medium",
 }
 GEOMETRY_SYNONYMS: dict[str, str] = {
-    "circular": "round",
-    "circle": "round",
+    "round": "oval",
+    "rounded": "oval",
+    "circular": "oval",
+    "circle": "oval",
     "long": "slender",
     "narrow": "slender",
     "elliptical": "oval",
@@ -147,11 +161,25 @@ RELATION_SYNONYMS: dict[str, tuple[str, str]] = {
     "beneath": ("relative_location", "below"),
     "on the bottom of": ("relative_location", "below"),
     "smaller than": ("relative_size", "smaller"),
-    "larger than": ("relative_size", "larger"),
-    "bigger than": ("relative_size", "larger"),
+    "bigger than": ("relative_size", "bigger"),
+    "larger than": ("relative_size", "bigger"),
 }
 
 
 def surface_forms(word: str) -> tuple[str, ...]:
     """The ways a canonical attribute word may be written (itself first)."""
     return SURFACE_FORMS.get(word, (word,))
+
+
+def two_color_phrase(first: str, second: str) -> str | None:
+    """DIOR-RSVG's phrase for an object of colours ``first`` and ``second`` (either order), e.g. "gray and black";
+    ``None`` for a pair it does not name."""
+    for pair in TWO_COLORS:
+        if {first, second} == set(pair) and first != second:
+            return " and ".join(pair)
+    return None
+
+
+def color_parts(word: str) -> tuple[str, ...]:
+    """The palette words of a colour attribute value: ("gray", "black") for "gray and black", ("red",) for "red"."""
+    return tuple(word.split(" and "))
