@@ -217,7 +217,9 @@ def memorised(tmp_path_factory) -> Path:
             "model.emb_size=64",
             "model.out_dim=64",
             "model.ctx_dim=32",
-            "train.epochs=30",
+            # 50 epochs: 30 left the large service area's box on a ship on one CPU's kernels (seed 0); 50 memorise
+            # the four with seeds 0-3 there, from epoch 30 on
+            "train.epochs=50",
             "train.batch_size=4",
             "train.lr=1e-2",
             "train.warmup_steps=5",
