@@ -2,6 +2,7 @@
 and the report opens in a real headless browser with its tables and images."""
 
 import json
+import re
 import shutil
 import subprocess
 
@@ -11,6 +12,7 @@ from rich.console import Console
 from helpers.models import TINY_MODEL
 from rsvg.demo.baselines import blind_pick_baseline, prior_box_baseline
 from rsvg.demo.pipeline import Demo, DemoOptions
+from rsvg.demo.report import format_seconds, loss_terms
 
 TINY = [x for x in TINY_MODEL if not x.startswith("data.")] + ["model.freeze_backbone=true", "train.batch_size=8"]
 
@@ -58,6 +60,44 @@ def test_every_step_runs_and_writes(demo_run):
     assert "model.stages.refine" in text and f"took Pr@0.5 from {before:.2f} %" in text
 
 
+def step_cell(report_text: str, step: str) -> str:
+    """The time column of one step's row in the report's steps table."""
+    match = re.search(rf"<tr><td>{step}</td><td>(.*?)</td>", report_text)
+    assert match, step
+    return match.group(1)
+
+
+def test_the_report_prints_each_steps_measured_time_once(demo_run):
+    out, demo, report = demo_run
+    text = report.read_text()
+    train = demo.result.steps["train"]
+    # the headline's training time is the steps table's, both the train step's measured wall time
+    headline = re.search(r"Training took (.*?) \((\d+) epochs?\)\.", text)
+    assert headline, text[:2000]
+    assert headline.group(1) == step_cell(text, "train") == format_seconds(train["seconds"])
+    assert int(headline.group(2)) == len(json.loads((out / "run" / "history.json").read_text()))
+    # the check step is timed like every other step, and a fast step does not print as 0.0 s
+    assert demo.result.steps["check"]["seconds"] > 0
+    assert step_cell(text, "check") == format_seconds(demo.result.steps["check"]["seconds"]) != "0.0 s"
+    # each stamp keeps its step's time, for the report of a run that reuses the step
+    stamp = json.loads((out / ".stamps" / "train.json").read_text())
+    assert stamp["seconds"] == train["seconds"]
+
+
+def test_the_report_explains_its_pictures(demo_run):
+    out, _, report = demo_run
+    text = report.read_text()
+    # the curve's series are the history's own loss terms (the trainer's, "loss" the weighted sum first)
+    history = json.loads((out / "run" / "history.json").read_text())
+    terms = loss_terms(history)
+    assert terms[0] == "loss" and {"l1", "giou"} <= set(terms)
+    assert all(isinstance(history[0][t], float) for t in terms)
+    # the gallery's legend names the yellow first-look box beside green truth and red answer
+    legend = text[text.index("<h2>Gallery</h2>") : text.index("<figure>")]
+    for words in ("yellow", "first look", "green", "truth", "red", "answer"):
+        assert words in legend
+
+
 def test_test_step_on_the_trainings_cached_features_equals_evaluation_from_the_images(demo_run):
     """The demo's test step reuses the backbone maps the training cached; `rsvg eval` computes them from the
     images: the same predictions up to the cache's float16 rounding."""
@@ -83,13 +123,19 @@ def test_test_step_on_the_trainings_cached_features_equals_evaluation_from_the_i
 
 
 def test_second_run_reuses_and_changed_option_reruns_dependents(demo_run, tmp_path):
-    out, _, _ = demo_run
+    out, first, _ = demo_run
     copy = tmp_path / "out"
     shutil.copytree(out, copy)
     # the same options again: everything is reused ...
-    demo, _ = run_demo(copy)
+    demo, report = run_demo(copy)
     reused = {k for k, s in demo.result.steps.items() if s["reused"]}
     assert reused == {"synth", "build", "stats", "train", "eval", "gallery"}
+    # ... and the report gives the time each reused step took when it ran, the same in headline and table
+    took = format_seconds(first.result.steps["train"]["seconds"])
+    assert demo.result.steps["train"]["ran_seconds"] == first.result.steps["train"]["seconds"]
+    text = report.read_text()
+    assert f"Training took {took} in an earlier run, reused here" in text
+    assert step_cell(text, "train") == f"reused (took {took})"
     # ... and one more epoch re-runs training and what follows it, not the data steps
     opts = DemoOptions(out=copy, images=12, size=256, epochs=2, overrides=TINY, workers=1, gallery=4)
     demo = Demo(opts, Console(quiet=True))

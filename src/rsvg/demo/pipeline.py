@@ -47,7 +47,8 @@ class DemoOptions:
 
 @dataclass
 class DemoResult:
-    steps: dict[str, dict[str, Any]] = field(default_factory=dict)  # step -> {"seconds", "reused", "command"}
+    # step -> {"seconds", "reused", "command"}, and for a reused step "ran_seconds": its time when it ran
+    steps: dict[str, dict[str, Any]] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
@@ -69,14 +70,16 @@ class Demo:
         t0 = time.perf_counter()
         if self.stamps.is_fresh(name, key) and all(p.exists() for p in outputs):
             self.console.print(f"[bold]{name}[/bold]: up to date, reused ({command})")
-            self.result.steps[name] = {"seconds": 0.0, "reused": True, "command": command}
+            # ran_seconds: the wall time the step took when it ran, as its stamp keeps it (None for older stamps)
+            ran = self.stamps.info(name).get("seconds")
+            self.result.steps[name] = {"seconds": 0.0, "reused": True, "command": command, "ran_seconds": ran}
             return
         self.console.rule(f"{name}: {command}")
         if name != "train":  # training resumes from its own checkpoint when the key matches
             self.stamps.invalidate(name, *outputs)
         info = run() or {}
-        self.stamps.mark(name, key, info)
-        seconds = time.perf_counter() - t0
+        seconds = time.perf_counter() - t0  # the step's wall time: the one number the report prints for it
+        self.stamps.mark(name, key, {**info, "seconds": seconds})
         self.result.steps[name] = {"seconds": seconds, "reused": False, "command": command}
 
     # -- steps ------------------------------------------------------------------------------------------------
@@ -105,7 +108,8 @@ class Demo:
             print_summary(summary, self.console)
             return {"expressions": summary.expressions}
 
-        self._step("build", make_key(up=self.keys["synth"], seed=self.o.seed, v=1), [dst], cmd, run)
+        # v: the builder's wording (v2: DIOR-RSVG's words only); a demo folder built with other words builds again
+        self._step("build", make_key(up=self.keys["synth"], seed=self.o.seed, v=2), [dst], cmd, run)
 
     def check(self) -> None:
         from rsvg.data.check import check_dataset
@@ -113,11 +117,13 @@ class Demo:
 
         root = self.out / "rsvg"
         self.console.rule(f"check: rsvg check-data {root}")
+        t0 = time.perf_counter()
         report = check_dataset(root)
         print_report(report, self.console, max_problems=20)
         if not report.ok:
             raise RuntimeError(f"{root} failed its check; see the problems above")
-        self.result.steps["check"] = {"seconds": 0.0, "reused": False, "command": f"rsvg check-data {root}"}
+        seconds = time.perf_counter() - t0
+        self.result.steps["check"] = {"seconds": seconds, "reused": False, "command": f"rsvg check-data {root}"}
 
     def stats(self) -> None:
         from rsvg.construct.stats import dataset_stats

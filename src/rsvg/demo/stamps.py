@@ -43,6 +43,15 @@ class Stamps:
         except (OSError, json.JSONDecodeError):
             return None
 
+    def info(self, step: str) -> dict[str, Any]:
+        """What a step's stamp recorded beside its key (e.g. its wall time, ``seconds``); empty when none."""
+        path = self.dir / f"{step}.json"
+        try:
+            stored = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return {}
+        return {k: v for k, v in stored.items() if k != "key"} if isinstance(stored, dict) else {}
+
     def mark(self, step: str, key: str, info: dict[str, Any] | None = None) -> None:
         atomic_write_text(self.dir / f"{step}.json", json.dumps({"key": key, **(info or {})}, indent=2))
 
