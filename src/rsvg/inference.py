@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,8 +41,50 @@ from rsvg.results import GroundingResult
 # GroundingResult is defined in rsvg.results; docs/inference.md presents it with the grounder, so it is named here too
 __all__ = ["MIN_IMAGE_SIDE", "Grounder", "GroundingResult", "ImageReadError", "QueryTooLongError", "clip_box"]
 
-#: above this share of [UNK] tokens a query is warned about (refused by ``rsvg ground --strict``)
+#: above this share of unknown words (:func:`unknown_word_share`) a query is warned about (refused by
+#: ``rsvg ground --strict``)
 UNKNOWN_QUERY_SHARE = 0.5
+#: a word that a word-piece vocabulary does not hold whole and splits into pieces shorter than this on average
+#: (characters) is spelled out letter by letter rather than built from word parts ("asdkfj" → as ##d ##k ##f ##j,
+#: while "overpass" → over ##pass and "windmills" → windmill ##s): what nonsense and misspellings become
+MIN_PIECE_CHARS = 3
+_WORD = re.compile(r"\w+")
+_PIECE_MARKS = "#Ġ▁"  # the marks word-piece, byte-level BPE and SentencePiece vocabularies put on pieces
+
+
+def query_text(query: str) -> str:
+    """The query as the model reads it (whitespace collapsed); ``ValueError`` when nothing is left."""
+    if not query or not query.strip():
+        raise ValueError("the query is empty")
+    return " ".join(query.split())
+
+
+def unknown_word_share(tokenizer: object, query: str) -> float:
+    """Share of the query's words that the text encoder does not know, 0..1.
+
+    A word is unknown when the tokenizer reads it as ``[UNK]`` (another script, an emoji) or, for a word-piece
+    vocabulary (the Hugging Face tokenizers), spells it out in pieces of under :data:`MIN_PIECE_CHARS` characters
+    on average: such a query (Chinese, or letters typed at random) reaches the model as noise, and the box it gets
+    means nothing even when its score is high. A word vocabulary (the LSTM models') counts the words it lacks. The
+    share of ``[UNK]`` tokens is taken too, for queries without a word character."""
+    token_share = getattr(tokenizer, "unknown_share", None)
+    share = float(token_share(query)) if token_share is not None else 0.0
+    hf = getattr(tokenizer, "tokenizer", None)
+    pieces_of = getattr(hf, "tokenize", None)
+    words = _WORD.findall(query)
+    if pieces_of is None or not words:
+        return share
+    unk = getattr(hf, "unk_token", None)
+
+    def unknown(word: str) -> bool:
+        pieces = pieces_of(word)
+        if not pieces or (unk is not None and unk in pieces):
+            return True
+        if len(pieces) == 1:
+            return False
+        return sum(len(p.lstrip(_PIECE_MARKS)) for p in pieces) / len(pieces) < MIN_PIECE_CHARS
+
+    return max(share, sum(unknown(w) for w in words) / len(words))
 
 
 def clip_box(box: Sequence[float], width: int, height: int) -> tuple[float, float, float, float]:
@@ -140,17 +183,34 @@ class Grounder:
         return dataset
 
     def query_warning(self, query: str) -> str | None:
-        """A sentence when most of the query's tokens are unknown to the text encoder ([UNK]: another script or
-        language), whose box then means little; ``None`` otherwise. ``rsvg ground`` prints it (refuses the query
-        with ``--strict``) and ``POST /api/ground`` returns it."""
-        share = getattr(self.tokenizer, "unknown_share", None)
-        unknown = share(query) if share is not None else 0.0
+        """A sentence when most of the query's words are unknown to the text encoder (:func:`unknown_word_share`:
+        another script or language, or no words at all), whose box then means little; ``None`` otherwise. The one
+        place this is decided: ``rsvg ground`` prints it (refuses the query with ``--strict``), ``POST
+        /api/ground`` returns it in ``warnings`` and the grounding page shows it."""
+        unknown = unknown_word_share(self.tokenizer, query)
         if unknown <= UNKNOWN_QUERY_SHARE:
             return None
         return (
-            f"{unknown:.0%} of the query's tokens are unknown to the text encoder ([UNK]): {shorten(query)!r}; the "
-            "model reads English expressions, so the box means little"
+            f"{unknown:.0%} of the query's words are unknown to the text encoder (read as [UNK] or spelled out in "
+            f"short word pieces): {shorten(query)!r}; the model reads English expressions, so the box means little"
         )
+
+    def check_query(self, query: str) -> int:
+        """The number of tokens ``query`` takes in the model's input (special tokens included), checked as
+        :meth:`predict` checks it: ``ValueError`` for an empty query, :class:`QueryTooLongError` (the same
+        sentence) for one over :attr:`max_tokens`. ``rsvg serve``'s token counter calls it as the user types, so
+        the page's count and the refusal on submitting cannot disagree."""
+        text = query_text(query)
+        if self.tokenizer is None:
+            return 0
+        self.tokenizer.encode(text, self.max_tokens, truncate=False)  # raises as the sample builder does
+        return int(self.tokenizer.num_tokens(text))
+
+    def query_tokens(self, query: str) -> int:
+        """The number of tokens ``query`` takes in the model's input, whatever its length (0 when empty)."""
+        if not query.strip() or self.tokenizer is None:
+            return 0
+        return int(self.tokenizer.num_tokens(query_text(query)))
 
     def _prepare(
         self, image: str | Path | np.ndarray, query: str, truncate: bool = False
@@ -168,9 +228,7 @@ class Grounder:
         arrays = [_as_rgb(image, self.image_limits) for image in images]
         for image, rgb in zip(images, arrays, strict=True):
             check_image_side(rgb.shape[1], rgb.shape[0], str(image) if isinstance(image, (str, Path)) else "image")
-        if not query or not query.strip():
-            raise ValueError("the query is empty")
-        text = " ".join(query.split())
+        text = query_text(query)
         samples, params = [], []
         for rgb in arrays:
             tensor = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)

@@ -6,10 +6,12 @@ undo, export, and check the exported dataset; then ground a query on an uploaded
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from rsvg.data.check import check_dataset
@@ -69,7 +71,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Backgroun
         yield srv, root
 
 
-def _wait(driver, script: str, timeout: float = 10.0):
+def _wait(driver, script: str, timeout: float = 30.0):
+    # generous: a loaded 2-core machine has taken over 10 s to answer a review step's round trip
     return WebDriverWait(driver, timeout).until(lambda d: d.execute_script(script))
 
 
@@ -166,6 +169,11 @@ def test_grounding_page_upload(browser, server):
     srv, root = server
     browser.get(f"{srv.url}/")
     _wait(browser, "return document.body.dataset.ready === '1'")
+    # the dataset's image list is fetched when the picker is opened, not with the page
+    assert browser.execute_script("return document.body.dataset.images") is None
+    assert not browser.find_element(By.ID, "pick-wrap").is_displayed()
+    browser.find_element(By.ID, "pick-open").click()
+    _wait(browser, "return document.body.dataset.images === '3'")
     options = browser.find_elements(By.CSS_SELECTOR, "#pick option")
     assert [o.get_attribute("value") for o in options] == ["", "00001", "00002", "00003"]
     browser.find_element(By.ID, "file").send_keys(str(root / "JPEGImages" / "00002.jpg"))
@@ -177,6 +185,52 @@ def test_grounding_page_upload(browser, server):
     assert browser.find_element(By.ID, "image-size").text == "200 × 160 px"
     assert browser.find_element(By.ID, "heatmap").is_displayed()
     assert browser.find_element(By.ID, "error").get_attribute("hidden") is not None
+    assert 0 < float(browser.find_element(By.ID, "score").text) <= 1  # the score, heatmap or not
+    assert not browser.find_element(By.ID, "warnings").is_displayed()  # a plain English query: no warning
+    assert not browser.find_element(By.ID, "first-look").is_displayed()  # the paper's model has no later steps
+
+
+def test_grounding_page_warns_counts_tokens_and_checks_files(browser, server, tmp_path):
+    """A nonsense query: the warning beside the score; the token counter as the server counts; a text file refused
+    on selection with the result kept; a query over the limit refused in words, without a raw status code."""
+    srv, root = server
+    status = httpx.get(f"{srv.url}/api/status").json()
+    browser.get(f"{srv.url}/")
+    _wait(browser, "return document.body.dataset.ready === '1'")
+    assert f"up to {status['max_tokens']} tokens" in browser.find_element(By.ID, "limits").text
+    browser.find_element(By.ID, "file").send_keys(str(root / "JPEGImages" / "00001.jpg"))
+    query = browser.find_element(By.ID, "query")
+    nonsense = "asdkfj qwpeoi zzxv"
+    query.send_keys(nonsense)
+    counted = httpx.post(f"{srv.url}/api/tokens", json={"query": nonsense}).json()
+    counter = browser.find_element(By.ID, "query-count")
+    WebDriverWait(browser, 10).until(lambda _: counter.text == f"{counted['tokens']} / {status['max_tokens']} tokens")
+    _wait(browser, "return !document.getElementById('query-warning').hidden")  # warned while typing
+    query.send_keys(Keys.ENTER)
+    _wait(browser, "return document.body.dataset.result !== undefined", timeout=20)
+    warning = browser.find_element(By.ID, "warnings")
+    assert warning.is_displayed() and "unknown to the text encoder" in warning.text
+    assert 0 < float(browser.find_element(By.ID, "score").text) <= 1
+    shown = browser.execute_script("return document.body.dataset.result")
+
+    text_file = tmp_path / "notes.txt"
+    text_file.write_text("not an image")
+    browser.find_element(By.ID, "file").send_keys(str(text_file))
+    _wait(browser, "return document.body.dataset.refused === 'notes.txt'")
+    error = browser.find_element(By.ID, "error")
+    assert error.is_displayed() and "not an image this page can ground" in error.text
+    assert browser.find_element(By.ID, "result").is_displayed()  # the answer shown stays
+    assert browser.execute_script("return document.body.dataset.result") == shown
+    assert browser.find_element(By.ID, "photo").get_attribute("src").startswith("blob:")
+
+    query.clear()
+    long_query = " ".join(["ship"] * (status["max_tokens"] + 3))
+    query.send_keys(long_query)
+    WebDriverWait(browser, 10).until(lambda _: "too long" in counter.text)
+    query.send_keys(Keys.ENTER)  # refused before it is sent, with the server's sentence; the last image is still used
+    WebDriverWait(browser, 10).until(lambda _: "more than the model's" in error.text)
+    assert not re.match(r"\s*\d{3}", error.text) and error.text.startswith("Query needs")
+    assert browser.execute_script("return document.body.dataset.result") == shown
 
 
 def test_grounding_page_says_which_step_moved_the_box(browser, tmp_path_factory):
@@ -198,6 +252,16 @@ def test_grounding_page_says_which_step_moved_the_box(browser, tmp_path_factory)
         assert shown == [round(v, 2) for v in expected.box]
         assert caption.is_displayed() and caption.text == expected.provenance()
         assert "first look" in caption.text
+        # the first look's box is drawn (dashed yellow, under the answer) where a later step moved the answer
+        first = browser.find_element(By.ID, "first-look")
+        legend = browser.find_element(By.ID, "legend-first-look")
+        assert expected.moved_by, "the tiny lite model is expected to move its first look here"
+        assert first.is_displayed() and legend.is_displayed()
+        rect = browser.find_element(By.CSS_SELECTOR, "#first-look rect")
+        x, y, w, h = (float(rect.get_attribute(k)) for k in ("x", "y", "width", "height"))
+        fx1, fy1, fx2, fy2 = (round(v, 2) for v in expected.first_look_box)
+        assert (x, y) == pytest.approx((fx1, fy1), abs=0.01) and (x + w, y + h) == pytest.approx((fx2, fy2), abs=0.01)
+        assert rect.value_of_css_property("stroke") == "rgb(250, 220, 40)"  # rsvg ground's FIRST_LOOK colour
 
 
 def test_login_review_ground_and_logout(browser, tmp_path_factory):

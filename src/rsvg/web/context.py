@@ -28,6 +28,8 @@ class WebContext:
     accounts: AccountStore | None = None
     model_lock: threading.Lock = field(default_factory=threading.Lock)
     ground_slots: threading.BoundedSemaphore = field(init=False)
+    #: the dataset's image list as JSON and its ETag, built on first request (:func:`.ground_api.image_list`)
+    image_list: tuple[bytes, str] | None = None
 
     def __post_init__(self) -> None:
         self.ground_slots = threading.BoundedSemaphore(self.limits.max_ground_requests)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Query
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
@@ -40,10 +43,60 @@ def review_page() -> HTMLResponse:
     return _page("review.html")
 
 
+#: what the login page says, by where the user goes after it: (heading, lead, the button's words)
+LOGIN_TEXTS = {
+    "ground": (
+        "Log in to ground queries",
+        "This server asks for a login before its grounding page (find the object a sentence describes in an "
+        "aerial image): log in with the account your admin made for you (<code>rsvg users add</code>).",
+        "Log in and ground",
+    ),
+    "review": (
+        "Log in to review",
+        "This server reviews a dataset with a team: log in with the account your admin made for you "
+        "(<code>rsvg users add</code>).",
+        "Log in and review",
+    ),
+    "docs": (
+        "Log in to the API",
+        "This server asks for a login before its API and its documentation: log in with the account your admin "
+        "made for you (<code>rsvg users add</code>).",
+        "Log in",
+    ),
+}
+
+
+def login_target(next_url: str | None) -> str:
+    """Where the login page leads: ``next`` when it is a page of this server, else the review page (what
+    login.js follows; a "//host" or "/\\host" target could lead elsewhere)."""
+    if not next_url or not next_url.startswith("/") or next_url.startswith(("//", "/\\")):
+        return "/review"
+    parts = urlsplit(next_url)
+    if parts.scheme or parts.netloc:
+        return "/review"
+    return next_url
+
+
+def login_purpose(next_url: str | None) -> str:
+    """The key of :data:`LOGIN_TEXTS` for where the user was going: the review tool, the API and its docs, or the
+    grounding page (``/`` and anything else)."""
+    path = urlsplit(login_target(next_url)).path
+    if path == "/review" or path.startswith("/review/"):
+        return "review"
+    if path.startswith(("/docs", "/api", "/openapi")):
+        return "docs"
+    return "ground"
+
+
 @router.get("/login")
-def login_page() -> HTMLResponse:
-    """The login form (only servers with accounts ask for it)."""
-    return _page("login.html")
+def login_page(next_url: Annotated[str | None, Query(alias="next")] = None) -> HTMLResponse:
+    """The login form (only servers with accounts ask for it). Its heading and text follow where the user was
+    going (``next``, set by the redirect that sent them here): the grounding page, the review tool or the API."""
+    heading, lead, button = LOGIN_TEXTS[login_purpose(next_url)]
+    text = (TEMPLATES / "login.html").read_text(encoding="utf-8")
+    for key, value in {"heading": html.escape(heading), "lead": lead, "button": html.escape(button)}.items():
+        text = text.replace("{{" + key + "}}", value)
+    return HTMLResponse(text, headers=PAGE_HEADERS)
 
 
 def mount_assets(app: FastAPI) -> None:

@@ -35,18 +35,21 @@ class GroundResponse(BaseModel):
     height: int = Field(description="Image height in pixels.")
     score: float | None = Field(
         None,
-        description="The model's own confidence in the answer (the chosen cell's softmax probability, or the peak "
-        "of the [REG] token's attention; null for a [REG] model asked without attention).",
+        description="The model's own confidence in the answer, 0..1 (the chosen cell's softmax probability, or the "
+        "peak of the [REG] token's attention), with or without the heatmap. A high score does not make the box right "
+        "when ``warnings`` names the query.",
     )
     warnings: list[str] = Field(
         default_factory=list,
-        description="Sentences on why the box may mean little: a query whose tokens are mostly unknown to the text "
-        "encoder, a 16-bit image read as 8 bits, transparent pixels read with their stored colour.",
+        description="Sentences on why the box may mean little, empty when nothing is wrong: a query whose words are "
+        "mostly unknown to the text encoder (another script or language, letters typed at random: the sentence "
+        "`rsvg ground` prints), a 16-bit image read as 8 bits, transparent pixels read with their stored colour.",
     )
     timing: Timing
     attention_png: str | None = Field(
         None,
-        description="Where the model looks (cell scores or [REG] attention) as a colour PNG data URL, if asked for.",
+        description="Where the model looks (cell scores or [REG] attention) as a colour PNG data URL, if asked for; "
+        "its alpha channel is the map's value (clear where the model does not look, opaque at the peak).",
     )
     steps: dict[str, bool] = Field(
         default_factory=dict,
@@ -78,6 +81,32 @@ class Status(BaseModel):
     max_upload_bytes: int
     max_image_pixels: int
     max_image_side: int
+    max_tokens: int | None = Field(
+        None, description="The most tokens the model reads (special tokens included); null without a model."
+    )
+    max_query_chars: int = Field(description="The most characters a query may have.")
+
+
+class TokensIn(BaseModel):
+    """A query to count, as the user types it."""
+
+    query: str = Field(description="The referring expression (any length: the answer says when it is too long).")
+
+
+class TokenCount(BaseModel):
+    """How a query measures against the limits of ``POST /api/ground``, counted by the model's own tokenizer."""
+
+    tokens: int = Field(description="Tokens the query takes in the model's input (special tokens included).")
+    max_tokens: int = Field(description="The most tokens the model reads.")
+    chars: int = Field(description="Characters in the query.")
+    max_query_chars: int = Field(description="The most characters a query may have.")
+    fits: bool = Field(description="Whether POST /api/ground takes the query (not empty, within both limits).")
+    detail: str | None = Field(
+        None, description="Why not: the sentence POST /api/ground answers with (422) for this query."
+    )
+    warnings: list[str] = Field(
+        default_factory=list, description="What POST /api/ground would warn about this query (unknown words)."
+    )
 
 
 class DatasetImage(BaseModel):

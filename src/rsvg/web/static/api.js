@@ -51,8 +51,12 @@ async function handle(response) {
     location.assign(`/login?next=${encodeURIComponent(location.pathname + location.search + location.hash)}`);
   }
   if (!response.ok) {
-    const detail = payload && payload.detail !== undefined ? detailText(payload.detail) : response.statusText;
-    throw new ApiError(response.status, `${response.status}: ${detail}`);
+    // the server's sentence as it is (the status stays on err.status): no raw "422:" in front of it
+    const detail =
+      payload && payload.detail !== undefined
+        ? detailText(payload.detail)
+        : `the server answered ${response.status} ${response.statusText}`.trim();
+    throw new ApiError(response.status, detail);
   }
   return payload;
 }
