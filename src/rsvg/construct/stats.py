@@ -13,9 +13,9 @@ Definitions:
   attribute of the target / a relation; ``cat+`` / ``att+`` / ``rel+`` = share singled out by that step;
 * length: words (letters, hyphenated words count once); vocabulary: distinct lower-cased words;
 * words outside DIOR-RSVG's vocabulary: the share of the words (every occurrence, and distinct words) that
-  DIOR-RSVG's 38,320 expressions never use (:mod:`rsvg.construct.dior_rsvg_words`); 0 % for DIOR-RSVG itself, and
-  for datasets built here, which write only its words. A model trained on a dataset meets these words nowhere in
-  DIOR-RSVG's queries;
+  DIOR-RSVG's 38,320 expressions never use (:mod:`rsvg.construct.dior_rsvg_words`, counted on the text split on
+  spaces); 0 % for datasets built here, which write only its words. A model trained on a dataset meets these words
+  nowhere in DIOR-RSVG's queries;
 * box area: fraction of the image area.
 """
 
