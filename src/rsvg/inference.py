@@ -245,13 +245,14 @@ class Grounder:
         return_attention: bool = False,
         *,
         truncate: bool = False,
+        need_score: bool = False,
     ) -> GroundingResult:
         """Ground ``query`` on ``image`` (a path or an RGB array). The box is clipped to the image. Raises
         :class:`ImageReadError` (also for an image file over :attr:`image_limits`, or under
         :data:`MIN_IMAGE_SIDE` pixels a side), :class:`QueryTooLongError` or ``ValueError`` (empty query) on bad
         input. ``truncate=True`` cuts a query longer than the model's ``max_tokens`` instead, as training and
-        evaluation do with a dataset's queries."""
-        return self.predict_many([image], query, return_attention, truncate=truncate)[0]
+        evaluation do with a dataset's queries; ``need_score`` as :meth:`predict_many`."""
+        return self.predict_many([image], query, return_attention, truncate=truncate, need_score=need_score)[0]
 
     @torch.inference_mode()
     def predict_many(

@@ -67,7 +67,7 @@ def test_the_grounding_api_takes_a_16_bit_geotiff(scene_bytes):
     seen = []
 
     class RecordingGrounder:
-        def predict(self, image, query, return_attention=False):
+        def predict(self, image, query, return_attention=False, need_score=False):
             seen.append(image)
             return GroundingResult((1.0, 2.0, 3.0, 4.0), image.shape[1], image.shape[0])
 

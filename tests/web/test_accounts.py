@@ -200,7 +200,7 @@ def test_grounding_requests_beyond_the_cap_get_429(official_dataset: Path):
     entered, release = threading.Event(), threading.Event()
 
     class HeldGrounder:
-        def predict(self, image, query, return_attention=False):
+        def predict(self, image, query, return_attention=False, need_score=False):
             entered.set()
             assert release.wait(60), "the test never let the model go"
             return GroundingResult((1.0, 2.0, 3.0, 4.0), image.shape[1], image.shape[0])

@@ -156,7 +156,7 @@ def test_inference_does_not_block_the_event_loop(official_dataset):
     entered, release = threading.Event(), threading.Event()
 
     class HeldGrounder:
-        def predict(self, image, query, return_attention=False):
+        def predict(self, image, query, return_attention=False, need_score=False):
             entered.set()
             assert release.wait(30), "the test never let the model go"
             return GroundingResult((1.0, 2.0, 3.0, 4.0), image.shape[1], image.shape[0])

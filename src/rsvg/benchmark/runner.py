@@ -74,11 +74,14 @@ def _tail(log: Path) -> str:
     return "\n".join(lines[-LOG_TAIL:])
 
 
-def reusable(plan: RowPlan) -> bool:
-    """Whether the row's folder holds a finished row of the same key, with its test predictions."""
-    state = _state(plan)
+def _finished(plan: RowPlan, state: dict[str, Any]) -> bool:
     finished = state.get("key") == plan.key and state.get("status") in ("done", "reused")
     return finished and (plan.eval_dir / "predictions.jsonl").is_file()
+
+
+def reusable(plan: RowPlan) -> bool:
+    """Whether the row's folder holds a finished row of the same key, with its test predictions."""
+    return _finished(plan, _state(plan))
 
 
 def run_row(
@@ -92,7 +95,7 @@ def run_row(
     if plan.config is None:
         return RowResult(plan.row.name, "skipped", error=plan.row.lite_note)
     state = _state(plan)
-    if reusable(plan):
+    if _finished(plan, state):
         return RowResult(**{**state, "status": "reused"})
     resume = state.get("key") == plan.key and (plan.run_dir / "last").exists()
     if not resume and plan.folder.exists():  # another key, or nothing to resume: start from an empty folder
@@ -102,8 +105,8 @@ def run_row(
     _save(plan, result)
     log = plan.folder / "train.log"
     say(f"{plan.row.name}: {'resuming' if resume else 'training'} ({plan.config}), log {log}")
-    code, seconds = _run_logged(rsvg_argv([*plan.train_args(data), *(["--resume"] if resume else [])],
-                                              nproc_per_node, sys.executable), log)  # fmt: skip
+    train = rsvg_argv([*plan.train_args(data), *(["--resume"] if resume else [])], nproc_per_node, sys.executable)
+    code, seconds = _run_logged(train, log)
     result.train_seconds += seconds
     if code != 0:
         result.status, result.error = "failed", f"rsvg train exited with {code}:\n{_tail(log)}"

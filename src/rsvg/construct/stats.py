@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from rsvg.construct.dior_rsvg_words import DIOR_RSVG_WORDS
+from rsvg.construct.dior_rsvg_words import DIOR_RSVG_WORDS, outside_dior_rsvg
 from rsvg.construct.matching import ExpressionSpec
 from rsvg.construct.parsing import CATEGORY_SYNONYMS, normalize, parse_expression
 from rsvg.construct.pipeline import PROVENANCE_TAG
@@ -179,7 +179,7 @@ def outside_vocabulary(records: list[ExpressionRecord]) -> dict[str, Any]:
     """How many of the records' words DIOR-RSVG's expressions never use: occurrences and distinct words, with
     the most frequent such words."""
     tokens = Counter(w for r in records for w in r.words)
-    outside = Counter({w: c for w, c in tokens.items() if w not in DIOR_RSVG_WORDS})
+    outside = Counter(outside_dior_rsvg(tokens.elements()))
     return {
         "tokens": tokens.total(),
         "tokens_outside": outside.total(),

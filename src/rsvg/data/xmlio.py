@@ -6,7 +6,9 @@ import math
 import os
 import tempfile
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from rsvg.output_paths import creation_mode
 
@@ -86,16 +88,17 @@ def add_object(
     return obj
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename. A write error that
-    names no file (a full disk met by ``write``) is raised naming ``path``; the temporary file is removed."""
+def atomic_write_with(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Write ``path`` through a temporary file in the same folder and a rename, ``write`` filling the open binary
+    file (e.g. ``torch.save`` into it, with no copy of the bytes in memory). A write error that names no file (a
+    full disk met by ``write``) is raised naming ``path``; the temporary file is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, creation_mode())
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -107,6 +110,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` whole (:func:`atomic_write_with`)."""
+    atomic_write_with(path, lambda f: f.write(data))
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -131,13 +131,18 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds:,.1f} s ({seconds / 60:.1f} min)"
 
 
+def measured_seconds(step: dict[str, Any]) -> float | None:
+    """A step's measured wall time: this run's, or for a step reused from an earlier run the time it took then,
+    as its stamp recorded it (``None`` when the stamp predates that record)."""
+    return step.get("ran_seconds") if step["reused"] else step["seconds"]
+
+
 def step_time(step: dict[str, Any]) -> str:
-    """The time column of one step: its measured wall time (:func:`format_seconds`); for a step reused from an
-    earlier run, the time it took then, as its stamp recorded it, when known."""
+    """The time column of one step: :func:`measured_seconds` (:func:`format_seconds`), marked when reused."""
+    seconds = measured_seconds(step)
     if not step["reused"]:
-        return format_seconds(step["seconds"])
-    earlier = step.get("ran_seconds")
-    return "reused" if earlier is None else f"reused (took {format_seconds(earlier)})"
+        return format_seconds(seconds)
+    return "reused" if seconds is None else f"reused (took {format_seconds(seconds)})"
 
 
 def training_sentence(step: dict[str, Any] | None, epochs: int) -> str:
@@ -146,7 +151,7 @@ def training_sentence(step: dict[str, Any] | None, epochs: int) -> str:
     count = f"{epochs} epoch{'s' if epochs != 1 else ''}"
     if step is None:
         return f"Training: {count}."
-    seconds = step.get("ran_seconds") if step["reused"] else step["seconds"]
+    seconds = measured_seconds(step)
     if seconds is None:
         return f"Training: {count}, reused from an earlier run."
     when = " in an earlier run, reused here" if step["reused"] else ""

@@ -27,30 +27,23 @@ class Stamps:
     def __init__(self, root: Path) -> None:
         self.dir = Path(root) / ".stamps"
 
-    def is_fresh(self, step: str, key: str) -> bool:
-        path = self.dir / f"{step}.json"
-        if not path.is_file():
-            return False
+    def _read(self, step: str) -> dict[str, Any]:
+        """A step's stamp as stored (its key and what the step recorded); empty when missing or unreadable."""
         try:
-            return json.loads(path.read_text()).get("key") == key
-        except json.JSONDecodeError:
-            return False
+            stored = json.loads((self.dir / f"{step}.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            return {}
+        return stored if isinstance(stored, dict) else {}
+
+    def is_fresh(self, step: str, key: str) -> bool:
+        return self._read(step).get("key") == key
 
     def stored_key(self, step: str) -> str | None:
-        path = self.dir / f"{step}.json"
-        try:
-            return json.loads(path.read_text()).get("key")
-        except (OSError, json.JSONDecodeError):
-            return None
+        return self._read(step).get("key")
 
     def info(self, step: str) -> dict[str, Any]:
         """What a step's stamp recorded beside its key (e.g. its wall time, ``seconds``); empty when none."""
-        path = self.dir / f"{step}.json"
-        try:
-            stored = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            return {}
-        return {k: v for k, v in stored.items() if k != "key"} if isinstance(stored, dict) else {}
+        return {k: v for k, v in self._read(step).items() if k != "key"}
 
     def mark(self, step: str, key: str, info: dict[str, Any] | None = None) -> None:
         atomic_write_text(self.dir / f"{step}.json", json.dumps({"key": key, **(info or {})}, indent=2))

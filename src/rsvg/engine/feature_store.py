@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import torch
 from torch import Tensor
 
 from rsvg.data.records import GroundingSample
+from rsvg.data.xmlio import atomic_write_with
 from rsvg.models.interface import GroundingModel
 
 __all__ = ["feature_key", "load_features", "matches", "save_features"]
@@ -71,18 +71,10 @@ def load_features(folder: Path, key: str) -> dict[str, Tensor] | None:
 
 def save_features(folder: Path, key: str, features: dict[str, Tensor]) -> Path:
     """Store ``features`` (maps of one shape) under ``key`` in ``folder``, written whole; the file's path."""
-    folder.mkdir(parents=True, exist_ok=True)
     ids = list(features)
     maps = torch.stack([features[i] for i in ids]) if ids else torch.empty(0)
     path = _file(folder, key)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save({"version": VERSION, "ids": ids, "maps": maps}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write_with(path, lambda f: torch.save({"version": VERSION, "ids": ids, "maps": maps}, f))
     return path
 
 

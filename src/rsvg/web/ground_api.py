@@ -91,12 +91,8 @@ def _predict(ctx: WebContext, data: bytes, query: str, attention: bool, started:
         t_model = time.perf_counter()
         try:
             # the score always, heatmap or not (the [REG] head reads it from its attention, which predict computes
-            # only with the maps); stand-in models of tests have predict alone
-            many = getattr(grounder, "predict_many", None)
-            if many is not None:
-                result = many([rgb], query, return_attention=attention, need_score=True)[0]
-            else:
-                result = grounder.predict(rgb, query, return_attention=attention)
+            # only with the maps or need_score)
+            result = grounder.predict(rgb, query, return_attention=attention, need_score=True)
         except QueryTooLongError as exc:
             raise HTTPException(422, str(exc)) from None
         except ImageReadError as exc:
