@@ -286,6 +286,10 @@ def test_agreement_counts_pairs_verdicts_and_edit_iou():
     assert report["same_verdict"] == pytest.approx(3 / 5) and report["mean_edit_iou"] == pytest.approx(0.5)
     ab = next(p for p in report["by_pair"] if p["annotators"] == ["a", "b"])
     assert (ab["expressions"], ab["same_verdict"], ab["both_edited"]) == (3, 1.0, 1)
+    # per annotator: a and b agree on 3 of their 4 pairs (item 0 with c is the miss), c on none of 2
+    by_name = {x["annotator"]: x for x in report["by_annotator"]}
+    assert {n: (x["expressions"], x["pairs"]) for n, x in by_name.items()} == {"a": (3, 4), "b": (3, 4), "c": (1, 2)}
+    assert by_name["a"]["same_verdict"] == pytest.approx(3 / 4) and by_name["c"]["same_verdict"] == 0.0
     assert agreement([]).to_dict()["same_verdict"] is None
 
 
@@ -300,4 +304,7 @@ def test_review_export_reports_agreement(official_dataset: Path, tmp_path: Path)
     assert "agreement" in r.output and "same verdict" in r.output
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["agreement"]["pairs"] == 1 and summary["agreement"]["same_verdict"] == 0.0
-    assert summary["objects_out"] == summary["objects_in"] - 1
+    assert summary["objects_out"] == summary["objects_in"] - 1  # the latest decision (b's reject) stands
+    # a and b disagree on object 1: the export says so and names it
+    assert summary["disputed"] == [1]
+    assert "1 objects have annotators who disagree" in " ".join(r.output.split())

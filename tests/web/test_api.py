@@ -275,6 +275,32 @@ def test_review_flow_filters_progress_undo(client: TestClient):
     assert client.post("/api/review/undo", json={"annotator": "nobody"}).json() == {"undone": None, "item": None}
 
 
+def test_review_shows_each_annotators_verdict_and_the_disputes(client: TestClient):
+    _decide(client, 2, "accept", "alice")
+    item = _decide(client, 2, "reject", "bob").json()["item"]
+    assert item["status"] == "rejected" and item["disputed"]  # the latest decision, marked disputed
+    verdicts = [(v["annotator"], v["status"]) for v in item["verdicts"]]
+    assert verdicts == [("alice", "accepted"), ("bob", "rejected")]
+    _decide(client, 4, "accept", "alice")
+    assert not _decide(client, 4, "accept", "bob").json()["item"]["disputed"]
+    progress = client.get("/api/review/progress").json()
+    assert progress["disputed"] == 1 and progress["done"] == 2
+    assert client.get("/api/review/progress", params={"category": "vehicle"}).json()["disputed"] == 0
+    nxt = lambda **p: client.get("/api/review/next", params=p).json()["index"]  # noqa: E731
+    assert nxt(after=-1, status="disputed") == 2 and nxt(after=2, status="disputed", wrap=False) is None
+    # per annotator in the agreement: alice and bob share two expressions, one verdict the same
+    by_annotator = progress["agreement"]["by_annotator"]
+    assert [(a["annotator"], a["expressions"], a["same_verdict"]) for a in by_annotator] == [
+        ("alice", 2, 0.5),
+        ("bob", 2, 0.5),
+    ]
+    # settled: bob's reject undone, the dispute is gone
+    client.post("/api/review/undo", json={"annotator": "bob"})
+    client.post("/api/review/undo", json={"annotator": "bob"})
+    assert client.get("/api/review/progress").json()["disputed"] == 0
+    assert not client.get("/api/review/item/2").json()["disputed"]
+
+
 def test_decision_retry_and_conflict(client: TestClient):
     first = _decide(client, 2, "reject", request_id="abc").json()
     again = _decide(client, 2, "reject", request_id="abc").json()

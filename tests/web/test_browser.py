@@ -319,3 +319,106 @@ def test_login_review_ground_and_logout(browser, tmp_path_factory):
             assert browser.current_url.startswith(srv.url)
     finally:
         browser.delete_all_cookies()
+
+
+def _handle_inside_viewport(driver, corner: str) -> bool:
+    return driver.execute_script(
+        "const h = document.querySelector(`circle.handle-${arguments[0]}`).getBoundingClientRect();"
+        "const v = document.getElementById('viewport').getBoundingClientRect();"
+        "return h.width > 0 && h.left >= v.left && h.right <= v.right && h.top >= v.top && h.bottom <= v.bottom;",
+        corner,
+    )
+
+
+def test_review_keeps_unsaved_edits_zooms_small_boxes_and_shows_disputes(browser, tmp_path_factory):
+    """An unsaved correction survives the arrow keys (saved or discarded only when the reviewer says so), Esc
+    drops the corner first and the correction second, #N in the address bar navigates, a small box opens zoomed
+    with its handles on screen, and a disputed object shows each verdict and the agreement explained."""
+    from rsvg.web.dataset_view import ReviewDataset, default_db_path
+    from rsvg.web.review_db import ReviewStore
+
+    root = make_official_dataset(tmp_path_factory.mktemp("browser_unsaved") / "dior_rsvg")
+    dataset = ReviewDataset(root)
+    with BackgroundServer(create_app(dataset=root)) as srv:
+        store = ReviewStore(default_db_path(root), len(dataset), dataset.fingerprint)
+        _open_review(browser, f"{srv.url}/review")
+        _wait_index(browser, 0)
+        browser.find_element(By.ID, "annotator").clear()
+        browser.find_element(By.ID, "annotator").send_keys("rita", Keys.ENTER)
+        body = browser.find_element(By.TAG_NAME, "body")
+        assert browser.execute_script("return document.body.dataset.zoom") == "1"  # a 40 px tank: no zoom
+
+        # drag the whole box (no corner picked), then → : the page asks instead of skipping
+        box = browser.find_element(By.CSS_SELECTOR, "rect.box")
+        ActionChains(browser).click_and_hold(box).move_by_offset(15, 10).release().perform()
+        _wait(browser, "return !document.getElementById('dirty').hidden")
+        body.send_keys(Keys.ARROW_RIGHT)
+        _wait(browser, "return document.body.dataset.unsaved === '1'")
+        assert browser.find_element(By.ID, "unsaved").is_displayed()
+        body.send_keys(Keys.ESCAPE)  # stay: the correction is still there
+        _wait(browser, "return document.body.dataset.unsaved === undefined")
+        assert browser.execute_script("return document.body.dataset.index") == "0"
+        assert browser.find_element(By.ID, "dirty").is_displayed()
+        body.send_keys(Keys.ARROW_RIGHT)
+        _wait(browser, "return document.body.dataset.unsaved === '1'")
+        body.send_keys(Keys.ENTER)  # save it, then go on
+        _wait_index(browser, 1)
+        WebDriverWait(browser, 10).until(lambda _: [d.action for d in store.decisions()] == ["edit"])
+        saved = store.decisions()[0]
+        assert saved.index == 0 and saved.annotator == "rita" and saved.box[0] > 50 and saved.box[1] > 60
+
+        # Esc: first the picked corner, then the correction
+        body.send_keys("1", Keys.ARROW_DOWN)
+        _wait(browser, "return !document.getElementById('dirty').hidden")
+        body.send_keys(Keys.ESCAPE)
+        assert browser.execute_script("return document.querySelector('circle.handle.selected') === null")
+        assert browser.find_element(By.ID, "dirty").is_displayed()
+        body.send_keys(Keys.ESCAPE)
+        _wait(browser, "return document.getElementById('dirty').hidden")
+        # a correction, then ←, then D: discarded, and back to 0 with nothing recorded for 1
+        body.send_keys("3", Keys.ARROW_UP, Keys.ESCAPE, Keys.ARROW_LEFT)
+        _wait(browser, "return document.body.dataset.unsaved === '1'")
+        body.send_keys("d")
+        _wait_index(browser, 0)
+        assert [d.index for d in store.decisions()] == [0]
+
+        # #N in the address bar; a small box opens zoomed in, its corners on screen
+        browser.execute_script("location.hash = '#4'")
+        _wait_index(browser, 4)
+        assert float(browser.execute_script("return document.body.dataset.zoom")) > 1
+        assert browser.find_element(By.ID, "zoom-note").is_displayed()
+        for corner in ("tl", "tr", "br", "bl"):
+            assert _handle_inside_viewport(browser, corner), corner
+        body.send_keys("z")  # back to the whole image
+        _wait(browser, "return document.body.dataset.zoom === '1'")
+        browser.execute_script("location.hash = '#99'")  # no such item: said, and the address put back
+        _wait(browser, "return location.hash === '#4'")
+        assert "no item #99" in browser.find_element(By.ID, "toast").get_attribute("textContent")
+        assert browser.execute_script("return document.body.dataset.index") == "4"
+
+        # a dispute: sam rejected 4, rita accepts it
+        store.record(4, "sam", "reject")
+        body.send_keys("a")
+        _wait_index(browser, 5)
+        _wait(browser, "return !document.getElementById('progress-disputed').hidden")
+        assert browser.find_element(By.ID, "progress-disputed").text == "1 disputed"
+        browser.find_element(By.ID, "progress-disputed").click()  # shows only the disputes
+        _wait_index(browser, 4)
+        assert browser.find_element(By.ID, "filter-status").get_attribute("value") == "disputed"
+        assert browser.find_element(By.ID, "item-status").text == "disputed · latest accepted"
+        assert browser.find_element(By.ID, "item-verdicts").text == "rita: accepted · sam: rejected"
+        browser.find_element(By.ID, "progress-agreement").click()
+        panel = browser.find_element(By.ID, "agreement-panel")
+        assert panel.is_displayed()
+        explained = browser.find_element(By.ID, "agreement-explained").text
+        assert "1 expressions were judged by two or more annotators" in explained and "0% gave the same" in explained
+        rows = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#agreement-annotators tbody tr")]
+        assert rows == ["rita 2 1 0%", "sam 1 1 0%"]
+        assert browser.find_element(By.ID, "export-command").text == "rsvg review-export dior_rsvg dior_rsvg_reviewed"
+        browser.execute_script(
+            "window.csvText = null; URL.createObjectURL = (blob) => { blob.text().then((t) => { window.csvText = t; });"
+            " return 'data:text/plain,'; };"
+        )
+        browser.find_element(By.ID, "download-agreement").click()
+        csv = _wait(browser, "return window.csvText")
+        assert csv.splitlines()[0].startswith("scope,who,decisions") and "pair,rita & sam,,1,1,0," in csv

@@ -73,6 +73,35 @@ def test_undo_keeps_history_and_restores_state(official_dataset):
     assert store.states() == store.recomputed_states()
 
 
+def test_disputed_objects_follow_each_annotators_own_verdict(official_dataset):
+    store = _store(official_dataset)
+    store.record(0, "alice", "accept")
+    store.record(0, "bob", "accept")
+    store.record(1, "alice", "accept")
+    store.record(1, "bob", "reject")
+    store.record(2, "alice", "reject")
+    store.record(2, "alice", "accept")  # alice changed her mind: one annotator never disputes herself
+    assert store.disputed() == {1}
+    assert store.state(1).status == "rejected"  # the latest decision still gives the state
+    store.undo("bob")  # bob's reject undone: only alice's verdict is left
+    assert store.disputed() == set()
+    store.record(1, "carol", "edit", "the ship", (1.0, 2.0, 30.0, 40.0))
+    assert store.disputed() == {1}  # edited and accepted differ
+    store.record(1, "carol", "skip")  # a skip changes no verdict
+    assert store.disputed() == {1}
+
+
+def test_disputed_table_is_filled_for_a_file_written_before_it(official_dataset):
+    store = _store(official_dataset)
+    store.record(3, "alice", "accept")
+    store.record(3, "bob", "reject")
+    with sqlite3.connect(store.path) as conn:  # the file as an earlier version wrote it: no table, no meta key
+        conn.execute("DROP TABLE disputed")
+        conn.execute("DELETE FROM meta WHERE key = 'disputed_table'")
+    conn.close()
+    assert _store(official_dataset).disputed() == {3}
+
+
 def test_request_id_makes_retries_harmless(official_dataset):
     store = _store(official_dataset)
     a, created_a = store.record(4, "alice", "reject", request_id="r-1")

@@ -174,6 +174,15 @@ def review_export(
     else:
         table.add_row("agreement", "no expression was reviewed by two annotators")
     console.print(table)
+    if summary.disputed:
+        shown = ", ".join(str(i) for i in summary.disputed[:20]) + (" …" if len(summary.disputed) > 20 else "")
+        console.print(
+            f"warning: {len(summary.disputed)} objects have annotators who disagree; each took its latest decision "
+            f"({shown}). Settle them in the review tool (Show: disputed) and export again.",
+            style="yellow",
+            markup=False,
+            highlight=False,
+        )
     for name, n in summary.splits.items():
         if n == 0:
             console.print(

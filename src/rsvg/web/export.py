@@ -1,6 +1,8 @@
 """``rsvg review-export``: the dataset as the annotators corrected it.
 
-Rejected objects are removed, edits (text and box) applied, everything else kept as it was. Removing objects
+Rejected objects are removed, edits (text and box) applied, everything else kept as it was. An object whose
+annotators disagree (disputed) takes its latest decision; the summary lists the disputed objects, so they can be
+settled in the review tool before the export that counts. Removing objects
 shifts the global indices of the objects after them, so every split file is rewritten through the old → new
 index map: each kept expression stays in its split, in the same order. Images left with no object are dropped.
 The result is written atomically (:class:`~rsvg.data.dior_rsvg.GroundingDatasetWriter`).
@@ -16,9 +18,9 @@ from rsvg.data.dior_rsvg import GroundingDatasetWriter, GroundingObject, samples
 from rsvg.data.image_io import image_size
 from rsvg.data.records import DatasetError
 from rsvg.output_paths import check_output_folder, resolved
-from rsvg.web.agreement import AgreementReport, agreement
+from rsvg.web.agreement import AgreementReport, agreement, verdicts
 from rsvg.web.dataset_view import ReviewDataset, default_db_path
-from rsvg.web.review_db import ItemState, ReviewStore
+from rsvg.web.review_db import ItemState, ReviewStore, is_disputed
 
 
 @dataclass
@@ -32,6 +34,7 @@ class ExportSummary:
     statuses: dict[str, int] = field(default_factory=dict)  # accepted / rejected / edited / unreviewed
     splits: dict[str, int] = field(default_factory=dict)
     index_map: dict[int, int] = field(default_factory=dict)  # old global index -> new one (kept objects)
+    disputed: list[int] = field(default_factory=list)  # original indices whose annotators disagree
     agreement: AgreementReport = field(default_factory=AgreementReport)
 
     def to_dict(self) -> dict:
@@ -42,6 +45,7 @@ class ExportSummary:
             "images_out": self.images_out,
             "statuses": self.statuses,
             "splits": self.splits,
+            "disputed": self.disputed,
             "agreement": self.agreement.to_dict(),
         }
 
@@ -123,5 +127,6 @@ def export_reviewed(
         statuses={k: statuses.get(k, 0) for k in ("accepted", "edited", "rejected", "unreviewed")},
         splits={k: len(v) for k, v in splits.items()},
         index_map=index_map,
+        disputed=sorted(i for i, v in verdicts(history).items() if is_disputed(v)),
         agreement=agreement(history),
     )

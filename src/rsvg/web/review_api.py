@@ -16,7 +16,14 @@ from rsvg.web.agreement import agreement
 from rsvg.web.auth import current_user
 from rsvg.web.context import WebContext, get_context
 from rsvg.web.dataset_view import ReviewDataset
-from rsvg.web.review_db import Decision, ReviewDBError, ReviewPermissionError, ReviewStore
+from rsvg.web.review_db import (
+    Decision,
+    ReviewDBError,
+    ReviewPermissionError,
+    ReviewStore,
+    annotator_verdicts,
+    is_disputed,
+)
 from rsvg.web.schemas import (
     Agreement,
     DecisionIn,
@@ -28,10 +35,11 @@ from rsvg.web.schemas import (
     ReviewItem,
     UndoIn,
     UndoResult,
+    Verdict,
 )
 
 router = APIRouter(prefix="/api/review", tags=["review"], responses={404: {"model": ErrorResponse}})
-StatusFilter = Literal["all", "unreviewed", "reviewed", "accepted", "rejected", "edited"]
+StatusFilter = Literal["all", "unreviewed", "reviewed", "accepted", "rejected", "edited", "disputed"]
 
 
 def _decision_out(d: Decision) -> DecisionOut:
@@ -61,6 +69,8 @@ def build_item(dataset: ReviewDataset, store: ReviewStore, index: int) -> Review
         raise HTTPException(404, f"no object {index}: the dataset has objects 0..{len(dataset) - 1}")
     s = dataset.samples[index]
     state = store.state(index)
+    history = store.history(index)
+    verdicts = annotator_verdicts(history)
     return ReviewItem(
         index=index,
         total=len(dataset),
@@ -75,17 +85,24 @@ def build_item(dataset: ReviewDataset, store: ReviewStore, index: int) -> Review
         description=state.description if state.description is not None else s.description,
         box=list(state.box) if state.box is not None else list(s.box),
         status=state.status,  # type: ignore[arg-type]
-        history=[_decision_out(d) for d in store.history(index)],
+        verdicts=[Verdict(annotator=name, status=v.status) for name, v in verdicts.items()],  # type: ignore[arg-type]
+        disputed=is_disputed(verdicts),
+        history=[_decision_out(d) for d in history],
     )
 
 
-def _matcher(dataset: ReviewDataset, statuses: dict[int, str], status: str, category: str | None) -> Callable:
+def _matcher(dataset: ReviewDataset, store: ReviewStore, status: str, category: str | None) -> Callable:
+    disputed = store.disputed() if status == "disputed" else set()
+    statuses = store.statuses() if status not in ("all", "disputed") else {}
+
     def match(i: int) -> bool:
         if category and dataset.samples[i].category != category:
             return False
-        st = statuses.get(i, "unreviewed")
         if status == "all":
             return True
+        if status == "disputed":
+            return i in disputed
+        st = statuses.get(i, "unreviewed")
         if status == "reviewed":
             return st != "unreviewed"
         return st == status
@@ -114,7 +131,7 @@ def next_item(
     """The next (or previous) object after ``after`` that the filters select."""
     dataset, store = ctx.require_dataset()
     n = len(dataset)
-    match = _matcher(dataset, store.statuses(), status, category or None)
+    match = _matcher(dataset, store, status, category or None)
     start = min(after, n - 1)
     if direction == "next":
         order = [*range(start + 1, n), *(range(0, start + 1) if wrap else ())]
@@ -130,17 +147,18 @@ def progress(
     ctx: WebContext = Depends(get_context),
     user: User | None = Depends(current_user),
 ) -> Progress:
-    """Objects reviewed so far (done / total, accepted, rejected, edited), the classes and the annotators; for
-    admins also the inter-annotator agreement."""
+    """Objects reviewed so far (done / total, accepted, rejected, edited, disputed), the classes and the
+    annotators; for admins also the inter-annotator agreement."""
     dataset, store = ctx.require_dataset()
-    statuses = store.statuses()
-    counts = dict.fromkeys(("accepted", "rejected", "edited", "unreviewed"), 0)
+    statuses, disputed = store.statuses(), store.disputed()
+    counts = dict.fromkeys(("accepted", "rejected", "edited", "unreviewed", "disputed"), 0)
     total = 0
     for s in dataset.samples:
         if category and s.category != category:
             continue
         total += 1
         counts[statuses.get(s.index, "unreviewed")] += 1
+        counts["disputed"] += s.index in disputed
     return Progress(
         total=total,
         done=total - counts["unreviewed"],

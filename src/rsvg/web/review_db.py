@@ -7,6 +7,11 @@ are not undone (:func:`fold_decisions`): the latest accept/reject/edit decides t
 the text and box, and a skip changes nothing. A small cache table holds that state per object, updated in the
 same transaction as the decision, so the review pages can filter tens of thousands of objects quickly.
 
+When several annotators judged one object, each has a verdict of their own (the fold of their own decisions).
+An object whose annotators' verdicts differ is *disputed*: the latest decision still gives its text and box, and
+a second cache table lists it, so that an admin can find the disputes, read each verdict and settle them (a new
+decision, or undoing the one they judge wrong).
+
 The file runs in WAL mode with ``synchronous=FULL``; each write is one ``BEGIN IMMEDIATE`` transaction, committed
 before the call returns. A client-chosen ``request_id`` (unique) makes a retried request harmless.
 """
@@ -54,6 +59,7 @@ CREATE TABLE IF NOT EXISTS item_state (
     annotator TEXT NOT NULL,
     at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS disputed (item INTEGER PRIMARY KEY);
 """
 
 
@@ -113,6 +119,21 @@ def fold_decisions(decisions: Iterable[Decision]) -> ItemState:
     return state
 
 
+def annotator_verdicts(decisions: Iterable[Decision]) -> dict[str, ItemState]:
+    """Each annotator's own verdict on one object (decisions oldest first); annotators whose decisions there
+    all were undone or skips are left out."""
+    own: dict[str, list[Decision]] = {}
+    for d in decisions:
+        own.setdefault(d.annotator, []).append(d)
+    folded = {name: fold_decisions(ds) for name, ds in own.items()}
+    return {name: state for name, state in sorted(folded.items()) if state.status != "unreviewed"}
+
+
+def is_disputed(verdicts: dict[str, ItemState]) -> bool:
+    """Whether annotators gave one object different verdicts (accepted, edited, rejected)."""
+    return len({v.status for v in verdicts.values()}) > 1
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -155,6 +176,8 @@ class ReviewStore(SQLiteFile):
                     if statement.strip():
                         conn.execute(statement)
                 meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+                if meta and "disputed_table" not in meta:
+                    self._fill_disputed(conn)  # a file written before the table existed
                 if not meta:
                     conn.executemany(
                         "INSERT INTO meta (key, value) VALUES (?, ?)",
@@ -165,6 +188,7 @@ class ReviewStore(SQLiteFile):
                             ("created_at", _now()),
                         ],
                     )
+                conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('disputed_table', '1')")
                 conn.execute("COMMIT")
             finally:
                 conn.close()
@@ -258,10 +282,21 @@ class ReviewStore(SQLiteFile):
                 self._refresh_state(conn, row["item"])
             return _row_to_decision(conn.execute("SELECT * FROM decisions WHERE id = ?", (row["id"],)).fetchone())
 
+    @classmethod
+    def _fill_disputed(cls, conn: sqlite3.Connection) -> None:
+        rows = conn.execute("SELECT DISTINCT item FROM decisions").fetchall()
+        for (index,) in rows:
+            cls._refresh_state(conn, index)
+
     @staticmethod
     def _refresh_state(conn: sqlite3.Connection, index: int) -> None:
         rows = conn.execute("SELECT * FROM decisions WHERE item = ? ORDER BY id", (index,)).fetchall()
-        state = fold_decisions(_row_to_decision(r) for r in rows)
+        decisions = [_row_to_decision(r) for r in rows]
+        if is_disputed(annotator_verdicts(decisions)):
+            conn.execute("INSERT OR IGNORE INTO disputed (item) VALUES (?)", (index,))
+        else:
+            conn.execute("DELETE FROM disputed WHERE item = ?", (index,))
+        state = fold_decisions(decisions)
         if state.status == "unreviewed":
             conn.execute("DELETE FROM item_state WHERE item = ?", (index,))
             return
@@ -300,6 +335,11 @@ class ReviewStore(SQLiteFile):
         """Just the status of every reviewed object (the cheap query behind filters and progress)."""
         with self._read() as conn:
             return dict(conn.execute("SELECT item, status FROM item_state").fetchall())
+
+    def disputed(self) -> set[int]:
+        """The objects whose annotators' verdicts differ (see the module docstring)."""
+        with self._read() as conn:
+            return {r[0] for r in conn.execute("SELECT item FROM disputed").fetchall()}
 
     def recomputed_states(self, history: list[Decision] | None = None) -> dict[int, ItemState]:
         """The states folded afresh from the history (what the export uses; equals :meth:`states`), from

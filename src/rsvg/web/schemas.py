@@ -184,6 +184,13 @@ class DecisionOut(BaseModel):
     undone_by: str | None
 
 
+class Verdict(BaseModel):
+    """One annotator's verdict on an object: the fold of their own decisions in force there."""
+
+    annotator: str
+    status: Literal["accepted", "rejected", "edited"]
+
+
 class ReviewItem(BaseModel):
     """One object under review: the original, the current (corrected) version and its history."""
 
@@ -199,7 +206,11 @@ class ReviewItem(BaseModel):
     original_box: Box
     description: str
     box: Box
-    status: Literal["unreviewed", "accepted", "rejected", "edited"]
+    status: Literal["unreviewed", "accepted", "rejected", "edited"] = Field(
+        description="The latest decision in force (it gives the text and box the export writes)."
+    )
+    verdicts: list[Verdict] = Field(default_factory=list, description="Each annotator's own verdict.")
+    disputed: bool = Field(False, description="Annotators gave different verdicts.")
     history: list[DecisionOut]
 
 
@@ -234,6 +245,15 @@ class PairAgreement(BaseModel):
     mean_edit_iou: float | None = Field(None, description="Mean IoU of their boxes where both edited.")
 
 
+class AnnotatorAgreement(BaseModel):
+    """How often one annotator's verdicts match the other annotators' on shared expressions."""
+
+    annotator: str
+    expressions: int = Field(description="Shared expressions this annotator judged.")
+    pairs: int = Field(description="Pairs of this annotator with another over those expressions.")
+    same_verdict: float = Field(description="Share of those pairs with the same verdict (0..1).")
+
+
 class Agreement(BaseModel):
     """Inter-annotator agreement over the expressions two or more annotators reviewed (decisions in force)."""
 
@@ -243,6 +263,7 @@ class Agreement(BaseModel):
     edited_pairs: int = Field(description="Pairs where both annotators edited the box.")
     mean_edit_iou: float | None = Field(None, description="Mean IoU of the two boxes over those pairs.")
     by_pair: list[PairAgreement] = Field(default_factory=list)
+    by_annotator: list[AnnotatorAgreement] = Field(default_factory=list)
 
 
 class Progress(BaseModel):
@@ -254,6 +275,7 @@ class Progress(BaseModel):
     rejected: int
     edited: int
     unreviewed: int
+    disputed: int = Field(description="Objects whose annotators gave different verdicts.")
     categories: list[str]
     annotators: dict[str, int]
     agreement: Agreement | None = Field(

@@ -1,5 +1,7 @@
 // The review tool: one expression at a time, keyboard first. Each decision is posted and committed by the
-// server before the next item is shown; the URL's #index brings a reload back to the same item.
+// server before the next item is shown; the URL's #index brings a reload back to the same item, and changing it
+// in the address bar goes to that item. A correction that is not saved is never dropped without asking: leaving
+// the item (skip, back, another #index, another filter) first asks whether to save it or discard it.
 
 import { $, fmt, getJSON, loadSession, logout, postJSON, requestId, toast } from "/static/api.js";
 import { BoxEditor } from "/static/boxeditor.js";
@@ -11,7 +13,16 @@ const state = {
   editingText: false,
   pending: null, // {key, id}: a failed post is retried with the same request id (never recorded twice)
   account: null, // the logged-in user on a server with accounts: decisions are recorded under that name
+  leaving: null, // {go, afterSave, stay}: where the user wanted to go while a correction was unsaved
+  dataset: "", // the dataset's folder as the server names it (for the export command)
+  agreement: null, // the last agreement figures (for the CSV download)
 };
+
+// Zoom: 1 shows the whole image fitted to the page; up to MAX_ZOOM times that. A new item whose box would show
+// smaller than SMALL_BOX screen pixels opens zoomed in on it, so its corners can be grabbed.
+const MAX_ZOOM = 8;
+const SMALL_BOX = 40;
+const view = { zoom: 1, index: null };
 
 const editor = new BoxEditor($("#overlay"), { onChange: () => updateDirty() });
 
@@ -61,13 +72,20 @@ function historyLine(d) {
 }
 
 function render(item) {
+  const newItem = view.index !== item.index;
+  view.index = item.index;
   state.item = item;
   showMessage("");
   $("#item").hidden = false;
   $("#item-index").textContent = `#${item.index} of ${item.total}`;
   const badge = $("#item-status");
-  badge.textContent = item.status === "unreviewed" ? "not reviewed" : item.status;
-  badge.className = `badge ${item.status}`;
+  badge.textContent = item.disputed ? `disputed · latest ${item.status}` : item.status === "unreviewed" ? "not reviewed" : item.status;
+  badge.className = `badge ${item.disputed ? "disputed" : item.status}`;
+  badge.title = item.disputed ? "Annotators gave different verdicts; the latest decision stands until settled." : "";
+  const showVerdicts = item.verdicts.length > 1;
+  $("#verdicts-label").hidden = !showVerdicts;
+  $("#item-verdicts").hidden = !showVerdicts;
+  $("#item-verdicts").textContent = item.verdicts.map((v) => `${v.annotator}: ${v.status}`).join(" · ");
   $("#item-category").textContent = item.category;
   $("#item-split").textContent = item.split || "none";
   $("#item-image").textContent = `${item.image_id} (${item.width} × ${item.height})`;
@@ -87,6 +105,8 @@ function render(item) {
     const h = item.height || img.naturalHeight;
     editor.setImageSize(w, h);
     editor.setBox(item.box, item.original_box);
+    if (newItem) zoomForItem();
+    else setZoom(view.zoom, false);
     updateDirty();
   };
   if (img.getAttribute("src") !== item.image_url) {
@@ -98,6 +118,7 @@ function render(item) {
   history.replaceState(null, "", `#${item.index}`);
   document.body.dataset.index = String(item.index);
   document.body.dataset.status = item.status;
+  document.body.dataset.disputed = item.disputed ? "1" : "";
 }
 
 async function show(index, remember = true) {
@@ -114,18 +135,98 @@ async function refreshProgress() {
   $("#progress-rejected").textContent = `${p.rejected} rejected`;
   $("#progress-edited").textContent = `${p.edited} edited`;
   $("#progress-fill").style.width = p.total ? `${(100 * p.done) / p.total}%` : "0";
-  const agree = $("#progress-agreement");
-  const a = p.agreement;
-  agree.hidden = !(a && a.pairs);
-  if (a && a.pairs) {
-    const iou = a.mean_edit_iou === null ? "" : `, edits IoU ${a.mean_edit_iou.toFixed(2)}`;
-    agree.textContent = `agreement ${(100 * a.same_verdict).toFixed(0)}% over ${a.expressions} shared${iou}`;
-  }
+  const disputed = $("#progress-disputed");
+  disputed.hidden = !p.disputed;
+  disputed.textContent = `${p.disputed} disputed`;
+  showAgreement(p);
   const sel = $("#filter-category");
   if (sel.options.length === 1) {
     for (const c of p.categories) sel.add(new Option(c, c));
   }
   return p;
+}
+
+function percent(x) {
+  return `${(100 * x).toFixed(0)}%`;
+}
+
+function row(cells) {
+  const tr = document.createElement("tr");
+  for (const c of cells) {
+    const td = document.createElement("td");
+    td.textContent = c;
+    tr.appendChild(td);
+  }
+  return tr;
+}
+
+// The agreement figures (admins, or everyone on a server without accounts): a one-line summary in the toolbar
+// that opens a panel saying what the numbers count, per annotator and per pair, with the downloads.
+function showAgreement(p) {
+  const a = p.agreement;
+  const button = $("#progress-agreement");
+  state.agreement = a ? { ...a, decisions: p.annotators } : null;
+  button.hidden = !(a && a.pairs);
+  if (!a || !a.pairs) {
+    $("#agreement-panel").hidden = true;
+    return;
+  }
+  const iou = a.mean_edit_iou === null ? "" : `, edits IoU ${a.mean_edit_iou.toFixed(2)}`;
+  button.textContent = `agreement ${percent(a.same_verdict)} over ${a.expressions} shared${iou}`;
+  const edits =
+    a.mean_edit_iou === null
+      ? "No pair has both annotators editing the box yet."
+      : `Where both edited the box (${a.edited_pairs} pairs), their two boxes overlap with a mean IoU of ` +
+        `${a.mean_edit_iou.toFixed(2)}.`;
+  $("#agreement-explained").textContent =
+    `${a.expressions} expressions were judged by two or more annotators. Each annotator's verdict is their own ` +
+    "latest accept, edit or reject there (skips and undone decisions do not count). Over the " +
+    `${a.pairs} pairs of annotators on those expressions, ${percent(a.same_verdict)} gave the same verdict. ${edits}`;
+  const decisions = p.annotators || {};
+  const names = [...new Set([...Object.keys(decisions), ...a.by_annotator.map((x) => x.annotator)])].sort();
+  const byName = Object.fromEntries(a.by_annotator.map((x) => [x.annotator, x]));
+  $("#agreement-annotators tbody").replaceChildren(
+    ...names.map((n) => {
+      const x = byName[n];
+      return row([n, String(decisions[n] || 0), String(x ? x.expressions : 0), x ? percent(x.same_verdict) : "–"]);
+    }),
+  );
+  $("#agreement-pairs tbody").replaceChildren(
+    ...a.by_pair.map((x) =>
+      row([
+        x.annotators.join(" & "),
+        String(x.expressions),
+        percent(x.same_verdict),
+        x.mean_edit_iou === null ? "–" : x.mean_edit_iou.toFixed(2),
+      ]),
+    ),
+  );
+}
+
+function csvCell(v) {
+  const text = String(v);
+  return /[",\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+}
+
+// The agreement as CSV: one line per annotator, one per pair, and the overall line.
+function agreementCSV() {
+  const a = state.agreement;
+  const lines = [["scope", "who", "decisions", "shared_expressions", "pairs", "same_verdict", "mean_edit_iou"]];
+  for (const x of a.by_annotator) {
+    lines.push(["annotator", x.annotator, a.decisions[x.annotator] || 0, x.expressions, x.pairs, x.same_verdict, ""]);
+  }
+  for (const x of a.by_pair) {
+    const iou = x.mean_edit_iou === null ? "" : x.mean_edit_iou;
+    lines.push(["pair", x.annotators.join(" & "), "", x.expressions, 1, x.same_verdict, iou]);
+  }
+  lines.push(["all", "", "", a.expressions, a.pairs, a.same_verdict, a.mean_edit_iou === null ? "" : a.mean_edit_iou]);
+  return `${lines.map((l) => l.map(csvCell).join(",")).join("\n")}\n`;
+}
+
+function toggleAgreement() {
+  const panel = $("#agreement-panel");
+  panel.hidden = !panel.hidden;
+  $("#progress-agreement").setAttribute("aria-expanded", String(!panel.hidden));
 }
 
 async function goNext(after) {
@@ -135,6 +236,7 @@ async function goNext(after) {
   if (index === null) {
     if (state.item) state.visited.push(state.item.index);
     state.item = null;
+    view.index = null;
     $("#item").hidden = true;
     editor.setBox(null);
     $("#photo").removeAttribute("src");
@@ -152,9 +254,23 @@ function needAnnotator() {
   return true;
 }
 
-async function decide(action) {
+// One user action at a time: keys pressed while a decision is being saved are ignored.
+async function exclusive(fn) {
+  if (state.busy) return;
+  state.busy = true;
+  try {
+    await fn();
+  } catch (err) {
+    toast(err.message, "error");
+  } finally {
+    state.busy = false;
+  }
+}
+
+// Post a decision about the current item (an accept of a modified item is an edit); true once it is committed.
+async function record(action) {
   const item = state.item;
-  if (!item || state.busy || needAnnotator()) return;
+  if (!item || needAnnotator()) return false;
   const body = { index: item.index, action };
   if (!state.account) body.annotator = annotator();
   if (action === "accept" && isDirty()) body.action = "edit";
@@ -165,53 +281,125 @@ async function decide(action) {
   const key = JSON.stringify(body);
   if (!state.pending || state.pending.key !== key) state.pending = { key, id: requestId() };
   body.request_id = state.pending.id;
-  state.busy = true;
   try {
     await postJSON("/api/review/decision", body);
-    state.pending = null;
-    await refreshProgress();
-    await goNext(item.index);
   } catch (err) {
     toast(`Not saved: ${err.message}`, "error");
-  } finally {
-    state.busy = false;
+    return false;
   }
+  state.pending = null;
+  await refreshProgress();
+  return true;
 }
 
-async function undo() {
-  if (state.busy || needAnnotator()) return;
-  state.busy = true;
-  try {
-    const res = await postJSON("/api/review/undo", state.account ? {} : { annotator: annotator() });
-    if (!res.undone) {
-      toast("Nothing of yours to undo.");
+// Accept, reject or edit, then go on to the next item the filters select.
+function decide(action) {
+  return exclusive(async () => {
+    const item = state.item;
+    if (await record(action)) await goNext(item.index);
+  });
+}
+
+// Leave the current item through `go`; with an unsaved correction, ask first (see settleLeaving): `afterSave`
+// is where to go once the correction is saved, `stay` puts back whatever started the move.
+function leave(go, afterSave = go, stay = () => {}) {
+  if (!isDirty()) return go();
+  state.leaving = { go, afterSave, stay };
+  $("#unsaved").hidden = false;
+  document.body.dataset.unsaved = "1";
+  $("#btn-unsaved-save").focus();
+  return undefined;
+}
+
+function settleLeaving(choice) {
+  const leaving = state.leaving;
+  if (!leaving) return undefined;
+  state.leaving = null;
+  $("#unsaved").hidden = true;
+  delete document.body.dataset.unsaved;
+  if (choice === "stay") {
+    leaving.stay();
+    return undefined;
+  }
+  return exclusive(async () => {
+    if (choice === "save") {
+      if (await record("edit")) await leaving.afterSave();
       return;
     }
-    toast(`Undone: ${res.undone.action} of #${res.undone.index}`);
-    if (state.item && state.item.index !== res.item.index) state.visited.push(state.item.index);
-    render(res.item);
-    await refreshProgress();
+    resetEdits();
+    await leaving.go();
+  });
+}
+
+function skip() {
+  return exclusive(() => {
+    const item = state.item;
+    return leave(
+      async () => {
+        if (await record("skip")) await goNext(item.index);
+      },
+      () => goNext(item.index),
+    );
+  });
+}
+
+async function undoNow() {
+  if (needAnnotator()) return;
+  let res;
+  try {
+    res = await postJSON("/api/review/undo", state.account ? {} : { annotator: annotator() });
   } catch (err) {
     toast(`Undo failed: ${err.message}`, "error");
-  } finally {
-    state.busy = false;
+    return;
   }
+  if (!res.undone) {
+    toast("Nothing of yours to undo.");
+    return;
+  }
+  toast(`Undone: ${res.undone.action} of #${res.undone.index}`);
+  if (state.item && state.item.index !== res.item.index) state.visited.push(state.item.index);
+  render(res.item);
+  await refreshProgress();
 }
 
-async function back() {
-  if (state.busy) return;
-  try {
-    if (state.visited.length) {
-      await show(state.visited.pop(), false);
-      return;
-    }
-    const after = state.item ? state.item.index : -1;
-    const { index } = await getJSON(`/api/review/next?after=${after}&direction=prev&status=all&wrap=false`);
-    if (index === null) toast("This is the first item.");
-    else await show(index, false);
-  } catch (err) {
-    toast(err.message, "error");
+// Undo: an unsaved correction is the last thing done, so it goes first; then the last decision saved.
+function undo() {
+  if (isDirty()) {
+    resetEdits();
+    toast("The unsaved correction is discarded.");
+    return undefined;
   }
+  return exclusive(undoNow);
+}
+
+async function backNow() {
+  if (state.visited.length) {
+    await show(state.visited.pop(), false);
+    return;
+  }
+  const after = state.item ? state.item.index : -1;
+  const { index } = await getJSON(`/api/review/next?after=${after}&direction=prev&status=all&wrap=false`);
+  if (index === null) toast("This is the first item.");
+  else await show(index, false);
+}
+
+function back() {
+  return exclusive(() => leave(backNow));
+}
+
+// The address bar's #N changed (typed, or the browser's back button): go there, asking first if need be.
+function onHashChange() {
+  const wanted = Number.parseInt(location.hash.slice(1), 10);
+  const here = state.item ? state.item.index : null;
+  const restore = () => history.replaceState(null, "", here === null ? location.pathname : `#${here}`);
+  if (!Number.isInteger(wanted) || wanted === here) return;
+  const total = state.item ? state.item.total : Number.POSITIVE_INFINITY;
+  if (wanted < 0 || wanted >= total) {
+    toast(`There is no item #${wanted}: the items are #0 to #${total - 1}.`, "error");
+    restore();
+    return;
+  }
+  exclusive(() => leave(() => show(wanted), () => show(wanted), restore));
 }
 
 function startTextEdit() {
@@ -225,6 +413,70 @@ function startTextEdit() {
 function resetEdits() {
   if (!state.item) return;
   render(state.item);
+}
+
+// -- zoom ---------------------------------------------------------------------------------------------------
+
+function imageSize() {
+  const it = state.item;
+  const img = $("#photo");
+  return [it && it.width ? it.width : img.naturalWidth || 1, it && it.height ? it.height : img.naturalHeight || 1];
+}
+
+// Screen pixels per image pixel at zoom 1: the whole image fits the viewport (never enlarged).
+function fitScale() {
+  const vp = $("#viewport");
+  const style = getComputedStyle(vp);
+  const padX = Number.parseFloat(style.paddingLeft) + Number.parseFloat(style.paddingRight);
+  const padY = Number.parseFloat(style.paddingTop) + Number.parseFloat(style.paddingBottom);
+  const maxH = Number.parseFloat(style.maxHeight) || window.innerHeight;
+  const [w, h] = imageSize();
+  return Math.min(1, (vp.clientWidth - padX) / w, (maxH - padY) / h);
+}
+
+// The zoom at which the box fills about 40 % of the viewport's shorter side.
+function boxZoom() {
+  const box = editor.getBox();
+  if (!box) return 1;
+  const vp = $("#viewport");
+  const s = fitScale();
+  const side = Math.max(box[2] - box[0], box[3] - box[1], 1) * s;
+  const target = (0.4 * Math.min(vp.clientWidth, Number.parseFloat(getComputedStyle(vp).maxHeight) || 600)) / side;
+  return Math.min(MAX_ZOOM, Math.max(1, Math.round(target * 2) / 2));
+}
+
+function setZoom(zoom, center = true) {
+  view.zoom = Math.min(MAX_ZOOM, Math.max(1, zoom));
+  const [w, h] = imageSize();
+  const s = fitScale() * view.zoom;
+  const img = $("#photo");
+  img.style.width = `${w * s}px`;
+  img.style.height = `${h * s}px`;
+  editor.render();
+  $("#zoom-level").textContent = view.zoom === 1 ? "fit" : `×${view.zoom.toFixed(1)}`;
+  $("#zoom-box-label").textContent = view.zoom > 1 ? "whole image" : "zoom to box";
+  document.body.dataset.zoom = String(view.zoom);
+  const box = editor.getBox();
+  if (center && box) {
+    const vp = $("#viewport");
+    const stage = $("#stage");
+    vp.scrollLeft = stage.offsetLeft + ((box[0] + box[2]) / 2) * s - vp.clientWidth / 2;
+    vp.scrollTop = stage.offsetTop + ((box[1] + box[3]) / 2) * s - vp.clientHeight / 2;
+  }
+}
+
+function toggleBoxZoom() {
+  setZoom(view.zoom > 1 ? 1 : Math.max(2, boxZoom()));
+  $("#zoom-note").hidden = true;
+}
+
+// A new item: zoomed in when its box would be too small to handle at the fitted size.
+function zoomForItem() {
+  const box = editor.getBox();
+  const s = fitScale();
+  const small = box && Math.min(box[2] - box[0], box[3] - box[1]) * s < SMALL_BOX;
+  setZoom(small ? boxZoom() : 1);
+  $("#zoom-note").hidden = !(small && view.zoom > 1);
 }
 
 function onTextKey(e) {
@@ -243,8 +495,19 @@ function onTextKey(e) {
   }
 }
 
+// While the unsaved-correction question is open, only its answers count: Enter saves, D discards, Esc stays.
+function onLeavingKey(e) {
+  const choice = { Enter: "save", d: "discard", D: "discard", Escape: "stay" }[e.key];
+  e.preventDefault();
+  if (choice) settleLeaving(choice);
+}
+
 function onKey(e) {
   const target = e.target;
+  if (state.leaving) {
+    onLeavingKey(e);
+    return;
+  }
   if (target.id === "annotator") {
     if (e.key === "Enter" || e.key === "Escape") target.blur();
     return;
@@ -271,12 +534,17 @@ function onKey(e) {
     Enter: () => decide("accept"),
     r: () => decide("reject"),
     e: () => startTextEdit(),
-    s: () => decide("skip"),
-    ArrowRight: () => decide("skip"),
+    s: () => skip(),
+    ArrowRight: () => skip(),
     u: () => undo(),
     b: () => back(),
     ArrowLeft: () => back(),
-    Escape: () => (editor.selected ? editor.selectCorner(null) : resetEdits()),
+    // first the picked corner, then the correction itself
+    Escape: () => (editor.selected ? editor.selectCorner(null) : isDirty() ? resetEdits() : undefined),
+    z: () => toggleBoxZoom(),
+    "+": () => setZoom(view.zoom * 1.5),
+    "=": () => setZoom(view.zoom * 1.5),
+    "-": () => setZoom(view.zoom / 1.5),
     1: () => editor.selectCorner(1),
     2: () => editor.selectCorner(2),
     3: () => editor.selectCorner(3),
@@ -303,6 +571,7 @@ async function start() {
     $("#btn-logout").addEventListener("click", () => logout().catch((err) => toast(err.message, "error")));
   }
   const status = await getJSON("/api/status");
+  state.dataset = status.dataset || "";
   if (!status.dataset) {
     showMessage("No dataset is loaded: start the server with `rsvg serve --dataset ROOT`.");
     return;
@@ -310,12 +579,54 @@ async function start() {
   $("#annotator").value = localStorage.getItem("rsvg.annotator") || "";
   $("#annotator").addEventListener("change", () => localStorage.setItem("rsvg.annotator", annotator()));
   for (const id of ["#filter-status", "#filter-category"]) {
-    $(id).addEventListener("change", async () => {
-      $(id).blur();
-      await refreshProgress();
-      await goNext(state.item ? state.item.index - 1 : -1);
+    const sel = $(id);
+    let previous = sel.value;
+    sel.addEventListener("change", () => {
+      sel.blur();
+      const go = async () => {
+        previous = sel.value;
+        await refreshProgress();
+        await goNext(state.item ? state.item.index - 1 : -1);
+      };
+      exclusive(() =>
+        leave(go, go, () => {
+          sel.value = previous;
+        }),
+      );
     });
   }
+  $("#progress-disputed").addEventListener("click", () => {
+    const sel = $("#filter-status");
+    if (sel.value === "disputed") return;
+    sel.value = "disputed";
+    sel.dispatchEvent(new Event("change"));
+  });
+  $("#progress-agreement").addEventListener("click", toggleAgreement);
+  $("#download-agreement").addEventListener("click", () => {
+    if (!state.agreement) return;
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(new Blob([agreementCSV()], { type: "text/csv" }));
+    link.download = "review-agreement.csv";
+    link.click();
+    setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+  });
+  $("#export-command").textContent = `rsvg review-export ${state.dataset} ${state.dataset.replace(/\/+$/, "")}_reviewed`;
+  window.addEventListener("hashchange", onHashChange);
+  window.addEventListener("beforeunload", (e) => {
+    if (!isDirty()) return;
+    e.preventDefault();
+    e.returnValue = "";
+  });
+  window.addEventListener("resize", () => state.item && setZoom(view.zoom, false));
+  $("#viewport").addEventListener(
+    "wheel",
+    (e) => {
+      if (!e.ctrlKey || !state.item) return;
+      e.preventDefault();
+      setZoom(e.deltaY < 0 ? view.zoom * 1.25 : view.zoom / 1.25);
+    },
+    { passive: false },
+  );
   $("#expression").addEventListener("keydown", onTextKey);
   $("#expression").addEventListener("input", updateDirty);
   document.addEventListener("keydown", onKey);
@@ -326,8 +637,19 @@ async function start() {
     "#btn-skip": () => decide("skip"),
     "#btn-undo": () => undo(),
     "#btn-back": () => back(),
+    "#btn-unsaved-save": () => settleLeaving("save"),
+    "#btn-unsaved-discard": () => settleLeaving("discard"),
+    "#btn-unsaved-stay": () => settleLeaving("stay"),
+    "#btn-zoom-in": () => setZoom(view.zoom * 1.5),
+    "#btn-zoom-out": () => setZoom(view.zoom / 1.5),
+    "#btn-zoom-box": () => toggleBoxZoom(),
   };
-  for (const [sel, fn] of Object.entries(clicks)) $(sel).addEventListener("click", fn);
+  for (const [sel, fn] of Object.entries(clicks)) {
+    $(sel).addEventListener("click", (e) => {
+      e.currentTarget.blur(); // the keys go back to the page
+      fn();
+    });
+  }
   await refreshProgress();
   const fromHash = Number.parseInt(location.hash.slice(1), 10);
   if (Number.isInteger(fromHash) && fromHash >= 0 && fromHash < status.objects) await show(fromHash, false);
