@@ -24,7 +24,7 @@ def overlay(
     image: np.ndarray,
     boxes: Sequence[tuple[Sequence[float], tuple[int, int, int], str]] = (),
     attention: np.ndarray | None = None,
-    alpha: float = 0.45,
+    alpha: float = 0.7,
     *,
     text_height: float | None = None,
     thickness: int | None = None,
@@ -32,6 +32,9 @@ def overlay(
     thin: Collection[int] = (),
 ) -> np.ndarray:
     """RGB image with an optional attention heatmap (H×W in 0..1) blended in and labelled boxes drawn on top.
+
+    The heatmap's opacity follows its values: ``alpha`` where the map is 1, fading to none where it is 0, so the
+    picture is tinted only where the model looks and stays as it is elsewhere (the web page draws it the same way).
 
     Boxes are drawn in the given order, so a later box lies over an earlier one; the boxes whose indices are in
     ``dashed`` are drawn as dashes, so an earlier box on the same place still shows in the gaps, and those in
@@ -46,7 +49,8 @@ def overlay(
     if attention is not None:
         heat = cv2.applyColorMap(np.clip(attention * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
         heat = cv2.cvtColor(heat, cv2.COLOR_BGR2RGB)
-        out = cv2.addWeighted(out, 1 - alpha, heat, alpha, 0)
+        weight = (alpha * np.clip(np.nan_to_num(attention, nan=0.0), 0, 1))[..., None].astype(np.float32)
+        out = np.rint(out * (1 - weight) + heat * weight).astype(np.uint8)
     line = thickness or max(2, round(max(height, width) / 300))
     drawn = []
     for k, (box, color, _) in enumerate(boxes):

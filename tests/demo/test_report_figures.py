@@ -1,6 +1,7 @@
 """The report's pieces, checked without running the demo: the training curve plots the series its labels name, on
 whole-epoch ticks; step times print one number per step and never a fast step as 0.0 s; the gallery's legend
-names every box colour drawn; box labels stay inside the picture, apart, and readable at the size shown."""
+names every box colour drawn; box labels stay inside the picture, apart, and readable at the size shown; the
+attention heatmap tints only where the map has weight."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from rsvg.demo.report import (
     training_sentence,
 )
 from rsvg.results import GroundingResult
-from rsvg.viz import FIRST_LOOK, GREEN, RED, place_labels
+from rsvg.viz import FIRST_LOOK, GREEN, RED, overlay, place_labels
 
 
 def history_rows(epochs: int) -> list[dict]:
@@ -167,3 +168,15 @@ def test_coinciding_boxes_all_stay_visible():
     edge = picture[250:400, 195:206]  # a stretch of the three boxes' shared left edge, below the labels
     for colour in (GREEN, RED, FIRST_LOOK):
         assert np.all(edge == colour, axis=-1).sum() > 50, colour
+
+
+def test_heatmap_tints_only_where_the_model_looks():
+    rgb = np.full((64, 64, 3), 120, np.uint8)
+    attention = np.zeros((64, 64), np.float32)
+    attention[20:30, 40:50] = 1.0
+    attention[0:10, 0:10] = 0.25
+    picture = overlay(rgb, attention=attention)
+    assert np.array_equal(picture[35:, :], rgb[35:, :])  # zero weight: the photo as it is
+    peak = np.abs(picture[25, 45].astype(int) - 120).max()
+    faint = np.abs(picture[5, 5].astype(int) - 120).max()
+    assert peak > 3 * faint > 0  # the tint grows with the map's value
