@@ -198,3 +198,35 @@ def test_the_estimate_is_the_mean_time_of_the_rows_run_times_the_rows_left(data,
     table = progress_table(plans, results, "resc_bert", 90.0, 180.0)
     assert table.row_count == 3  # the rows that run; zsgnet_vgg16 has no lite variant
     assert "1 of 3 rows finished, 1.5 min spent, about 3 min left" in str(table.title)
+
+
+def test_weights_folder_gives_each_paper_row_its_own_files(data, tmp_path):
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    for name in ("yolov3.weights", "detr-r50-e632da11.pth"):
+        (weights / name).write_bytes(b"x")
+    (weights / "bert-base-uncased").mkdir()
+    plans = plan_rows(rows_named("faoa_lstm,resc_bert,mgvlf"), "paper", data, tmp_path / "out", [], 0, weights)
+    options = {p.row.name: [o for o in p.overrides if o.startswith(("model.backbone_weights", "model.text_encoder"))]
+               for p in plans}  # fmt: skip
+    assert options == {
+        "faoa_lstm": [f"model.backbone_weights={weights / 'yolov3.weights'}"],
+        "resc_bert": [f"model.backbone_weights={weights / 'yolov3.weights'}",
+                      f"model.text_encoder={weights / 'bert-base-uncased'}"],
+        "mgvlf": [f"model.backbone_weights={weights / 'detr-r50-e632da11.pth'}",
+                  f"model.text_encoder={weights / 'bert-base-uncased'}"],
+    }  # fmt: skip
+    # every missing file named at once, with what it is; nothing planned
+    with pytest.raises(ValueError) as err:
+        plan_rows(rows_named("zsgnet_r50,vltvg_r101"), "paper", data, tmp_path / "out", [], 0, weights)
+    lines = str(err.value).splitlines()
+    assert lines[0].startswith(f"--weights {weights} lacks 3 pretrained files")
+    assert lines[1:] == [
+        "  resnet50-0676ba61.pth: torchvision's ResNet-50 ImageNet weights; read by zsgnet_r50",
+        "  glove.840B.300d.txt: GloVe's 840B 300-d word vectors (text); read by zsgnet_r50",
+        "  detr-r101-2c7b67e5.pth: DETR's detr-r101 checkpoint; read by vltvg_r101",
+    ]
+    with pytest.raises(ValueError, match="--weights names the paper variant"):
+        plan_rows(rows_named("mgvlf"), "lite", data, tmp_path / "out", [], 0, weights)
+    # every paper row names the files it reads
+    assert all(row.weights for row in ROWS)

@@ -13,7 +13,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from rsvg.benchmark.rows import Row
+from rsvg.benchmark.rows import Row, missing_weights, weight_overrides
 from rsvg.config import load_config
 from rsvg.data.dior_rsvg import SPLITS, read_split_file
 from rsvg.demo.stamps import make_key
@@ -98,12 +98,27 @@ def rsvg_argv(args: list[str], nproc_per_node: int = 1, python: str | None = Non
 
 
 def plan_rows(
-    rows: list[Row], variant: str, data: Path, out: Path, overrides: list[str], seed: int = 0
+    rows: list[Row],
+    variant: str,
+    data: Path,
+    out: Path,
+    overrides: list[str],
+    seed: int = 0,
+    weights: Path | None = None,
 ) -> list[RowPlan]:
     """The plan of ``rows`` in ``variant`` on ``data``, each in ``out/rows/NAME``: the row's config with its own
-    overrides, the shared feature folder ``out/feature_cache`` (rows with the same frozen backbone compute its maps
-    once, :mod:`rsvg.engine.feature_store`), then the benchmark's ``overrides`` (e.g. a shorter ``train.epochs`` for
-    every row), then the seed. Every config is loaded, so a bad option fails here, before anything trains."""
+    overrides, its pretrained files in ``weights`` (paper variant; :func:`~rsvg.benchmark.rows.weight_overrides`),
+    the shared feature folder ``out/feature_cache`` (rows with the same frozen backbone compute its maps once,
+    :mod:`rsvg.engine.feature_store`), then the benchmark's ``overrides`` (e.g. a shorter ``train.epochs`` for every
+    row), then the seed. Every config is loaded and every pretrained file looked for, so a bad option or a missing
+    file fails here (all missing files named at once), before anything trains."""
+    if weights is not None and variant != "paper":
+        raise ValueError("--weights names the paper variant's pretrained files; the lite rows read theirs from "
+                         "installed packages")  # fmt: skip
+    if weights is not None:
+        missing = missing_weights([r for r in rows if r.config(variant) is not None], weights)
+        if missing:
+            raise ValueError(missing)
     fingerprint = data_fingerprint(data)
     plans = []
     for row in rows:
@@ -113,7 +128,8 @@ def plan_rows(
             plans.append(RowPlan(row, variant, None, [], folder, ""))
             continue
         config, own = chosen
-        options = [*own, f"train.feature_cache_dir={out / FEATURE_CACHE}", *overrides, f"train.seed={seed}"]
+        files = weight_overrides(row, weights) if weights is not None else []
+        options = [*own, *files, f"train.feature_cache_dir={out / FEATURE_CACHE}", *overrides, f"train.seed={seed}"]
         try:
             resolved = load_config(config, options).to_dict()
         except Exception as exc:  # a config error names the option; say which row it is

@@ -18,6 +18,14 @@ def benchmark(
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override one option of every row: section.key=value.")
     ] = None,
+    weights: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of the paper variant's pretrained files under their published names (yolov3.weights, "
+            "detr-r50-e632da11.pth, detr-r101-2c7b67e5.pth, resnet50-0676ba61.pth, vgg16_reducedfc.pth, "
+            "bert-base-uncased/, glove.840B.300d.txt): each row is given the ones it reads."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="train.seed of every row.")] = 0,
     nproc_per_node: Annotated[int, typer.Option(min=1, help="Train each row under torchrun with N processes.")] = 1,
     dry_run: Annotated[bool, typer.Option(help="Print the plan and every row's commands; run nothing.")] = False,
@@ -48,7 +56,7 @@ def benchmark(
         raise typer.Exit(EXIT_BAD_INPUT)
     check_output_folder(out, "--out", inputs={"DATA": data})
     try:
-        plans = plan_rows(rows, variant, data, out, list(set_ or []), seed)
+        plans = plan_rows(rows, variant, data, out, list(set_ or []), seed, weights)
     except ValueError as exc:
         report(str(exc))
         raise typer.Exit(EXIT_BAD_INPUT) from None
