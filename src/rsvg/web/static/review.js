@@ -74,6 +74,12 @@ function historyLine(d) {
 function render(item) {
   const newItem = view.index !== item.index;
   view.index = item.index;
+  if (newItem && state.leaving) {
+    // another item came (a button clicked meanwhile): the question about the last one is moot
+    state.leaving = null;
+    $("#unsaved").hidden = true;
+    delete document.body.dataset.unsaved;
+  }
   state.item = item;
   showMessage("");
   $("#item").hidden = false;
