@@ -98,6 +98,7 @@ def main() -> None:
             _wait(driver, "return document.body.dataset.unsaved === '1'")
             driver.save_screenshot(str(args.out / "review_unsaved.png"))
             body.send_keys("d")
+            _wait(driver, f"return document.body.dataset.index !== '{small}'")
 
             driver.get(f"{server.url}/review#0")
             _wait(driver, "return document.body.dataset.ready === '1' && document.body.dataset.index === '0'")

@@ -56,6 +56,7 @@ def test_every_table_ii_line_has_a_row():
     assert lbyl_lstm.encoders("paper") == ("DarkNet-53", "LSTM")
     assert lbyl_lstm.encoders("lite") == ("EfficientNet-Lite0", "LSTM")
     assert rows_named("mgvlf")[0].encoders("lite") == ("EfficientNet-Lite0", "MiniLM")
+    assert rows_named("vltvg_r101")[0].encoders("lite") == ("ResNet-101", "BERT")  # not run: the method's own
     with pytest.raises(ValueError, match="unknown nope; known: all, zsgnet_vgg16"):
         rows_named("faoa_bert,nope")
 

@@ -54,8 +54,10 @@ class Row:
     weights: tuple[tuple[str, str], ...] = ()
 
     def encoders(self, variant: str) -> tuple[str, str]:
-        """The visual and language encoders ``variant`` trains with, as the table prints them."""
-        return (self.lite_visual, self.lite_language) if variant == "lite" else (self.visual, self.language)
+        """The visual and language encoders ``variant`` trains with, as the table prints them (a row without a lite
+        variant keeps the paper's: it names the method that was not run)."""
+        lite = variant == "lite" and self.lite_config is not None
+        return (self.lite_visual, self.lite_language) if lite else (self.visual, self.language)
 
     def config(self, variant: str) -> tuple[str, tuple[str, ...]] | None:
         """The config file and overrides of ``variant`` (``paper`` or ``lite``); ``None``: no such variant."""

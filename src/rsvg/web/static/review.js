@@ -16,6 +16,7 @@ const state = {
   leaving: null, // {go, afterSave, stay}: where the user wanted to go while a correction was unsaved
   dataset: "", // the dataset's folder as the server names it (for the export command)
   agreement: null, // the last agreement figures (for the CSV download)
+  wantedIndex: null, // an #N typed while an action ran: followed when it is done
 };
 
 // Zoom: 1 shows the whole image fitted to the page; up to MAX_ZOOM times that. A new item whose box would show
@@ -271,6 +272,12 @@ async function exclusive(fn) {
   } finally {
     state.busy = false;
   }
+  // an address typed while this action ran is followed now (the action's own item may have rewritten the hash)
+  if (state.wantedIndex !== null) {
+    const wanted = state.wantedIndex;
+    state.wantedIndex = null;
+    goToIndex(wanted);
+  }
 }
 
 // Post a decision about the current item (an accept of a modified item is an edit); true once it is committed.
@@ -393,12 +400,22 @@ function back() {
   return exclusive(() => leave(backNow));
 }
 
-// The address bar's #N changed (typed, or the browser's back button): go there, asking first if need be.
+// The address bar's #N changed (typed, or the browser's back button): go there, asking first if need be; while
+// another action runs, once it is done.
 function onHashChange() {
   const wanted = Number.parseInt(location.hash.slice(1), 10);
+  if (!Number.isInteger(wanted)) return;
+  if (state.busy) state.wantedIndex = wanted;
+  else goToIndex(wanted);
+}
+
+function goToIndex(wanted) {
   const here = state.item ? state.item.index : null;
   const restore = () => history.replaceState(null, "", here === null ? location.pathname : `#${here}`);
-  if (!Number.isInteger(wanted) || wanted === here) return;
+  if (wanted === here) {
+    restore();
+    return;
+  }
   const total = state.item ? state.item.total : Number.POSITIVE_INFINITY;
   if (wanted < 0 || wanted >= total) {
     toast(`There is no item #${wanted}: the items are #0 to #${total - 1}.`, "error");
