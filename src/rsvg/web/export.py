@@ -2,9 +2,9 @@
 
 Rejected objects are removed, edits (text and box) applied, everything else kept as it was. An object whose
 annotators disagree (disputed) takes its latest decision; the summary lists the disputed objects, so they can be
-settled in the review tool before the export that counts. Removing objects
-shifts the global indices of the objects after them, so every split file is rewritten through the old → new
-index map: each kept expression stays in its split, in the same order. Images left with no object are dropped.
+settled in the review tool before the export that counts. Removing objects shifts the global indices of the
+objects after them, so every split file is rewritten through the old → new index map: each kept expression stays
+in its split, in the same order. Images left with no object are dropped.
 The result is written atomically (:class:`~rsvg.data.dior_rsvg.GroundingDatasetWriter`).
 """
 
