@@ -47,10 +47,9 @@ def overlay(
     out = np.ascontiguousarray(image[..., :3]).copy()
     height, width = out.shape[:2]
     if attention is not None:
-        heat = cv2.applyColorMap(np.clip(attention * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
-        heat = cv2.cvtColor(heat, cv2.COLOR_BGR2RGB)
-        weight = (alpha * np.clip(np.nan_to_num(attention, nan=0.0), 0, 1))[..., None].astype(np.float32)
-        out = np.rint(out * (1 - weight) + heat * weight).astype(np.uint8)
+        heat, values = heat_colors(attention)
+        weight = (alpha / 255.0 * values.astype(np.float32))[..., None]
+        out = np.rint(out * (1 - weight) + cv2.cvtColor(heat, cv2.COLOR_BGR2RGB) * weight).astype(np.uint8)
     line = thickness or max(2, round(max(height, width) / 300))
     drawn = []
     for k, (box, color, _) in enumerate(boxes):
@@ -82,6 +81,13 @@ def overlay(
         ink = _ink(boxes[k][1])
         cv2.putText(out, label, (lx1 + pad, ly2 - pad - base), FONT, scale, ink, weight, cv2.LINE_AA)
     return out
+
+
+def heat_colors(attention: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An H×W map in 0..1 as JET colours (BGR, uint8) and its values as 0..255 (NaN read as 0, the rest clipped):
+    the colours and the opacity of every heatmap drawn, in pictures (:func:`overlay`) and on the web page."""
+    values = np.clip(np.nan_to_num(attention.astype(np.float32), nan=0.0) * 255, 0, 255).astype(np.uint8)
+    return cv2.applyColorMap(values, cv2.COLORMAP_JET), values
 
 
 def _ink(background: tuple[int, int, int]) -> tuple[int, int, int]:

@@ -17,6 +17,7 @@ from fastapi.responses import FileResponse, Response
 from rsvg.data.image_io import ImageReadError, check_image_side, decode_image_rgb, picture_notes
 from rsvg.data.tokenizer import QueryTooLongError
 from rsvg.geo.upload import SceneUploadError, decode_scene_upload
+from rsvg.viz import heat_colors
 from rsvg.web.context import WebContext, get_context
 from rsvg.web.guards import GuardError, check_image_header
 from rsvg.web.schemas import DatasetImage, ErrorResponse, GroundResponse, Status, Timing, TokenCount, TokensIn
@@ -45,8 +46,7 @@ def attention_rgba(attention: np.ndarray) -> np.ndarray:
     small = cv2.resize(
         attention.astype(np.float32), (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
     )
-    values = np.clip(np.nan_to_num(small, nan=0.0) * 255, 0, 255).astype(np.uint8)
-    heat = cv2.applyColorMap(values, cv2.COLORMAP_JET)
+    heat, values = heat_colors(small)
     return np.dstack([heat, values])
 
 
