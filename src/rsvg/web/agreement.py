@@ -99,8 +99,13 @@ def verdicts(decisions: Iterable[Decision]) -> dict[int, dict[str, ItemState]]:
 
 def agreement(decisions: Iterable[Decision]) -> AgreementReport:
     """The agreement of a review's decisions (any order; they are taken by id)."""
+    return agreement_of(verdicts(decisions))
+
+
+def agreement_of(per_item: dict[int, dict[str, ItemState]]) -> AgreementReport:
+    """The agreement of the verdicts :func:`verdicts` gives, for a caller that needs them too."""
     report = AgreementReport()
-    for per_annotator in verdicts(decisions).values():
+    for per_annotator in per_item.values():
         if len(per_annotator) < 2:
             continue
         report.expressions += 1

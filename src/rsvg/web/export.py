@@ -18,7 +18,7 @@ from rsvg.data.dior_rsvg import GroundingDatasetWriter, GroundingObject, samples
 from rsvg.data.image_io import image_size
 from rsvg.data.records import DatasetError
 from rsvg.output_paths import check_output_folder, resolved
-from rsvg.web.agreement import AgreementReport, agreement, verdicts
+from rsvg.web.agreement import AgreementReport, agreement_of, verdicts
 from rsvg.web.dataset_view import ReviewDataset, default_db_path
 from rsvg.web.review_db import ItemState, ReviewStore, is_disputed
 
@@ -88,6 +88,7 @@ def export_reviewed(
     store = ReviewStore(db_path, len(dataset), dataset.fingerprint)
     history = store.decisions()
     states = store.recomputed_states(history)
+    per_item = verdicts(history)  # each annotator's verdict per object: the disputes and the agreement
     statuses = Counter(states.get(s.index, ItemState()).status for s in dataset.samples)
     removed = {i for i, st in states.items() if st.status == "rejected"}
     if drop_unreviewed:
@@ -127,6 +128,6 @@ def export_reviewed(
         statuses={k: statuses.get(k, 0) for k in ("accepted", "edited", "rejected", "unreviewed")},
         splits={k: len(v) for k, v in splits.items()},
         index_map=index_map,
-        disputed=sorted(i for i, v in verdicts(history).items() if is_disputed(v)),
-        agreement=agreement(history),
+        disputed=sorted(i for i, v in per_item.items() if is_disputed(v)),
+        agreement=agreement_of(per_item),
     )
