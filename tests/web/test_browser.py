@@ -346,7 +346,7 @@ def test_review_keeps_unsaved_edits_zooms_small_boxes_and_shows_disputes(browser
         browser.find_element(By.ID, "annotator").clear()
         browser.find_element(By.ID, "annotator").send_keys("rita", Keys.ENTER)
         body = browser.find_element(By.TAG_NAME, "body")
-        assert browser.execute_script("return document.body.dataset.zoom") == "1"  # a 40 px tank: no zoom
+        _wait(browser, "return document.body.dataset.zoom === '1'")  # a 40 px tank: no zoom, once its image loaded
 
         # drag the whole box (no corner picked), then → : the page asks instead of skipping
         box = browser.find_element(By.CSS_SELECTOR, "rect.box")
@@ -385,7 +385,8 @@ def test_review_keeps_unsaved_edits_zooms_small_boxes_and_shows_disputes(browser
         # #N in the address bar; a small box opens zoomed in, its corners on screen
         browser.execute_script("location.hash = '#4'")
         _wait_index(browser, 4)
-        assert float(browser.execute_script("return document.body.dataset.zoom")) > 1
+        # the zoom is set once the item's image has loaded, just after the index
+        _wait(browser, "return Number(document.body.dataset.zoom) > 1")
         assert browser.find_element(By.ID, "zoom-note").is_displayed()
         for corner in ("tl", "tr", "br", "bl"):
             assert _handle_inside_viewport(browser, corner), corner

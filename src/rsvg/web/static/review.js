@@ -446,25 +446,32 @@ function imageSize() {
   return [it && it.width ? it.width : img.naturalWidth || 1, it && it.height ? it.height : img.naturalHeight || 1];
 }
 
-// Screen pixels per image pixel at zoom 1: the whole image fits the viewport (never enlarged).
-function fitScale() {
+// The viewport's size (its width, and the height it may grow to) and its padding, in screen pixels.
+function viewportBox() {
   const vp = $("#viewport");
   const style = getComputedStyle(vp);
-  const padX = Number.parseFloat(style.paddingLeft) + Number.parseFloat(style.paddingRight);
-  const padY = Number.parseFloat(style.paddingTop) + Number.parseFloat(style.paddingBottom);
-  const maxH = Number.parseFloat(style.maxHeight) || window.innerHeight;
+  return {
+    width: vp.clientWidth,
+    height: Number.parseFloat(style.maxHeight) || window.innerHeight,
+    padX: Number.parseFloat(style.paddingLeft) + Number.parseFloat(style.paddingRight),
+    padY: Number.parseFloat(style.paddingTop) + Number.parseFloat(style.paddingBottom),
+  };
+}
+
+// Screen pixels per image pixel at zoom 1: the whole image fits the viewport (never enlarged).
+function fitScale() {
+  const vp = viewportBox();
   const [w, h] = imageSize();
-  return Math.min(1, (vp.clientWidth - padX) / w, (maxH - padY) / h);
+  return Math.min(1, (vp.width - vp.padX) / w, (vp.height - vp.padY) / h);
 }
 
 // The zoom at which the box fills about 40 % of the viewport's shorter side.
 function boxZoom() {
   const box = editor.getBox();
   if (!box) return 1;
-  const vp = $("#viewport");
-  const s = fitScale();
-  const side = Math.max(box[2] - box[0], box[3] - box[1], 1) * s;
-  const target = (0.4 * Math.min(vp.clientWidth, Number.parseFloat(getComputedStyle(vp).maxHeight) || 600)) / side;
+  const vp = viewportBox();
+  const side = Math.max(box[2] - box[0], box[3] - box[1], 1) * fitScale();
+  const target = (0.4 * Math.min(vp.width, vp.height)) / side;
   return Math.min(MAX_ZOOM, Math.max(1, Math.round(target * 2) / 2));
 }
 
