@@ -14,3 +14,14 @@ from helpers.datasets import make_official_dataset
 def official_dataset(tmp_path: Path) -> Path:
     """A 3-image dataset laid out exactly as the official DIOR-RSVG download."""
     return make_official_dataset(tmp_path / "dior_rsvg")
+
+
+@pytest.fixture(autouse=True)
+def _training_amp_auto_is_fp32(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``train.amp: auto`` resolves as on a CPU without native bf16 units, whatever this machine has, so that every
+    training test computes the same thing on every x86-64 machine; the tests of bf16 training ask for it
+    (``train.amp=bf16``), and those of ``auto`` pass the CPU's flags themselves."""
+    from rsvg.engine import amp, precision
+
+    real = precision.cpu_bf16_flags
+    monkeypatch.setattr(amp, "cpu_bf16_flags", lambda cpuinfo=None: [] if cpuinfo is None else real(cpuinfo))

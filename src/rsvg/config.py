@@ -79,7 +79,7 @@ class TrainConfig:
     # the groups at lr_pretrained (lr_groups reference: the visual model and the text encoder; loaded: what was
     # loaded) get no gradient and no update in the first N epochs (VLTVG's reference: 10)
     freeze_epochs: int = 0
-    amp: str = "auto"  # auto | off | bf16 | fp16  (auto: bf16 on CUDA where supported, else off)
+    amp: str = "auto"  # auto | off | bf16 | fp16  (auto: bf16 where the GPU or CPU has it, rsvg.engine.amp)
     seed: int = 0
     checkpoint_every_steps: int = 0  # also save OUT/last every N steps within an epoch (0 = off)
     save_every_epochs: int = 1  # save OUT/last every N epochs (always after the last one)
@@ -187,12 +187,19 @@ def _build(section: str, cls: type, values: dict[str, Any] | None, source: str) 
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(f"{source}: unknown {section} option(s) {unknown}; known: {sorted(known)}")
+    if section == "train" and "amp" in values:
+        values = {**values, "amp": _amp_word(values["amp"])}
     hints = get_type_hints(cls)
     values = {k: _coerce(v, hints[k], f"{source}: {section}.{k}") for k, v in values.items()}
     try:
         return cls(**values)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: {exc}") from None
+
+
+def _amp_word(value: Any) -> Any:
+    """``train.amp``'s ``off`` as written: YAML reads a bare ``off`` as false."""
+    return "off" if value is False else value
 
 
 def non_finite_place(value: Any) -> str | None:
@@ -374,6 +381,8 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         legacy = LEGACY_MODEL_KEYS if section == "model" else LEGACY_LOSS_KEYS if section == "loss" else frozenset()
         if key not in known and key not in legacy:
             raise ConfigError(f"{where}: unknown {section} option {key!r}; known: {sorted(known)}")
+        if (section, key) == ("train", "amp"):
+            value = _amp_word(value)
         if key in known:
             value = _coerce(value, get_type_hints(cls)[key], f"{where}: {section}.{key}")
         data[section][key] = value

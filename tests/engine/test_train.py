@@ -18,10 +18,9 @@ from rsvg.engine.trainer import train
 from rsvg.inference import Grounder
 
 
-@pytest.fixture(scope="module")
-def memorised(tmp_path_factory) -> Path:
+def _memorise(tmp_path_factory, name: str, *extra: str) -> Path:
     """A tiny model trained on four samples and validated on the same ones until it has memorised them."""
-    base = tmp_path_factory.mktemp("memorised")
+    base = tmp_path_factory.mktemp(name)
     root = make_official_dataset(base / "data")
     for split in ("train", "val"):
         (root / f"{split}.txt").write_text("0\n1\n2\n3\n")
@@ -40,19 +39,38 @@ def memorised(tmp_path_factory) -> Path:
         "model.ffn_dim=128",
         "model.dropout=0.0",
         "model.freeze_text_encoder=true",
+        *extra,
     )
     torch.manual_seed(0)
     train(cfg, base / "run")
     return base / "run"
 
 
-def test_overfits_a_few_samples(memorised):
-    # trained on every sample and validated on the same ones: the model must memorise them
-    rows = [json.loads(x) for x in (memorised / "val_predictions.jsonl").read_text().splitlines()]
+@pytest.fixture(scope="module")
+def memorised(tmp_path_factory) -> Path:
+    return _memorise(tmp_path_factory, "memorised")
+
+
+def _assert_memorised(run: Path) -> None:
+    rows = [json.loads(x) for x in (run / "val_predictions.jsonl").read_text().splitlines()]
     assert len(rows) == 4 and min(r["iou"] for r in rows) > 0.9
-    history = json.loads((memorised / "history.json").read_text())
+    history = json.loads((run / "history.json").read_text())
     assert len(history) == 120 and history[-1]["loss"] < history[0]["loss"] / 3
     assert max(h["val"]["Pr@0.5"] for h in history if "val" in h) == 100.0
+
+
+def test_overfits_a_few_samples(memorised):
+    # trained on every sample and validated on the same ones: the model must memorise them
+    _assert_memorised(memorised)
+    assert {h["amp"] for h in json.loads((memorised / "history.json").read_text())} == {"off"}
+
+
+def test_overfits_a_few_samples_in_bf16(tmp_path_factory, capsys):
+    # the same run under bf16 autocast (fp32 weights, optimiser state and loss) learns the same four answers
+    run = _memorise(tmp_path_factory, "memorised_bf16", "train.amp=bf16")
+    assert "(amp bf16: train.amp asks for it)" in " ".join(capsys.readouterr().out.split())
+    assert {h["amp"] for h in json.loads((run / "history.json").read_text())} == {"bf16"}
+    _assert_memorised(run)
 
 
 def test_bf16_keeps_a_trained_models_answers(memorised):
@@ -95,10 +113,13 @@ def test_resume_equals_uninterrupted(official_dataset, tmp_path):
     assert [h["loss"] for h in ha] == [h["loss"] for h in hb]
 
 
-def test_resume_mid_epoch(official_dataset, tmp_path, monkeypatch):
+@pytest.mark.parametrize("amp", ["off", "bf16"])
+def test_resume_mid_epoch(official_dataset, tmp_path, monkeypatch, amp):
+    # also under bf16 autocast (fp32 master weights and optimiser state): same machine, same threads
     from rsvg.engine import trainer as trainer_mod
 
     common = ["train.epochs=2", "train.batch_size=1", "train.checkpoint_every_steps=1", "train.seed=2"]
+    common.append(f"train.amp={amp}")
     train(tiny_config(official_dataset, *common), tmp_path / "a")
 
     calls = {"n": 0}

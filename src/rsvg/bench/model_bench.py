@@ -18,6 +18,9 @@ What one run measures (every time is the median of ``repeats`` runs after ``warm
   1e-4).
 - **training** — one step at batch ``train_batch`` (2 on the CPU): forward, loss, backward, gradient clipping,
   AdamW step, as :class:`rsvg.engine.trainer.Trainer` does it, for both paths.
+- **bf16** — where the CPU or GPU has native bf16 units (``--bf16``): the optimised inference path and training
+  step again under bf16 autocast, beside fp32 in the same run, with ``fp32 / bf16``; bf16's boxes are checked
+  against fp32's.
 - **data** — samples/s of the training input pipeline (decode, letterbox, normalise, tokenise, collate) over
   synthetic 800×800 JPEGs, with the config's loader worker count.
 - **memory** — each of these phases runs in its own spawned process, so each peak resident set size (and
@@ -47,6 +50,7 @@ from rsvg.bench.model_settings import (
     BF16_PHASE,
     INFERENCE_OPTIMISATIONS,
     PHASES,
+    TRAIN_BF16_PHASE,
     TRAINING_OPTIMISATIONS,
     BenchSettings,
     PhaseJob,
@@ -61,8 +65,8 @@ from rsvg.errors import BenchError
 
 def plan_phases(settings: BenchSettings, amp: str) -> list[str]:
     """The phases one run measures, in order: :data:`~rsvg.bench.model_settings.PHASES`, each ablated path with
-    ``--ablate``, no training with ``--skip-train``, and bf16 inference right after the optimised fp32 one where
-    :func:`~rsvg.bench.model_settings.wants_bf16`."""
+    ``--ablate``, no training with ``--skip-train``, and bf16 inference and training each right after the
+    optimised fp32 one where :func:`~rsvg.bench.model_settings.wants_bf16`."""
     phases = list(PHASES)
     if settings.ablate:
         phases += [f"infer_without_{o}" for o in INFERENCE_OPTIMISATIONS]
@@ -70,6 +74,8 @@ def plan_phases(settings: BenchSettings, amp: str) -> list[str]:
     phases = [p for p in phases if not (settings.skip_train and p.startswith("train"))]
     if wants_bf16(settings, amp):
         phases.insert(phases.index("infer_optimised") + 1, BF16_PHASE)
+        if "train_optimised" in phases:
+            phases.insert(phases.index("train_optimised") + 1, TRAIN_BF16_PHASE)
     return phases
 
 

@@ -22,6 +22,8 @@ PHASES = ("floor", "infer_plain", "infer_optimised", "train_plain", "train_optim
 #: the optimised inference path under bf16 autocast, beside fp32 (``--bf16``); its boxes are checked against the
 #: fp32 optimised path's within :data:`BF16_TOLERANCE`
 BF16_PHASE = "infer_bf16"
+#: the optimised training step under bf16 autocast (fp32 weights and optimiser state), beside the fp32 one
+TRAIN_BF16_PHASE = "train_bf16"
 #: bf16 keeps 8 bits of mantissa (about 2-3 significant digits), and the error grows through the layers: its boxes
 #: may differ from fp32's by up to this fraction of the largest coordinate (the network frame, 0..1)
 BF16_TOLERANCE = 0.02
@@ -71,11 +73,11 @@ class BenchSettings:
     warmup: int = 1
     batch: int | None = None  # throughput batch: 8 on CPU, train.eval_batch_size on CUDA
     train_batch: int | None = None  # 2 on CPU, train.batch_size on CUDA
-    amp: str | None = None  # None: the config's train.amp (auto = bf16 on CUDA, off on CPU)
+    amp: str | None = None  # None: on CUDA the config's train.amp; on the CPU off (bf16 is timed beside it)
     compile: bool = False
     ablate: bool = False  # also measure the optimised path without each optimisation in turn
     skip_train: bool = False
-    bf16: bool | None = None  # also time inference in bf16 beside fp32 (None: where the hardware has native bf16)
+    bf16: bool | None = None  # also time bf16 beside fp32 (None: where the hardware has native bf16)
     workers: int | None = None  # data loader workers (None: data.workers)
     data_images: int = 16  # distinct synthetic JPEGs
     data_samples: int = 128  # samples per timed pass of the loader
@@ -147,19 +149,22 @@ def resolve_run_config(settings: BenchSettings) -> tuple[RunConfig, list[str]]:
 
 
 def resolve_settings(settings: BenchSettings, cfg: RunConfig) -> tuple[int, int, str, int]:
-    """``(batch, train_batch, amp, workers)`` with the device-dependent defaults filled in."""
+    """``(batch, train_batch, amp, workers)`` with the device-dependent defaults filled in. The whole run's
+    autocast is ``--amp``; by default the config's ``train.amp`` on CUDA, and none on the CPU, where bf16 is
+    timed beside fp32 instead (:func:`wants_bf16`)."""
     from rsvg.engine.trainer import resolve_amp
 
     cuda = settings.device.startswith("cuda")
     batch = settings.batch or (cfg.train.eval_batch_size if cuda else 8)
     train_batch = settings.train_batch or (cfg.train.batch_size if cuda else 2)
-    amp = resolve_amp(settings.amp or cfg.train.amp, torch.device(settings.device))
+    default = cfg.train.amp if cuda else "off"
+    amp = resolve_amp(settings.amp or default, torch.device(settings.device))
     workers = cfg.data.workers if settings.workers is None else settings.workers
     return batch, train_batch, amp, workers
 
 
 def wants_bf16(settings: BenchSettings, amp: str) -> bool:
-    """Whether the run times bf16 beside fp32: as ``settings.bf16`` says, by default where
+    """Whether the run times bf16 inference and training beside fp32: as ``settings.bf16`` says, by default where
     :func:`~rsvg.engine.precision.resolve_precision` ``auto`` picks bf16; never when the whole run is already
     under an autocast (``--amp``)."""
     from rsvg.engine.precision import resolve_precision

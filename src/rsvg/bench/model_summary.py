@@ -17,7 +17,14 @@ import torch
 
 from rsvg.bench.floor import floor_estimates
 from rsvg.bench.machine import machine_info
-from rsvg.bench.model_settings import BF16_PHASE, BF16_TOLERANCE, OPTIMISATIONS, BenchSettings, PhaseJob
+from rsvg.bench.model_settings import (
+    BF16_PHASE,
+    BF16_TOLERANCE,
+    OPTIMISATIONS,
+    TRAIN_BF16_PHASE,
+    BenchSettings,
+    PhaseJob,
+)
 from rsvg.bench.projection import project_training
 from rsvg.config import RunConfig
 
@@ -48,7 +55,9 @@ def box_difference(plain: dict[str, Any], other: dict[str, Any], bkey: str) -> f
 
 def bf16_summary(raw: dict[str, dict[str, Any]], bkey: str) -> dict[str, Any]:
     """bf16 beside fp32 on the optimised path: each batch's time, ``fp32 / bf16`` (above 1: bf16 is faster),
-    and how far bf16's boxes are from fp32's; the ratios are withheld when that exceeds :data:`BF16_TOLERANCE`."""
+    and how far bf16's boxes are from fp32's; the ratios are withheld when that exceeds :data:`BF16_TOLERANCE`.
+    With the training phases, also the training step's times and ratio, and the loss of the first step (the same
+    weights and batch) in both, for the reader to see they compute the same thing."""
     fp32, bf16 = raw["infer_optimised"], raw[BF16_PHASE]
     diff = box_difference(fp32, bf16, bkey)
     passed = diff <= BF16_TOLERANCE
@@ -63,6 +72,18 @@ def bf16_summary(raw: dict[str, dict[str, Any]], bkey: str) -> dict[str, Any]:
             "bf16": bf16[key][field],
             "spread": bf16[key]["spread"],
             "speedup": _ratio(fp32[key][field], bf16[key][field]) if passed else None,
+        }
+    if TRAIN_BF16_PHASE in raw and "train_optimised" in raw:
+        t32, t16 = raw["train_optimised"], raw[TRAIN_BF16_PHASE]
+        out["train"] = {
+            "batch": t16["batch"],
+            **{f"{k}_fp32": t32[k] for k in ("seconds", "forward_backward_s", "optimizer_s")},
+            **{f"{k}_bf16": t16[k] for k in ("seconds", "forward_backward_s", "optimizer_s")},
+            "spread": t16["spread"],
+            "speedup": _ratio(t32["seconds"], t16["seconds"]),
+            "first_loss_fp32": t32["first_loss"],
+            "first_loss_bf16": t16["first_loss"],
+            "peak_rss_gib": t16.get("peak_rss_gib"),
         }
     return out
 

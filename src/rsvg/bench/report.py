@@ -82,6 +82,14 @@ def render_model_bench(result: dict[str, Any], console: Console) -> None:
                 continue
             unit = "s" if key == "batch1" else "s/image"
             t.add_row(f"  same, optimised in bf16 ({unit})", "", _f(row["bf16"]), _x(row["speedup"]) + " fp32/bf16")
+        tb = b16.get("train")
+        if tb:
+            t.add_row(
+                f"  training step, batch {tb['batch']}, in bf16 (s)", "", _f(tb["seconds_bf16"]),
+                _x(tb["speedup"]) + " fp32/bf16",
+            )
+            losses = f"{tb['first_loss_fp32']:.4g} / {tb['first_loss_bf16']:.4g}"
+            t.add_row("  first-step loss, fp32 / bf16", "", losses, "")
         bc = b16["check"]
         verdict = "within" if bc["passed"] else "[red]BEYOND: no bf16 ratio[/red]"
         t.add_row(

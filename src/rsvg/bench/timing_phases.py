@@ -104,9 +104,11 @@ def phase_infer(job: PhaseJob, opts: frozenset[str], amp: str | None = None) -> 
     return out
 
 
-def phase_train(job: PhaseJob, opts: frozenset[str]) -> dict[str, Any]:
+def phase_train(job: PhaseJob, opts: frozenset[str], amp: str | None = None) -> dict[str, Any]:
     """One training step at ``job.train_batch`` as the trainer runs it (:func:`rsvg.engine.step.train_step`),
-    split into forward+backward (with gradient clipping) and the optimiser step."""
+    split into forward+backward (with gradient clipping) and the optimiser step, under the run's autocast or,
+    for the ``train_bf16`` phase, ``amp``."""
+    amp = job.amp if amp is None else amp
     from rsvg.engine.optim import build_optimizer
     from rsvg.engine.step import train_step
 
@@ -123,13 +125,14 @@ def phase_train(job: PhaseJob, opts: frozenset[str]) -> dict[str, Any]:
     fused = None if "fused_adamw" in opts else False  # None: fused wherever torch supports it
     optimizer = build_optimizer(model, run_cfg.train, model.pretrained_parameter_names(), fused=fused)
     out["optimizer"] = optimizer_kind(optimizer)
-    scaler = torch.amp.GradScaler(torch.device(s.device).type, enabled=job.amp == "fp16")
+    scaler = torch.amp.GradScaler(torch.device(s.device).type, enabled=amp == "fp16")
     net = _maybe_compile(model, job, opts)
     samples = make_samples(job.train_batch, model.image_size, model.max_tokens, lm.tokenizer, s.seed + 1)
     add_stage_inputs(samples, model, s.seed + 2)
     batch = make_batch(samples, opts, s.device)
     sync = _sync(s.device)
     parts: list[tuple[float, float]] = []
+    losses: list[float] = []  # the first is the loss of the model as built, the same weights in every phase
 
     def step() -> None:
         with path_context(opts, "off", s.device, grad=True):  # train_step applies the autocast itself
@@ -140,11 +143,12 @@ def phase_train(job: PhaseJob, opts: frozenset[str]) -> dict[str, Any]:
                 optimizer,
                 scaler,
                 run_cfg.loss,
-                amp=job.amp,
+                amp=amp,
                 grad_clip=run_cfg.train.grad_clip,
                 sync=sync,
             )
         parts.append((result.forward_backward_s, result.optimizer_s))
+        losses.append(float(result.losses["loss"].detach()))
 
     first = time.perf_counter()
     step()
@@ -162,6 +166,7 @@ def phase_train(job: PhaseJob, opts: frozenset[str]) -> dict[str, Any]:
             "spread": spread(times),
             "first_call_s": first_s,
             "text_tokens": int(batch["input_ids"].shape[1]),
+            "first_loss": losses[0],
             "peak_rss_gib": peak_rss_bytes() / GIB,
         }
     )

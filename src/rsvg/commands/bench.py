@@ -122,7 +122,8 @@ def bench_model(
         int | None, typer.Option(min=1, help="Training-step batch (default 2 on cpu, train.batch_size on cuda).")
     ] = None,
     amp: Annotated[
-        str | None, typer.Option(help="auto, off, bf16 or fp16 (default: train.amp; auto = bf16 on cuda).")
+        str | None,
+        typer.Option(help="Autocast of the whole run: auto, off, bf16, fp16 (default: train.amp on cuda, off on cpu)."),
     ] = None,
     compile_model: Annotated[bool, typer.Option("--compile", help="torch.compile the optimised path.")] = False,
     ablate: Annotated[
@@ -134,7 +135,7 @@ def bench_model(
         bool | None,
         typer.Option(
             "--bf16/--no-bf16",
-            help="Also time inference in bf16 beside fp32, its boxes checked against fp32's "
+            help="Also time inference and the training step in bf16 beside fp32, bf16's boxes checked against fp32's "
             "(default: where the CPU or GPU has native bf16 units).",
         ),
     ] = None,

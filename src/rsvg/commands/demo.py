@@ -52,4 +52,12 @@ def demo(
         f"on {metrics['count']} expressions\nquery-blind baselines: prior box {prior:.2f} %, blind pick {blind:.2f} %",
         highlight=False,
     )
+    last = (json.loads((out / "run" / "history.json").read_text()) or [{}])[-1]
+    steps, encoders = last.get("amp", "off"), last.get("encoders_amp", "off")
+    name = {"off": "fp32"}
+    console.print(
+        f"precision: frozen encoders' features {name.get(encoders, encoders)}, training and test steps "
+        f"{name.get(steps, steps)}, weights fp32 (train.amp; --set train.amp=off for fp32 throughout)",
+        highlight=False,
+    )
     console.print(f"report: {path.resolve()}", highlight=False)

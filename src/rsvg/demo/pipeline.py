@@ -191,26 +191,38 @@ class Demo:
         from rsvg.inference import Grounder
 
         ckpt, root, dst = self.out / "run" / "best", self.out / "rsvg", self.out / "eval"
-        cmd = f"rsvg eval --checkpoint {ckpt} --data {root} --split test --out {dst}"
+        # the test split as the model was trained (what train.amp resolved to on this machine): the model in its
+        # steps' precision, the test images' backbone maps in its frozen encoders'
+        last = (json.loads((self.out / "run" / "history.json").read_text()) or [{}])[-1]
+        precision = "bf16" if last.get("amp") == "bf16" else "fp32"
+        encoders_amp = last.get("encoders_amp", "off")
+        cmd = f"rsvg eval --checkpoint {ckpt} --data {root} --split test --out {dst} --precision {precision}"
 
         def run() -> dict:
-            g = Grounder.from_checkpoint(ckpt)
+            g = Grounder.from_checkpoint(ckpt, precision=precision)
             ds = g.dataset(root, "test")
             features, reused = self._image_features, 0
             if features is not None:
                 reused = len({s.image_id for s in ds.samples} & features.keys())
                 missing = [s for s in ds.samples if s.image_id not in features]
-                features = {**features, **compute_image_features(g.model, missing, g.device, batch_size=16)}
+                computed = compute_image_features(g.model, missing, g.device, batch_size=16, amp=encoders_amp)
+                features = {**features, **computed}
                 ds.load_images, ds.image_features = False, features
-            rows = predict(g.model, eval_loader(ds, 64, 0, g.device), g.device, image_size=g.image_size)
+            loader = eval_loader(ds, 64, 0, g.device)
+            rows = predict(g.model, loader, g.device, image_size=g.image_size, amp=g.precision.amp)
             self._image_features = None  # ~0.2 MB per image; nothing after this step needs them
             report = metrics_from_rows(rows)
             self.console.print(report.table(), markup=False, highlight=False)
             atomic_write_text(dst / "metrics.json", report.to_json())
             write_predictions(dst / "predictions.jsonl", rows)
-            return {"Pr@0.5": report.overall.values["Pr@0.5"], "images_on_training_maps": reused}
+            return {
+                "Pr@0.5": report.overall.values["Pr@0.5"],
+                "images_on_training_maps": reused,
+                "precision": g.precision.name,
+            }
 
-        self._step("eval", make_key(up=self.keys["train"], v=1), [dst / "metrics.json"], cmd, run)
+        key = make_key(up=self.keys["train"], precision=precision, encoders=encoders_amp, v=1)
+        self._step("eval", key, [dst / "metrics.json"], cmd, run)
 
     def gallery(self) -> None:
         from rsvg.demo.gallery import make_gallery

@@ -18,6 +18,7 @@ from torch import Tensor
 from rsvg.data.dataset import read_sample_image
 from rsvg.data.records import GroundingSample
 from rsvg.data.transforms import letterbox, normalize
+from rsvg.engine.amp import autocast_context
 from rsvg.models.backbones.base import BACKBONE_STRIDE
 from rsvg.models.interface import GroundingModel
 
@@ -49,9 +50,11 @@ def compute_image_features(
     device: torch.device,
     batch_size: int = 8,
     channels_last: bool = False,
+    amp: str = "off",
 ) -> dict[str, torch.Tensor]:
     """``image_id → (C5, h, w)`` float16 backbone maps for every image the samples use, computed
-    :func:`backbone_batch_size` images at a time."""
+    :func:`backbone_batch_size` images at a time, under the autocast ``amp`` (``off``: fp32)."""
+
     images: dict[str, GroundingSample] = {}
     for s in samples:
         images.setdefault(s.image_id, s)
@@ -73,7 +76,9 @@ def compute_image_features(
         x = torch.stack(batch).to(device)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        feats = model.encode_image(x, backbone).to("cpu", torch.float16)
+        with autocast_context(device, amp):
+            feats = model.encode_image(x, backbone)
+        feats = feats.to("cpu", torch.float16)
         for image_id, f in zip(chunk, feats, strict=True):
             out[image_id] = f.contiguous()
     return out

@@ -3,10 +3,11 @@
 A benchmark trains many configs on one dataset, and several read the same frozen EfficientNet-Lite0 at the same
 input size in the same way (FAOA's three rows, LBYL-Net's two, TransVG and VLTVG, MGVLF and its baseline).
 ``train.feature_cache_dir`` names a folder where :class:`~rsvg.engine.trainer.Trainer` keeps each set of maps under
-a key (:func:`feature_key`): the method that reads the backbone, the input size and normalisation, the frozen
-backbone's weights and the images (paths and sizes). A run whose key is there loads the maps instead of computing
-them. The key does not see every option of how a family turns the backbone's maps into its visual input, so a
-loaded set is also checked against one image computed afresh (:func:`matches`) and recomputed when they differ.
+a key (:func:`feature_key`): the method that reads the backbone, the input size and normalisation, the autocast
+they are computed under, the frozen backbone's weights and the images (paths and sizes). A run whose key is there
+loads the maps instead of computing them. The key does not see every option of how a family turns the backbone's
+maps into its visual input, so a loaded set is also checked against one image computed afresh (:func:`matches`)
+and recomputed when they differ.
 Files are written whole (temporary file, then rename): an interrupted write never leaves a set that loads.
 """
 
@@ -30,14 +31,16 @@ __all__ = ["feature_key", "load_features", "matches", "save_features"]
 VERSION = 1
 
 
-def feature_key(model: GroundingModel, samples: Iterable[GroundingSample]) -> str:
+def feature_key(model: GroundingModel, samples: Iterable[GroundingSample], amp: str = "off") -> str:
     """A hash of what decides a frozen backbone's maps of ``samples``' images: the method that reads them
-    (``encode_image``), input size, normalisation, visual channels, the backbone's weights and buffers, and each
-    image's path and file size."""
+    (``encode_image``), input size, normalisation, visual channels, the autocast they are computed under
+    (``amp``: ``off`` or ``bf16``), the backbone's weights and buffers, and each image's path and file size."""
     digest = hashlib.sha256()
     reader = type(model).encode_image  # families that share it (TransVG's and VLTVG's) share their maps
     digest.update(f"v{VERSION};{reader.__module__}.{reader.__qualname__};{model.image_size};{model.mean};"
                   f"{model.std};{model.feature_channels};".encode())  # fmt: skip
+    if amp != "off":  # fp32 maps keep the keys they had before the autocast was part of it
+        digest.update(f"amp={amp};".encode())
     for name, tensor in sorted(model.backbone.state_dict().items()):
         digest.update(name.encode() + str(tuple(tensor.shape)).encode() + str(tensor.dtype).encode())
         digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())

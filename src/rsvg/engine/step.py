@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from rsvg.engine import distributed as dist
-from rsvg.engine.amp import autocast_context
+from rsvg.engine.amp import autocast_context, in_fp32
 from rsvg.engine.batching import forward_batch
 from rsvg.errors import NonFiniteError, TrainingDivergedError
 from rsvg.models.interface import GroundingModel
@@ -55,6 +55,8 @@ def train_step(
     try:
         with autocast_context(device, amp):
             out = forward_batch(net, batch, need_attention=model.needs_attention(loss_cfg))
+        if amp != "off":
+            out = in_fp32(out)
         losses = model.loss(out, batch, loss_cfg)
         if not bool(torch.isfinite(losses["loss"].detach())):
             problem = f"the loss is {float(losses['loss'].detach())}"

@@ -5,7 +5,8 @@ Layout of ``out``::
     config.yaml        the resolved run config
     last/              training checkpoint (model + optimiser, scheduler, RNG, epoch, step): --resume reads it
     best/              model checkpoint with the best validation Pr@0.5 (what eval / ground / serve load)
-    history.json       per-epoch training loss, learning rate, validation metrics, time
+    history.json       per-epoch training loss, learning rate, autocast (train.amp resolved), validation
+                       metrics, time
     val_predictions.jsonl  the best epoch's validation predictions
 
 The process that writes (rank 0 under torchrun) holds the run folder's lock (``.OUT.lock`` beside it,
@@ -41,7 +42,7 @@ from rsvg.config import RunConfig, config_from_dict
 from rsvg.data.records import DatasetError
 from rsvg.data.xmlio import atomic_write_text
 from rsvg.engine import distributed as dist
-from rsvg.engine.amp import resolve_amp
+from rsvg.engine.amp import autocast_context, choose_amp, resolve_amp
 from rsvg.engine.batching import collate, to_device
 from rsvg.engine.checkpoint import (
     MODEL_FILE,
@@ -82,7 +83,9 @@ class Trainer:
         self.out = Path(out)
         self.device = dist.init_distributed(device)
         self.console = Console(quiet=not dist.is_main())
-        self.amp = resolve_amp(cfg.train.amp, self.device)
+        # what train.amp resolves to; the step's part is settled once it is known whether steps run the backbone
+        self.amp_choice = choose_amp(cfg.train.amp, self.device)
+        self.amp = self.amp_choice.step
         if cfg.data.root is None:
             raise DatasetError("no dataset: give --data ROOT or set data.root in the config")
         # train.deterministic stays in force until close()
@@ -120,6 +123,9 @@ class Trainer:
         # image_id -> the frozen backbone's map, when cached (see _maybe_cache_backbone_features)
         self.image_features: dict[str, torch.Tensor] | None = None
         self._maybe_cache_backbone_features()
+        if self.image_features is not None:  # steps over cached maps: train.amp auto may keep them in fp32
+            self.amp_choice = choose_amp(cfg.train.amp, self.device, runs_backbone=False)
+            self.amp = self.amp_choice.step
         if self.model.text.cache_enabled:
             self._encode_queries()
         self._prepare_stages()
@@ -163,7 +169,8 @@ class Trainer:
             self._resume(*saved)
 
     def _maybe_cache_backbone_features(self) -> None:
-        """With a frozen backbone and no augmentation, compute every image's backbone map once."""
+        """With a frozen backbone and no augmentation, compute every image's backbone map once (under the run's
+        autocast, as the forward would compute it)."""
         cfg = self.cfg
         if not (cfg.model.freeze_backbone and cfg.data.augment is None and cfg.train.cache_backbone_features):
             return
@@ -182,9 +189,10 @@ class Trainer:
             device=self.device,
             batch_size=cfg.train.eval_batch_size,
             channels_last=cfg.train.channels_last,
+            amp=self.amp_choice.encoders,
         )
         folder = Path(cfg.train.feature_cache_dir) if cfg.train.feature_cache_dir else None
-        key = feature_key(self.model, samples) if folder is not None else ""
+        key = feature_key(self.model, samples, self.amp_choice.encoders) if folder is not None else ""
         features = load_features(folder, key) if folder is not None else None
         if features is not None:
             # the key does not see how the family reads the backbone: one image computed afresh must agree
@@ -211,7 +219,8 @@ class Trainer:
         so the features a step sees never depend on which batch first brought its query (exact resume)."""
         t0 = time.perf_counter()
         queries = [*self.train_set.query_tokens(), *self.val_set.query_tokens()]
-        n = self.model.text.precompute(queries, batch_size=self.cfg.train.eval_batch_size)
+        with autocast_context(self.device, self.amp_choice.encoders):
+            n = self.model.text.precompute(queries, batch_size=self.cfg.train.eval_batch_size)
         self.console.print(
             f"encoded the {n} distinct queries with the frozen text encoder in {time.perf_counter() - t0:.1f} s",
             highlight=False,
@@ -221,7 +230,10 @@ class Trainer:
         """Work a stage does once before training (e.g. encoding crops with the frozen backbone)."""
         for stage in self.model.stage_list():
             t0 = time.perf_counter()
-            extra = stage.prepare_training(self.model, self.train_set.samples, self.device, seed=self.cfg.train.seed)
+            with autocast_context(self.device, self.amp_choice.encoders):
+                extra = stage.prepare_training(
+                    self.model, self.train_set.samples, self.device, seed=self.cfg.train.seed
+                )
             if extra is None:
                 continue
             self.train_set.add_extra(extra)
@@ -445,7 +457,9 @@ class Trainer:
             if extra_init:
                 self.console.print(extra_init, highlight=False)
             self.console.print(
-                f"training on {self.device} x{dist.world_size()} (amp {self.amp}): {len(self.train_set)} train / "
+                f"training on {self.device} x{dist.world_size()} (amp {self.amp}, frozen encoders "
+                f"{self.amp_choice.encoders}: {self.amp_choice.reason}): "
+                f"{len(self.train_set)} train / "
                 f"{len(self.val_set)} val samples, {self.steps_per_epoch} steps per epoch; optimiser groups "
                 f"({cfg.train.lr_groups}): {describe_groups(self.optimizer)}",
                 highlight=False,
@@ -464,6 +478,9 @@ class Trainer:
                 "epoch": self.epoch + 1,
                 **train_stats,
                 "lr": self.optimizer.param_groups[0]["lr"],
+                # what train.amp resolved to on this machine: the steps' autocast and the frozen encoders'
+                "amp": self.amp,
+                "encoders_amp": self.amp_choice.encoders,
             }
             if (self.epoch + 1) % cfg.train.eval_every == 0 or self.epoch + 1 == cfg.train.epochs:
                 values, rows = self.validate()

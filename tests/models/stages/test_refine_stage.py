@@ -2,14 +2,14 @@
 
 import pytest
 import torch
-from torchvision.ops import box_iou
+from torchvision.ops import box_iou, roi_align
 
 from helpers.models import TINY, inputs, model_config
 from rsvg.models.build import build_model
 from rsvg.models.loss import LossConfig
 from rsvg.models.stage_inputs import CoreFacts
 from rsvg.models.stages.colours import colour_channels
-from rsvg.models.stages.refine import BoxRefiner, RefineOptions, jitter_boxes
+from rsvg.models.stages.refine import BoxRefiner, RefineOptions, _to_map, jitter_boxes
 
 REFINE = {**TINY, "head": "cells", "stride16_detail": True, "stages": {"refine": {"bins": 3}}}
 
@@ -42,6 +42,29 @@ def test_jittered_boxes_move_around_the_truth():
     log_width = (moved[:, 2] - moved[:, 0]).div(0.2).log()
     assert abs(log_width.std().item() - 0.3) < 0.03
     assert not torch.equal(jitter_boxes(truth[:2]), jitter_boxes(truth[:2]))
+
+
+def test_the_norms_scale_and_shift_after_roi_align_equal_the_layernorm_before_it(refine_model):
+    # roi_align is a weighted average of the map whose weights sum to the share of samples inside it, so the
+    # LayerNorm's affine part may follow it: the same grids and the same gradients, boxes partly outside included
+    refiner = refine_model.stages["refine"]
+    kept = {k: v.clone() for k, v in refiner.detail_norm.state_dict().items()}
+    torch.manual_seed(1)
+    refiner.detail_norm.weight.data.normal_()
+    refiner.detail_norm.bias.data.normal_()
+    channels = refiner.detail_norm.normalized_shape[0]
+    detail = torch.randn(3, channels, 8, 8)
+    boxes = torch.tensor([[0.1, 0.1, 0.3, 0.4], [-0.3, -0.2, 0.5, 0.3], [0.7, 0.8, 1.4, 1.3], [0.4, 0.4, 0.41, 0.42]])
+    rows = torch.tensor([0, 1, 2, 2])
+    before = refiner.detail_norm(detail.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+    expected = roi_align(before, _to_map(boxes, rows, 8, 8), refiner.bins, sampling_ratio=2, aligned=True).flatten(1)
+    grads_expected = torch.autograd.grad(expected.square().sum(), list(refiner.detail_norm.parameters()))
+    got = refiner._read_detail(detail, boxes, rows)
+    grads = torch.autograd.grad(got.square().sum(), list(refiner.detail_norm.parameters()))
+    assert torch.allclose(got, expected, atol=1e-5)
+    for g, e in zip(grads, grads_expected, strict=True):
+        assert torch.allclose(g, e, rtol=1e-4, atol=1e-4)
+    refiner.detail_norm.load_state_dict(kept)
 
 
 def test_an_untrained_refiner_leaves_the_boxes_as_they_are(refine_model):

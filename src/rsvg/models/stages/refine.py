@@ -155,6 +155,26 @@ class BoxRefiner(Stage):
     def boxes_before(self, record: RefineRecord) -> Tensor | None:
         return record.unrefined
 
+    def _read(self, maps: Tensor, boxes: Tensor, rows: Tensor) -> Tensor:
+        """The ``bins`` × ``bins`` grid of each box (``rows``: the map each reads) → ``(N, C, bins, bins)``."""
+        return roi_align(maps, _to_map(boxes, rows, *maps.shape[-2:]), self.bins, sampling_ratio=2, aligned=True)
+
+    def _read_detail(self, detail: Tensor, boxes: Tensor, rows: Tensor) -> Tensor:
+        """The grid of each box from the stride-16 map behind ``detail_norm`` → ``(N, C·bins²)``.
+
+        The LayerNorm's per-channel scale and shift are applied after ``roi_align``, not before: ``roi_align`` is
+        a weighted average whose weights sum to the share of its samples inside the map, so
+        ``roi_align(γ·x + β) = γ·roi_align(x) + β·roi_align(1)``. The same grid up to rounding, and the backward
+        then runs through the small grids alone instead of ``roi_align``'s (single-threaded on a CPU) backward
+        over the whole map, which a frozen backbone's map does not need."""
+        norm = self.detail_norm
+        x = detail.float().permute(0, 2, 3, 1)
+        x = nn.functional.layer_norm(x, norm.normalized_shape, eps=norm.eps).permute(0, 3, 1, 2)
+        grid = self._read(x, boxes, rows)
+        inside = self._read(torch.ones_like(x[:, :1]), boxes, rows)
+        grid = grid * norm.weight[:, None, None] + inside * norm.bias[:, None, None]
+        return grid.flatten(1)
+
     def refine(self, detail: Tensor, colours: Tensor, rows: Tensor, boxes: Tensor) -> Tensor:
         """``rows`` (N,) the sample each box ``(N, 4)`` (normalised to the input) belongs to → refined boxes
         ``(N, 4)``; NaN or infinite boxes are refused before ``roi_align`` (:class:`~rsvg.errors.NonFiniteError`)."""
@@ -162,11 +182,7 @@ class BoxRefiner(Stage):
         boxes = boxes.float()
         centre, half = (boxes[:, :2] + boxes[:, 2:]) / 2, ((boxes[:, 2:] - boxes[:, :2]) / 2).clamp(min=1e-4)
         seen = torch.cat([centre - self.grow * half, centre + self.grow * half], 1)
-        detail = self.detail_norm(detail.float().permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-        parts = [
-            roi_align(m, _to_map(seen, rows, *m.shape[-2:]), self.bins, sampling_ratio=2, aligned=True).flatten(1)
-            for m in (detail, colours.float())
-        ]
+        parts = [self._read_detail(detail, seen, rows), self._read(colours.float(), seen, rows).flatten(1)]
         geometry = torch.cat([centre, (2 * half).log()], 1)
         delta = self.mlp(torch.cat([*parts, geometry], 1))
         centre = centre + delta[:, :2] * 2 * half
