@@ -22,6 +22,7 @@ from rsvg.bench.model_settings import (
     INFERENCE_OPTIMISATIONS,
     OPTIMISATIONS,
     PHASES,
+    TRAIN_BF16_PHASE,
     TRAINING_OPTIMISATIONS,
     BenchSettings,
     PhaseJob,
@@ -32,6 +33,7 @@ from rsvg.bench.model_settings import (
 from rsvg.bench.model_summary import ablation_summary, compare_boxes
 from rsvg.bench.phase_process import run_phase
 from rsvg.cli import app
+from rsvg.engine.precision import resolve_precision
 from rsvg.errors import BenchError
 from rsvg.models.transformer import MultiheadAttention, plain_attention, plain_attention_enabled
 
@@ -121,7 +123,7 @@ def test_json_structure(bench_result: dict) -> None:
     ablated = {f"infer_without_{o}" for o in INFERENCE_OPTIMISATIONS} | {
         f"train_without_{o}" for o in TRAINING_OPTIMISATIONS
     }
-    assert set(r["phase_seconds"]) == set(PHASES) | ablated | {BF16_PHASE}
+    assert set(r["phase_seconds"]) == set(PHASES) | ablated | {BF16_PHASE, TRAIN_BF16_PHASE}
 
 
 def test_bf16_is_timed_beside_fp32_and_checked_against_its_boxes(bench_result: dict) -> None:
@@ -137,6 +139,13 @@ def test_bf16_is_timed_beside_fp32_and_checked_against_its_boxes(bench_result: d
             == bench_result["inference"][key]["optimised"]["seconds" if key == "batch1" else "seconds_per_image"]
         )
         assert row["speedup"] == (pytest.approx(row["fp32"] / row["bf16"]) if check["passed"] else None)
+    # the training step too, on the same weights and batch as the optimised fp32 one
+    tr, fp32 = b["train"], bench_result["training"]["optimised"]
+    assert tr["batch"] == 2 and tr["seconds_fp32"] == fp32["seconds"] and tr["seconds_bf16"] > 0
+    assert tr["speedup"] == pytest.approx(tr["seconds_fp32"] / tr["seconds_bf16"])
+    assert tr["forward_backward_s_bf16"] > 0 and tr["optimizer_s_bf16"] >= 0
+    # the first step's loss: the same model and batch, so the two agree to bf16's rounding
+    assert tr["first_loss_bf16"] == pytest.approx(tr["first_loss_fp32"], rel=0.05)
 
 
 def test_bf16_is_left_out_under_an_autocast_and_follows_the_flag() -> None:
@@ -344,6 +353,12 @@ def test_bench_features_compares_the_cache_batch_with_the_baseline(tmp_path: Pat
     # a zoom config: the second look's crops too, a few at a time on a CPU against all at once
     assert r["crops_at_once"] == 2 and r["crops"] == 4 and r["crop_ms"] > 0 and r["crops_all_at_once_ms"] > 0
     assert r["crop_speedup"] == pytest.approx(r["crops_all_at_once_ms"] / r["crop_ms"])
+    # bf16 beside fp32 where this machine has native bf16 units (what train.amp auto computes the cache in)
+    if resolve_precision("auto", "cpu").name == "bf16":
+        assert r["cache_bf16_ms_per_image"] > 0 and 0 < r["bf16_rel_diff"] < 0.2
+        assert r["bf16_speedup"] == pytest.approx(r["cache_ms_per_image"] / r["cache_bf16_ms_per_image"])
+    else:
+        assert "cache_bf16_ms_per_image" not in r and "bf16_speedup" not in r
 
 
 def test_bench_features_names_a_missing_gpu_and_a_missing_config() -> None:

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from helpers.datasets import make_official_dataset
-from helpers.models import model_dataset, tiny_config
+from helpers.models import TINY_MODEL, model_dataset, tiny_config
 from rsvg.data.image_io import ImageReadError
 from rsvg.data.tokenizer import QueryTooLongError
 from rsvg.engine.checkpoint import CheckpointError
@@ -68,7 +68,7 @@ def test_overfits_a_few_samples(memorised):
 def test_overfits_a_few_samples_in_bf16(tmp_path_factory, capsys):
     # the same run under bf16 autocast (fp32 weights, optimiser state and loss) learns the same four answers
     run = _memorise(tmp_path_factory, "memorised_bf16", "train.amp=bf16")
-    assert "(amp bf16: train.amp asks for it)" in " ".join(capsys.readouterr().out.split())
+    assert "(amp bf16, frozen encoders bf16: train.amp asks for it)" in " ".join(capsys.readouterr().out.split())
     assert {h["amp"] for h in json.loads((run / "history.json").read_text())} == {"bf16"}
     _assert_memorised(run)
 
@@ -361,3 +361,21 @@ def test_the_backbone_takes_single_images_on_a_cpu_and_chunks_change_nothing():
         whole = encode(images)
     assert seen == [1, 1, 1]
     torch.testing.assert_close(chunked, whole, rtol=1e-4, atol=1e-5)
+
+
+def test_auto_on_a_cpu_with_bf16_units(official_dataset, tmp_path, monkeypatch, capsys):
+    # the lite config's frozen encoders computed in bf16, its steps over their cached maps in fp32; a config whose
+    # backbone trains steps in bf16 (what was measured to pay: rsvg.engine.amp.choose_amp)
+    from rsvg.config import load_config
+    from rsvg.engine import amp
+
+    monkeypatch.setattr(amp, "cpu_bf16_flags", lambda cpuinfo=None: ["avx512_bf16"])
+    common = [*TINY_MODEL, "train.epochs=1", "train.batch_size=2", f"data.root={official_dataset}"]
+    train(load_config("configs/mgvlf_lite.yaml", common), tmp_path / "lite")
+    header = " ".join(capsys.readouterr().out.split())
+    assert "(amp off, frozen encoders bf16: auto: the CPU has avx512_bf16: the frozen encoders' features" in header
+    lite = json.loads((tmp_path / "lite" / "history.json").read_text())
+    assert [(h["amp"], h["encoders_amp"]) for h in lite] == [("off", "bf16")]
+    train(tiny_config(official_dataset, "train.epochs=1", "train.batch_size=2"), tmp_path / "paper")
+    paper = json.loads((tmp_path / "paper" / "history.json").read_text())
+    assert [(h["amp"], h["encoders_amp"]) for h in paper] == [("bf16", "bf16")]

@@ -329,3 +329,24 @@ def test_the_lite_reg_configs_are_the_papers_model_with_the_reg_fixes():
     # the paper configs keep the paper's [REG] token
     dior = load_config("configs/mgvlf_dior.yaml")
     assert not (dior.model.reg_from_query or dior.model.reg_centre_from_attention or dior.loss.reg_attention_weight)
+
+
+def test_extra_levels_over_a_point_read_the_centre_tap_alone():
+    # a 3x3 padded convolution over a 1x1 map is its centre tap: the same output and gradients as the full conv
+    from rsvg.models.mgvlf_layers import ExtraLevels
+
+    torch.manual_seed(0)
+    levels = ExtraLevels(8, 4, 6, levels=3, padding=1)
+    x = torch.randn(2, 8, 2, 2)
+    outs = levels(x)
+    assert [tuple(o.shape[-2:]) for o in outs] == [(1, 1), (1, 1), (1, 1)]
+    expected, y = [], x
+    for block in levels.blocks:
+        y = block(y)
+        expected.append(y)
+    for got, want in zip(outs, expected, strict=True):
+        assert torch.allclose(got, want, atol=1e-6)
+    grads = torch.autograd.grad(sum(o.sum() for o in outs), list(levels.parameters()))
+    want_grads = torch.autograd.grad(sum(o.sum() for o in expected), list(levels.parameters()))
+    for g, w in zip(grads, want_grads, strict=True):
+        assert torch.allclose(g, w, atol=1e-6)

@@ -60,6 +60,12 @@ def load_tokenizer(spec: str) -> HFTokenizer:
     return HFTokenizer.from_pretrained(folder)
 
 
+def _kept(words: Tensor, sentence: Tensor) -> tuple[Tensor, Tensor]:
+    """One query's features as the cache keeps them: on the CPU, in fp32 whatever autocast computed them in (the
+    steps that read them may run in another precision)."""
+    return words.to("cpu", torch.float32, copy=True), sentence.to("cpu", torch.float32, copy=True)
+
+
 class TextEncoder(nn.Module):
     """A BERT-family encoder returning word-level ``(B, Nt, b)`` and sentence-level ``(B, b)`` features. The word
     features are the mean of its last ``word_layers`` layers (4, as MGVLF's and most references' code; TransVG
@@ -163,7 +169,7 @@ class TextEncoder(nn.Module):
                     ids = torch.tensor(chunk, dtype=torch.int64, device=device)
                     words, sentence = self._encode(ids, torch.ones_like(ids))
                     for j, k in enumerate(chunk):
-                        self._cache[k] = (words[j].to("cpu", copy=True), sentence[j].to("cpu", copy=True))
+                        self._cache[k] = _kept(words[j], sentence[j])
                     new += len(chunk)
         return new
 
@@ -176,7 +182,7 @@ class TextEncoder(nn.Module):
             ids = torch.tensor([k], dtype=torch.int64, device=input_ids.device)
             with torch.no_grad():
                 words, sentence = self._encode(ids, torch.ones_like(ids))
-            self._cache[k] = (words[0].to("cpu", copy=True), sentence[0].to("cpu", copy=True))
+            self._cache[k] = _kept(words[0], sentence[0])
         nt = input_ids.shape[1]
         dim = self.hidden_size
         words = torch.zeros(len(keys), nt, dim)
