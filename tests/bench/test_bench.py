@@ -19,6 +19,7 @@ from rsvg.bench.model_settings import (
     ALL,
     BF16_PHASE,
     BF16_TOLERANCE,
+    CACHED_PHASES,
     INFERENCE_OPTIMISATIONS,
     OPTIMISATIONS,
     PHASES,
@@ -123,7 +124,8 @@ def test_json_structure(bench_result: dict) -> None:
     ablated = {f"infer_without_{o}" for o in INFERENCE_OPTIMISATIONS} | {
         f"train_without_{o}" for o in TRAINING_OPTIMISATIONS
     }
-    assert set(r["phase_seconds"]) == set(PHASES) | ablated | {BF16_PHASE, TRAIN_BF16_PHASE}
+    # the lite config trains over cached maps: that step too, in fp32 and bf16
+    assert set(r["phase_seconds"]) == set(PHASES) | ablated | {BF16_PHASE, TRAIN_BF16_PHASE, *CACHED_PHASES}
 
 
 def test_bf16_is_timed_beside_fp32_and_checked_against_its_boxes(bench_result: dict) -> None:
@@ -146,6 +148,11 @@ def test_bf16_is_timed_beside_fp32_and_checked_against_its_boxes(bench_result: d
     assert tr["forward_backward_s_bf16"] > 0 and tr["optimizer_s_bf16"] >= 0
     # the first step's loss: the same model and batch, so the two agree to bf16's rounding
     assert tr["first_loss_bf16"] == pytest.approx(tr["first_loss_fp32"], rel=0.05)
+    # the step over cached maps, at the config's batch, as the trainer runs the lite config
+    cached = bench_result["training_cached"]
+    assert cached["batch"] == 32 and cached["fp32"]["seconds"] > 0 and cached["bf16"]["seconds"] > 0
+    assert cached["speedup"] == pytest.approx(cached["fp32"]["seconds"] / cached["bf16"]["seconds"])
+    assert cached["bf16"]["first_loss"] == pytest.approx(cached["fp32"]["first_loss"], rel=0.05)
 
 
 def test_bf16_is_left_out_under_an_autocast_and_follows_the_flag() -> None:

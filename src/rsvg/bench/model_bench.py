@@ -21,6 +21,9 @@ What one run measures (every time is the median of ``repeats`` runs after ``warm
 - **bf16** — where the CPU or GPU has native bf16 units (``--bf16``): the optimised inference path and training
   step again under bf16 autocast, beside fp32 in the same run, with ``fp32 / bf16``; bf16's boxes are checked
   against fp32's.
+- **training over cached maps** — for a config whose backbone is frozen and whose maps the trainer caches (the
+  lite configs): the step as the trainer then runs it, over the frozen encoders' stored maps and queries at
+  ``train.batch_size``, optimised, in fp32 and (with bf16) in bf16: what ``train.amp: auto`` decides by.
 - **data** — samples/s of the training input pipeline (decode, letterbox, normalise, tokenise, collate) over
   synthetic 800×800 JPEGs, with the config's loader worker count.
 - **memory** — each of these phases runs in its own spawned process, so each peak resident set size (and
@@ -48,6 +51,7 @@ import torch
 from rsvg.bench.machine import check_device, load_average
 from rsvg.bench.model_settings import (
     BF16_PHASE,
+    CACHED_PHASES,
     INFERENCE_OPTIMISATIONS,
     PHASES,
     TRAIN_BF16_PHASE,
@@ -56,6 +60,7 @@ from rsvg.bench.model_settings import (
     PhaseJob,
     resolve_run_config,
     resolve_settings,
+    trains_over_cached_maps,
     wants_bf16,
 )
 from rsvg.bench.model_summary import summarise
@@ -63,10 +68,11 @@ from rsvg.bench.phase_process import run_phase
 from rsvg.errors import BenchError
 
 
-def plan_phases(settings: BenchSettings, amp: str) -> list[str]:
+def plan_phases(settings: BenchSettings, amp: str, cached: bool = False) -> list[str]:
     """The phases one run measures, in order: :data:`~rsvg.bench.model_settings.PHASES`, each ablated path with
     ``--ablate``, no training with ``--skip-train``, and bf16 inference and training each right after the
-    optimised fp32 one where :func:`~rsvg.bench.model_settings.wants_bf16`."""
+    optimised fp32 one where :func:`~rsvg.bench.model_settings.wants_bf16`; for a config that trains over cached
+    maps (``cached``), that step too, in fp32 and (with bf16) in bf16."""
     phases = list(PHASES)
     if settings.ablate:
         phases += [f"infer_without_{o}" for o in INFERENCE_OPTIMISATIONS]
@@ -76,6 +82,9 @@ def plan_phases(settings: BenchSettings, amp: str) -> list[str]:
         phases.insert(phases.index("infer_optimised") + 1, BF16_PHASE)
         if "train_optimised" in phases:
             phases.insert(phases.index("train_optimised") + 1, TRAIN_BF16_PHASE)
+    if cached and not settings.skip_train:
+        at = phases.index("data")
+        phases[at:at] = list(CACHED_PHASES if wants_bf16(settings, amp) else CACHED_PHASES[:1])
     return phases
 
 
@@ -90,7 +99,7 @@ def benchmark_model(settings: BenchSettings, progress: Callable[[str], None] | N
     cfg, notes = resolve_run_config(settings)
     batch, train_batch, amp, workers = resolve_settings(settings, cfg)
     job = PhaseJob(settings, cfg.to_dict(), batch, train_batch, amp, workers)
-    phases = plan_phases(settings, amp)
+    phases = plan_phases(settings, amp, cached=trains_over_cached_maps(cfg))
     raw: dict[str, dict[str, Any]] = {}
     load_at_start = load_average()
     t_start = time.perf_counter()

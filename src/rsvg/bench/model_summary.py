@@ -88,6 +88,21 @@ def bf16_summary(raw: dict[str, dict[str, Any]], bkey: str) -> dict[str, Any]:
     return out
 
 
+def cached_summary(raw: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The training step over cached maps (``train_cached``), and in bf16 beside it with ``fp32 / bf16`` when
+    measured; ``None`` when the config does not train over cached maps."""
+    if "train_cached" not in raw:
+        return None
+    keys = ("seconds", "seconds_per_image", "forward_backward_s", "optimizer_s", "spread", "first_loss")
+    fp32 = raw["train_cached"]
+    out: dict[str, Any] = {"batch": fp32["batch"], "fp32": {k: fp32[k] for k in keys}}
+    if "train_cached_bf16" in raw:
+        bf16 = raw["train_cached_bf16"]
+        out["bf16"] = {k: bf16[k] for k in keys}
+        out["speedup"] = _ratio(fp32["seconds"], bf16["seconds"])
+    return out
+
+
 def ablation_summary(raw: dict[str, dict[str, Any]], bkey: str, ok: bool) -> dict[str, Any]:
     """Per optimisation: the optimised path's times without it, and ``without / optimised`` (above 1: it pays).
 
@@ -314,6 +329,7 @@ def summarise(
         "check": check,
         "inference": inference,
         "training": training,
+        "training_cached": cached_summary(raw),
         "ablation": ablation,
         "bf16": bf16,
         "images_per_s": rates,

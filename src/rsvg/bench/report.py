@@ -67,6 +67,11 @@ def render_model_bench(result: dict[str, Any], console: Console) -> None:
         t.add_row(f"training step, batch {tr['batch']} (s)", _f(p["seconds"]), _f(o["seconds"]), _x(tr["speedup"]))
         t.add_row("  forward + backward (s)", _f(p["forward_backward_s"]), _f(o["forward_backward_s"]), "")
         t.add_row("  optimiser step (s)", _f(p["optimizer_s"]), _f(o["optimizer_s"]), o["optimizer"])
+    tc = result.get("training_cached")
+    if tc:
+        t.add_row(f"training step over cached maps, batch {tc['batch']} (s)", "", _f(tc["fp32"]["seconds"]), "fp32")
+        if "bf16" in tc:
+            t.add_row("  same in bf16 (s)", "", _f(tc["bf16"]["seconds"]), _x(tc["speedup"]) + " fp32/bf16")
     mem = result["peak_rss_gib"]
     for phase_key, label in (("infer", "peak RSS, inference (GiB)"), ("train", "peak RSS, training (GiB)")):
         if f"{phase_key}_plain" in mem:

@@ -104,10 +104,28 @@ def phase_infer(job: PhaseJob, opts: frozenset[str], amp: str | None = None) -> 
     return out
 
 
-def phase_train(job: PhaseJob, opts: frozenset[str], amp: str | None = None) -> dict[str, Any]:
+@torch.no_grad()
+def cache_inputs(model: Any, samples: list[dict[str, Any]], cache_text: bool) -> None:
+    """Replace each sample's image by its frozen backbone's map in float16 and encode its query once with the frozen
+    text encoder, as :class:`~rsvg.engine.trainer.Trainer` does before training (in fp32: the step is what is
+    timed)."""
+    from rsvg.engine.feature_cache import folded_backbone
+
+    backbone = folded_backbone(model)
+    for sample in samples:
+        image = sample.pop("image")
+        sample["image_features"] = model.encode_image(image[None], backbone)[0].half().float()
+    if cache_text and getattr(model.text, "frozen", False) and hasattr(model.text, "precompute"):
+        model.text.cache_enabled = True
+        queries = [s["input_ids"][: int(s["attention_mask"].sum())].tolist() for s in samples]
+        model.text.precompute(queries)
+
+
+def phase_train(job: PhaseJob, opts: frozenset[str], amp: str | None = None, cached: bool = False) -> dict[str, Any]:
     """One training step at ``job.train_batch`` as the trainer runs it (:func:`rsvg.engine.step.train_step`),
     split into forward+backward (with gradient clipping) and the optimiser step, under the run's autocast or,
-    for the ``train_bf16`` phase, ``amp``."""
+    for the ``train_*bf16`` phases, ``amp``. ``cached``: the step over the frozen encoders' stored maps and
+    queries at ``train.batch_size`` (:func:`cache_inputs`), as the trainer runs a config that caches them."""
     amp = job.amp if amp is None else amp
     from rsvg.engine.optim import build_optimizer
     from rsvg.engine.step import train_step
@@ -127,8 +145,11 @@ def phase_train(job: PhaseJob, opts: frozenset[str], amp: str | None = None) -> 
     out["optimizer"] = optimizer_kind(optimizer)
     scaler = torch.amp.GradScaler(torch.device(s.device).type, enabled=amp == "fp16")
     net = _maybe_compile(model, job, opts)
-    samples = make_samples(job.train_batch, model.image_size, model.max_tokens, lm.tokenizer, s.seed + 1)
+    n = run_cfg.train.batch_size if cached else job.train_batch
+    samples = make_samples(n, model.image_size, model.max_tokens, lm.tokenizer, s.seed + 1)
     add_stage_inputs(samples, model, s.seed + 2)
+    if cached:
+        cache_inputs(model, samples, run_cfg.model.cache_text_features)
     batch = make_batch(samples, opts, s.device)
     sync = _sync(s.device)
     parts: list[tuple[float, float]] = []
@@ -157,9 +178,9 @@ def phase_train(job: PhaseJob, opts: frozenset[str], amp: str | None = None) -> 
     timed = parts[-s.repeats :]
     out.update(
         {
-            "batch": job.train_batch,
+            "batch": n,
             "seconds": median(times),
-            "seconds_per_image": median(times) / job.train_batch,
+            "seconds_per_image": median(times) / n,
             "forward_backward_s": median([a for a, _ in timed]),
             "optimizer_s": median([b for _, b in timed]),
             "runs": times,

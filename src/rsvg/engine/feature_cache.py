@@ -38,6 +38,14 @@ def encode_images(model: GroundingModel, images: Tensor, batch_size: int) -> Ten
     return torch.cat([model.encode_image(images[i : i + step]) for i in range(0, len(images), step)])
 
 
+def folded_backbone(model: GroundingModel) -> torch.nn.Module:
+    """A copy of the model's frozen backbone in eval mode with its BatchNorm merged into the convolutions: the same
+    maps, fewer passes over memory."""
+    backbone = copy.deepcopy(model.backbone).eval()
+    backbone.fold_frozen_batchnorm()
+    return backbone
+
+
 def cache_bytes(num_images: int, channels: int, image_size: int) -> int:
     side = -(-image_size // BACKBONE_STRIDE)
     return num_images * channels * side * side * 2
@@ -58,9 +66,7 @@ def compute_image_features(
     images: dict[str, GroundingSample] = {}
     for s in samples:
         images.setdefault(s.image_id, s)
-    # A folded copy (BatchNorm merged into the convolutions): the same maps, fewer passes over memory.
-    backbone = copy.deepcopy(model.backbone).eval()
-    backbone.fold_frozen_batchnorm()
+    backbone = folded_backbone(model)
     if channels_last:
         backbone.to(memory_format=torch.channels_last)
     out: dict[str, torch.Tensor] = {}
