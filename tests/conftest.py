@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,12 +17,15 @@ def official_dataset(tmp_path: Path) -> Path:
     return make_official_dataset(tmp_path / "dior_rsvg")
 
 
-@pytest.fixture(autouse=True)
-def _training_amp_auto_is_fp32(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(autouse=True, scope="session")
+def _training_amp_auto_is_fp32() -> Iterator[None]:
     """``train.amp: auto`` resolves as on a CPU without native bf16 units, whatever this machine has, so that every
     training test computes the same thing on every x86-64 machine; the tests of bf16 training ask for it
-    (``train.amp=bf16``), and those of ``auto`` pass the CPU's flags themselves."""
+    (``train.amp=bf16``), and those of ``auto`` pass the CPU's flags themselves. Session-wide, so that it is in force
+    for the module-scoped fixtures that train too."""
     from rsvg.engine import amp, precision
 
     real = precision.cpu_bf16_flags
-    monkeypatch.setattr(amp, "cpu_bf16_flags", lambda cpuinfo=None: [] if cpuinfo is None else real(cpuinfo))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(amp, "cpu_bf16_flags", lambda cpuinfo=None: [] if cpuinfo is None else real(cpuinfo))
+        yield

@@ -23,19 +23,20 @@ def test_auto_on_a_cpu_follows_its_bf16_units_and_says_why() -> None:
     assert (both.step, both.encoders, both.reason) == ("bf16", "bf16", "auto: the CPU has amx_bf16 and avx512_bf16")
     none = choose_amp("auto", CPU, cpuinfo=ZEN3)
     assert (none.step, none.encoders) == ("off", "off") and "no native bf16" in none.reason
-    assert choose_amp("auto", CPU, cpuinfo=ZEN3, runs_backbone=False)[:2] == ("off", "off")
+    assert choose_amp("auto", CPU, cpuinfo=ZEN3, trains_backbone=False)[:2] == ("off", "off")
 
 
-def test_auto_keeps_steps_over_cached_maps_in_fp32_and_the_encoders_in_bf16() -> None:
-    # a step that does not run the backbone is not faster in bf16 on a CPU (measured): only the encoders are
-    choice = choose_amp("auto", CPU, runs_backbone=False, cpuinfo=ZEN4)
-    assert (choice.step, choice.encoders) == ("off", "bf16") and "steps over them in fp32" in choice.reason
-    assert resolve_amp("auto", CPU, cpuinfo=ZEN4) == "bf16"  # a step that runs the backbone
+def test_auto_keeps_a_frozen_backbones_steps_in_fp32_and_the_encoders_in_bf16() -> None:
+    # with a frozen backbone the steps are not faster in bf16 on a CPU (measured): only the encoders are
+    choice = choose_amp("auto", CPU, trains_backbone=False, cpuinfo=ZEN4)
+    assert (choice.step, choice.encoders) == ("off", "bf16")
+    assert "the steps in fp32 (faster with a frozen backbone)" in choice.reason
+    assert resolve_amp("auto", CPU, cpuinfo=ZEN4) == "bf16"  # a backbone that trains
 
 
 def test_an_explicit_setting_is_kept_and_a_wrong_one_named() -> None:
     assert choose_amp("off", CPU, cpuinfo=SAPPHIRE_RAPIDS) == AmpChoice("off", "off", "train.amp asks for it")
-    assert choose_amp("bf16", CPU, runs_backbone=False, cpuinfo=ZEN3)[:2] == ("bf16", "bf16")  # emulated: slow
+    assert choose_amp("bf16", CPU, trains_backbone=False, cpuinfo=ZEN3)[:2] == ("bf16", "bf16")  # emulated: slow
     with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
         choose_amp("fp16", CPU)
     with pytest.raises(ValueError, match=r"train\.amp must be auto, off, bf16 or fp16"):

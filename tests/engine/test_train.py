@@ -364,8 +364,8 @@ def test_the_backbone_takes_single_images_on_a_cpu_and_chunks_change_nothing():
 
 
 def test_auto_on_a_cpu_with_bf16_units(official_dataset, tmp_path, monkeypatch, capsys):
-    # the lite config's frozen encoders computed in bf16, its steps over their cached maps in fp32; a config whose
-    # backbone trains steps in bf16 (what was measured to pay: rsvg.engine.amp.choose_amp)
+    # the lite config's frozen encoders computed in bf16, its steps in fp32; a config whose backbone trains steps
+    # in bf16 (what was measured to pay: rsvg.engine.amp.choose_amp)
     from rsvg.config import load_config
     from rsvg.engine import amp
 

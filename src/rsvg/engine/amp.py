@@ -5,7 +5,7 @@ gradients the optimiser reads and its state stay fp32 (autocast casts a copy of 
 and box arithmetic run in fp32 (:func:`in_fp32` turns the forward's output to fp32 before the loss reads it).
 ``auto`` picks bf16 where the hardware computes it natively: a CUDA GPU that supports it, or a CPU that reports
 native bf16 units (``amx_bf16`` or ``avx512_bf16``, :func:`rsvg.engine.precision.cpu_bf16_flags`); on such a CPU
-a step that does not run the backbone stays fp32, as measured (:func:`choose_amp`). Elsewhere bf16 would be
+the steps of a model whose backbone is frozen stay fp32, as measured (:func:`choose_amp`). Elsewhere bf16 would be
 emulated, slower than fp32, so ``auto`` stays fp32 (``off``).
 """
 
@@ -33,16 +33,16 @@ class AmpChoice(NamedTuple):
 
 
 def choose_amp(
-    amp: str, device: torch.device, *, runs_backbone: bool = True, cpuinfo: str | None = None
+    amp: str, device: torch.device, *, trains_backbone: bool = True, cpuinfo: str | None = None
 ) -> AmpChoice:
-    """Resolve ``train.amp`` for ``device``. ``runs_backbone``: whether each training step runs the visual backbone
-    (it trains, or its maps are not cached); ``cpuinfo``: the text of ``/proc/cpuinfo`` (default: this machine's).
+    """Resolve ``train.amp`` for ``device``. ``trains_backbone``: whether the visual backbone trains (not
+    ``model.freeze_backbone``); ``cpuinfo``: the text of ``/proc/cpuinfo`` (default: this machine's).
 
-    ``auto`` on a CPU with native bf16 units computes the frozen encoders' features in bf16 (the backbone
-    1.5x and the text encoder 1.3x faster than fp32 on a 2-core Zen 4), and the step in bf16 only when it runs the
-    backbone: a step over cached features is small matrix products, layer norms and gathers, which bf16 does not
-    speed up on a CPU (0.96x for the lite config's step, against 1.4x for the paper config's, whose ResNet-50
-    and BERT train: ``rsvg bench model``)."""
+    ``auto`` on a CPU with native bf16 units computes the frozen encoders' features in bf16 (the lite backbone
+    1.5x and MiniLM 1.3x faster than fp32 on a 2-core Zen 4), and the steps in bf16 only when the backbone trains:
+    there bf16 pays (the paper config's step, ResNet-50 and BERT training: 1.3-1.4x), while a frozen backbone's
+    steps are small matrix products, layer norms and gathers that bf16 does not speed up on a CPU (the lite
+    config's step 0.84x over cached maps and 0.78x from images: ``rsvg bench model``)."""
     if amp not in AMP_CHOICES:
         raise ValueError(f"train.amp must be auto, off, bf16 or fp16, got {amp!r}")
     if amp == "fp16" and device.type != "cuda":
@@ -59,15 +59,14 @@ def choose_amp(
     if not flags:
         return AmpChoice("off", "off", "auto: the CPU has no native bf16 units (no amx_bf16 or avx512_bf16)")
     has = f"auto: the CPU has {' and '.join(flags)}"
-    if runs_backbone:
+    if trains_backbone:
         return AmpChoice("bf16", "bf16", has)
-    return AmpChoice(
-        "off", "bf16", f"{has}: the frozen encoders' features in bf16, the steps over them in fp32 (faster there)"
-    )
+    steps = "the steps in fp32 (faster with a frozen backbone)"
+    return AmpChoice("off", "bf16", f"{has}: the frozen encoders' features in bf16, {steps}")
 
 
 def resolve_amp(amp: str, device: torch.device, *, cpuinfo: str | None = None) -> str:
-    """The autocast of a training step that runs the backbone (:func:`choose_amp`)."""
+    """The autocast of the steps of a model whose backbone trains (:func:`choose_amp`)."""
     return choose_amp(amp, device, cpuinfo=cpuinfo).step
 
 

@@ -83,8 +83,7 @@ class Trainer:
         self.out = Path(out)
         self.device = dist.init_distributed(device)
         self.console = Console(quiet=not dist.is_main())
-        # what train.amp resolves to; the step's part is settled once it is known whether steps run the backbone
-        self.amp_choice = choose_amp(cfg.train.amp, self.device)
+        self.amp_choice = choose_amp(cfg.train.amp, self.device, trains_backbone=not cfg.model.freeze_backbone)
         self.amp = self.amp_choice.step
         if cfg.data.root is None:
             raise DatasetError("no dataset: give --data ROOT or set data.root in the config")
@@ -123,9 +122,6 @@ class Trainer:
         # image_id -> the frozen backbone's map, when cached (see _maybe_cache_backbone_features)
         self.image_features: dict[str, torch.Tensor] | None = None
         self._maybe_cache_backbone_features()
-        if self.image_features is not None:  # steps over cached maps: train.amp auto may keep them in fp32
-            self.amp_choice = choose_amp(cfg.train.amp, self.device, runs_backbone=False)
-            self.amp = self.amp_choice.step
         if self.model.text.cache_enabled:
             self._encode_queries()
         self._prepare_stages()
