@@ -122,6 +122,11 @@ def test_a_second_run_reuses_every_row(first_run, data):
     key = json.loads((out / "rows" / "mgvlf" / "row.json").read_text())["key"]
     plans = plan_rows(rows_named("mgvlf"), "lite", data, out, [*TINY, "train.lr=1e-4"])
     assert plans[0].key != key
+    # a machine whose native bf16 units train.amp auto uses is another key (the row computes other numbers there)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("rsvg.engine.amp.cpu_bf16_flags", lambda cpuinfo=None: ["avx512_bf16"])
+        assert plan_rows(rows_named("mgvlf"), "lite", data, out, TINY)[0].key != key
+    assert plan_rows(rows_named("mgvlf"), "lite", data, out, TINY)[0].key == key
     # where the shared maps are kept is not part of a row's key
     moved = plan_rows(rows_named("mgvlf"), "lite", data, out.parent / "elsewhere", TINY)
     assert moved[0].key == key and f"train.feature_cache_dir={out.parent / 'elsewhere' / 'feature_cache'}" in (

@@ -97,6 +97,19 @@ def rsvg_argv(args: list[str], nproc_per_node: int = 1, python: str | None = Non
     return [python, "-m", "rsvg.cli", *args] if python else ["rsvg", *args]
 
 
+def _precision(resolved: dict) -> dict:
+    """What ``train.amp`` resolves to on this machine, for a row's key when it is not fp32 throughout: ``auto``
+    trains in bf16 on one machine and fp32 on another, and a row is reused only where it would compute the same."""
+    import torch
+
+    from rsvg.engine.amp import choose_amp
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    trains_backbone = not resolved["model"].get("freeze_backbone", False)
+    choice = choose_amp(resolved["train"]["amp"], device, trains_backbone=trains_backbone)
+    return {} if (choice.step, choice.encoders) == ("off", "off") else {"amp": [choice.step, choice.encoders]}
+
+
 def plan_rows(
     rows: list[Row],
     variant: str,
@@ -135,7 +148,7 @@ def plan_rows(
         except Exception as exc:  # a config error names the option; say which row it is
             raise ValueError(f"row {row.name} ({config}): {exc}") from exc
         resolved["train"].pop("feature_cache_dir")  # where maps are kept, not what the row computes
-        key = make_key(config=resolved, data=fingerprint, variant=variant, v=1)
+        key = make_key(config=resolved, data=fingerprint, variant=variant, v=1, **_precision(resolved))
         plans.append(RowPlan(row, variant, config, options, folder, key))
     return plans
 
