@@ -22,6 +22,7 @@ from rsvg.bench.floor_phase import phase_floor
 from rsvg.bench.model_settings import (
     ALL,
     BF16_PHASE,
+    CACHED_PHASES,
     PHASES,
     TRAIN_BF16_PHASE,
     PhaseJob,
@@ -41,8 +42,8 @@ def run_phase_here(name: str, job: PhaseJob) -> dict[str, Any]:
         out = phase_infer(job, ALL, amp="bf16")
     elif name == TRAIN_BF16_PHASE:
         out = phase_train(job, ALL, amp="bf16")
-    elif name in ("train_cached", "train_cached_bf16"):
-        out = phase_train(job, ALL, amp="bf16" if name.endswith("bf16") else "off", cached=True)
+    elif name in CACHED_PHASES:
+        out = phase_train(job, ALL, amp="bf16" if name == CACHED_PHASES[1] else "off", cached=True)
     elif name.startswith("infer_"):
         out = phase_infer(job, phase_optimisations(name))
     elif name.startswith("train_"):

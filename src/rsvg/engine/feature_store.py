@@ -39,7 +39,7 @@ def feature_key(model: GroundingModel, samples: Iterable[GroundingSample], amp: 
     reader = type(model).encode_image  # families that share it (TransVG's and VLTVG's) share their maps
     digest.update(f"v{VERSION};{reader.__module__}.{reader.__qualname__};{model.image_size};{model.mean};"
                   f"{model.std};{model.feature_channels};".encode())  # fmt: skip
-    if amp != "off":  # fp32 maps keep the keys they had before the autocast was part of it
+    if amp != "off":  # fp32 maps keep their keys: sets stored by earlier versions still load
         digest.update(f"amp={amp};".encode())
     for name, tensor in sorted(model.backbone.state_dict().items()):
         digest.update(name.encode() + str(tuple(tensor.shape)).encode() + str(tensor.dtype).encode())

@@ -165,8 +165,8 @@ class Trainer:
             self._resume(*saved)
 
     def _maybe_cache_backbone_features(self) -> None:
-        """With a frozen backbone and no augmentation, compute every image's backbone map once (under the run's
-        autocast, as the forward would compute it)."""
+        """With a frozen backbone and no augmentation, compute every image's backbone map once (under the frozen
+        encoders' autocast: what ``train.amp`` resolved to)."""
         cfg = self.cfg
         if not (cfg.model.freeze_backbone and cfg.data.augment is None and cfg.train.cache_backbone_features):
             return
