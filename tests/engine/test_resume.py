@@ -23,8 +23,10 @@ from rsvg.models.text_encoder import TextEncoder
 
 LITE = "configs/mgvlf_lite.yaml"
 # the lite config at the tiny test size: frozen backbone and text encoder (both cached), second look, object head,
-# ranking and refinement; one sample a step and a checkpoint after every step
+# ranking and refinement; one sample a step and a checkpoint after every step; fp32 named, since the killed run is
+# another process, which resolves train.amp auto by this machine's CPU (the suite's fp32 default is in-process)
 KILL_RUN = [*TINY_MODEL, "train.epochs=12", "train.batch_size=1", "train.checkpoint_every_steps=1", "train.seed=3"]
+KILL_RUN.append("train.amp=off")
 
 
 def _weights(run: Path) -> dict[str, torch.Tensor]:
