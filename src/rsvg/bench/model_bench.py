@@ -60,11 +60,11 @@ from rsvg.bench.model_settings import (
     PhaseJob,
     resolve_run_config,
     resolve_settings,
-    trains_over_cached_maps,
     wants_bf16,
 )
 from rsvg.bench.model_summary import summarise
 from rsvg.bench.phase_process import run_phase
+from rsvg.engine.feature_cache import caches_backbone_maps
 from rsvg.errors import BenchError
 
 
@@ -99,7 +99,7 @@ def benchmark_model(settings: BenchSettings, progress: Callable[[str], None] | N
     cfg, notes = resolve_run_config(settings)
     batch, train_batch, amp, workers = resolve_settings(settings, cfg)
     job = PhaseJob(settings, cfg.to_dict(), batch, train_batch, amp, workers)
-    phases = plan_phases(settings, amp, cached=trains_over_cached_maps(cfg))
+    phases = plan_phases(settings, amp, cached=caches_backbone_maps(cfg))
     raw: dict[str, dict[str, Any]] = {}
     load_at_start = load_average()
     t_start = time.perf_counter()

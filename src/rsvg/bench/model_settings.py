@@ -27,12 +27,6 @@ TRAIN_BF16_PHASE = "train_bf16"
 #: a config that trains over cached maps (frozen backbone, no augmentation): the step as the trainer runs it then,
 #: over the frozen encoders' stored maps and queries at ``train.batch_size``, in fp32 and in bf16
 CACHED_PHASES = ("train_cached", "train_cached_bf16")
-
-
-def trains_over_cached_maps(cfg: RunConfig) -> bool:
-    """Whether ``rsvg train`` computes this config's backbone maps once and steps over them
-    (:meth:`rsvg.engine.trainer.Trainer._maybe_cache_backbone_features`)."""
-    return bool(cfg.model.freeze_backbone and cfg.data.augment is None and cfg.train.cache_backbone_features)
 #: bf16 keeps 8 bits of mantissa (about 2-3 significant digits), and the error grows through the layers: its boxes
 #: may differ from fp32's by up to this fraction of the largest coordinate (the network frame, 0..1)
 BF16_TOLERANCE = 0.02

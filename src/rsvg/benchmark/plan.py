@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rsvg.benchmark.rows import Row, missing_weights, weight_overrides
-from rsvg.config import load_config
+from rsvg.config import RunConfig, load_config
 from rsvg.data.dior_rsvg import SPLITS, read_split_file
 from rsvg.demo.stamps import make_key
 from rsvg.errors import DatasetError
@@ -97,16 +97,14 @@ def rsvg_argv(args: list[str], nproc_per_node: int = 1, python: str | None = Non
     return [python, "-m", "rsvg.cli", *args] if python else ["rsvg", *args]
 
 
-def _precision(resolved: dict) -> dict:
+def _precision(cfg: RunConfig) -> dict:
     """What ``train.amp`` resolves to on this machine, for a row's key when it is not fp32 throughout: ``auto``
     trains in bf16 on one machine and fp32 on another, and a row is reused only where it would compute the same."""
     import torch
 
-    from rsvg.engine.amp import choose_amp
+    from rsvg.engine.amp import choose_amp_for
 
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    trains_backbone = not resolved["model"].get("freeze_backbone", False)
-    choice = choose_amp(resolved["train"]["amp"], device, trains_backbone=trains_backbone)
+    choice = choose_amp_for(cfg, torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     return {} if (choice.step, choice.encoders) == ("off", "off") else {"amp": [choice.step, choice.encoders]}
 
 
@@ -144,11 +142,12 @@ def plan_rows(
         files = weight_overrides(row, weights) if weights is not None else []
         options = [*own, *files, f"train.feature_cache_dir={out / FEATURE_CACHE}", *overrides, f"train.seed={seed}"]
         try:
-            resolved = load_config(config, options).to_dict()
+            cfg = load_config(config, options)
         except Exception as exc:  # a config error names the option; say which row it is
             raise ValueError(f"row {row.name} ({config}): {exc}") from exc
+        resolved = cfg.to_dict()
         resolved["train"].pop("feature_cache_dir")  # where maps are kept, not what the row computes
-        key = make_key(config=resolved, data=fingerprint, variant=variant, v=1, **_precision(resolved))
+        key = make_key(config=resolved, data=fingerprint, variant=variant, v=1, **_precision(cfg))
         plans.append(RowPlan(row, variant, config, options, folder, key))
     return plans
 

@@ -25,7 +25,7 @@ def demo(
     A second run reuses every step whose options and inputs are unchanged (an interrupted training resumes), and a
     changed option re-runs only the steps that depend on it.
     """
-    from rsvg.demo.pipeline import Demo, DemoOptions
+    from rsvg.demo.pipeline import Demo, DemoOptions, trained_precision
     from rsvg.output_paths import check_output_folder
 
     console = Console()
@@ -52,8 +52,7 @@ def demo(
         f"on {metrics['count']} expressions\nquery-blind baselines: prior box {prior:.2f} %, blind pick {blind:.2f} %",
         highlight=False,
     )
-    last = (json.loads((out / "run" / "history.json").read_text()) or [{}])[-1]
-    steps, encoders = last.get("amp", "off"), last.get("encoders_amp", "off")
+    steps, encoders = trained_precision(out / "run")
     name = {"off": "fp32"}
     console.print(
         f"precision: frozen encoders' features {name.get(encoders, encoders)}, training and test steps "

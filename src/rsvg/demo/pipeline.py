@@ -30,6 +30,13 @@ from rich.console import Console
 from rsvg.demo.stamps import Stamps, make_key
 
 
+def trained_precision(run: Path) -> tuple[str, str]:
+    """``(steps, encoders)``: the autocast a training run's steps and frozen encoders used (``off``, ``bf16`` or
+    ``fp16``: what ``train.amp`` resolved to), as its last epoch in ``run/history.json`` records them."""
+    last = (json.loads((run / "history.json").read_text()) or [{}])[-1]
+    return last.get("amp", "off"), last.get("encoders_amp", "off")
+
+
 @dataclass
 class DemoOptions:
     """What the demo builds and trains; each option only invalidates the steps that depend on it."""
@@ -193,9 +200,8 @@ class Demo:
         ckpt, root, dst = self.out / "run" / "best", self.out / "rsvg", self.out / "eval"
         # the test split as the model was trained (what train.amp resolved to on this machine): the model in its
         # steps' precision, the test images' backbone maps in its frozen encoders'
-        last = (json.loads((self.out / "run" / "history.json").read_text()) or [{}])[-1]
-        precision = "bf16" if last.get("amp") == "bf16" else "fp32"
-        encoders_amp = last.get("encoders_amp", "off")
+        steps_amp, encoders_amp = trained_precision(self.out / "run")
+        precision = "bf16" if steps_amp == "bf16" else "fp32"
         cmd = f"rsvg eval --checkpoint {ckpt} --data {root} --split test --out {dst} --precision {precision}"
 
         def run() -> dict:

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import dataclasses
 from contextlib import nullcontext
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 from torch import Tensor
 
 from rsvg.engine.precision import cpu_bf16_flags
+
+if TYPE_CHECKING:
+    from rsvg.config import RunConfig
 
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")
 
@@ -63,6 +66,11 @@ def choose_amp(
         return AmpChoice("bf16", "bf16", has)
     steps = "the steps in fp32 (faster with a frozen backbone)"
     return AmpChoice("off", "bf16", f"{has}: the frozen encoders' features in bf16, {steps}")
+
+
+def choose_amp_for(cfg: RunConfig, device: torch.device) -> AmpChoice:
+    """:func:`choose_amp` of a run config: its ``train.amp``, its backbone trained or frozen."""
+    return choose_amp(cfg.train.amp, device, trains_backbone=not cfg.model.freeze_backbone)
 
 
 def resolve_amp(amp: str, device: torch.device, *, cpuinfo: str | None = None) -> str:

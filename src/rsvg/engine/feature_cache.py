@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from rsvg.config import RunConfig
 from rsvg.data.dataset import read_sample_image
 from rsvg.data.records import GroundingSample
 from rsvg.data.transforms import letterbox, normalize
@@ -36,6 +37,12 @@ def encode_images(model: GroundingModel, images: Tensor, batch_size: int) -> Ten
     if step >= len(images):
         return model.encode_image(images)
     return torch.cat([model.encode_image(images[i : i + step]) for i in range(0, len(images), step)])
+
+
+def caches_backbone_maps(cfg: RunConfig) -> bool:
+    """Whether training computes the backbone's maps once and steps over them: a frozen backbone, no augmentation
+    and ``train.cache_backbone_features`` (the trainer may still skip a cache above ``feature_cache_max_gb``)."""
+    return bool(cfg.model.freeze_backbone and cfg.data.augment is None and cfg.train.cache_backbone_features)
 
 
 def folded_backbone(model: GroundingModel) -> torch.nn.Module:

@@ -42,7 +42,7 @@ from rsvg.config import RunConfig, config_from_dict
 from rsvg.data.records import DatasetError
 from rsvg.data.xmlio import atomic_write_text
 from rsvg.engine import distributed as dist
-from rsvg.engine.amp import autocast_context, choose_amp, resolve_amp
+from rsvg.engine.amp import autocast_context, choose_amp_for, resolve_amp
 from rsvg.engine.batching import collate, to_device
 from rsvg.engine.checkpoint import (
     MODEL_FILE,
@@ -59,7 +59,7 @@ from rsvg.engine.checkpoint import (
 )
 from rsvg.engine.determinism import apply_determinism
 from rsvg.engine.evaluate import eval_loader, metrics_from_rows, predict_all, write_predictions
-from rsvg.engine.feature_cache import cache_bytes, compute_image_features
+from rsvg.engine.feature_cache import cache_bytes, caches_backbone_maps, compute_image_features
 from rsvg.engine.feature_store import feature_key, load_features, matches, save_features
 from rsvg.engine.optim import PRETRAINED_GROUPS, build_optimizer, build_scheduler, describe_groups
 from rsvg.engine.run_data import fit_to_training_split, training_sets
@@ -83,7 +83,7 @@ class Trainer:
         self.out = Path(out)
         self.device = dist.init_distributed(device)
         self.console = Console(quiet=not dist.is_main())
-        self.amp_choice = choose_amp(cfg.train.amp, self.device, trains_backbone=not cfg.model.freeze_backbone)
+        self.amp_choice = choose_amp_for(cfg, self.device)
         self.amp = self.amp_choice.step
         if cfg.data.root is None:
             raise DatasetError("no dataset: give --data ROOT or set data.root in the config")
@@ -168,7 +168,7 @@ class Trainer:
         """With a frozen backbone and no augmentation, compute every image's backbone map once (under the frozen
         encoders' autocast: what ``train.amp`` resolved to)."""
         cfg = self.cfg
-        if not (cfg.model.freeze_backbone and cfg.data.augment is None and cfg.train.cache_backbone_features):
+        if not caches_backbone_maps(cfg):
             return
         samples = [*self.train_set.samples, *self.val_set.samples]
         n_images = len({s.image_id for s in samples})
