@@ -41,11 +41,10 @@ def choose_amp(
     """Resolve ``train.amp`` for ``device``. ``trains_backbone``: whether the visual backbone trains (not
     ``model.freeze_backbone``); ``cpuinfo``: the text of ``/proc/cpuinfo`` (default: this machine's).
 
-    ``auto`` on a CPU with native bf16 units computes the frozen encoders' features in bf16 (the lite backbone
-    1.5x and MiniLM 1.3x faster than fp32 on a 2-core Zen 4), and the steps in bf16 only when the backbone trains:
-    there bf16 pays (the paper config's step, ResNet-50 and BERT training: 1.3-1.4x), while a frozen backbone's
-    steps are small matrix products, layer norms and gathers that bf16 does not speed up on a CPU (the lite
-    config's step 0.84x over cached maps and 0.78x from images: ``rsvg bench model``)."""
+    ``auto`` on a CPU with native bf16 units computes the frozen encoders' features in bf16, where it is faster,
+    and the steps in bf16 only when the backbone trains: there the large convolutions and matrix products make
+    bf16 pay, while a frozen backbone's steps are small matrix products, layer norms and gathers that bf16 does
+    not speed up on a CPU (``rsvg bench model`` and ``rsvg bench features`` time both; docs/benchmarks.md)."""
     if amp not in AMP_CHOICES:
         raise ValueError(f"train.amp must be auto, off, bf16 or fp16, got {amp!r}")
     if amp == "fp16" and device.type != "cuda":
