@@ -27,6 +27,7 @@ from rsvg.bench.model_settings import (
     TRAINING_OPTIMISATIONS,
     BenchSettings,
     PhaseJob,
+    keeps_freed_memory,
     phase_optimisations,
     resolve_run_config,
     resolve_settings,
@@ -174,11 +175,29 @@ def test_projection_uses_the_measured_flops_and_loader(bench_result: dict) -> No
     assert here["of_matmul_rate"] == pytest.approx(here["training_gflops_per_s"] / r["floor"]["matmul_gflops"])
 
 
+def test_floor_has_the_bf16_matmul_rate_beside_fp32(bench_result: dict) -> None:
+    f = bench_result["floor"]  # the run times bf16 (--bf16), so the floor bounds what it can give
+    assert f["matmul_bf16_gflops"] > 0
+    assert f["bf16_matmul_ratio"] == pytest.approx(f["matmul_bf16_gflops"] / f["matmul_gflops"])
+
+
+def test_only_the_plain_path_and_its_ablation_run_on_the_system_allocator() -> None:
+    assert not keeps_freed_memory("infer_plain") and not keeps_freed_memory("train_plain")
+    assert not keeps_freed_memory("train_without_keep_freed_memory")
+    for name in ("infer_optimised", "train_without_fused_adamw", "floor", "data", "infer_bf16", "train_cached"):
+        assert keeps_freed_memory(name), name
+
+
 def test_ablation_leaves_out_each_optimisation_and_keeps_the_boxes(bench_result: dict) -> None:
     ab = bench_result["ablation"]
     assert set(ab) == set(OPTIMISATIONS)
+    # in one process the allocator cannot be set back once a phase kept freed memory: that row says so
+    assert ab["keep_freed_memory"]["not_measured"].startswith("in-process")
+    assert "inference" not in ab["keep_freed_memory"] and "training" not in ab["keep_freed_memory"]
     for name, row in ab.items():
         assert row["what"] == OPTIMISATIONS[name]
+        if name == "keep_freed_memory":
+            continue
         assert ("inference" in row) == (name in INFERENCE_OPTIMISATIONS)
         assert ("training" in row) == (name in TRAINING_OPTIMISATIONS)
         if "inference" in row:

@@ -1,9 +1,10 @@
 """The ``floor`` phase of ``rsvg bench model``: what this machine and this model set as the lower bound of a forward.
 
-It measures the machine's fp32 matrix-product rate and the backbone alone at the config's input size in both
-memory layouts, and counts the model's FLOPs per image (text padded to ``Nt`` and trimmed, the backbone and the
-text encoder alone) and its parameters. The summary turns these into the floor a forward cannot beat here and
-into the share of the matmul rate each measured path reaches (:mod:`rsvg.bench.floor`).
+It measures the machine's fp32 matrix-product rate (and its bf16 rate where bf16 is timed) and the backbone alone
+at the config's input size in both memory layouts, and counts the model's FLOPs per image (text padded to ``Nt``
+and trimmed, the backbone and the text encoder alone) and its parameters. The summary turns these into the floor a
+forward cannot beat here and into the share of the matmul rate each measured path reaches
+(:mod:`rsvg.bench.floor`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import torch
 
 from rsvg.bench.model_inputs import load_model, make_batch, make_samples, set_path
-from rsvg.bench.model_settings import NONE, PhaseJob
+from rsvg.bench.model_settings import NONE, PhaseJob, wants_bf16
 
 
 def phase_floor(job: PhaseJob) -> dict[str, Any]:
@@ -28,6 +29,8 @@ def phase_floor(job: PhaseJob) -> dict[str, Any]:
     lm = load_model(job)
     model = lm.model.eval()
     out: dict[str, Any] = {"matmul": matmul_gflops(s.matmul_n, repeats=max(s.repeats, 3), device=s.device)}
+    if wants_bf16(s, job.amp):  # the ceiling of the bf16 phases' speed-ups
+        out["matmul_bf16"] = matmul_gflops(s.matmul_n, repeats=max(s.repeats, 3), device=s.device, dtype=torch.bfloat16)
     for name, cl in (("default", False), ("channels_last", True)):
         out[f"backbone_{name}"] = backbone_seconds(
             model.backbone, model.image_size, channels_last=cl, repeats=s.repeats, warmup=s.warmup, device=s.device

@@ -40,11 +40,29 @@ OPTIMISATIONS: dict[str, str] = {
     "inference_mode": "torch.inference_mode instead of torch.no_grad (inference)",
     "fold_bn": "frozen BatchNorm folded into the convolutions (inference)",
     "fused_adamw": "AdamW's fused single-kernel step (training)",
+    "keep_freed_memory": "the C allocator keeps freed memory: no page faults on each run's fresh tensors (glibc)",
 }
-INFERENCE_OPTIMISATIONS = ("channels_last", "fused_attention", "trim_text", "inference_mode", "fold_bn")
-TRAINING_OPTIMISATIONS = ("channels_last", "fused_attention", "trim_text", "fused_adamw")
+INFERENCE_OPTIMISATIONS = (
+    "channels_last",
+    "fused_attention",
+    "trim_text",
+    "inference_mode",
+    "fold_bn",
+    "keep_freed_memory",
+)
+TRAINING_OPTIMISATIONS = ("channels_last", "fused_attention", "trim_text", "fused_adamw", "keep_freed_memory")
 ALL = frozenset(OPTIMISATIONS)
 NONE: frozenset[str] = frozenset()
+
+
+def keeps_freed_memory(name: str) -> bool:
+    """Whether a phase runs with :func:`~rsvg.engine.allocator.keep_freed_memory`: every phase but the plain path
+    and the one that leaves it out (the floor, the data phase and the bf16 and cached steps run as the optimised
+    path does)."""
+    try:
+        return "keep_freed_memory" in phase_optimisations(name)
+    except ValueError:
+        return True
 
 
 def phase_optimisations(name: str) -> frozenset[str]:

@@ -118,6 +118,11 @@ def ablation_summary(raw: dict[str, dict[str, Any]], bkey: str, ok: bool) -> dic
     for name in OPTIMISATIONS:
         row: dict[str, Any] = {"what": OPTIMISATIONS[name]}
         infer = raw.get(f"infer_without_{name}")
+        train = raw.get(f"train_without_{name}")
+        if name == "keep_freed_memory" and any((p or {}).get("allocator_kept") for p in (infer, train)):
+            # run in-process after a phase that kept freed memory: the allocator cannot be set back
+            row["not_measured"] = "in-process, after a phase that kept freed memory"
+            infer = train = None
         if infer is not None:
             row["inference"] = {
                 "batch1_s": infer["batch1"]["seconds"],
@@ -127,7 +132,6 @@ def ablation_summary(raw: dict[str, dict[str, Any]], bkey: str, ok: bool) -> dic
                 "max_rel_diff_vs_plain": box_difference(plain_i, infer, bkey),
                 "peak_rss_gib": infer["peak_rss_gib"],
             }
-        train = raw.get(f"train_without_{name}")
         if train is not None and "train_optimised" in raw:
             row["training"] = {
                 "step_s": train["seconds"],
@@ -202,9 +206,19 @@ def floor_summary(floor_raw: dict[str, Any], inference: dict[str, Any], bkey: st
     est = floor_estimates(flops["model"], flops["backbone"], floor_raw["matmul"]["gflops"], best_backbone)
     b1 = inference["batch1"]["optimised"]["seconds"]
     bn = inference[bkey]["optimised"]["seconds_per_image"]
+    bf16 = floor_raw.get("matmul_bf16")
     return {
         "matmul_n": floor_raw["matmul"]["n"],
         "matmul_gflops": floor_raw["matmul"]["gflops"],
+        # bf16 over fp32 matmul rate: no step runs faster than this in bf16 here
+        **(
+            {
+                "matmul_bf16_gflops": bf16["gflops"],
+                "bf16_matmul_ratio": _ratio(floor_raw["matmul"]["seconds"], bf16["seconds"]),
+            }
+            if bf16
+            else {}
+        ),
         "backbone_default_s": floor_raw["backbone_default"]["seconds"],
         "backbone_channels_last_s": floor_raw["backbone_channels_last"]["seconds"],
         **est,

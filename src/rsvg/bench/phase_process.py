@@ -26,15 +26,21 @@ from rsvg.bench.model_settings import (
     PHASES,
     TRAIN_BF16_PHASE,
     PhaseJob,
+    keeps_freed_memory,
     phase_optimisations,
 )
 from rsvg.bench.timing_phases import phase_infer, phase_train
+from rsvg.engine.allocator import allocator_state, keep_freed_memory
 
 
 def run_phase_here(name: str, job: PhaseJob) -> dict[str, Any]:
-    """Run one phase in this process (threads set first)."""
+    """Run one phase in this process (threads and allocator set first). In a process of its own the plain path
+    runs with the system allocator; in-process, once a phase has kept freed memory every later phase does too
+    (each phase records which it had)."""
     if job.settings.threads:
         torch.set_num_threads(job.settings.threads)
+    if keeps_freed_memory(name):
+        keep_freed_memory()
     t0 = time.perf_counter()
     if name == "floor":
         out = phase_floor(job)
@@ -53,6 +59,7 @@ def run_phase_here(name: str, job: PhaseJob) -> dict[str, Any]:
     else:
         raise ValueError(f"unknown phase {name!r}; phases: {PHASES}")
     out["threads"] = torch.get_num_threads()
+    out["allocator_kept"] = allocator_state().kept
     out["pid"] = os.getpid()
     out["phase_s"] = time.perf_counter() - t0
     return out

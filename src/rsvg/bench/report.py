@@ -90,7 +90,9 @@ def render_model_bench(result: dict[str, Any], console: Console) -> None:
         tb = b16.get("train")
         if tb:
             t.add_row(
-                f"  training step, batch {tb['batch']}, in bf16 (s)", "", _f(tb["seconds_bf16"]),
+                f"  training step, batch {tb['batch']}, in bf16 (s)",
+                "",
+                _f(tb["seconds_bf16"]),
                 _x(tb["speedup"]) + " fp32/bf16",
             )
             losses = f"{tb['first_loss_fp32']:.4g} / {tb['first_loss_bf16']:.4g}"
@@ -159,6 +161,9 @@ def render_model_bench(result: dict[str, Any], console: Console) -> None:
     f = result["floor"]
     ft = Table(title="floor on this machine", show_header=False)
     ft.add_row(f"fp32 matmul {f['matmul_n']}² (GFLOP/s)", _f(f["matmul_gflops"], 1))
+    if "matmul_bf16_gflops" in f:
+        ft.add_row(f"bf16 matmul {f['matmul_n']}² (GFLOP/s)", _f(f["matmul_bf16_gflops"], 1))
+        ft.add_row("bf16 / fp32 matmul rate: the most bf16 can speed a step here", _x(f["bf16_matmul_ratio"]))
     ft.add_row("backbone alone, batch 1, default layout (s)", _f(f["backbone_default_s"]))
     ft.add_row("backbone alone, batch 1, channels-last (s)", _f(f["backbone_channels_last_s"]))
     ft.add_row("floor: all FLOPs at the matmul rate (s/image)", _f(f["matmul_floor_s"]))

@@ -18,6 +18,7 @@ from rsvg.boxes import paired_iou
 from rsvg.data.dataset import RSVGDataset, box_to_original
 from rsvg.data.xmlio import atomic_write_text
 from rsvg.engine import distributed as dist
+from rsvg.engine.allocator import keep_freed_memory
 from rsvg.engine.amp import autocast_context
 from rsvg.engine.batching import collate, forward_batch, to_device
 from rsvg.engine.feature_cache import encode_images
@@ -102,6 +103,7 @@ def predict(
     """One row per sample of this rank: index, image, query, category, predicted and ground-truth boxes in
     original pixels, IoU, and what the model's stages say about the answer (:func:`stage_fields`)."""
     model.eval()
+    keep_freed_memory()  # each batch allocates the same large maps again (rsvg.engine.allocator)
     rows: list[dict[str, Any]] = []
     for batch in loader:
         batch = to_device(batch, device, channels_last)

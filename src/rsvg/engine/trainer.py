@@ -42,6 +42,7 @@ from rsvg.config import RunConfig, config_from_dict
 from rsvg.data.records import DatasetError
 from rsvg.data.xmlio import atomic_write_text
 from rsvg.engine import distributed as dist
+from rsvg.engine.allocator import keep_freed_memory
 from rsvg.engine.amp import autocast_context, choose_amp_for, resolve_amp
 from rsvg.engine.batching import collate, to_device
 from rsvg.engine.checkpoint import (
@@ -85,6 +86,8 @@ class Trainer:
         self.console = Console(quiet=not dist.is_main())
         self.amp_choice = choose_amp_for(cfg, self.device)
         self.amp = self.amp_choice.step
+        # every step allocates the same large tensors: freed memory stays mapped for the next (rsvg.engine.allocator)
+        self.allocator = keep_freed_memory()
         if cfg.data.root is None:
             raise DatasetError("no dataset: give --data ROOT or set data.root in the config")
         # train.deterministic stays in force until close()
@@ -460,7 +463,9 @@ class Trainer:
                 f"({cfg.train.lr_groups}): {describe_groups(self.optimizer)}",
                 highlight=False,
             )
-            self.console.print(f"deterministic: {self.determinism.summary()}", highlight=False)
+            self.console.print(
+                f"deterministic: {self.determinism.summary()}; {self.allocator.summary()}", highlight=False
+            )
             if self.warmup_frozen:
                 self.console.print(
                     f"epochs 1-{cfg.train.freeze_epochs}: the groups at lr_pretrained ({len(self.warmup_frozen)} "
