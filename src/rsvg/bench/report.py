@@ -146,6 +146,9 @@ def render_model_bench(result: dict[str, Any], console: Console) -> None:
         at.add_column("train step (s)", justify="right")
         at.add_column("cost", justify="right")
         for name, row in ablation.items():
+            if "not_measured" in row:
+                at.add_row(name, f"not measured: {row['not_measured']}", *[""] * 5)
+                continue
             i, tr_ = row.get("inference") or {}, row.get("training") or {}
             at.add_row(
                 name,
