@@ -47,7 +47,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.ops import FrozenBatchNorm2d
 
 from rsvg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from rsvg.models.backbones.base import Backbone
@@ -57,6 +56,7 @@ from rsvg.models.backbones.darknet_weights import (
     load_darknet_weights,
     yolov3_layout,
 )
+from rsvg.models.backbones.frozen_norm import FrozenBatchNorm2d
 from rsvg.models.backbones.weights import LoadReport, random_init_report
 
 __all__ = [

@@ -41,9 +41,10 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.ops import FrozenBatchNorm2d, stochastic_depth
+from torchvision.ops import stochastic_depth
 
 from rsvg.models.backbones.base import Backbone
+from rsvg.models.backbones.frozen_norm import FrozenBatchNorm2d
 from rsvg.models.backbones.weights import (
     LoadReport,
     WeightsNotFoundError,

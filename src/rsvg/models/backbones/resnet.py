@@ -26,10 +26,10 @@ from typing import Any, Literal
 
 import torchvision
 from torch import Tensor, nn
-from torchvision.ops import FrozenBatchNorm2d
 
 from rsvg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from rsvg.models.backbones.base import Backbone
+from rsvg.models.backbones.frozen_norm import FrozenBatchNorm2d
 from rsvg.models.backbones.weights import (
     LoadReport,
     WeightsFormatError,
