@@ -206,19 +206,9 @@ def floor_summary(floor_raw: dict[str, Any], inference: dict[str, Any], bkey: st
     est = floor_estimates(flops["model"], flops["backbone"], floor_raw["matmul"]["gflops"], best_backbone)
     b1 = inference["batch1"]["optimised"]["seconds"]
     bn = inference[bkey]["optimised"]["seconds_per_image"]
-    bf16 = floor_raw.get("matmul_bf16")
-    return {
+    out = {
         "matmul_n": floor_raw["matmul"]["n"],
         "matmul_gflops": floor_raw["matmul"]["gflops"],
-        # bf16 over fp32 matmul rate: no step runs faster than this in bf16 here
-        **(
-            {
-                "matmul_bf16_gflops": bf16["gflops"],
-                "bf16_matmul_ratio": _ratio(floor_raw["matmul"]["seconds"], bf16["seconds"]),
-            }
-            if bf16
-            else {}
-        ),
         "backbone_default_s": floor_raw["backbone_default"]["seconds"],
         "backbone_channels_last_s": floor_raw["backbone_channels_last"]["seconds"],
         **est,
@@ -228,6 +218,11 @@ def floor_summary(floor_raw: dict[str, Any], inference: dict[str, Any], bkey: st
         "achieved_gflops_batch1": flops["model_trimmed_text"] / b1 / 1e9,
         f"achieved_gflops_{bkey}": flops["model_trimmed_text"] / bn / 1e9,
     }
+    bf16 = floor_raw.get("matmul_bf16")
+    if bf16:  # bf16 over fp32 matmul rate: no step runs faster than this in bf16 here
+        out["matmul_bf16_gflops"] = bf16["gflops"]
+        out["bf16_matmul_ratio"] = _ratio(floor_raw["matmul"]["seconds"], bf16["seconds"])
+    return out
 
 
 def projection_summary(
